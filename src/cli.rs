@@ -1,0 +1,222 @@
+//! The command line, as clap structs only. Resolution into settings and the
+//! work itself live in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::password::Source;
+use crate::vault::format::KdfParams;
+
+/// Run the OpenClaw assistant in a hardened container, its state sealed in
+/// an encrypted, authenticated vault.
+#[derive(Debug, Parser)]
+#[command(
+    name = "safeclaw",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 wrong password, 4 damaged vault, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Print the result as JSON on stdout (errors too)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print only results and errors
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// Never draw progress bars
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, inspect and manage vaults
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Seal a directory into a new vault
+    Create(CreateArgs),
+    /// Show a vault's header (no password needed; not authenticated)
+    Info(InfoArgs),
+    /// Authenticate every chunk and check the archive, writing nothing
+    Verify(VerifyArgs),
+    /// Decrypt a vault into a new private directory
+    Export(ExportArgs),
+    /// Change the password (rewraps the data key; the payload is untouched)
+    Passwd(PasswdArgs),
+}
+
+/// Where the vault password comes from. Default: a no-echo prompt.
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of PATH
+    #[arg(long, value_name = "PATH", conflicts_with = "password_stdin")]
+    pub password_file: Option<PathBuf>,
+
+    /// Read the password from the first line of standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+impl PasswordArgs {
+    pub fn source(&self) -> Source {
+        match (&self.password_file, self.password_stdin) {
+            (Some(path), _) => Source::File(path.clone()),
+            (None, true) => Source::Stdin,
+            (None, false) => Source::Prompt,
+        }
+    }
+}
+
+/// Argon2id cost for a new password slot.
+#[derive(Debug, Args)]
+pub struct KdfArgs {
+    /// Argon2id memory, e.g. 256MiB, 1GiB, 65536KiB (plain numbers are MiB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_kib)]
+    pub kdf_memory: Option<u32>,
+
+    /// Argon2id passes over memory
+    #[arg(long, value_name = "N")]
+    pub kdf_iterations: Option<u32>,
+
+    /// Argon2id lanes
+    #[arg(long, value_name = "N")]
+    pub kdf_parallelism: Option<u32>,
+}
+
+impl KdfArgs {
+    pub fn params(&self) -> KdfParams {
+        let d = KdfParams::DEFAULT;
+        KdfParams {
+            m_kib: self.kdf_memory.unwrap_or(d.m_kib),
+            t: self.kdf_iterations.unwrap_or(d.t),
+            p: self.kdf_parallelism.unwrap_or(d.p),
+        }
+    }
+}
+
+fn parse_kib(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 256MiB"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "kib" | "k" => 1,
+        "" | "mib" | "m" => 1024,
+        "gib" | "g" => 1024 * 1024,
+        _ => return Err(format!("unknown unit {unit:?}; use KiB, MiB or GiB")),
+    };
+    n.checked_mul(mult)
+        .and_then(|k| u32::try_from(k).ok())
+        .ok_or_else(|| format!("{s} is too large"))
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The plaintext directory to seal
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+
+    /// The vault file to create (must not exist)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// After sealing and verifying, overwrite and delete the source (see --help)
+    ///
+    /// Each file is overwritten with zeros, synced, and unlinked. On SSDs,
+    /// copy-on-write filesystems (btrfs, ZFS, APFS) and journaled or
+    /// snapshotted storage the old blocks can survive anyway; only full-disk
+    /// encryption protects against that.
+    #[arg(long)]
+    pub wipe_source: bool,
+
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The vault file
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The vault file
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The vault file
+    pub file: PathBuf,
+
+    /// The directory to create (0700); must be absent or empty
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+
+    /// Replace a non-empty target directory
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// The vault file
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+
+    /// Read the new password from the first line of PATH (default: prompt twice)
+    #[arg(long, value_name = "PATH")]
+    pub new_password_file: Option<PathBuf>,
+
+    /// Cost of the new slot (default: today's defaults, so passwd also upgrades old vaults)
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_kib("64"), Ok(65536));
+        assert_eq!(parse_kib("256MiB"), Ok(262144));
+        assert_eq!(parse_kib("1GiB"), Ok(1048576));
+        assert_eq!(parse_kib("8KiB"), Ok(8));
+        assert!(parse_kib("5 parsecs").is_err());
+        assert!(parse_kib("99999999GiB").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

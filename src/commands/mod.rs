@@ -1,0 +1,34 @@
+//! One module per command, each a `run(args, printer)`.
+
+mod vault_create;
+mod vault_export;
+mod vault_info;
+mod vault_passwd;
+mod vault_verify;
+
+use crate::cli::{Command, VaultCommand};
+use crate::error::Result;
+use crate::password::{self, Confirm, Source};
+use crate::printer::Printer;
+use crate::vault::crypto::DataKey;
+use crate::vault::VaultFile;
+
+pub fn run(command: Command, printer: &Printer) -> Result<()> {
+    match command {
+        Command::Vault(VaultCommand::Create(args)) => vault_create::run(args, printer),
+        Command::Vault(VaultCommand::Info(args)) => vault_info::run(args, printer),
+        Command::Vault(VaultCommand::Verify(args)) => vault_verify::run(args, printer),
+        Command::Vault(VaultCommand::Export(args)) => vault_export::run(args, printer),
+        Command::Vault(VaultCommand::Passwd(args)) => vault_passwd::run(args, printer),
+    }
+}
+
+/// Asks for the password and unlocks, with a spinner while Argon2 runs.
+/// Returns the data key and the index of the slot that opened.
+fn unlock(vault: &VaultFile, source: &Source, printer: &Printer) -> Result<(DataKey, usize)> {
+    let password = password::read(source, "vault password", Confirm::Once)?;
+    let spinner = printer.spinner("deriving key (Argon2id)");
+    let result = vault.unlock(&password);
+    spinner.finish_and_clear();
+    result
+}

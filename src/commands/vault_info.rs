@@ -1,0 +1,81 @@
+//! `safeclaw vault info`: the header, without a password.
+
+use serde_json::json;
+
+use crate::cli::InfoArgs;
+use crate::error::Result;
+use crate::printer::Printer;
+use crate::vault::format::{Slot, VERSION};
+use crate::vault::VaultFile;
+
+pub fn run(args: InfoArgs, printer: &Printer) -> Result<()> {
+    let vault = VaultFile::open(&args.file)?;
+    let h = vault.header();
+    let created = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.created),
+    )
+    .to_string();
+    let mut slots_json = Vec::new();
+    let mut text = format!(
+        "vault       {}\nformat      safeclaw vault version {VERSION}\ngeneration  {}\ncreated     {created}\n\
+         payload     {} bytes in {} chunks of {} bytes\n",
+        args.file.display(),
+        h.generation,
+        vault.payload_len(),
+        vault.chunk_count(),
+        h.chunk_size,
+    );
+    for (i, slot) in h.slots.iter().enumerate() {
+        match slot {
+            Slot::Password(s) => {
+                text.push_str(&format!(
+                    "slot {}      password, argon2id m={} KiB t={} p={}{}\n",
+                    i + 1,
+                    s.kdf.m_kib,
+                    s.kdf.t,
+                    s.kdf.p,
+                    if s.kdf.is_weak() {
+                        " (weaker than RFC 9106; run `safeclaw vault passwd` to upgrade)"
+                    } else {
+                        ""
+                    }
+                ));
+                slots_json.push(json!({
+                    "kind": "password",
+                    "kdf": { "algorithm": "argon2id", "version": 19,
+                             "memory_kib": s.kdf.m_kib, "iterations": s.kdf.t, "parallelism": s.kdf.p },
+                    "weak": s.kdf.is_weak(),
+                }));
+            }
+            Slot::Unknown { kind, body } => {
+                text.push_str(&format!(
+                    "slot {}      unknown kind {kind} ({} bytes)\n",
+                    i + 1,
+                    body.len()
+                ));
+                slots_json.push(json!({ "kind": "unknown", "kind_id": kind, "bytes": body.len() }));
+            }
+        }
+    }
+    text.push_str(
+        "note        not authenticated without the password; `safeclaw vault verify` checks it",
+    );
+    printer.result(
+        &text,
+        json!({
+            "ok": true,
+            "path": args.file,
+            "format_version": VERSION,
+            "generation": h.generation,
+            "created": created,
+            "created_unix": h.created,
+            "chunk_size": h.chunk_size,
+            "payload_bytes": vault.payload_len(),
+            "chunks": vault.chunk_count(),
+            "file_bytes": vault.file_len,
+            "slots": slots_json,
+            "authenticated": false,
+        }),
+    );
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! safeclaw: run the OpenClaw assistant gateway in a hardened container,
+//! its state sealed in an authenticated, encrypted vault.
+//!
+//! Where things are:
+//! - `vault/`: the vault format (`format.rs`), keys (`crypto.rs`), STREAM
+//!   (`stream.rs`), the tar rules (`archive.rs`), vault files (`mod.rs`);
+//! - `cli.rs`: the command line; `commands/`: one module per command;
+//! - `error.rs`: failure classes and exit codes; `printer.rs`: all output;
+//! - `password.rs`: password input; `private_fs.rs`: atomic, private files.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod commands;
+pub mod env_vars;
+pub mod error;
+pub mod interrupt;
+pub mod password;
+pub mod printer;
+pub mod private_fs;
+pub mod vault;
+pub mod wipe;

@@ -1,0 +1,21 @@
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use safeclaw::cli::Cli;
+use safeclaw::printer::Printer;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    safeclaw::interrupt::install();
+    let printer = Printer::new(cli.json, cli.quiet, cli.no_progress);
+    match safeclaw::commands::run(cli.command, &printer) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            printer.error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

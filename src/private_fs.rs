@@ -1,0 +1,161 @@
+//! Writing files that matter: atomic replacement (temp file in the same
+//! directory, fsync, rename, fsync the directory), 0600 files and 0700
+//! directories checked after creation rather than assumed from the umask.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A file being written under a temporary name next to its final path.
+/// Dropped without `commit`, the temporary file is removed; the final path
+/// is never touched until the rename.
+pub struct AtomicFile {
+    file: Option<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(dest: &Path) -> Result<Self> {
+        let dir = parent_of(dest);
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::usage(format!("{} is not a file path", dest.display())))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            hex(&crate::vault::crypto::random_array::<6>())
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(|e| Error::io("creating", &tmp, e))?;
+        check_mode(&file, &tmp, 0o600)?;
+        Ok(AtomicFile {
+            file: Some(file),
+            tmp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("file is present until commit")
+    }
+
+    /// fsync, then link to `dest` only if nothing is there (no clobber,
+    /// even against a file created since the caller checked), fsync the
+    /// directory.
+    pub fn commit_new(mut self) -> Result<()> {
+        let file = self.file.take().expect("file is present until commit");
+        file.sync_all()
+            .map_err(|e| Error::io("syncing", &self.tmp, e))?;
+        drop(file);
+        fs::hard_link(&self.tmp, &self.dest).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                Error::usage(format!("{} already exists", self.dest.display()))
+                    .with_hint("choose another path; an existing vault is never overwritten")
+            } else {
+                Error::io("creating", &self.dest, e)
+            }
+        })?;
+        let _ = fs::remove_file(&self.tmp);
+        self.tmp = PathBuf::new();
+        sync_dir(&parent_of(&self.dest))
+    }
+
+    /// fsync, rename over `dest`, fsync the directory.
+    pub fn commit(mut self) -> Result<()> {
+        let file = self.file.take().expect("file is present until commit");
+        file.sync_all()
+            .map_err(|e| Error::io("syncing", &self.tmp, e))?;
+        drop(file);
+        fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io("renaming into", &self.dest, e))?;
+        // From here the temporary name is gone: nothing for Drop to remove.
+        self.tmp = PathBuf::new();
+        sync_dir(&parent_of(&self.dest))
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            self.file = None;
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// The directory a path lives in (`.` for a bare file name).
+pub fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+/// Fails unless `file` has exactly `mode` in its permission bits.
+pub fn check_mode(file: &File, path: &Path, mode: u32) -> Result<()> {
+    let actual = file
+        .metadata()
+        .map_err(|e| Error::io("reading", path, e))?
+        .mode()
+        & 0o7777;
+    if actual != mode {
+        return Err(Error::failure(format!(
+            "{} has mode {actual:04o}, expected {mode:04o}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Creates a new directory with mode 0700, checked.
+pub fn create_private_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| Error::io("creating", path, e))?;
+    let meta = fs::symlink_metadata(path).map_err(|e| Error::io("reading", path, e))?;
+    if !meta.is_dir() || meta.mode() & 0o7777 != 0o700 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("setting the mode of", path, e))?;
+    }
+    Ok(())
+}
+
+/// A warning when a file holding secrets can be read by others.
+pub fn exposure_warning(path: &Path) -> Option<String> {
+    let meta = fs::metadata(path).ok()?;
+    (meta.mode() & 0o077 != 0).then(|| {
+        format!(
+            "{} is readable by other users (mode {:04o}); chmod 600 it",
+            path.display(),
+            meta.mode() & 0o7777
+        )
+    })
+}
+
+/// True when `path` is missing or an empty directory.
+pub fn is_absent_or_empty_dir(path: &Path) -> io::Result<bool> {
+    match fs::read_dir(path) {
+        Ok(mut it) => Ok(it.next().is_none()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

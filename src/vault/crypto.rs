@@ -1,0 +1,192 @@
+//! Key material of a vault: the data key, password slots (Argon2id +
+//! AES-256-GCM key wrap), the header MAC and per-generation payload keys.
+//! Every key lives in a type that is zeroized on drop.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::format::{KdfParams, PasswordSlot, MAC_LEN, SALT_LEN, WRAPPED_KEY_LEN};
+
+pub const KEY_LEN: usize = 32;
+
+/// The vault's random data key. Wrapped by each slot; never stored in clear.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct DataKey([u8; KEY_LEN]);
+
+/// A key derived for one generation's payload.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct PayloadKey([u8; KEY_LEN]);
+
+impl PayloadKey {
+    pub fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new((&self.0).into())
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    pub fn generate() -> Self {
+        DataKey(random_array())
+    }
+
+    /// For the container hand-off: the raw bytes, to be written and dropped.
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        DataKey(bytes)
+    }
+
+    pub fn header_mac(&self, mac_input: &[u8]) -> [u8; MAC_LEN] {
+        self.mac(mac_input).finalize().into_bytes().into()
+    }
+
+    /// Constant-time comparison of the header MAC.
+    pub fn verify_header_mac(&self, mac_input: &[u8], mac: &[u8; MAC_LEN]) -> bool {
+        self.mac(mac_input).verify_slice(mac).is_ok()
+    }
+
+    fn mac(&self, mac_input: &[u8]) -> Hmac<Sha256> {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        Hkdf::<Sha256>::new(None, &self.0)
+            .expand(b"safeclaw-vault v1 header mac", key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
+            .expect("HMAC accepts any key length");
+        mac.update(mac_input);
+        mac
+    }
+
+    /// The payload key of one generation (salt fresh per generation).
+    pub fn payload_key(
+        &self,
+        salt: &[u8; SALT_LEN],
+        generation: u64,
+        chunk_size: u32,
+    ) -> PayloadKey {
+        let mut info = Vec::with_capacity(40);
+        info.extend_from_slice(b"safeclaw-vault v1 payload");
+        info.extend_from_slice(&generation.to_be_bytes());
+        info.extend_from_slice(&chunk_size.to_be_bytes());
+        let mut key = [0u8; KEY_LEN];
+        Hkdf::<Sha256>::new(Some(salt), &self.0)
+            .expand(&info, &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        PayloadKey(key)
+    }
+}
+
+/// Argon2id(password, salt) -> key-encryption key. The parameters must have
+/// passed `KdfParams::check` (the parser does that for every slot it reads).
+fn derive_kek(password: &[u8], kdf: &KdfParams, salt: &[u8; SALT_LEN]) -> Zeroizing<[u8; KEY_LEN]> {
+    let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(KEY_LEN))
+        .expect("parameters were checked against Argon2's rules");
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut kek = Zeroizing::new([0u8; KEY_LEN]);
+    argon
+        .hash_password_into(password, salt, kek.as_mut())
+        .expect("password and salt lengths are within Argon2's limits");
+    kek
+}
+
+/// A new password slot for `key`, with a fresh salt.
+pub fn wrap_with_password(key: &DataKey, password: &[u8], kdf: KdfParams) -> PasswordSlot {
+    let salt: [u8; SALT_LEN] = random_array();
+    let kek = derive_kek(password, &kdf, &salt);
+    let aad = PasswordSlot::aad(&kdf, &salt);
+    // A KEK wraps exactly one key (fresh salt), so a fixed nonce never repeats.
+    let wrapped = Aes256Gcm::new(kek.as_ref().into())
+        .encrypt(
+            Nonce::from_slice(&[0u8; 12]),
+            Payload {
+                msg: &key.0,
+                aad: &aad,
+            },
+        )
+        .expect("AES-GCM encryption of 32 bytes cannot fail");
+    let mut wrapped_key = [0u8; WRAPPED_KEY_LEN];
+    wrapped_key.copy_from_slice(&wrapped);
+    PasswordSlot {
+        kdf,
+        salt,
+        wrapped_key,
+    }
+}
+
+/// The data key if `password` opens `slot`.
+pub fn unwrap_with_password(slot: &PasswordSlot, password: &[u8]) -> Option<DataKey> {
+    let kek = derive_kek(password, &slot.kdf, &slot.salt);
+    let aad = PasswordSlot::aad(&slot.kdf, &slot.salt);
+    let plain = Zeroizing::new(
+        Aes256Gcm::new(kek.as_ref().into())
+            .decrypt(
+                Nonce::from_slice(&[0u8; 12]),
+                Payload {
+                    msg: &slot.wrapped_key,
+                    aad: &aad,
+                },
+            )
+            .ok()?,
+    );
+    let mut key = [0u8; KEY_LEN];
+    key.copy_from_slice(&plain);
+    Some(DataKey(key))
+}
+
+pub fn random_array<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    getrandom::getrandom(&mut out).expect("the OS random number generator failed");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: KdfParams = KdfParams {
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
+
+    #[test]
+    fn wrap_unwrap_and_wrong_password() {
+        let key = DataKey::generate();
+        let slot = wrap_with_password(&key, b"correct horse", FAST);
+        let back = unwrap_with_password(&slot, b"correct horse").unwrap();
+        assert_eq!(back.as_bytes(), key.as_bytes());
+        assert!(unwrap_with_password(&slot, b"correct horsf").is_none());
+        let mut tampered = slot.clone();
+        tampered.kdf.t = 2;
+        assert!(unwrap_with_password(&tampered, b"correct horse").is_none());
+    }
+
+    #[test]
+    fn payload_keys_differ_per_salt_and_generation() {
+        let key = DataKey::generate();
+        let a = key.payload_key(&[1; SALT_LEN], 1, 65536);
+        let b = key.payload_key(&[2; SALT_LEN], 1, 65536);
+        let c = key.payload_key(&[1; SALT_LEN], 2, 65536);
+        assert_ne!(a.0, b.0);
+        assert_ne!(a.0, c.0);
+    }
+
+    #[test]
+    fn header_mac_detects_changes() {
+        let key = DataKey::generate();
+        let mac = key.header_mac(b"header bytes");
+        assert!(key.verify_header_mac(b"header bytes", &mac));
+        assert!(!key.verify_header_mac(b"header bytez", &mac));
+        assert!(!DataKey::generate().verify_header_mac(b"header bytes", &mac));
+    }
+}

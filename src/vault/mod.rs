@@ -1,0 +1,306 @@
+//! The vault: an authenticated, versioned, encrypted archive of a state
+//! directory (docs/vault-format.md).
+//!
+//! - `format`: the header, pure functions over bytes;
+//! - `crypto`: data key, password slots, header MAC, payload keys;
+//! - `stream`: STREAM chunked AEAD over `Read`/`Write`;
+//! - `archive`: tar packing and hostile-input-aware extraction;
+//! - this file: files on disk, composed from the above.
+
+pub mod archive;
+pub mod crypto;
+pub mod format;
+pub mod stream;
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Class, Error, Result};
+use crate::password::Password;
+use crate::private_fs::AtomicFile;
+use crypto::DataKey;
+use format::{FormatError, Header, ParsedHeader, Slot};
+
+/// zstd level for new payloads: fast, and far better than gzip's ratio.
+const ZSTD_LEVEL: i32 = 3;
+/// Readers refuse zstd frames that need a larger window (bounds memory).
+const ZSTD_WINDOW_LOG_MAX: u32 = 27;
+
+/// An opened vault file: header parsed and checked, nothing decrypted.
+pub struct VaultFile {
+    pub path: PathBuf,
+    pub parsed: ParsedHeader,
+    pub file_len: u64,
+    file: File,
+}
+
+/// Turns a header problem into the error users see.
+fn format_error(path: &Path, e: FormatError) -> Error {
+    let shown = path.display();
+    match e {
+        FormatError::NotAVault => Error::damaged(format!("{shown} is not a safeclaw vault"))
+            .with_hint("check the path; a vault starts with the bytes SAFECLAW"),
+        FormatError::UnsupportedVersion(v) => Error::damaged(format!(
+            "{shown} is vault format version {v}; this safeclaw reads version {}",
+            format::VERSION
+        ))
+        .with_hint("use a newer safeclaw"),
+        FormatError::Damaged(what) => Error::damaged(format!("{shown} is damaged: {what}"))
+            .with_hint("restore the vault from a backup; this file cannot be trusted"),
+        FormatError::KdfOverCaps(k) => Error::damaged(format!(
+            "{shown} asks for key derivation beyond the safety caps (m={} KiB, t={}, p={}; caps m<={} KiB, t<={}, p<={})",
+            k.m_kib,
+            k.t,
+            k.p,
+            format::KdfParams::MAX_M_KIB,
+            format::KdfParams::MAX_T,
+            format::KdfParams::MAX_P
+        ))
+        .with_hint("the header is damaged or hostile; nothing was derived or allocated"),
+    }
+}
+
+impl VaultFile {
+    /// Opens and parses the header. Needs no password.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io("reading", path, e))?;
+        if !meta.is_file() {
+            return Err(Error::usage(format!("{} is not a file", path.display())));
+        }
+        let mut prefix = Vec::with_capacity(format::PREFIX_LEN);
+        (&mut file)
+            .take(format::PREFIX_LEN as u64)
+            .read_to_end(&mut prefix)
+            .map_err(|e| Error::io("reading", path, e))?;
+        let len = format::header_len(&prefix).map_err(|e| format_error(path, e))?;
+        let mut bytes = prefix;
+        (&mut file)
+            .take((len - format::PREFIX_LEN) as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("reading", path, e))?;
+        let parsed = format::parse(&bytes).map_err(|e| format_error(path, e))?;
+        Ok(VaultFile {
+            path: path.to_path_buf(),
+            parsed,
+            file_len: meta.len(),
+            file,
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.parsed.header
+    }
+
+    /// Encrypted payload bytes (tags included).
+    pub fn payload_len(&self) -> u64 {
+        self.file_len.saturating_sub(self.parsed.len as u64)
+    }
+
+    /// Number of STREAM chunks the payload length implies.
+    pub fn chunk_count(&self) -> u64 {
+        let sealed = self.header().chunk_size as u64 + stream::TAG_LEN as u64;
+        self.payload_len().div_ceil(sealed).max(1)
+    }
+
+    /// Recovers the data key with a password and authenticates the header.
+    /// Also returns the index of the slot that opened.
+    pub fn unlock(&self, password: &Password) -> Result<(DataKey, usize)> {
+        let mut had_slot = false;
+        for (index, slot) in self.header().slots.iter().enumerate() {
+            let Slot::Password(slot) = slot else { continue };
+            had_slot = true;
+            if let Some(key) = crypto::unwrap_with_password(slot, password.as_bytes()) {
+                if !key.verify_header_mac(&self.parsed.mac_input, &self.parsed.mac) {
+                    return Err(Error::damaged(format!(
+                        "{}: the header was modified (authentication failed)",
+                        self.path.display()
+                    ))
+                    .with_hint("restore the vault from a backup; this file cannot be trusted"));
+                }
+                return Ok((key, index));
+            }
+        }
+        if !had_slot {
+            return Err(Error::failure(format!(
+                "{} has no password slot this safeclaw can open",
+                self.path.display()
+            )));
+        }
+        Err(Error::new(
+            Class::WrongPassword,
+            format!("wrong password for {}", self.path.display()),
+        )
+        .with_hint("try again; a vault password cannot be recovered"))
+    }
+
+    /// The decrypted, decompressed payload (a tar stream). `on_read` gets
+    /// the number of encrypted bytes consumed so far, for progress.
+    pub fn payload<'a>(
+        mut self,
+        key: &DataKey,
+        on_read: impl FnMut(u64) + 'a,
+    ) -> Result<impl Read + 'a> {
+        let h = &self.parsed.header;
+        let payload_key = key.payload_key(&h.payload_salt, h.generation, h.chunk_size);
+        self.file
+            .seek(SeekFrom::Start(self.parsed.len as u64))
+            .map_err(|e| Error::io("reading", &self.path, e))?;
+        let counted = Progress {
+            inner: self.file,
+            done: 0,
+            report: on_read,
+        };
+        let chunks = stream::StreamReader::new(counted, &payload_key, h.chunk_size);
+        let mut decoder = zstd::stream::read::Decoder::new(chunks)
+            .map_err(|e| Error::failure(format!("starting zstd: {e}")))?;
+        decoder
+            .window_log_max(ZSTD_WINDOW_LOG_MAX)
+            .map_err(|e| Error::failure(format!("configuring zstd: {e}")))?;
+        Ok(decoder)
+    }
+
+    /// Authenticates every chunk and applies every extraction rule to the
+    /// archive, writing nothing.
+    pub fn verify(self, key: &DataKey, on_read: impl FnMut(u64)) -> Result<archive::Stats> {
+        let mut payload = self.payload(key, on_read)?;
+        let stats = archive::check(&mut payload)?;
+        drain(&mut payload)?;
+        Ok(stats)
+    }
+
+    /// Extracts into `dest` (an empty private directory the caller made).
+    pub fn unpack(
+        self,
+        key: &DataKey,
+        dest: &Path,
+        on_read: impl FnMut(u64),
+    ) -> Result<archive::Stats> {
+        let mut payload = self.payload(key, on_read)?;
+        let stats = archive::unpack(&mut payload, dest, &mut |_| {})?;
+        drain(&mut payload)?;
+        Ok(stats)
+    }
+
+    /// Writes this vault with a new header (same payload bytes) to `dest`
+    /// atomically. The header must keep generation, salt and chunk size.
+    pub fn rewrite_header(mut self, key: &DataKey, header: &Header, dest: &Path) -> Result<()> {
+        let old = &self.parsed.header;
+        assert!(
+            header.generation == old.generation
+                && header.payload_salt == old.payload_salt
+                && header.chunk_size == old.chunk_size,
+            "a header rewrite must not change what the payload key is derived from"
+        );
+        let mut out = AtomicFile::create(dest)?;
+        out.file()
+            .write_all(&encode_header(key, header)?)
+            .map_err(|e| Error::io("writing", dest, e))?;
+        self.file
+            .seek(SeekFrom::Start(self.parsed.len as u64))
+            .map_err(|e| Error::io("reading", &self.path, e))?;
+        io::copy(&mut self.file, out.file())
+            .map_err(|e| Error::io("copying the payload to", dest, e))?;
+        out.commit()
+    }
+}
+
+/// Reads the rest of the payload so that every chunk up to the one flagged
+/// last is authenticated, even when tar stopped at its end marker.
+fn drain(payload: &mut impl Read) -> Result<()> {
+    io::copy(payload, &mut io::sink())
+        .map(|_| ())
+        .map_err(|e| archive::classify_read_error(e, "payload"))
+}
+
+/// Header bytes including the MAC.
+fn encode_header(key: &DataKey, header: &Header) -> Result<Vec<u8>> {
+    let mut bytes = format::serialize_mac_input(header)
+        .map_err(|_| Error::failure("internal error: the new header is not valid"))?;
+    let mac = key.header_mac(&bytes);
+    bytes.extend_from_slice(&mac);
+    Ok(bytes)
+}
+
+/// A new header for a first generation with one password slot.
+pub fn new_header(key: &DataKey, password: &Password, kdf: format::KdfParams) -> Header {
+    Header {
+        generation: 1,
+        created: now(),
+        chunk_size: format::DEFAULT_CHUNK_SIZE,
+        payload_salt: crypto::random_array(),
+        slots: vec![Slot::Password(crypto::wrap_with_password(
+            key,
+            password.as_bytes(),
+            kdf,
+        ))],
+    }
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Whether `write` may replace an existing file at its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// Fail if the destination exists (new vaults).
+    Never,
+    /// Rename over it (new generations of an existing vault).
+    Atomically,
+}
+
+/// Seals `fill`'s output (a tar stream) as the payload of a vault written
+/// atomically to `dest`: header, then zstd, then STREAM. The previous file
+/// at `dest`, if any, stays intact until the final rename.
+pub fn write<T>(
+    dest: &Path,
+    replace: Replace,
+    key: &DataKey,
+    header: &Header,
+    fill: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
+    let mut out = AtomicFile::create(dest)?;
+    let io_err = |e: io::Error| Error::io("writing", dest, e);
+    out.file()
+        .write_all(&encode_header(key, header)?)
+        .map_err(io_err)?;
+    let payload_key = key.payload_key(&header.payload_salt, header.generation, header.chunk_size);
+    let file = io::BufWriter::with_capacity(256 * 1024, out.file().try_clone().map_err(io_err)?);
+    let chunks = stream::StreamWriter::new(file, &payload_key, header.chunk_size);
+    let mut encoder = zstd::stream::write::Encoder::new(chunks, ZSTD_LEVEL).map_err(io_err)?;
+    // A second core compresses while this one reads and encrypts.
+    let _ = encoder.multithread(2);
+    let value = fill(&mut encoder)?;
+    let chunks = encoder.finish().map_err(io_err)?;
+    let file = chunks.finish().map_err(io_err)?;
+    file.into_inner().map_err(|e| io_err(e.into_error()))?;
+    match replace {
+        Replace::Never => out.commit_new()?,
+        Replace::Atomically => out.commit()?,
+    }
+    Ok(value)
+}
+
+/// Counts bytes read from the vault file, for progress bars.
+struct Progress<R, F> {
+    inner: R,
+    done: u64,
+    report: F,
+}
+
+impl<R: Read, F: FnMut(u64)> Read for Progress<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if crate::interrupt::requested() {
+            return Err(crate::interrupt::io_error());
+        }
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.report)(self.done);
+        Ok(n)
+    }
+}
