@@ -16,6 +16,12 @@ const MAX_INPUT: u64 = 64 * 1024;
 pub struct Password(Zeroizing<Vec<u8>>);
 
 impl Password {
+    /// A password from bytes already in memory (tests, key hand-offs).
+    /// Empty passwords are refused like everywhere else.
+    pub fn new(bytes: &[u8]) -> Result<Self> {
+        Self::from_first_line(bytes, "memory")
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

@@ -49,7 +49,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
 
     let bar = printer.bar(archive::content_size(source), "sealing");
     let stats = vault::write(&args.out, Replace::Never, &key, &header, |w| {
-        archive::pack(source, w, &mut |n| bar.set_position(n)).map(|(_, stats)| stats)
+        archive::pack(source, w, &mut |n| bar.set_position(n))
     });
     bar.finish_and_clear();
     let stats = stats?;

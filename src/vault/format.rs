@@ -41,7 +41,7 @@ impl KdfParams {
     /// (64 MiB, t=3, p=4) and about a second on this project's 2-core machines.
     pub const DEFAULT: KdfParams = KdfParams {
         m_kib: 256 * 1024,
-        t: 3,
+        t: 4,
         p: 4,
     };
     /// RFC 9106 section 4, second recommended option: the floor below which

@@ -1,0 +1,475 @@
+//! The real binary, as users run it: results, exact error text, exit codes.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use common::*;
+use predicates::prelude::*;
+use predicates::str::diff;
+use tempfile::TempDir;
+
+struct Setup {
+    dir: TempDir,
+}
+
+impl Setup {
+    /// A state tree, a vault of it, and a password file "pw" = "correct horse".
+    fn new() -> Self {
+        let dir = TempDir::new().unwrap();
+        openclaw_like_tree(&dir.path().join("state"));
+        let pw = write_password(dir.path(), "pw", "correct horse");
+        create_vault(&dir.path().join("state"), &dir.path().join("v.vault"), &pw);
+        Setup { dir }
+    }
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join(rel)
+    }
+    fn vault(&self) -> String {
+        self.path("v.vault").display().to_string()
+    }
+}
+
+fn header_len(vault: &Path) -> usize {
+    let bytes = fs::read(vault).unwrap();
+    u16::from_be_bytes([bytes[10], bytes[11]]) as usize
+}
+
+#[test]
+fn create_info_verify_export_round_trip() {
+    let s = Setup::new();
+    let vault_meta = fs::metadata(s.path("v.vault")).unwrap();
+    assert_eq!(vault_meta.mode() & 0o777, 0o600, "vault file mode");
+
+    let info = safeclaw()
+        .args(["vault", "info", "--json", &s.vault()])
+        .write_stdin("")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["format_version"], 1);
+    assert_eq!(info["generation"], 1);
+    assert_eq!(info["chunk_size"], 65536);
+    assert_eq!(info["slots"][0]["kind"], "password");
+    assert_eq!(info["slots"][0]["kdf"]["algorithm"], "argon2id");
+    assert_eq!(info["slots"][0]["kdf"]["memory_kib"], 64);
+    assert_eq!(info["slots"][0]["weak"], true);
+    assert_eq!(
+        info["payload_bytes"].as_u64().unwrap() + header_len(&s.path("v.vault")) as u64,
+        vault_meta.len()
+    );
+
+    safeclaw()
+        .args(["vault", "verify", &s.vault(), "--password-file"])
+        .arg(s.path("pw"))
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(format!(
+            "ok: {} authenticated (generation 1): 10 files, 9 directories, 3 symlinks",
+            s.vault()
+        )));
+
+    safeclaw()
+        .args(["vault", "export", &s.vault(), "--to"])
+        .arg(s.path("out"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .assert()
+        .success();
+    assert_eq!(snapshot(&s.path("state")), snapshot(&s.path("out")));
+    assert_eq!(fs::metadata(s.path("out")).unwrap().mode() & 0o777, 0o700);
+    // The export left no temporary sibling behind.
+    let mut names: Vec<_> = fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["out", "pw", "state", "v.vault"]);
+}
+
+#[test]
+fn info_needs_no_password_and_says_it_is_unauthenticated() {
+    let s = Setup::new();
+    safeclaw()
+        .args(["vault", "info", &s.vault()])
+        .write_stdin("")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("format      safeclaw vault version 1\ngeneration  1\n"))
+        .stdout(predicate::str::contains(
+            "slot 1      password, argon2id m=64 KiB t=1 p=1 (weaker than RFC 9106; run `safeclaw vault passwd` to upgrade)",
+        ))
+        .stdout(predicate::str::contains("not authenticated without the password"));
+}
+
+#[test]
+fn wrong_password_exits_3_and_writes_nothing() {
+    let s = Setup::new();
+    let wrong = write_password(s.dir.path(), "wrong", "correct horsE");
+    let before = listing(s.dir.path());
+    safeclaw()
+        .args(["vault", "export", &s.vault(), "--to"])
+        .arg(s.path("out"))
+        .arg("--password-file")
+        .arg(&wrong)
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(diff(format!(
+            "error: wrong password for {}\n  hint: try again; a vault password cannot be recovered\n",
+            s.vault()
+        )));
+    assert_eq!(listing(s.dir.path()), before);
+
+    let out = safeclaw()
+        .args(["--json", "vault", "verify", &s.vault(), "--password-file"])
+        .arg(&wrong)
+        .assert()
+        .code(3)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"]["class"], "wrong-password");
+    assert_eq!(v["error"]["exit_code"], 3);
+}
+
+#[test]
+fn damaged_payload_exits_4_with_the_chunk_named() {
+    let s = Setup::new();
+    let mut bytes = fs::read(s.path("v.vault")).unwrap();
+    let at = header_len(&s.path("v.vault")) + 100; // inside chunk 0
+    bytes[at] ^= 0x20;
+    fs::write(s.path("v.vault"), &bytes).unwrap();
+    safeclaw()
+        .args(["vault", "verify", &s.vault(), "--password-file"])
+        .arg(s.path("pw"))
+        .assert()
+        .code(4)
+        .stdout("")
+        .stderr(diff(
+            "error: the vault is damaged or was modified: payload chunk 0 failed authentication\n  \
+             hint: restore the vault from a backup; this file cannot be trusted\n",
+        ));
+    // Export of the damaged vault leaves nothing behind.
+    let before = listing(s.dir.path());
+    safeclaw()
+        .args(["vault", "export", &s.vault(), "--to"])
+        .arg(s.path("out"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .assert()
+        .code(4);
+    assert_eq!(listing(s.dir.path()), before);
+}
+
+#[test]
+fn not_a_vault_and_truncated_header() {
+    let s = Setup::new();
+    fs::write(s.path("notes.txt"), "hello, this is not a vault").unwrap();
+    safeclaw()
+        .args(["vault", "info"])
+        .arg(s.path("notes.txt"))
+        .assert()
+        .code(4)
+        .stderr(diff(format!(
+            "error: {} is not a safeclaw vault\n  hint: check the path; a vault starts with the bytes SAFECLAW\n",
+            s.path("notes.txt").display()
+        )));
+    let bytes = fs::read(s.path("v.vault")).unwrap();
+    fs::write(s.path("cut.vault"), &bytes[..100]).unwrap();
+    safeclaw()
+        .args(["vault", "verify", "--password-file"])
+        .arg(s.path("pw"))
+        .arg(s.path("cut.vault"))
+        .assert()
+        .code(4)
+        .stderr(diff(format!(
+            "error: {} is damaged: file ends inside the header\n  hint: restore the vault from a backup; this file cannot be trusted\n",
+            s.path("cut.vault").display()
+        )));
+}
+
+#[test]
+fn export_refuses_a_non_empty_target_unless_forced() {
+    let s = Setup::new();
+    fs::create_dir(s.path("out")).unwrap();
+    fs::write(s.path("out/keep.txt"), "mine").unwrap();
+    safeclaw()
+        .args(["vault", "export", &s.vault(), "--to"])
+        .arg(s.path("out"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .assert()
+        .code(2)
+        .stderr(diff(format!(
+            "error: {} is not empty\n  hint: choose a new directory, or pass --force to replace its contents\n",
+            s.path("out").display()
+        )));
+    assert_eq!(fs::read_to_string(s.path("out/keep.txt")).unwrap(), "mine");
+
+    safeclaw()
+        .args(["vault", "export", &s.vault(), "--force", "--to"])
+        .arg(s.path("out"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .assert()
+        .success();
+    assert_eq!(snapshot(&s.path("state")), snapshot(&s.path("out")));
+
+    // An empty existing directory is fine without --force.
+    fs::create_dir(s.path("empty")).unwrap();
+    safeclaw()
+        .args(["vault", "export", &s.vault(), "--to"])
+        .arg(s.path("empty"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .assert()
+        .success();
+    assert_eq!(fs::metadata(s.path("empty")).unwrap().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn export_removes_plaintext_left_by_a_killed_export() {
+    let s = Setup::new();
+    let stale = s.path(".out.safeclaw-export-0123456789ab");
+    fs::create_dir(&stale).unwrap();
+    fs::write(stale.join("openclaw.json"), "plaintext").unwrap();
+    safeclaw()
+        .args(["vault", "export", &s.vault(), "--to"])
+        .arg(s.path("out"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("left by an interrupted export"));
+    assert!(!stale.exists());
+}
+
+#[test]
+fn create_never_overwrites() {
+    let s = Setup::new();
+    let before = fs::read(s.path("v.vault")).unwrap();
+    safeclaw()
+        .args(["vault", "create", "--from"])
+        .arg(s.path("state"))
+        .args(["--out", &s.vault(), "--password-file"])
+        .arg(s.path("pw"))
+        .args(FAST_KDF)
+        .assert()
+        .code(2)
+        .stderr(diff(format!(
+            "error: {} already exists\n  hint: choose another path; an existing vault is never overwritten\n",
+            s.vault()
+        )));
+    assert_eq!(fs::read(s.path("v.vault")).unwrap(), before);
+}
+
+#[test]
+fn passwd_rewraps_without_touching_the_payload() {
+    let s = Setup::new();
+    let before = fs::read(s.path("v.vault")).unwrap();
+    let new = write_password(s.dir.path(), "new", "battery staple");
+    safeclaw()
+        .args(["vault", "passwd", &s.vault(), "--password-file"])
+        .arg(s.path("pw"))
+        .arg("--new-password-file")
+        .arg(&new)
+        .args(FAST_KDF)
+        .assert()
+        .success();
+    let after = fs::read(s.path("v.vault")).unwrap();
+    let (hb, ha) = (
+        header_len(&s.path("v.vault")),
+        header_len(&s.path("v.vault")),
+    );
+    assert_eq!(before[hb..], after[ha..], "payload bytes changed");
+    assert_ne!(before[..hb], after[..ha], "header unchanged");
+    assert_eq!(
+        fs::metadata(s.path("v.vault")).unwrap().mode() & 0o777,
+        0o600
+    );
+
+    safeclaw()
+        .args(["vault", "verify", &s.vault(), "--password-file"])
+        .arg(s.path("pw"))
+        .assert()
+        .code(3);
+    safeclaw()
+        .args(["vault", "export", &s.vault(), "--to"])
+        .arg(s.path("out"))
+        .arg("--password-file")
+        .arg(&new)
+        .assert()
+        .success();
+    assert_eq!(snapshot(&s.path("state")), snapshot(&s.path("out")));
+}
+
+#[test]
+fn passwd_without_new_password_or_terminal_fails_cleanly() {
+    let s = Setup::new();
+    let before = fs::read(s.path("v.vault")).unwrap();
+    // setsid: no controlling terminal, as under cron or systemd.
+    assert_cmd::Command::new("setsid")
+        .arg(assert_cmd::cargo::cargo_bin("safeclaw"))
+        .args(["vault", "passwd", &s.vault(), "--password-file"])
+        .arg(s.path("pw"))
+        .args(FAST_KDF)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::ends_with(
+            "error: no terminal to ask for the password\n  hint: pass --password-file PATH or --password-stdin\n",
+        ));
+    assert_eq!(fs::read(s.path("v.vault")).unwrap(), before);
+}
+
+#[test]
+fn password_from_stdin_and_crlf_files() {
+    let s = Setup::new();
+    safeclaw()
+        .args(["vault", "verify", &s.vault(), "--password-stdin"])
+        .write_stdin("correct horse\nignored second line\n")
+        .assert()
+        .success();
+    fs::write(s.path("crlf"), "correct horse\r\n").unwrap();
+    safeclaw()
+        .args(["vault", "verify", &s.vault(), "--password-file"])
+        .arg(s.path("crlf"))
+        .assert()
+        .success();
+}
+
+#[test]
+fn empty_passwords_are_refused() {
+    let s = Setup::new();
+    safeclaw()
+        .args(["vault", "create", "--from"])
+        .arg(s.path("state"))
+        .args(["--out"])
+        .arg(s.path("new.vault"))
+        .arg("--password-stdin")
+        .args(FAST_KDF)
+        .write_stdin("\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::ends_with(
+            "error: the password from stdin is empty\n  hint: empty passwords are refused; put the password on the first line\n",
+        ));
+    assert!(!s.path("new.vault").exists());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let s = Setup::new();
+    safeclaw()
+        .args([
+            "vault",
+            "verify",
+            &s.vault(),
+            "--password-stdin",
+            "--password-file",
+            "x",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+    safeclaw().args(["vault", "frobnicate"]).assert().code(2);
+    safeclaw()
+        .args(["vault", "create", "--from"])
+        .arg(s.path("pw"))
+        .args(["--out"])
+        .arg(s.path("x.vault"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .assert()
+        .code(2)
+        .stderr(diff(format!(
+            "error: {} is not a directory\n",
+            s.path("pw").display()
+        )));
+    safeclaw()
+        .args(["vault", "create", "--kdf-memory", "64GiB", "--from"])
+        .arg(s.path("state"))
+        .args(["--out"])
+        .arg(s.path("x.vault"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with(
+            "error: invalid Argon2id parameters m=67108864 KiB t=4 p=4\n",
+        ));
+}
+
+#[test]
+fn hostile_kdf_header_is_refused_before_any_work() {
+    use safeclaw::vault::format::*;
+    let s = Setup::new();
+    let header = Header {
+        generation: 1,
+        created: 0,
+        chunk_size: DEFAULT_CHUNK_SIZE,
+        payload_salt: [0; SALT_LEN],
+        slots: vec![Slot::Password(PasswordSlot {
+            kdf: KdfParams {
+                m_kib: 64 * 1024 * 1024,
+                t: 4,
+                p: 4,
+            },
+            salt: [0; SALT_LEN],
+            wrapped_key: [0; WRAPPED_KEY_LEN],
+        })],
+    };
+    let mut bytes = serialize_mac_input(&header).unwrap();
+    bytes.extend_from_slice(&[0; MAC_LEN]);
+    fs::write(s.path("hostile.vault"), &bytes).unwrap();
+    // The password is never even asked for: stdin is closed, no file given.
+    assert_cmd::Command::new("setsid")
+        .arg(assert_cmd::cargo::cargo_bin("safeclaw"))
+        .args(["vault", "verify"])
+        .arg(s.path("hostile.vault"))
+        .assert()
+        .code(4)
+        .stderr(diff(format!(
+            "error: {} asks for key derivation beyond the safety caps (m=67108864 KiB, t=4, p=4; caps m<=2097152 KiB, t<=16, p<=16)\n  \
+             hint: the header is damaged or hostile; nothing was derived or allocated\n",
+            s.path("hostile.vault").display()
+        )));
+}
+
+#[test]
+fn wipe_source_removes_the_plaintext_after_a_verified_seal() {
+    let s = Setup::new();
+    fs::remove_file(s.path("v.vault")).unwrap();
+    let reference = TempDir::new().unwrap();
+    openclaw_like_tree(&reference.path().join("state"));
+    safeclaw()
+        .args(["vault", "create", "--wipe-source", "--from"])
+        .arg(s.path("state"))
+        .args(["--out", &s.vault(), "--password-file"])
+        .arg(s.path("pw"))
+        .args(FAST_KDF)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "only full-disk encryption protects against that",
+        ));
+    assert!(!s.path("state").exists());
+    safeclaw()
+        .args(["vault", "export", &s.vault(), "--to"])
+        .arg(s.path("out"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .assert()
+        .success();
+    assert_eq!(
+        snapshot(&reference.path().join("state")),
+        snapshot(&s.path("out"))
+    );
+}

@@ -1,0 +1,136 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// Cheap Argon2 so tests stay fast; the format and code paths are the same.
+pub const FAST_KDF: [&str; 6] = [
+    "--kdf-memory",
+    "64KiB",
+    "--kdf-iterations",
+    "1",
+    "--kdf-parallelism",
+    "1",
+];
+
+pub fn safeclaw() -> Command {
+    let mut cmd = Command::cargo_bin("safeclaw").unwrap();
+    cmd.env_remove("NO_COLOR");
+    cmd
+}
+
+pub fn write_password(dir: &Path, name: &str, password: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, format!("{password}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// A directory shaped like an OpenClaw state dir: JSON config, SQLite with
+/// WAL, a workspace git repo, symlinks inside, an empty dir, unicode names,
+/// a long path, and a few modes.
+pub fn openclaw_like_tree(root: &Path) {
+    let w = |rel: &str, data: &[u8], mode: u32| {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, data).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    fs::create_dir_all(root).unwrap();
+    w(
+        "openclaw.json",
+        br#"{"gateway":{"auth":{"token":"MARKER-gateway"}}}"#,
+        0o600,
+    );
+    w("openclaw.json.bak.1", br#"{"old":true}"#, 0o600);
+    let sqlite: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    w("state/openclaw.sqlite", &sqlite, 0o644);
+    w("state/openclaw.sqlite-wal", &sqlite[..70_000], 0o644);
+    w("state/openclaw.sqlite-shm", &[0u8; 32768], 0o644);
+    w("workspace/.git/HEAD", b"ref: refs/heads/main\n", 0o644);
+    w(
+        "workspace/.git/hooks/pre-commit.sample",
+        b"#!/bin/sh\nexit 0\n",
+        0o755,
+    );
+    w(
+        "workspace/MEMORY.md",
+        "Owner likes tea. Café ☕\n".as_bytes(),
+        0o600,
+    );
+    w(
+        "workspace/memory/日記 2026.md",
+        "ユニコード\n".as_bytes(),
+        0o600,
+    );
+    let long = format!("agents/{}/session.json", "a".repeat(120));
+    w(&long, b"{}", 0o600);
+    fs::create_dir_all(root.join("media/empty")).unwrap();
+    std::os::unix::fs::symlink("workspace/MEMORY.md", root.join("MEMORY-link.md")).unwrap();
+    std::os::unix::fs::symlink("../state", root.join("workspace/state-link")).unwrap();
+    std::os::unix::fs::symlink("does-not-exist", root.join("dangling")).unwrap();
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Node {
+    Dir { mode: u32 },
+    File { mode: u32, data: Vec<u8> },
+    Link { target: PathBuf },
+}
+
+/// Everything under `root` (not `root` itself), not following links.
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            let node = if m.file_type().is_symlink() {
+                Node::Link {
+                    target: fs::read_link(&p).unwrap(),
+                }
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                Node::Dir {
+                    mode: m.mode() & 0o777,
+                }
+            } else {
+                Node::File {
+                    mode: m.mode() & 0o777,
+                    data: fs::read(&p).unwrap(),
+                }
+            };
+            out.insert(rel, node);
+        }
+    }
+    out
+}
+
+/// Every path under `root`, for "nothing was written" checks.
+pub fn listing(root: &Path) -> Vec<PathBuf> {
+    snapshot(root).into_keys().collect()
+}
+
+/// Creates a vault of `tree` with the fast KDF through the real binary.
+pub fn create_vault(tree: &Path, out: &Path, password_file: &Path) {
+    safeclaw()
+        .args(["vault", "create", "--from"])
+        .arg(tree)
+        .arg("--out")
+        .arg(out)
+        .arg("--password-file")
+        .arg(password_file)
+        .args(FAST_KDF)
+        .assert()
+        .success();
+}
