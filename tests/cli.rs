@@ -338,11 +338,20 @@ fn password_from_stdin_and_crlf_files() {
         .assert()
         .success();
     fs::write(s.path("crlf"), "correct horse\r\n").unwrap();
+    fs::set_permissions(
+        s.path("crlf"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     safeclaw()
         .args(["vault", "verify", &s.vault(), "--password-file"])
         .arg(s.path("crlf"))
         .assert()
-        .success();
+        .success()
+        .stderr(diff(format!(
+            "warning: {} is readable by other users (mode 0644); chmod 600 it\n",
+            s.path("crlf").display()
+        )));
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod vault_verify;
 
 use crate::cli::{Command, VaultCommand};
 use crate::error::Result;
-use crate::password::{self, Confirm, Source};
+use crate::password::{self, Confirm, Password, Source};
 use crate::printer::Printer;
 use crate::vault::crypto::DataKey;
 use crate::vault::VaultFile;
@@ -23,10 +23,25 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
     }
 }
 
+/// Reads a password, warning when its file is readable by other users.
+fn read_password(
+    source: &Source,
+    label: &str,
+    confirm: Confirm,
+    printer: &Printer,
+) -> Result<Password> {
+    if let Source::File(path) = source {
+        if let Some(warning) = crate::private_fs::exposure_warning(path) {
+            printer.warn(&warning);
+        }
+    }
+    password::read(source, label, confirm)
+}
+
 /// Asks for the password and unlocks, with a spinner while Argon2 runs.
 /// Returns the data key and the index of the slot that opened.
 fn unlock(vault: &VaultFile, source: &Source, printer: &Printer) -> Result<(DataKey, usize)> {
-    let password = password::read(source, "vault password", Confirm::Once)?;
+    let password = read_password(source, "vault password", Confirm::Once, printer)?;
     let spinner = printer.spinner("deriving key (Argon2id)");
     let result = vault.unlock(&password);
     spinner.finish_and_clear();

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::cli::CreateArgs;
 use crate::error::{Error, Result};
-use crate::password::{self, Confirm};
+use crate::password::Confirm;
 use crate::printer::Printer;
 use crate::vault::{self, archive, crypto::DataKey, format::KdfParams, Replace, VaultFile};
 use crate::wipe;
@@ -35,10 +35,11 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
         Err(e) => return Err(Error::io("reading", &args.out, e)),
     }
     let kdf = checked_kdf(args.kdf.params(), printer)?;
-    let password = password::read(
+    let password = super::read_password(
         &args.password.source(),
         "new vault password",
         Confirm::Twice,
+        printer,
     )?;
 
     let key = DataKey::generate();
