@@ -412,7 +412,7 @@ fn usage_errors_exit_2() {
         .assert()
         .code(2)
         .stderr(predicate::str::starts_with(
-            "error: invalid Argon2id parameters m=67108864 KiB t=4 p=4\n",
+            "error: invalid Argon2id parameters m=67108864 KiB t=3 p=4\n",
         ));
 }
 

@@ -42,7 +42,12 @@ fn names(dir: &Path) -> Vec<String> {
 
 /// Starts `args`, waits until a name starting with `marker` appears in
 /// `dir`, sends `signal`, and returns the exit code.
-fn interrupt_when(dir: &Path, marker: &str, signal: &str, args: &[&std::ffi::OsStr]) -> Option<i32> {
+fn interrupt_when(
+    dir: &Path,
+    marker: &str,
+    signal: &str,
+    args: &[&std::ffi::OsStr],
+) -> Option<i32> {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("safeclaw"))
         .args(args)
         .stdin(Stdio::null())
@@ -52,7 +57,10 @@ fn interrupt_when(dir: &Path, marker: &str, signal: &str, args: &[&std::ffi::OsS
         .unwrap();
     let start = Instant::now();
     while !names(dir).iter().any(|n| n.starts_with(marker)) {
-        assert!(start.elapsed() < Duration::from_secs(60), "{marker} never appeared");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{marker} never appeared"
+        );
         if child.try_wait().unwrap().is_some() {
             panic!("finished before it could be interrupted; make the tree bigger");
         }
@@ -74,9 +82,16 @@ fn sigterm_during_create_and_sigint_during_export_leave_nothing() {
     let pw = write_password(base, "pw", "correct horse");
     let vault = base.join("v.vault");
 
-    let mut create: Vec<&std::ffi::OsStr> = vec!["vault".as_ref(), "create".as_ref(), "--from".as_ref()];
+    let mut create: Vec<&std::ffi::OsStr> =
+        vec!["vault".as_ref(), "create".as_ref(), "--from".as_ref()];
     let state = base.join("state");
-    create.extend([state.as_os_str(), "--out".as_ref(), vault.as_os_str(), "--password-file".as_ref(), pw.as_os_str()]);
+    create.extend([
+        state.as_os_str(),
+        "--out".as_ref(),
+        vault.as_os_str(),
+        "--password-file".as_ref(),
+        pw.as_os_str(),
+    ]);
     create.extend(FAST_KDF.iter().map(|s| std::ffi::OsStr::new(s)));
     let code = interrupt_when(base, ".v.vault.tmp-", "-TERM", &create);
     assert_eq!(code, Some(130));
@@ -96,6 +111,10 @@ fn sigterm_during_create_and_sigint_during_export_leave_nothing() {
     ];
     let code = interrupt_when(base, ".out.safeclaw-export-", "-INT", &export);
     assert_eq!(code, Some(130));
-    assert_eq!(names(base), ["pw", "state", "v.vault"], "export left plaintext behind");
+    assert_eq!(
+        names(base),
+        ["pw", "state", "v.vault"],
+        "export left plaintext behind"
+    );
     assert_eq!(fs::read(&vault).unwrap(), before);
 }

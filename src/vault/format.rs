@@ -40,8 +40,8 @@ impl KdfParams {
     /// Used for new slots: stronger than RFC 9106's second recommendation
     /// (64 MiB, t=3, p=4) and about a second on this project's 2-core machines.
     pub const DEFAULT: KdfParams = KdfParams {
-        m_kib: 256 * 1024,
-        t: 4,
+        m_kib: 512 * 1024,
+        t: 3,
         p: 4,
     };
     /// RFC 9106 section 4, second recommended option: the floor below which
@@ -58,11 +58,11 @@ impl KdfParams {
 
     /// Checks the caps (hostile headers) and Argon2's own rules.
     pub fn check(&self) -> Result<(), FormatError> {
-        let over = self.m_kib > Self::MAX_M_KIB || self.t > Self::MAX_T || self.p > Self::MAX_P;
-        let invalid = self.t == 0 || self.p == 0 || self.m_kib < 8 * self.p;
-        if over {
-            Err(FormatError::KdfOverCaps(*self))
-        } else if invalid {
+        if self.m_kib > Self::MAX_M_KIB || self.t > Self::MAX_T || self.p > Self::MAX_P {
+            return Err(FormatError::KdfOverCaps(*self));
+        }
+        // Widened: a hostile p must not overflow (found by the header fuzzer).
+        if self.t == 0 || self.p == 0 || u64::from(self.m_kib) < 8 * u64::from(self.p) {
             Err(FormatError::Damaged("invalid key derivation parameters"))
         } else {
             Ok(())
@@ -394,6 +394,13 @@ mod tests {
             let bytes = encode(&sample(vec![password_slot(kdf)]));
             assert_eq!(parse(&bytes).unwrap_err(), FormatError::KdfOverCaps(kdf));
         }
+        // p = 2^30 once overflowed `8 * p` before the caps were checked.
+        let huge_p = KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1 << 30,
+        };
+        assert_eq!(huge_p.check(), Err(FormatError::KdfOverCaps(huge_p)));
         let zero_t = encode(&sample(vec![password_slot(KdfParams {
             m_kib: 65536,
             t: 0,
