@@ -92,7 +92,7 @@ fn sigterm_during_create_and_sigint_during_export_leave_nothing() {
         "--password-file".as_ref(),
         pw.as_os_str(),
     ]);
-    create.extend(FAST_KDF.iter().map(|s| std::ffi::OsStr::new(s)));
+    create.extend(FAST_KDF.iter().map(std::ffi::OsStr::new));
     let code = interrupt_when(base, ".v.vault.tmp-", "-TERM", &create);
     assert_eq!(code, Some(130));
     assert_eq!(names(base), ["pw", "state"], "create left something behind");
