@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 /// More than any password; bounds what a wrong `--password-file` makes us read.
 const MAX_INPUT: u64 = 64 * 1024;
 
-/// A password, wiped from memory on drop.
+/// A password, wiped from memory on drop (copies too).
+#[derive(Clone)]
 pub struct Password(Zeroizing<Vec<u8>>);
 
 impl Password {

@@ -403,6 +403,19 @@ fn usage_errors_exit_2() {
             s.path("pw").display()
         )));
     safeclaw()
+        .args(["vault", "create", "--from"])
+        .arg(s.path("state"))
+        .args(["--out"])
+        .arg(s.path("missing/x.vault"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .assert()
+        .code(2)
+        .stderr(diff(format!(
+            "error: {} is not a directory\n  hint: create it first (mkdir -m 700), or choose another --out\n",
+            s.path("missing").display()
+        )));
+    safeclaw()
         .args(["vault", "create", "--kdf-memory", "64GiB", "--from"])
         .arg(s.path("state"))
         .args(["--out"])

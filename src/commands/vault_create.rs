@@ -9,7 +9,7 @@ use crate::cli::CreateArgs;
 use crate::error::{Error, Result};
 use crate::password::Confirm;
 use crate::printer::Printer;
-use crate::vault::{self, archive, crypto::DataKey, format::KdfParams, Replace, VaultFile};
+use crate::vault::{self, archive, format::KdfParams, VaultFile};
 use crate::wipe;
 
 pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
@@ -34,6 +34,13 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("reading", &args.out, e)),
     }
+    let out_dir = crate::private_fs::parent_of(&args.out);
+    if !out_dir.is_dir() {
+        return Err(
+            Error::usage(format!("{} is not a directory", out_dir.display()))
+                .with_hint("create it first (mkdir -m 700), or choose another --out"),
+        );
+    }
     let kdf = checked_kdf(args.kdf.params(), printer)?;
     let password = super::read_password(
         &args.password.source(),
@@ -42,14 +49,9 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
         printer,
     )?;
 
-    let key = DataKey::generate();
-    let spinner = printer.spinner("deriving key (Argon2id)");
-    let header = vault::new_header(&key, &password, kdf);
-    spinner.finish_and_clear();
-    drop(password);
-
     let bar = printer.bar(archive::content_size(source), "sealing");
-    let stats = vault::write(&args.out, Replace::Never, &key, &header, |w| {
+    let read_back = args.wipe_source.then(|| password.clone());
+    let stats = vault::create(&args.out, password, kdf, |w| {
         archive::pack(source, w, &mut |n| bar.set_position(n))
     });
     bar.finish_and_clear();
@@ -60,9 +62,15 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
         ));
     }
 
-    if args.wipe_source {
-        // Only destroy the plaintext once the vault on disk reads back whole.
-        let check = VaultFile::open(&args.out)?.verify(&key, |_| {})?;
+    if let Some(password) = read_back {
+        // Only destroy the plaintext once the vault on disk opens with the
+        // password and reads back whole.
+        let vault = VaultFile::open(&args.out)?;
+        let spinner = printer.spinner("reading the new vault back (Argon2id)");
+        let unlocked = vault.unlock(&password);
+        spinner.finish_and_clear();
+        let (key, _) = unlocked?;
+        let check = vault.verify(&key, |_| {})?;
         if (check.files, check.bytes) != (stats.files, stats.bytes) {
             return Err(Error::failure(
                 "the new vault does not read back as sealed; the source was kept",

@@ -16,6 +16,8 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use crate::error::{Class, Error, Result};
 use crate::password::Password;
 use crate::private_fs::AtomicFile;
@@ -137,23 +139,58 @@ impl VaultFile {
 
     /// The decrypted, decompressed payload (a tar stream). `on_read` gets
     /// the number of encrypted bytes consumed so far, for progress.
+    ///
+    /// Decryption runs on a thread of its own, a few chunks ahead of
+    /// decompression and tar parsing, so two cores share the work. Chunks
+    /// cross over a bounded channel in zeroizing buffers.
     pub fn payload<'a>(
         mut self,
         key: &DataKey,
-        on_read: impl FnMut(u64) + 'a,
+        mut on_read: impl FnMut(u64) + 'a,
     ) -> Result<impl Read + 'a> {
         let h = &self.parsed.header;
         let payload_key = key.payload_key(&h.payload_salt, h.generation, h.chunk_size);
+        let chunk_size = h.chunk_size;
         self.file
             .seek(SeekFrom::Start(self.parsed.len as u64))
             .map_err(|e| Error::io("reading", &self.path, e))?;
-        let counted = Progress {
-            inner: self.file,
-            done: 0,
-            report: on_read,
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Option<(Plain, u64)>>>(8);
+        let file = self.file;
+        std::thread::Builder::new()
+            .name("vault-decrypt".into())
+            .spawn(move || {
+                let counted = Progress {
+                    inner: file,
+                    done: 0,
+                };
+                let mut chunks = stream::StreamReader::new(counted, &payload_key, chunk_size);
+                loop {
+                    let mut buf = Plain(Zeroizing::new(vec![0u8; chunk_size as usize]));
+                    let (message, more) = match read_full(&mut chunks, &mut buf.0) {
+                        // Explicit: a disconnect without it means the
+                        // thread died, which must not read as a clean end.
+                        Ok(0) => (Ok(None), false),
+                        Ok(n) => {
+                            buf.0.truncate(n);
+                            (Ok(Some((buf, chunks.get_ref().done))), true)
+                        }
+                        Err(e) => (Err(e), false),
+                    };
+                    // A send fails when the reader is gone: stop quietly.
+                    if tx.send(message).is_err() || !more {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::failure(format!("starting the decryption thread: {e}")))?;
+        let plain = ChannelReader {
+            rx,
+            current: Plain(Zeroizing::new(Vec::new())),
+            pos: 0,
+            report: move |n| on_read(n),
+            finished: false,
         };
-        let chunks = stream::StreamReader::new(counted, &payload_key, h.chunk_size);
-        let mut decoder = zstd::stream::read::Decoder::new(chunks)
+        let mut decoder = zstd::stream::read::Decoder::new(plain)
             .map_err(|e| Error::failure(format!("starting zstd: {e}")))?;
         decoder
             .window_log_max(ZSTD_WINDOW_LOG_MAX)
@@ -264,14 +301,72 @@ pub fn write<T>(
     header: &Header,
     fill: impl FnOnce(&mut dyn Write) -> Result<T>,
 ) -> Result<T> {
+    write_late_header(dest, replace, key, header, || Ok(header.clone()), fill)
+}
+
+/// Creates a new vault (generation 1, one password slot) at `dest`.
+///
+/// The payload is encrypted under the random data key; only the header's
+/// slot needs Argon2. So Argon2 runs on its own thread while the payload is
+/// sealed, and the header is written last: the file is a private temporary
+/// until the final link, so nobody sees it without its header.
+pub fn create<T>(
+    dest: &Path,
+    password: Password,
+    kdf: format::KdfParams,
+    fill: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
+    let key = DataKey::generate();
+    let shape = Header {
+        generation: 1,
+        created: now(),
+        chunk_size: format::DEFAULT_CHUNK_SIZE,
+        payload_salt: crypto::random_array(),
+        slots: vec![Slot::Password(format::PasswordSlot {
+            kdf,
+            salt: [0; format::SALT_LEN],
+            wrapped_key: [0; format::WRAPPED_KEY_LEN],
+        })],
+    };
+    let wrap = {
+        let key = key.clone();
+        std::thread::Builder::new()
+            .name("argon2".into())
+            .spawn(move || crypto::wrap_with_password(&key, password.as_bytes(), kdf))
+            .map_err(|e| Error::failure(format!("starting the key derivation thread: {e}")))?
+    };
+    let finish = || {
+        let slot = wrap
+            .join()
+            .map_err(|_| Error::failure("the key derivation thread failed"))?;
+        Ok(Header {
+            slots: vec![Slot::Password(slot)],
+            ..shape.clone()
+        })
+    };
+    write_late_header(dest, Replace::Never, &key, &shape, finish, fill)
+}
+
+/// `write`, with the header produced by `header` after the payload is
+/// sealed. `shape` fixes the header's length and the payload key's inputs
+/// (salt, generation, chunk size); the final header must agree with it.
+fn write_late_header<T>(
+    dest: &Path,
+    replace: Replace,
+    key: &DataKey,
+    shape: &Header,
+    header: impl FnOnce() -> Result<Header>,
+    fill: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
     let mut out = AtomicFile::create(dest)?;
     let io_err = |e: io::Error| Error::io("writing", dest, e);
+    let header_len = encode_header(key, shape)?.len();
     out.file()
-        .write_all(&encode_header(key, header)?)
+        .write_all(&vec![0u8; header_len])
         .map_err(io_err)?;
-    let payload_key = key.payload_key(&header.payload_salt, header.generation, header.chunk_size);
+    let payload_key = key.payload_key(&shape.payload_salt, shape.generation, shape.chunk_size);
     let file = io::BufWriter::with_capacity(256 * 1024, out.file().try_clone().map_err(io_err)?);
-    let chunks = stream::StreamWriter::new(file, &payload_key, header.chunk_size);
+    let chunks = stream::StreamWriter::new(file, &payload_key, shape.chunk_size);
     let mut encoder = zstd::stream::write::Encoder::new(chunks, ZSTD_LEVEL).map_err(io_err)?;
     // A second core compresses while this one reads and encrypts.
     let _ = encoder.multithread(2);
@@ -279,6 +374,17 @@ pub fn write<T>(
     let chunks = encoder.finish().map_err(io_err)?;
     let file = chunks.finish().map_err(io_err)?;
     file.into_inner().map_err(|e| io_err(e.into_error()))?;
+
+    let header = header()?;
+    let bytes = encode_header(key, &header)?;
+    let same_payload_key = (header.payload_salt, header.generation, header.chunk_size)
+        == (shape.payload_salt, shape.generation, shape.chunk_size);
+    if bytes.len() != header_len || !same_payload_key {
+        return Err(Error::failure(
+            "internal error: the final header does not match its shape",
+        ));
+    }
+    std::os::unix::fs::FileExt::write_all_at(out.file(), &bytes, 0).map_err(io_err)?;
     match replace {
         Replace::Never => out.commit_new()?,
         Replace::Atomically => out.commit()?,
@@ -286,21 +392,77 @@ pub fn write<T>(
     Ok(value)
 }
 
-/// Counts bytes read from the vault file, for progress bars.
-struct Progress<R, F> {
+/// Counts bytes read from the vault file (for progress) and stops on a signal.
+struct Progress<R> {
     inner: R,
     done: u64,
-    report: F,
 }
 
-impl<R: Read, F: FnMut(u64)> Read for Progress<R, F> {
+impl<R: Read> Read for Progress<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if crate::interrupt::requested() {
             return Err(crate::interrupt::io_error());
         }
         let n = self.inner.read(buf)?;
         self.done += n as u64;
-        (self.report)(self.done);
+        Ok(n)
+    }
+}
+
+/// Decrypted bytes in flight between the two threads.
+struct Plain(Zeroizing<Vec<u8>>);
+
+/// Fills `buf` as far as the reader allows; 0 only at the end.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The consuming end of the decryption thread, as a `Read`.
+struct ChannelReader<F> {
+    rx: std::sync::mpsc::Receiver<io::Result<Option<(Plain, u64)>>>,
+    current: Plain,
+    pos: usize,
+    report: F,
+    /// Set at the end marker or after an error: nothing more will come.
+    finished: bool,
+}
+
+impl<F: FnMut(u64)> Read for ChannelReader<F> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.0.len() {
+            if self.finished {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Err(_) => {
+                    return Err(io::Error::other(
+                        "the decryption thread stopped unexpectedly",
+                    ))
+                }
+                Ok(Ok(None)) => self.finished = true,
+                Ok(Err(e)) => {
+                    self.finished = true;
+                    return Err(e);
+                }
+                Ok(Ok(Some((plain, done)))) => {
+                    (self.report)(done);
+                    self.current = plain;
+                    self.pos = 0;
+                }
+            }
+        }
+        let n = out.len().min(self.current.0.len() - self.pos);
+        out[..n].copy_from_slice(&self.current.0[self.pos..self.pos + n]);
+        self.pos += n;
         Ok(n)
     }
 }

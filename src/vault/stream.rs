@@ -132,6 +132,11 @@ impl<R: Read> StreamReader<R> {
         }
     }
 
+    /// The reader underneath (to read its byte count).
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
     fn fail(e: StreamError) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, e)
     }
