@@ -56,6 +56,8 @@ pub enum VaultCommand {
     Export(ExportArgs),
     /// Change the password (rewraps the data key; the payload is untouched)
     Passwd(PasswdArgs),
+    /// Turn the guide's secrets.enc (openssl enc over a tar.gz) into a vault
+    Migrate(MigrateArgs),
 }
 
 /// Where the vault password comes from. Default: a no-echo prompt.
@@ -198,6 +200,52 @@ pub struct PasswdArgs {
     /// Cost of the new slot (default: today's defaults, so passwd also upgrades old vaults)
     #[command(flatten)]
     pub kdf: KdfArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The legacy file, e.g. ~/openclaw-secure/data/secrets.enc
+    pub legacy: PathBuf,
+
+    /// The vault to create [default: ~/.safeclaw/openclaw.vault]
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// The legacy password (prompt, --password-file, --password-stdin)
+    #[command(flatten)]
+    pub password: PasswordArgs,
+
+    /// Read the new vault's password from the first line of PATH (default: prompt twice)
+    #[arg(long, value_name = "PATH", conflicts_with = "keep_password")]
+    pub new_password_file: Option<PathBuf>,
+
+    /// Use the legacy password for the new vault too
+    #[arg(long)]
+    pub keep_password: bool,
+
+    /// The -iter the file was made with (default: try the guide's 100000, then OpenSSL's 10000)
+    #[arg(long, value_name = "N", conflicts_with = "no_pbkdf2")]
+    pub iter: Option<u32>,
+
+    /// The -md the file was made with: sha256, sha1 or md5 (default: sha256, then md5 without -pbkdf2)
+    #[arg(long, value_name = "DIGEST", value_parser = parse_md)]
+    pub md: Option<crate::legacy::Md>,
+
+    /// The file was made without -pbkdf2 (OpenSSL's old EVP_BytesToKey)
+    #[arg(long)]
+    pub no_pbkdf2: bool,
+
+    /// Delete the legacy file after success instead of renaming it to *.migrated
+    #[arg(long)]
+    pub remove_legacy: bool,
+
+    /// Cost of the new vault's password slot
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+fn parse_md(s: &str) -> Result<crate::legacy::Md, String> {
+    crate::legacy::Md::parse(s).ok_or_else(|| format!("{s:?} is not one of sha256, sha1, md5"))
 }
 
 #[cfg(test)]

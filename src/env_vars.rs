@@ -3,3 +3,9 @@
 
 /// Disables colour when set to a non-empty value (https://no-color.org).
 pub const NO_COLOR: &str = "NO_COLOR";
+
+/// safeclaw's home directory (default `$HOME/.safeclaw`).
+pub const SAFECLAW_HOME: &str = "SAFECLAW_HOME";
+
+/// The user's home, for the default of `SAFECLAW_HOME`.
+pub const HOME: &str = "HOME";

@@ -3,6 +3,7 @@
 mod vault_create;
 mod vault_export;
 mod vault_info;
+mod vault_migrate;
 mod vault_passwd;
 mod vault_verify;
 
@@ -20,6 +21,7 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Vault(VaultCommand::Verify(args)) => vault_verify::run(args, printer),
         Command::Vault(VaultCommand::Export(args)) => vault_export::run(args, printer),
         Command::Vault(VaultCommand::Passwd(args)) => vault_passwd::run(args, printer),
+        Command::Vault(VaultCommand::Migrate(args)) => vault_migrate::run(args, printer),
     }
 }
 

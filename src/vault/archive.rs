@@ -257,7 +257,7 @@ fn plan(entry: &tar::Entry<'_, impl Read>) -> Result<Plan> {
     let header = entry.header();
     let raw_path = entry.path_bytes();
     let shown = String::from_utf8_lossy(&raw_path).into_owned();
-    let damaged = |e: io::Error| classify_read_error(e, "archive header");
+    let damaged = |e: io::Error| classify_read_error(e, "archive's header");
     let mode = header.mode().map_err(damaged)? & 0o777;
     let mtime = header.mtime().map_err(damaged)?;
     let kind = header.entry_type();
@@ -383,21 +383,21 @@ pub fn classify_read_error(e: io::Error, context: &str) -> Error {
             return Error::damaged(format!("the vault is damaged or was modified: {s}"))
                 .with_hint("restore the vault from a backup; this file cannot be trusted");
         }
+        if let Some(c) = inner.downcast_ref::<crate::legacy::CbcError>() {
+            return Error::damaged(format!("is damaged: {c}")).with_hint(
+                "its start decrypted with this password but the rest did not; restore it from a backup",
+            );
+        }
     }
     match e.kind() {
-        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof | io::ErrorKind::Other => {
-            Error::damaged(format!(
-                "the vault's {context} is malformed: {}",
-                crate::error::io_reason(&e)
-            ))
-            .with_hint(
-                "the content authenticated but is not a valid archive; it was not made by safeclaw",
-            )
-        }
-        _ => Error::failure(format!(
-            "reading the vault: {}",
-            crate::error::io_reason(&e)
-        )),
+        io::ErrorKind::InvalidData
+        | io::ErrorKind::InvalidInput
+        | io::ErrorKind::UnexpectedEof
+        // No parser detail: tar and zstd quote the bytes they choke on,
+        // which here are decrypted content.
+        | io::ErrorKind::Other => Error::damaged(format!("the {context} is malformed"))
+            .with_hint("the data decrypted but is not a valid archive; restore the file from a backup"),
+        _ => Error::failure(format!("reading failed: {}", crate::error::io_reason(&e))),
     }
 }
 
@@ -451,44 +451,203 @@ impl Names {
     }
 }
 
+/// One entry of an archive's content, for comparing two archives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Dir {
+        path: PathBuf,
+        mode: u32,
+    },
+    File {
+        path: PathBuf,
+        mode: u32,
+        len: u64,
+        sha256: [u8; 32],
+    },
+    Symlink {
+        path: PathBuf,
+        target: PathBuf,
+    },
+    Hardlink {
+        path: PathBuf,
+        target: PathBuf,
+    },
+}
+
 /// Reads the whole archive, applying every extraction rule, writing nothing.
 pub fn check<R: Read>(input: R) -> Result<Stats> {
+    scan(input, None, false).map(|(stats, _)| stats)
+}
+
+/// The content of an archive (paths, modes, SHA-256 of every file, link
+/// targets), after the same checks as `check`.
+pub fn manifest<R: Read>(input: R) -> Result<(Stats, Vec<Item>)> {
+    scan(input, None, true)
+}
+
+/// Copies an archive from someone else's tar (the guide's `tar -czf`)
+/// into safeclaw's form, entry by entry, under every extraction rule:
+/// owners dropped, modes masked, names normalised, hostile entries refused.
+/// Returns what was copied, as `manifest` would read it back.
+pub fn transcode<R: Read>(input: R, out: &mut dyn Write) -> Result<(Stats, Vec<Item>)> {
+    let mut builder = tar::Builder::new(out);
+    let result = scan(input, Some(&mut builder), true)?;
+    builder.into_inner().map_err(|e| {
+        Error::failure(format!(
+            "writing the vault: {}",
+            crate::error::io_reason(&e)
+        ))
+    })?;
+    Ok(result)
+}
+
+/// The one loop behind `check`, `manifest` and `transcode`.
+fn scan<R: Read>(
+    input: R,
+    mut copy_to: Option<&mut tar::Builder<&mut dyn Write>>,
+    hash: bool,
+) -> Result<(Stats, Vec<Item>)> {
     let mut archive = tar::Archive::new(input);
     let mut stats = Stats::default();
     let mut names = Names::default();
     let mut links = HashMap::new();
+    let mut items = Vec::new();
+    let write_err = |e: io::Error| {
+        if interrupt::is_io_error(&e) {
+            Error::interrupted()
+        } else {
+            Error::failure(format!(
+                "writing the vault: {}",
+                crate::error::io_reason(&e)
+            ))
+        }
+    };
     let entries = archive
         .entries()
         .map_err(|e| classify_read_error(e, "archive"))?;
     for entry in entries {
         interrupt::check()?;
         let mut entry = entry.map_err(|e| classify_read_error(e, "archive"))?;
-        match plan(&entry)? {
+        let plan = plan(&entry)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_size(0);
+        match plan {
             Plan::Root => {}
-            Plan::Dir { path, .. } => {
+            Plan::Dir { path, mode, mtime } => {
                 names.add(&path, Kind::Dir)?;
                 stats.dirs += 1;
+                if let Some(b) = copy_to.as_deref_mut() {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(mode);
+                    header.set_mtime(mtime);
+                    b.append_data(&mut header, &path, io::empty())
+                        .map_err(write_err)?;
+                }
+                if hash {
+                    items.push(Item::Dir { path, mode });
+                }
             }
-            Plan::File { path, .. } => {
+            Plan::File { path, mode, mtime } => {
                 names.add(&path, Kind::File)?;
-                let n = io::copy(&mut entry, &mut io::sink())
-                    .map_err(|e| classify_read_error(e, "archive content"))?;
+                let len = entry.size();
+                let mut hashing = Hashing {
+                    inner: &mut entry,
+                    sha: hash.then(sha2::Sha256::default),
+                    count: 0,
+                };
+                match copy_to.as_deref_mut() {
+                    Some(b) => {
+                        header.set_entry_type(tar::EntryType::Regular);
+                        header.set_mode(mode);
+                        header.set_mtime(mtime);
+                        header.set_size(len);
+                        b.append_data(&mut header, &path, &mut hashing)
+                            .map_err(|e| {
+                                if e.kind() == io::ErrorKind::InvalidData
+                                    || e.kind() == io::ErrorKind::UnexpectedEof
+                                {
+                                    classify_read_error(e, "archive content")
+                                } else {
+                                    write_err(e)
+                                }
+                            })?;
+                    }
+                    None => {
+                        io::copy(&mut hashing, &mut io::sink())
+                            .map_err(|e| classify_read_error(e, "archive content"))?;
+                    }
+                }
+                let (count, sha) = (hashing.count, hashing.sha);
+                if count != len {
+                    return Err(Error::damaged(format!(
+                        "the archive entry {:?} is shorter than its header says",
+                        path.display().to_string()
+                    )));
+                }
                 stats.files += 1;
-                stats.bytes += n;
+                stats.bytes += count;
+                if let Some(sha) = sha {
+                    items.push(Item::File {
+                        path,
+                        mode,
+                        len,
+                        sha256: sha2::Digest::finalize(sha).into(),
+                    });
+                }
             }
             Plan::Symlink { path, target } => {
                 names.add(&path, Kind::Symlink)?;
+                if let Some(b) = copy_to.as_deref_mut() {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_mode(0o777);
+                    b.append_link(&mut header, &path, &target)
+                        .map_err(write_err)?;
+                }
+                if hash {
+                    items.push(Item::Symlink {
+                        path: path.clone(),
+                        target: target.clone(),
+                    });
+                }
                 links.insert(path, target);
                 stats.symlinks += 1;
             }
             Plan::Hardlink { path, target } => {
                 names.hardlink(&path, &target)?;
+                if let Some(b) = copy_to.as_deref_mut() {
+                    header.set_entry_type(tar::EntryType::Link);
+                    b.append_link(&mut header, &path, &target)
+                        .map_err(write_err)?;
+                }
+                if hash {
+                    items.push(Item::Hardlink { path, target });
+                }
                 stats.hardlinks += 1;
             }
         }
     }
     check_symlinks(&links)?;
-    Ok(stats)
+    Ok((stats, items))
+}
+
+/// Counts and optionally hashes what is read through it.
+struct Hashing<R> {
+    inner: R,
+    sha: Option<sha2::Sha256>,
+    count: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(sha) = &mut self.sha {
+            sha2::Digest::update(sha, &buf[..n]);
+        }
+        self.count += n as u64;
+        Ok(n)
+    }
 }
 
 /// Extracts into `dest`, an empty directory the caller created privately.

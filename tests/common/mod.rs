@@ -134,3 +134,51 @@ pub fn create_vault(tree: &Path, out: &Path, password_file: &Path) {
         .assert()
         .success();
 }
+
+/// Tar archives with arbitrary (hostile) entries. Names are written into
+/// the header bytes directly because the tar crate (rightly) refuses to
+/// build most of these.
+pub mod raw_tar {
+    /// One raw tar entry.
+    pub struct Raw<'a> {
+        pub name: &'a [u8],
+        pub kind: u8,
+        pub link: &'a [u8],
+        pub data: &'a [u8],
+    }
+
+    pub fn entry(
+        name: &'static str,
+        kind: u8,
+        link: &'static str,
+        data: &'static [u8],
+    ) -> Raw<'static> {
+        Raw {
+            name: name.as_bytes(),
+            kind,
+            link: link.as_bytes(),
+            data,
+        }
+    }
+
+    pub fn tar(entries: &[Raw]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in entries {
+            let mut h = tar::Header::new_gnu();
+            {
+                let gnu = h.as_gnu_mut().unwrap();
+                gnu.name[..e.name.len()].copy_from_slice(e.name);
+                gnu.linkname[..e.link.len()].copy_from_slice(e.link);
+            }
+            h.set_mode(0o644);
+            h.set_size(e.data.len() as u64);
+            h.set_entry_type(tar::EntryType::new(e.kind));
+            h.set_cksum();
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(e.data);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.extend_from_slice(&[0u8; 1024]);
+        out
+    }
+}
