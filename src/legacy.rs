@@ -167,7 +167,7 @@ pub struct Opened {
 /// Reads the header of a legacy file from `input`, binary or base64.
 pub fn open(mut input: impl Read + Send + 'static) -> io::Result<Result<Opened, LegacyError>> {
     let mut prefix = [0u8; 10];
-    let got = read_up_to(&mut input, &mut prefix)?;
+    let got = crate::io_util::read_full(&mut input, &mut prefix)?;
     let prefix_read = io::Cursor::new(prefix[..got].to_vec());
     let (mut body, base64): (Box<dyn Read + Send>, bool) = if got >= 8 && &prefix[..8] == MAGIC {
         (Box::new(prefix_read.chain(input)), false)
@@ -182,7 +182,7 @@ pub fn open(mut input: impl Read + Send + 'static) -> io::Result<Result<Opened, 
         return Ok(Err(LegacyError::NotOpenssl));
     };
     let mut head = [0u8; 8 + SALT_LEN + BLOCK];
-    if read_up_to(&mut body, &mut head)? < head.len() {
+    if crate::io_util::read_full(&mut body, &mut head)? < head.len() {
         return Ok(Err(LegacyError::TooShort));
     }
     if &head[..8] != MAGIC {
@@ -198,19 +198,6 @@ pub fn open(mut input: impl Read + Send + 'static) -> io::Result<Result<Opened, 
         base64,
         ciphertext: Box::new(io::Cursor::new(first_block.to_vec()).chain(body)),
     }))
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Drops ASCII whitespace: `openssl -a` wraps lines at 64 columns.

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod env_vars;
 pub mod error;
 pub mod interrupt;
+pub mod io_util;
 pub mod legacy;
 pub mod password;
 pub mod paths;

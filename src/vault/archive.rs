@@ -28,6 +28,18 @@ pub struct Stats {
     pub skipped: Vec<String>,
 }
 
+/// An error while writing the new archive into the vault.
+fn write_error(e: io::Error) -> Error {
+    if interrupt::is_io_error(&e) {
+        Error::interrupted()
+    } else {
+        Error::failure(format!(
+            "writing the vault: {}",
+            crate::error::io_reason(&e)
+        ))
+    }
+}
+
 /// Bytes of file content under `root` (for a progress bar), not following links.
 pub fn content_size(root: &Path) -> u64 {
     let mut total = 0;
@@ -62,12 +74,7 @@ pub fn pack(root: &Path, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> 
         &mut done,
         progress,
     )?;
-    builder.into_inner().map_err(|e| {
-        Error::failure(format!(
-            "writing the vault: {}",
-            crate::error::io_reason(&e)
-        ))
-    })?;
+    builder.into_inner().map_err(write_error)?;
     Ok(stats)
 }
 
@@ -97,18 +104,12 @@ fn pack_dir<W: Write>(
         header.set_mtime(meta.mtime().max(0) as u64);
         header.set_uid(0);
         header.set_gid(0);
-        let write_err = |e: io::Error| {
-            Error::failure(format!(
-                "writing the vault: {}",
-                crate::error::io_reason(&e)
-            ))
-        };
         if ft.is_dir() {
             header.set_entry_type(tar::EntryType::Directory);
             header.set_size(0);
             builder
                 .append_data(&mut header, &rel, io::empty())
-                .map_err(write_err)?;
+                .map_err(write_error)?;
             stats.dirs += 1;
             pack_dir(builder, root, &rel, stats, done, progress)?;
         } else if ft.is_symlink() {
@@ -117,7 +118,7 @@ fn pack_dir<W: Write>(
             header.set_size(0);
             builder
                 .append_link(&mut header, &rel, &target)
-                .map_err(write_err)?;
+                .map_err(write_error)?;
             stats.symlinks += 1;
         } else if ft.is_file() {
             // O_NOFOLLOW: the entry was a regular file a moment ago; refuse
@@ -492,12 +493,7 @@ pub fn manifest<R: Read>(input: R) -> Result<(Stats, Vec<Item>)> {
 pub fn transcode<R: Read>(input: R, out: &mut dyn Write) -> Result<(Stats, Vec<Item>)> {
     let mut builder = tar::Builder::new(out);
     let result = scan(input, Some(&mut builder), true)?;
-    builder.into_inner().map_err(|e| {
-        Error::failure(format!(
-            "writing the vault: {}",
-            crate::error::io_reason(&e)
-        ))
-    })?;
+    builder.into_inner().map_err(write_error)?;
     Ok(result)
 }
 
@@ -512,16 +508,6 @@ fn scan<R: Read>(
     let mut names = Names::default();
     let mut links = HashMap::new();
     let mut items = Vec::new();
-    let write_err = |e: io::Error| {
-        if interrupt::is_io_error(&e) {
-            Error::interrupted()
-        } else {
-            Error::failure(format!(
-                "writing the vault: {}",
-                crate::error::io_reason(&e)
-            ))
-        }
-    };
     let entries = archive
         .entries()
         .map_err(|e| classify_read_error(e, "archive"))?;
@@ -543,7 +529,7 @@ fn scan<R: Read>(
                     header.set_mode(mode);
                     header.set_mtime(mtime);
                     b.append_data(&mut header, &path, io::empty())
-                        .map_err(write_err)?;
+                        .map_err(write_error)?;
                 }
                 if hash {
                     items.push(Item::Dir { path, mode });
@@ -570,7 +556,7 @@ fn scan<R: Read>(
                                 {
                                     classify_read_error(e, "archive content")
                                 } else {
-                                    write_err(e)
+                                    write_error(e)
                                 }
                             })?;
                     }
@@ -603,7 +589,7 @@ fn scan<R: Read>(
                     header.set_entry_type(tar::EntryType::Symlink);
                     header.set_mode(0o777);
                     b.append_link(&mut header, &path, &target)
-                        .map_err(write_err)?;
+                        .map_err(write_error)?;
                 }
                 if hash {
                     items.push(Item::Symlink {
@@ -619,7 +605,7 @@ fn scan<R: Read>(
                 if let Some(b) = copy_to.as_deref_mut() {
                     header.set_entry_type(tar::EntryType::Link);
                     b.append_link(&mut header, &path, &target)
-                        .map_err(write_err)?;
+                        .map_err(write_error)?;
                 }
                 if hash {
                     items.push(Item::Hardlink { path, target });

@@ -168,7 +168,7 @@ impl VaultFile {
                 let mut chunks = stream::StreamReader::new(counted, &payload_key, chunk_size);
                 loop {
                     let mut buf = Plain(Zeroizing::new(vec![0u8; chunk_size as usize]));
-                    let (message, more) = match read_full(&mut chunks, &mut buf.0) {
+                    let (message, more) = match crate::io_util::read_full(&mut chunks, &mut buf.0) {
                         // Explicit: a disconnect without it means the
                         // thread died, which must not read as a clean end.
                         Ok(0) => (Ok(None), false),
@@ -417,20 +417,6 @@ impl<R: Read> Read for Progress<R> {
 
 /// Decrypted bytes in flight between the two threads.
 struct Plain(Zeroizing<Vec<u8>>);
-
-/// Fills `buf` as far as the reader allows; 0 only at the end.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
 
 /// The consuming end of the decryption thread, as a `Read`.
 struct ChannelReader<F> {
