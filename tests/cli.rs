@@ -256,10 +256,8 @@ fn export_removes_plaintext_left_by_a_killed_export() {
 fn create_never_overwrites() {
     let s = Setup::new();
     let before = fs::read(s.path("v.vault")).unwrap();
-    safeclaw()
-        .args(["vault", "create", "--from"])
-        .arg(s.path("state"))
-        .args(["--out", &s.vault(), "--password-file"])
+    create_cmd(&s.path("state"), &s.path("v.vault"))
+        .arg("--password-file")
         .arg(s.path("pw"))
         .args(FAST_KDF)
         .assert()
@@ -357,11 +355,7 @@ fn password_from_stdin_and_crlf_files() {
 #[test]
 fn empty_passwords_are_refused() {
     let s = Setup::new();
-    safeclaw()
-        .args(["vault", "create", "--from"])
-        .arg(s.path("state"))
-        .args(["--out"])
-        .arg(s.path("new.vault"))
+    create_cmd(&s.path("state"), &s.path("new.vault"))
         .arg("--password-stdin")
         .args(FAST_KDF)
         .write_stdin("\n")
@@ -389,11 +383,7 @@ fn usage_errors_exit_2() {
         .code(2)
         .stderr(predicate::str::contains("cannot be used with"));
     safeclaw().args(["vault", "frobnicate"]).assert().code(2);
-    safeclaw()
-        .args(["vault", "create", "--from"])
-        .arg(s.path("pw"))
-        .args(["--out"])
-        .arg(s.path("x.vault"))
+    create_cmd(&s.path("pw"), &s.path("x.vault"))
         .arg("--password-file")
         .arg(s.path("pw"))
         .assert()
@@ -402,11 +392,7 @@ fn usage_errors_exit_2() {
             "error: {} is not a directory\n",
             s.path("pw").display()
         )));
-    safeclaw()
-        .args(["vault", "create", "--from"])
-        .arg(s.path("state"))
-        .args(["--out"])
-        .arg(s.path("missing/x.vault"))
+    create_cmd(&s.path("state"), &s.path("missing/x.vault"))
         .arg("--password-file")
         .arg(s.path("pw"))
         .assert()
@@ -415,11 +401,8 @@ fn usage_errors_exit_2() {
             "error: {} is not a directory\n  hint: create it first (mkdir -m 700), or choose another --out\n",
             s.path("missing").display()
         )));
-    safeclaw()
-        .args(["vault", "create", "--kdf-memory", "64GiB", "--from"])
-        .arg(s.path("state"))
-        .args(["--out"])
-        .arg(s.path("x.vault"))
+    create_cmd(&s.path("state"), &s.path("x.vault"))
+        .args(["--kdf-memory", "64GiB"])
         .arg("--password-file")
         .arg(s.path("pw"))
         .assert()
@@ -471,10 +454,9 @@ fn wipe_source_removes_the_plaintext_after_a_verified_seal() {
     fs::remove_file(s.path("v.vault")).unwrap();
     let reference = TempDir::new().unwrap();
     openclaw_like_tree(&reference.path().join("state"));
-    safeclaw()
-        .args(["vault", "create", "--wipe-source", "--from"])
-        .arg(s.path("state"))
-        .args(["--out", &s.vault(), "--password-file"])
+    create_cmd(&s.path("state"), &s.path("v.vault"))
+        .arg("--wipe-source")
+        .arg("--password-file")
         .arg(s.path("pw"))
         .args(FAST_KDF)
         .assert()

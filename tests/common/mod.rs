@@ -121,13 +121,20 @@ pub fn listing(root: &Path) -> Vec<PathBuf> {
     snapshot(root).into_keys().collect()
 }
 
-/// Creates a vault of `tree` with the fast KDF through the real binary.
-pub fn create_vault(tree: &Path, out: &Path, password_file: &Path) {
-    safeclaw()
-        .args(["vault", "create", "--from"])
+/// `safeclaw vault create --from TREE --out OUT`; the caller adds the
+/// password input, the KDF cost and any other flags.
+pub fn create_cmd(tree: &Path, out: &Path) -> Command {
+    let mut cmd = safeclaw();
+    cmd.args(["vault", "create", "--from"])
         .arg(tree)
         .arg("--out")
-        .arg(out)
+        .arg(out);
+    cmd
+}
+
+/// Creates a vault of `tree` with the fast KDF through the real binary.
+pub fn create_vault(tree: &Path, out: &Path, password_file: &Path) {
+    create_cmd(tree, out)
         .arg("--password-file")
         .arg(password_file)
         .args(FAST_KDF)
