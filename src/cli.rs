@@ -18,7 +18,7 @@ use crate::vault::format::KdfParams;
     max_term_width = 100
 )]
 #[command(
-    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 wrong password, 4 damaged vault, 130 interrupted."
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 wrong password, 4 damaged vault, 5 engine, 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -42,6 +42,70 @@ pub enum Command {
     /// Create, inspect and manage vaults
     #[command(subcommand)]
     Vault(VaultCommand),
+
+    /// Start the gateway in a hardened container, detached
+    Start(StartArgs),
+
+    /// Stop the gateway; its state is sealed into the vault's next generation
+    Stop(ContainerArgs),
+
+    /// Show the container's state, health, uptime, image and vault generation
+    Status(ContainerArgs),
+
+    /// The in-container supervisor (the image's entrypoint)
+    #[command(hide = true)]
+    Guard(GuardArgs),
+
+    /// The image's health check: the gateway's /healthz
+    #[command(hide = true)]
+    Health,
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerArgs {
+    /// Container name
+    #[arg(long, default_value = "openclaw")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub container: ContainerArgs,
+
+    /// The vault [default: ~/.safeclaw/openclaw.vault]
+    #[arg(long, value_name = "FILE")]
+    pub vault: Option<PathBuf>,
+
+    /// The image to run (its ID or a tag)
+    #[arg(long)]
+    pub image: String,
+
+    /// The gateway command inside the image
+    #[arg(long, num_args = 1.., default_values = ["openclaw", "gateway", "run"])]
+    pub gateway: Vec<String>,
+
+    /// Memory limit in MiB
+    #[arg(long, default_value_t = 2048)]
+    pub memory_mib: i64,
+
+    /// Process limit
+    #[arg(long, default_value_t = 512)]
+    pub pids: i64,
+
+    /// Share a host folder: HOST:CONTAINER[:rw] (read-only unless :rw)
+    #[arg(long = "share", value_name = "HOST:CONTAINER[:rw]")]
+    pub shares: Vec<String>,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// The gateway command and its arguments
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

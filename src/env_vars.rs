@@ -9,3 +9,6 @@ pub const SAFECLAW_HOME: &str = "SAFECLAW_HOME";
 
 /// The user's home, for the default of `SAFECLAW_HOME`.
 pub const HOME: &str = "HOME";
+
+/// The engine's address (bollard reads it; safeclaw only names it in errors).
+pub const DOCKER_HOST: &str = "DOCKER_HOST";

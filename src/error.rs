@@ -19,6 +19,8 @@ pub enum Class {
     /// The vault is not a vault, is damaged, truncated, modified, over the
     /// KDF caps, or holds a refused archive entry.
     Damaged,
+    /// No Docker engine answers, or it refused a request.
+    Engine,
     /// Stopped by SIGINT or SIGTERM before finishing; nothing was left half-done.
     Interrupted,
 }
@@ -31,6 +33,7 @@ impl Class {
             Class::Usage => 2,
             Class::WrongPassword => 3,
             Class::Damaged => 4,
+            Class::Engine => 5,
             Class::Interrupted => 130,
         }
     }
@@ -42,6 +45,7 @@ impl Class {
             Class::Usage => "usage",
             Class::WrongPassword => "wrong-password",
             Class::Damaged => "damaged",
+            Class::Engine => "engine",
             Class::Interrupted => "interrupted",
         }
     }

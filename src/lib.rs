@@ -11,8 +11,12 @@
 
 pub mod cli;
 pub mod commands;
+pub mod container_spec;
+pub mod engine;
 pub mod env_vars;
 pub mod error;
+pub mod guard;
+pub mod image_build;
 pub mod interrupt;
 pub mod io_util;
 pub mod legacy;

@@ -9,7 +9,11 @@ use safeclaw::printer::Printer;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    safeclaw::interrupt::install();
+    // The guard's SIGTERM means "stop the gateway, then seal", not "cancel":
+    // it handles its signals itself.
+    if !matches!(cli.command, safeclaw::cli::Command::Guard(_)) {
+        safeclaw::interrupt::install();
+    }
     let printer = Printer::new(cli.json, cli.quiet, cli.no_progress);
     match safeclaw::commands::run(cli.command, &printer) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,7 @@
 //! One module per command, each a `run(args, printer)`.
 
+mod start;
+mod stop;
 mod vault_create;
 mod vault_export;
 mod vault_info;
@@ -22,6 +24,15 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Vault(VaultCommand::Export(args)) => vault_export::run(args, printer),
         Command::Vault(VaultCommand::Passwd(args)) => vault_passwd::run(args, printer),
         Command::Vault(VaultCommand::Migrate(args)) => vault_migrate::run(args, printer),
+        Command::Start(args) => start::run(args, printer),
+        Command::Stop(args) => stop::stop(args, printer),
+        Command::Status(args) => stop::status(args, printer),
+        Command::Guard(args) => std::process::exit(crate::guard::run(
+            crate::guard::default_settings(args.command),
+        )),
+        Command::Health => std::process::exit(crate::guard::health(
+            crate::container_spec::GATEWAY_HEALTH_ADDR,
+        )),
     }
 }
 

@@ -139,6 +139,18 @@ impl VaultFile {
         .with_hint("try again; a vault password cannot be recovered"))
     }
 
+    /// Checks that `key` is this vault's data key (the header MAC).
+    pub fn authenticate(&self, key: &DataKey) -> Result<()> {
+        if key.verify_header_mac(&self.parsed.mac_input, &self.parsed.mac) {
+            Ok(())
+        } else {
+            Err(Error::damaged(format!(
+                "{}: the header does not authenticate with this key",
+                self.path.display()
+            )))
+        }
+    }
+
     /// The decrypted, decompressed payload (a tar stream). `on_read` gets
     /// the number of encrypted bytes consumed so far, for progress.
     ///
@@ -282,6 +294,46 @@ pub fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Seals `dir` as the next generation of the vault at `path`, with the
+/// same data key and slots and a fresh payload salt. The generation being
+/// replaced stays readable as `<path>.previous` (a hard link, so nothing is
+/// copied and the swap is atomic). Returns the new generation.
+pub fn seal_next_generation(path: &Path, key: &DataKey, dir: &Path) -> Result<u64> {
+    let current = VaultFile::open(path)?;
+    current.authenticate(key)?;
+    let old = current.header().clone();
+    drop(current);
+    let header = Header {
+        generation: old.generation + 1,
+        created: now(),
+        payload_salt: crypto::random_array(),
+        ..old
+    };
+    let previous = previous_path(path);
+    let mut staged = previous.clone().into_os_string();
+    staged.push(format!(
+        ".tmp-{}",
+        crate::private_fs::hex(&crypto::random_array::<6>())
+    ));
+    let staged = PathBuf::from(staged);
+    std::fs::hard_link(path, &staged).map_err(|e| Error::io("linking", &staged, e))?;
+    std::fs::rename(&staged, &previous).map_err(|e| {
+        let _ = std::fs::remove_file(&staged);
+        Error::io("keeping the previous generation as", &previous, e)
+    })?;
+    write(path, Replace::Atomically, key, &header, |w| {
+        archive::pack(dir, w, &mut |_| {})
+    })?;
+    Ok(header.generation)
+}
+
+/// Where the generation before the newest is kept.
+pub fn previous_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".previous");
+    PathBuf::from(p)
 }
 
 /// Whether `write` may replace an existing file at its destination.

@@ -1,0 +1,29 @@
+//! Builds the stand-in test image `safeclaw-standin:test` into the local
+//! engine: `cargo run --example build-test-image`. No registry, no network.
+
+fn main() {
+    let target = std::env::current_exe().unwrap();
+    // target/<profile>/examples/build-test-image -> target/<profile>/
+    let profile_dir = target
+        .parent()
+        .and_then(|p| p.parent())
+        .unwrap()
+        .to_path_buf();
+    let result = (|| {
+        let files = safeclaw::image_build::standin_files(
+            &profile_dir.join("safeclaw"),
+            &profile_dir.join("openclaw-standin"),
+        )?;
+        safeclaw::engine::runtime()?.block_on(async {
+            let docker = safeclaw::engine::connect().await?;
+            safeclaw::image_build::build(&docker, "safeclaw-standin:test", &files).await
+        })
+    })();
+    match result {
+        Ok(()) => println!("built safeclaw-standin:test"),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! A stand-in for OpenClaw in fast tests: the parts of its behaviour that
+//! safeclaw relies on, and nothing else.
+//!
+//! - `gateway run`: serves `GET /healthz` on 127.0.0.1:18789, writes a line
+//!   to `$OPENCLAW_STATE_DIR/gateway.log` at start and every second (state
+//!   that must survive a stop), and exits 0 on SIGTERM after writing
+//!   `clean-stop` into it.
+//! - `pairing list [--channel C]` / `pairing approve CHANNEL CODE`: reads
+//!   and edits `$OPENCLAW_STATE_DIR/pairing.json` as the real one edits its
+//!   SQLite: a pending code becomes an allowed entry; a missing code exits 1.
+//! - `--version`.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn state_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os("OPENCLAW_STATE_DIR").unwrap_or_else(|| "/state".into()))
+}
+
+fn append(line: &str) {
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state_dir().join("gateway.log"))
+        .expect("state dir writable");
+    writeln!(f, "{line}").expect("state dir writable");
+}
+
+fn gateway() -> i32 {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).expect("signal handler");
+    }
+    let listener = TcpListener::bind("127.0.0.1:18789").expect("port 18789 free");
+    listener.set_nonblocking(true).expect("nonblocking");
+    append("gateway started");
+    println!("[gateway] listening on 127.0.0.1:18789");
+    let mut ticks = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok((mut conn, _)) = listener.accept() {
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 1024];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if request.starts_with("GET /healthz") {
+                ("200 OK", r#"{"ok":true,"status":"live"}"#)
+            } else {
+                ("404 Not Found", r#"{"ok":false}"#)
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        ticks += 1;
+        if ticks % 50 == 0 {
+            append(&format!("tick {}", ticks / 50));
+        }
+    }
+    append("clean-stop");
+    println!("[gateway] stopped");
+    0
+}
+
+fn pairing_file() -> PathBuf {
+    state_dir().join("pairing.json")
+}
+
+fn load_pairing() -> serde_json::Value {
+    fs::read(pairing_file())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| serde_json::json!({"pending": [], "allowed": []}))
+}
+
+fn pairing(args: &[String]) -> i32 {
+    let mut pairing = load_pairing();
+    match args.first().map(String::as_str) {
+        Some("list") => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&pairing["pending"]).unwrap()
+            );
+            0
+        }
+        Some("approve") if args.len() == 3 => {
+            let (channel, code) = (&args[1], &args[2]);
+            let pending = pairing["pending"].as_array().cloned().unwrap_or_default();
+            let Some(i) = pending
+                .iter()
+                .position(|p| p["code"] == code.as_str() && p["channel"] == channel.as_str())
+            else {
+                eprintln!("No pending pairing request found for code: {code}");
+                return 1;
+            };
+            let request = pairing["pending"].as_array_mut().unwrap().remove(i);
+            pairing["allowed"].as_array_mut().unwrap().push(request);
+            fs::write(pairing_file(), serde_json::to_vec_pretty(&pairing).unwrap()).unwrap();
+            println!("Approved {channel} sender for code {code}");
+            0
+        }
+        _ => {
+            eprintln!("usage: openclaw pairing list | approve CHANNEL CODE");
+            2
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        Some("gateway") => gateway(),
+        Some("pairing") => pairing(&args[1..]),
+        Some("--version") => {
+            println!("openclaw-standin 0.0.0");
+            0
+        }
+        _ => {
+            eprintln!("openclaw stand-in: unsupported arguments {args:?}");
+            2
+        }
+    };
+    std::process::exit(code);
+}

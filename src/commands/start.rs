@@ -1,0 +1,252 @@
+//! `safeclaw start`: unlock the vault on the host, create the hardened
+//! container, attach to its stdin before it starts, start it, hand the
+//! guard the data key, and wait for the guard's verdict.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use crate::cli::StartArgs;
+use crate::container_spec::{self, Limits, Share, Spec};
+use crate::engine;
+use crate::error::{Class, Error, Result};
+use crate::guard;
+use crate::paths;
+use crate::printer::Printer;
+use crate::vault::{crypto::DataKey, VaultFile};
+
+/// How long the guard may take to decrypt the vault and start the gateway.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn vault_path(arg: &Option<PathBuf>) -> Result<PathBuf> {
+    match arg {
+        Some(p) => Ok(p.clone()),
+        None => Ok(paths::home()?.join(paths::VAULT_FILE)),
+    }
+}
+
+pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
+    let vault_path = vault_path(&args.vault)?;
+    let vault_path =
+        std::fs::canonicalize(&vault_path).map_err(|e| Error::io("opening", &vault_path, e))?;
+    let vault = VaultFile::open(&vault_path)?;
+    let generation = vault.header().generation;
+    let (key, _) = super::unlock(&vault, &args.password.source(), printer)?;
+    drop(vault);
+
+    let vault_dir = crate::private_fs::parent_of(&vault_path);
+    let (uid, gid) = container_user(&vault_dir, &vault_path)?;
+    let spec = Spec {
+        image: args.image.clone(),
+        vault_dir: vault_dir.display().to_string(),
+        uid,
+        gid,
+        limits: Limits {
+            memory_bytes: args.memory_mib << 20,
+            pids: args.pids,
+            ..Limits::default()
+        },
+        shares: parse_shares(&args.shares)?,
+        gateway: args.gateway.clone(),
+    };
+    let name = args.container.name.clone();
+    let spinner = printer.spinner("starting the container");
+    let started = engine::runtime()?.block_on(start(&name, &spec, &key));
+    spinner.finish_and_clear();
+    let id = started?;
+    printer.result(
+        &format!("started {name} from {} (generation {generation})", vault_path.display()),
+        json!({ "ok": true, "name": name, "id": id, "vault": vault_path, "generation": generation }),
+    );
+    Ok(())
+}
+
+/// The container runs as the caller's uid:gid so the vault it writes stays
+/// the caller's. Run as root, safeclaw uses an unprivileged uid instead and
+/// gives it the vault directory (root can still read it).
+fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32)> {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    if uid != 0 {
+        return Ok((uid, gid));
+    }
+    let id = container_spec::FALLBACK_UID;
+    for p in [vault_dir, vault, &crate::vault::previous_path(vault)] {
+        if p.exists() {
+            std::os::unix::fs::chown(p, Some(id), Some(id))
+                .map_err(|e| Error::io("handing over", p, e))?;
+        }
+    }
+    Ok((id, id))
+}
+
+fn parse_shares(specs: &[String]) -> Result<Vec<Share>> {
+    specs
+        .iter()
+        .map(|s| {
+            let parts: Vec<&str> = s.split(':').collect();
+            let (host, container, writable) = match parts.as_slice() {
+                [h, c] => (*h, *c, false),
+                [h, c, "rw"] => (*h, *c, true),
+                [h, c, "ro"] => (*h, *c, false),
+                _ => {
+                    return Err(Error::usage(format!(
+                        "--share {s:?} is not HOST:CONTAINER[:rw]"
+                    )))
+                }
+            };
+            let host = std::fs::canonicalize(host)
+                .map_err(|e| Error::io("sharing", Path::new(host), e))?;
+            if !container.starts_with('/') || container.starts_with(container_spec::VAULT_DIR) {
+                return Err(Error::usage(format!(
+                    "--share {s:?}: the container path must be absolute and not under /vault"
+                )));
+            }
+            Ok(Share {
+                host: host.display().to_string(),
+                container: container.to_string(),
+                writable,
+            })
+        })
+        .collect()
+}
+
+async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<String> {
+    let docker = engine::connect().await?;
+    remove_stale(&docker, name).await?;
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(name).build()),
+            container_spec::create_body(spec),
+        )
+        .await
+        .map_err(|e| match e {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            } => Error::usage(format!("the image {} is not in the engine", spec.image))
+                .with_hint("load or build it first (see the README)"),
+            e => engine::failed("creating", name, e),
+        })?;
+    match hand_over(&docker, name, key).await {
+        Ok(()) => Ok(created.id),
+        Err(e) => {
+            // No half-started container: it holds nothing, remove it.
+            let _ = docker
+                .remove_container(
+                    name,
+                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                )
+                .await;
+            Err(e)
+        }
+    }
+}
+
+/// A container of that name that is not running is left from an earlier
+/// run: remove it. A running one is an error.
+async fn remove_stale(docker: &Docker, name: &str) -> Result<()> {
+    match docker.inspect_container(name, None).await {
+        Ok(c) => {
+            if c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+                return Err(Error::usage(format!("{name} is already running"))
+                    .with_hint("`safeclaw status` shows it; `safeclaw stop` stops it"));
+            }
+            docker
+                .remove_container(
+                    name,
+                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                )
+                .await
+                .map_err(|e| engine::failed("removing the old container", name, e))
+        }
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(e) => Err(engine::failed("inspecting", name, e)),
+    }
+}
+
+/// Attach (before start), start, write the key, close stdin, wait for the
+/// guard to say ready or fail.
+async fn hand_over(docker: &Docker, name: &str, key: &DataKey) -> Result<()> {
+    let mut attached = docker
+        .attach_container(
+            name,
+            Some(
+                AttachContainerOptionsBuilder::new()
+                    .stdin(true)
+                    .stdout(true)
+                    .stderr(true)
+                    .stream(true)
+                    .build(),
+            ),
+        )
+        .await
+        .map_err(|e| engine::failed("attaching to", name, e))?;
+    docker
+        .start_container(name, None)
+        .await
+        .map_err(|e| engine::failed("starting", name, e))?;
+    let line = guard::key_line(key);
+    attached
+        .input
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| Error::new(Class::Engine, format!("handing the key to {name}: {e}")))?;
+    drop(line);
+    let _ = attached.input.shutdown().await;
+
+    let verdict = tokio::time::timeout(READY_TIMEOUT, async {
+        let mut pending = String::new();
+        while let Some(item) = attached.output.next().await {
+            let bytes = match item {
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => message,
+                Ok(_) => continue,
+                Err(e) => {
+                    return Err(Error::new(
+                        Class::Engine,
+                        format!("reading from {name}: {e}"),
+                    ))
+                }
+            };
+            pending.push_str(&String::from_utf8_lossy(&bytes));
+            while let Some(i) = pending.find('\n') {
+                let line: String = pending.drain(..=i).collect();
+                if line.starts_with(guard::READY) {
+                    return Ok(());
+                }
+                if let Some(why) = line.strip_prefix(guard::FAILED) {
+                    let why = why.trim_end();
+                    return Err(if why.contains("does not open the vault") {
+                        Error::new(
+                            Class::WrongPassword,
+                            format!("the guard in {name} refused the key: {why}"),
+                        )
+                    } else {
+                        Error::failure(format!("the guard in {name} failed: {why}"))
+                            .with_hint("`safeclaw logs` shows the container's output")
+                    });
+                }
+            }
+        }
+        Err(
+            Error::failure(format!("{name} exited before the gateway started"))
+                .with_hint("`docker logs` on the container shows why"),
+        )
+    })
+    .await;
+    verdict.unwrap_or_else(|_| {
+        Err(Error::failure(format!(
+            "{name} did not become ready in {} s",
+            READY_TIMEOUT.as_secs()
+        )))
+    })
+}

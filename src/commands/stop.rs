@@ -1,0 +1,104 @@
+//! `safeclaw stop` and `safeclaw status`.
+
+use std::time::Duration;
+
+use bollard::query_parameters::{LogsOptionsBuilder, StopContainerOptionsBuilder};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::cli::ContainerArgs;
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::guard;
+use crate::printer::Printer;
+
+/// Time for the guard to stop the gateway and seal before the engine kills.
+const STOP_BUDGET: Duration = Duration::from_secs(60);
+
+pub fn stop(args: ContainerArgs, printer: &Printer) -> Result<()> {
+    let name = args.name;
+    let spinner = printer.spinner("stopping and sealing");
+    let sealed = engine::runtime()?.block_on(async {
+        let docker = engine::connect().await?;
+        docker
+            .stop_container(
+                &name,
+                Some(
+                    StopContainerOptionsBuilder::new()
+                        .t(STOP_BUDGET.as_secs() as i32)
+                        .build(),
+                ),
+            )
+            .await
+            .map_err(|e| engine::failed("stopping", &name, e))?;
+        // The guard's last words say which generation it sealed.
+        let mut logs = docker.logs(
+            &name,
+            Some(LogsOptionsBuilder::new().stdout(true).tail("50").build()),
+        );
+        let mut sealed = None;
+        while let Some(Ok(out)) = logs.next().await {
+            let text = out.to_string();
+            for line in text.lines() {
+                if let Some(g) = line.strip_prefix(guard::SEALED) {
+                    sealed = g.trim().parse::<u64>().ok();
+                }
+            }
+        }
+        Ok::<_, Error>(sealed)
+    });
+    spinner.finish_and_clear();
+    match sealed? {
+        Some(generation) => {
+            printer.result(
+                &format!("stopped {name}; state sealed as generation {generation}"),
+                json!({ "ok": true, "name": name, "sealed_generation": generation }),
+            );
+            Ok(())
+        }
+        None => Err(
+            Error::failure(format!("{name} stopped without sealing its state")).with_hint(
+                "the previous generation of the vault is intact; `docker logs` shows what happened",
+            ),
+        ),
+    }
+}
+
+pub fn status(args: ContainerArgs, printer: &Printer) -> Result<()> {
+    let name = args.name;
+    let inspected = engine::runtime()?.block_on(async {
+        let docker = engine::connect().await?;
+        docker
+            .inspect_container(&name, None)
+            .await
+            .map_err(|e| engine::failed("inspecting", &name, e))
+    })?;
+    let state = inspected.state.unwrap_or_default();
+    let status = state
+        .status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let health = state
+        .health
+        .and_then(|h| h.status)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "none".into());
+    let image = inspected.config.and_then(|c| c.image).unwrap_or_default();
+    let started = state.started_at.unwrap_or_default();
+    let restarts = inspected.restart_count.unwrap_or(0);
+    let exit = state.exit_code.unwrap_or(0);
+    let mut text = format!(
+        "{name}: {status}, health {health}, image {image}, started {started}, restarts {restarts}"
+    );
+    if status == "exited" && exit != 0 {
+        text.push_str(&format!(
+            "\n{name} stopped with exit code {exit}: the engine cannot restart it (it cannot re-deliver the key); run `safeclaw start` and enter the password"
+        ));
+    }
+    printer.result(
+        &text,
+        json!({ "ok": true, "name": name, "state": status, "health": health, "image": image,
+                "started_at": started, "restarts": restarts, "exit_code": exit }),
+    );
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! The hardened container, as a pure function from settings to the Engine
+//! API's create body. Every hardening item is set explicitly, so that
+//! `docker inspect` shows it and tests can read it back (docs/container.md).
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, HealthConfig, HostConfig, RestartPolicy, RestartPolicyNameEnum,
+};
+
+/// The vault's directory inside the container (the only host path mounted
+/// besides folders the user shares).
+pub const VAULT_DIR: &str = "/vault";
+/// OpenClaw's state dir: a tmpfs, so plaintext never reaches a disk.
+pub const STATE_DIR: &str = "/state";
+/// The gateway's home (it needs a writable `~/.cache`): a tmpfs.
+pub const HOME_DIR: &str = "/home/openclaw";
+/// Marks containers safeclaw made; `status` and `audit` look for it.
+pub const LABEL_MANAGED: &str = "dev.safeclaw.managed";
+/// The uid:gid used when safeclaw itself runs as root.
+pub const FALLBACK_UID: u32 = 10001;
+pub const GATEWAY_HEALTH_ADDR: &str = "127.0.0.1:18789";
+/// Where the image has safeclaw (entrypoint and health check).
+pub const SAFECLAW_IN_IMAGE: &str = "/usr/local/bin/safeclaw";
+
+/// Resource limits, overridable from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    pub nano_cpus: i64,
+    pub pids: i64,
+    pub state_tmpfs_bytes: u64,
+    pub tmp_tmpfs_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 2 << 30,
+            nano_cpus: 2_000_000_000,
+            pids: 512,
+            state_tmpfs_bytes: 1 << 30,
+            tmp_tmpfs_bytes: 256 << 20,
+        }
+    }
+}
+
+/// A host folder the user chose to share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub host: String,
+    pub container: String,
+    pub writable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub image: String,
+    /// Host directory holding the vault file.
+    pub vault_dir: String,
+    /// Container uid:gid (never 0).
+    pub uid: u32,
+    pub gid: u32,
+    pub limits: Limits,
+    pub shares: Vec<Share>,
+    /// The gateway command the guard runs, e.g. `openclaw gateway run`.
+    pub gateway: Vec<String>,
+}
+
+fn tmpfs_options(bytes: u64, uid: u32, gid: u32) -> String {
+    format!("rw,nosuid,nodev,noexec,size={bytes},mode=0700,uid={uid},gid={gid}")
+}
+
+/// The create body. Stdin is opened once for the key and closed after.
+pub fn create_body(spec: &Spec) -> ContainerCreateBody {
+    let Spec {
+        uid, gid, limits, ..
+    } = spec;
+    let mut binds = vec![format!("{}:{VAULT_DIR}:rw", spec.vault_dir)];
+    binds.extend(spec.shares.iter().map(|s| {
+        format!(
+            "{}:{}:{}",
+            s.host,
+            s.container,
+            if s.writable { "rw" } else { "ro" }
+        )
+    }));
+    let tmpfs = HashMap::from([
+        (
+            STATE_DIR.to_string(),
+            tmpfs_options(limits.state_tmpfs_bytes, *uid, *gid),
+        ),
+        (
+            HOME_DIR.to_string(),
+            tmpfs_options(limits.tmp_tmpfs_bytes, *uid, *gid),
+        ),
+        (
+            "/tmp".to_string(),
+            tmpfs_options(limits.tmp_tmpfs_bytes, *uid, *gid),
+        ),
+    ]);
+    let mut cmd = vec!["guard".to_string(), "--".to_string()];
+    cmd.extend(spec.gateway.iter().cloned());
+    let seconds = |s: i64| s * 1_000_000_000;
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        user: Some(format!("{uid}:{gid}")),
+        entrypoint: Some(vec![SAFECLAW_IN_IMAGE.to_string()]),
+        cmd: Some(cmd),
+        // Only non-secret settings: the key travels over stdin.
+        env: Some(vec![
+            format!("HOME={HOME_DIR}"),
+            format!("OPENCLAW_STATE_DIR={STATE_DIR}"),
+            "OPENCLAW_DISABLE_BONJOUR=1".to_string(),
+        ]),
+        labels: Some(HashMap::from([(
+            LABEL_MANAGED.to_string(),
+            "1".to_string(),
+        )])),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        healthcheck: Some(HealthConfig {
+            test: Some(vec![
+                "CMD".to_string(),
+                SAFECLAW_IN_IMAGE.to_string(),
+                "health".to_string(),
+            ]),
+            interval: Some(seconds(5)),
+            timeout: Some(seconds(3)),
+            retries: Some(3),
+            start_period: Some(seconds(30)),
+            start_interval: None,
+        }),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            tmpfs: Some(tmpfs),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".to_string()]),
+            cap_add: Some(vec![]),
+            // Default seccomp stays on: only no-new-privileges is added.
+            security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+            privileged: Some(false),
+            pids_limit: Some(limits.pids),
+            memory: Some(limits.memory_bytes),
+            memory_swap: Some(limits.memory_bytes),
+            nano_cpus: Some(limits.nano_cpus),
+            network_mode: Some("bridge".to_string()),
+            pid_mode: Some(String::new()),
+            ipc_mode: Some("private".to_string()),
+            uts_mode: Some(String::new()),
+            userns_mode: Some(String::new()),
+            // The engine cannot re-deliver the key, so it must not restart
+            // the container: restarts are the supervisor's job.
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            port_bindings: Some(HashMap::new()),
+            publish_all_ports: Some(false),
+            init: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        Spec {
+            image: "safeclaw-test:1".into(),
+            vault_dir: "/home/me/.safeclaw".into(),
+            uid: 1000,
+            gid: 1000,
+            limits: Limits::default(),
+            shares: vec![Share {
+                host: "/home/me/notes".into(),
+                container: "/shared/notes".into(),
+                writable: false,
+            }],
+            gateway: vec!["openclaw".into(), "gateway".into(), "run".into()],
+        }
+    }
+
+    #[test]
+    fn every_hardening_item_is_explicit() {
+        let body = create_body(&spec());
+        let host = body.host_config.as_ref().unwrap();
+        assert_eq!(body.user.as_deref(), Some("1000:1000"));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_drop.as_deref(), Some(&["ALL".to_string()][..]));
+        assert_eq!(host.privileged, Some(false));
+        assert_eq!(
+            host.security_opt.as_deref(),
+            Some(&["no-new-privileges:true".to_string()][..])
+        );
+        assert_eq!(host.pids_limit, Some(512));
+        assert_eq!(host.memory, Some(2 << 30));
+        assert_eq!(host.nano_cpus, Some(2_000_000_000));
+        assert_eq!(
+            host.restart_policy.as_ref().unwrap().name,
+            Some(RestartPolicyNameEnum::NO)
+        );
+        assert_eq!(host.network_mode.as_deref(), Some("bridge"));
+        assert!(host.port_bindings.as_ref().unwrap().is_empty());
+        let tmpfs = host.tmpfs.as_ref().unwrap();
+        assert!(tmpfs[STATE_DIR].contains("mode=0700") && tmpfs[STATE_DIR].contains("size="));
+        assert!(tmpfs.contains_key("/tmp") && tmpfs.contains_key(HOME_DIR));
+        let binds = host.binds.as_ref().unwrap();
+        assert_eq!(binds[0], "/home/me/.safeclaw:/vault:rw");
+        assert_eq!(binds[1], "/home/me/notes:/shared/notes:ro");
+        assert!(!binds.iter().any(|b| b.contains("docker.sock")));
+        assert_eq!(body.open_stdin, Some(true));
+        assert_eq!(body.stdin_once, Some(true));
+        // Nothing secret-looking in env or cmd.
+        for v in body.env.unwrap().iter().chain(body.cmd.unwrap().iter()) {
+            assert!(
+                !v.to_ascii_lowercase().contains("key=") && !v.contains("TOKEN"),
+                "{v}"
+            );
+        }
+    }
+}
