@@ -1,0 +1,362 @@
+//! The runtime on a real Docker engine, with the stand-in gateway image
+//! built locally. Skips without an engine on a developer machine; fails in
+//! CI (CI=true).
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+};
+use bollard::Docker;
+use common::*;
+use futures_util::StreamExt;
+use predicates::prelude::*;
+use safeclaw::password::Password;
+use safeclaw::vault::VaultFile;
+use tempfile::TempDir;
+
+/// An engine, or None (skip) on a developer machine without one.
+fn engine() -> Option<(tokio::runtime::Runtime, Docker)> {
+    let rt = safeclaw::engine::runtime().unwrap();
+    match rt.block_on(safeclaw::engine::connect()) {
+        Ok(docker) => Some((rt, docker)),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but no Docker engine: {}", e.message)
+        }
+        Err(e) => {
+            eprintln!("skipping: no Docker engine ({})", e.message);
+            None
+        }
+    }
+}
+
+struct Fixture {
+    dir: TempDir,
+    marker: String,
+    password: String,
+    name: String,
+    image: String,
+}
+
+impl Fixture {
+    fn new(rt: &tokio::runtime::Runtime, docker: &Docker, tag: &str) -> Self {
+        let dir = TempDir::new().unwrap();
+        let nonce = safeclaw::private_fs::hex(&safeclaw::vault::crypto::random_array::<8>());
+        let marker = format!("MARKER-SECRET-{nonce}");
+        let password = format!("e2e-password-{nonce}");
+        let state = dir.path().join("state");
+        fs::create_dir(&state).unwrap();
+        fs::write(
+            state.join("openclaw.json"),
+            format!(r#"{{"channels":{{"telegram":{{"botToken":"{marker}"}}}}}}"#),
+        )
+        .unwrap();
+        let home = dir.path().join("home");
+        fs::create_dir(&home).unwrap();
+        write_password(dir.path(), "pw", &password);
+        create_vault(&state, &home.join("openclaw.vault"), &dir.path().join("pw"));
+        let image = format!("safeclaw-standin:{tag}-{}", std::process::id());
+        let files = safeclaw::image_build::standin_files(
+            Path::new(env!("CARGO_BIN_EXE_safeclaw")),
+            Path::new(env!("CARGO_BIN_EXE_openclaw-standin")),
+        )
+        .unwrap();
+        rt.block_on(safeclaw::image_build::build(docker, &image, &files))
+            .unwrap();
+        Fixture {
+            name: format!("sc-{tag}-{}", std::process::id()),
+            dir,
+            marker,
+            password,
+            image,
+        }
+    }
+
+    fn vault(&self) -> PathBuf {
+        self.dir.path().join("home/openclaw.vault")
+    }
+
+    fn start(&self) -> assert_cmd::assert::Assert {
+        safeclaw()
+            .args([
+                "start",
+                "--name",
+                &self.name,
+                "--image",
+                &self.image,
+                "--vault",
+            ])
+            .arg(self.vault())
+            .arg("--password-file")
+            .arg(self.dir.path().join("pw"))
+            .assert()
+    }
+
+    fn stop(&self) -> assert_cmd::assert::Assert {
+        safeclaw().args(["stop", "--name", &self.name]).assert()
+    }
+
+    fn exported_log(&self, to: &str) -> String {
+        safeclaw()
+            .args(["vault", "export"])
+            .arg(self.vault())
+            .arg("--to")
+            .arg(self.dir.path().join(to))
+            .arg("--password-file")
+            .arg(self.dir.path().join("pw"))
+            .assert()
+            .success();
+        fs::read_to_string(self.dir.path().join(to).join("gateway.log")).unwrap()
+    }
+
+    fn cleanup(&self, rt: &tokio::runtime::Runtime, docker: &Docker) {
+        rt.block_on(async {
+            let _ = docker
+                .remove_container(
+                    &self.name,
+                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                )
+                .await;
+            let _ = docker
+                .remove_image(
+                    &self.image,
+                    Some(RemoveImageOptionsBuilder::new().force(true).build()),
+                    None,
+                )
+                .await;
+        });
+    }
+}
+
+fn wait_healthy(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
+    let start = Instant::now();
+    loop {
+        let c = rt.block_on(docker.inspect_container(name, None)).unwrap();
+        let health = c
+            .state
+            .and_then(|s| s.health)
+            .and_then(|h| h.status)
+            .map(|s| s.to_string());
+        if health.as_deref() == Some("healthy") {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{name} never became healthy ({health:?})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Every file under `root`, read (overlay upper dirs hold what a container
+/// wrote to its writable layer).
+fn files_under(root: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => files_under(&p, out),
+            Ok(m) if m.is_file() => out.push((p.clone(), fs::read(&p).unwrap_or_default())),
+            _ => {}
+        }
+    }
+}
+
+fn proc_texts() -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        {
+            for f in ["environ", "cmdline"] {
+                let p = e.path().join(f);
+                if let Ok(b) = fs::read(&p) {
+                    out.push((p, b));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn hardened_start_leaks_nothing_and_keeps_state_across_stop_and_start() {
+    let Some((rt, docker)) = engine() else { return };
+    let f = Fixture::new(&rt, &docker, "journey");
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| journey(&rt, &docker, &f)));
+    f.cleanup(&rt, &docker);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
+    f.start()
+        .success()
+        .stdout(predicate::str::contains("(generation 1)"));
+    // Hardening, as the engine reports it.
+    let c = rt
+        .block_on(docker.inspect_container(&f.name, None))
+        .unwrap();
+    let config = c.config.clone().unwrap();
+    let host = c.host_config.clone().unwrap();
+    let user = config.user.clone().unwrap();
+    assert!(
+        !user.is_empty() && !user.starts_with("0:") && user != "0" && user != "root",
+        "user {user}"
+    );
+    assert_eq!(host.readonly_rootfs, Some(true));
+    assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+    assert!(host.cap_add.unwrap_or_default().is_empty());
+    assert_eq!(host.privileged, Some(false));
+    assert_eq!(
+        host.security_opt,
+        Some(vec!["no-new-privileges:true".to_string()])
+    );
+    assert_eq!(host.pids_limit, Some(512));
+    assert_eq!(host.memory, Some(2048 << 20));
+    assert!(host.nano_cpus.unwrap_or(0) > 0);
+    assert_eq!(
+        host.restart_policy
+            .and_then(|r| r.name)
+            .map(|n| n.to_string()),
+        Some("no".to_string())
+    );
+    assert_eq!(host.network_mode.as_deref(), Some("bridge"));
+    assert!(host.port_bindings.unwrap_or_default().is_empty());
+    assert_eq!(host.pid_mode.as_deref().unwrap_or(""), "");
+    let tmpfs = host.tmpfs.unwrap();
+    assert!(tmpfs["/state"].contains("size=") && tmpfs["/state"].contains("mode=0700"));
+    assert!(tmpfs.contains_key("/tmp"));
+    let binds = host.binds.unwrap();
+    assert_eq!(binds.len(), 1, "{binds:?}");
+    assert!(binds[0].ends_with(":/vault:rw") && !binds.iter().any(|b| b.contains("docker.sock")));
+    wait_healthy(rt, docker, &f.name);
+
+    // No secret anywhere: the marker in the vault's config, the password,
+    // the data key.
+    let key = {
+        let v = VaultFile::open(&f.vault()).unwrap();
+        v.unlock(&Password::new(f.password.as_bytes()).unwrap())
+            .unwrap()
+            .0
+    };
+    let key_hex = safeclaw::private_fs::hex(key.as_bytes());
+    let mut hay: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    hay.push(("inspect".into(), serde_json::to_vec(&c).unwrap()));
+    let logs: Vec<u8> = rt.block_on(async {
+        let mut s = docker.logs(
+            &f.name,
+            Some(LogsOptionsBuilder::new().stdout(true).stderr(true).build()),
+        );
+        let mut all = Vec::new();
+        while let Some(Ok(o)) = s.next().await {
+            all.extend_from_slice(&o.into_bytes());
+        }
+        all
+    });
+    assert!(contains(&logs, "safeclaw-guard: ready generation=1"));
+    hay.push(("docker logs".into(), logs));
+    let procs = proc_texts();
+    // The scan does see the container's processes (the guard is PID 1 there).
+    assert!(
+        procs
+            .iter()
+            .any(|(p, b)| p.ends_with("cmdline") && contains(b, "/usr/local/bin/safeclaw\0guard")),
+        "the guard's cmdline was not among the scanned processes"
+    );
+    hay.extend(procs);
+    let upper = c
+        .graph_driver
+        .and_then(|g| g.data.get("UpperDir").cloned())
+        .expect("overlay2 upper dir");
+    files_under(Path::new(&upper), &mut hay);
+    for (place, bytes) in &hay {
+        for (what, secret) in [
+            ("marker", &f.marker),
+            ("password", &f.password),
+            ("data key", &key_hex),
+        ] {
+            assert!(
+                !contains(bytes, secret),
+                "the {what} is in {}",
+                place.display()
+            );
+        }
+    }
+
+    // State written while running is sealed on stop and back on start.
+    f.stop()
+        .success()
+        .stdout(predicate::str::contains("state sealed as generation 2"));
+    let log = f.exported_log("gen2");
+    assert!(
+        log.starts_with("gateway started\n") && log.ends_with("clean-stop\n"),
+        "{log}"
+    );
+    assert!(f.dir.path().join("home/openclaw.vault.previous").exists());
+    f.start()
+        .success()
+        .stdout(predicate::str::contains("(generation 2)"));
+    wait_healthy(rt, docker, &f.name);
+    f.stop()
+        .success()
+        .stdout(predicate::str::contains("state sealed as generation 3"));
+    let log = f.exported_log("gen3");
+    assert_eq!(log.matches("gateway started").count(), 2, "{log}");
+    assert_eq!(log.matches("clean-stop").count(), 2, "{log}");
+}
+
+#[test]
+fn wrong_password_and_damaged_vault_leave_no_container() {
+    let Some((rt, docker)) = engine() else { return };
+    let f = Fixture::new(&rt, &docker, "refuse");
+    let wrong = write_password(f.dir.path(), "wrong", "not the password");
+    safeclaw()
+        .args(["start", "--name", &f.name, "--image", &f.image, "--vault"])
+        .arg(f.vault())
+        .arg("--password-file")
+        .arg(&wrong)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("error: wrong password for"));
+    let mut bytes = fs::read(f.vault()).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 1;
+    fs::write(f.vault(), &bytes).unwrap();
+    // The header still opens on the host; the guard finds the damage.
+    f.start()
+        .code(1)
+        .stderr(predicate::str::contains("the guard in"));
+    let gone = rt.block_on(docker.inspect_container(&f.name, None));
+    f.cleanup(&rt, &docker);
+    assert!(gone.is_err(), "a container was left behind");
+}
+
+#[test]
+fn a_missing_engine_is_one_clear_error() {
+    safeclaw()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["status", "--name", "openclaw"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::starts_with(
+            "error: cannot reach a Docker engine at unix:///nonexistent/docker.sock",
+        ))
+        .stderr(predicate::str::contains(
+            "hint: start Docker (Docker Desktop, or `sudo systemctl start docker`), or point DOCKER_HOST at it",
+        ));
+}
