@@ -52,6 +52,19 @@ pub enum Command {
     /// Show the container's state, health, uptime, image and vault generation
     Status(ContainerArgs),
 
+    /// Run the gateway in the foreground: logs streamed, Ctrl-C stops and seals
+    Run(StartArgs),
+
+    /// Show the container's output
+    Logs(LogsArgs),
+
+    /// Run OpenClaw's own CLI inside the running container (argv, no shell)
+    Exec(ExecArgs),
+
+    /// Pair a chat account with the bot (the guide's pairing step)
+    #[command(subcommand)]
+    Pair(PairCommand),
+
     /// The in-container supervisor (the image's entrypoint)
     #[command(hide = true)]
     Guard(GuardArgs),
@@ -99,6 +112,47 @@ pub struct StartArgs {
 
     #[command(flatten)]
     pub password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub container: ContainerArgs,
+
+    /// Keep following new output
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub container: ContainerArgs,
+
+    /// Arguments for `openclaw` inside the container
+    #[arg(last = true, required = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PairCommand {
+    /// Pending pairing requests
+    List {
+        #[command(flatten)]
+        container: ContainerArgs,
+        /// Only this channel
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Approve a pending request: `safeclaw pair approve telegram CODE`
+    Approve {
+        #[command(flatten)]
+        container: ContainerArgs,
+        /// The channel (telegram, discord, signal, slack, whatsapp)
+        channel: String,
+        /// The 8-character code the bot sent
+        code: String,
+    },
 }
 
 #[derive(Debug, Args)]

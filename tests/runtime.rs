@@ -298,6 +298,43 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
         }
     }
 
+    // The guide's pairing step: a pending request (as Telegram's /start
+    // makes it), listed, approved; a malformed code never reaches the container.
+    safeclaw()
+        .args([
+            "exec", "--name", &f.name, "--", "pairing", "request", "telegram", "PAIR2026",
+        ])
+        .assert()
+        .success();
+    safeclaw()
+        .args(["pair", "list", "--name", &f.name, "--channel", "telegram"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("PAIR2026"));
+    safeclaw()
+        .args([
+            "pair",
+            "approve",
+            "--name",
+            &f.name,
+            "telegram",
+            "$(reboot)",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not a pairing code"));
+    safeclaw()
+        .args(["pair", "approve", "--name", &f.name, "telegram", "pair2026"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Approved telegram sender for code PAIR2026",
+        ));
+    safeclaw()
+        .args(["pair", "approve", "--name", &f.name, "telegram", "NOPE0000"])
+        .assert()
+        .code(1);
+
     // State written while running is sealed on stop and back on start.
     f.stop()
         .success()
@@ -307,14 +344,33 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
         log.starts_with("gateway started\n") && log.ends_with("clean-stop\n"),
         "{log}"
     );
+    let pairing = fs::read_to_string(f.dir.path().join("gen2/pairing.json")).unwrap();
+    assert!(
+        pairing.contains("\"allowed\"") && pairing.contains("PAIR2026"),
+        "{pairing}"
+    );
     assert!(f.dir.path().join("home/openclaw.vault.previous").exists());
-    f.start()
-        .success()
-        .stdout(predicate::str::contains("(generation 2)"));
+
+    // `run` in the foreground: Ctrl-C stops the gateway and seals.
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
+        .args(["run", "--name", &f.name, "--image", &f.image, "--vault"])
+        .arg(f.vault())
+        .arg("--password-file")
+        .arg(f.dir.path().join("pw"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     wait_healthy(rt, docker, &f.name);
-    f.stop()
-        .success()
-        .stdout(predicate::str::contains("state sealed as generation 3"));
+    std::process::Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(run.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(run.wait().unwrap().success(), "{out}");
+    assert!(out.contains("safeclaw-guard: ready generation=2"), "{out}");
+    assert!(out.contains("state sealed as generation 3"), "{out}");
     let log = f.exported_log("gen3");
     assert_eq!(log.matches("gateway started").count(), 2, "{log}");
     assert_eq!(log.matches("clean-stop").count(), 2, "{log}");

@@ -8,6 +8,8 @@
 //! - `pairing list [--channel C]` / `pairing approve CHANNEL CODE`: reads
 //!   and edits `$OPENCLAW_STATE_DIR/pairing.json` as the real one edits its
 //!   SQLite: a pending code becomes an allowed entry; a missing code exits 1.
+//! - `pairing request CHANNEL CODE`: adds a pending request, as the
+//!   Telegram channel does on `/start` (tests use it).
 //! - `--version`.
 
 use std::fs;
@@ -89,6 +91,13 @@ fn pairing(args: &[String]) -> i32 {
                 "{}",
                 serde_json::to_string_pretty(&pairing["pending"]).unwrap()
             );
+            0
+        }
+        // What the Telegram channel does on /start (tests only).
+        Some("request") if args.len() == 3 => {
+            let request = serde_json::json!({"channel": args[1], "code": args[2]});
+            pairing["pending"].as_array_mut().unwrap().push(request);
+            fs::write(pairing_file(), serde_json::to_vec_pretty(&pairing).unwrap()).unwrap();
             0
         }
         Some("approve") if args.len() == 3 => {

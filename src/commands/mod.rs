@@ -1,5 +1,6 @@
 //! One module per command, each a `run(args, printer)`.
 
+mod exec;
 mod start;
 mod stop;
 mod vault_create;
@@ -27,6 +28,10 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Start(args) => start::run(args, printer),
         Command::Stop(args) => stop::stop(args, printer),
         Command::Status(args) => stop::status(args, printer),
+        Command::Run(args) => start::run_foreground(args, printer),
+        Command::Logs(args) => exec::logs(args, printer),
+        Command::Exec(args) => exec::exec(args, printer),
+        Command::Pair(command) => exec::pair(command, printer),
         Command::Guard(args) => std::process::exit(crate::guard::run(
             crate::guard::default_settings(args.command),
         )),

@@ -69,6 +69,36 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
     Ok(())
 }
 
+/// `safeclaw run`: start, stream the output, and on Ctrl-C (or when the
+/// gateway exits) stop and report the sealed generation.
+pub fn run_foreground(args: StartArgs, printer: &Printer) -> Result<()> {
+    let name = args.container.name.clone();
+    run(args, printer)?;
+    let sealed = engine::runtime()?.block_on(async {
+        let docker = engine::connect().await?;
+        let logs = super::exec::follow_logs(&docker, &name, true);
+        tokio::pin!(logs);
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                r = &mut logs => { r?; break; }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if crate::interrupt::requested() && !stopping {
+                        stopping = true;
+                        printer.note("stopping: the gateway drains, then its state is sealed");
+                        docker
+                            .stop_container(&name, Some(bollard::query_parameters::StopContainerOptionsBuilder::new().t(60).build()))
+                            .await
+                            .map_err(|e| engine::failed("stopping", &name, e))?;
+                    }
+                }
+            }
+        }
+        Ok::<_, Error>(super::stop::sealed_generation(&docker, &name).await)
+    })?;
+    super::stop::report_sealed(&name, sealed, printer)
+}
+
 /// The container runs as the caller's uid:gid so the vault it writes stays
 /// the caller's. Run as root, safeclaw uses an unprivileged uid instead and
 /// gives it the vault directory (root can still read it).

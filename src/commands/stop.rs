@@ -31,24 +31,31 @@ pub fn stop(args: ContainerArgs, printer: &Printer) -> Result<()> {
             )
             .await
             .map_err(|e| engine::failed("stopping", &name, e))?;
-        // The guard's last words say which generation it sealed.
-        let mut logs = docker.logs(
-            &name,
-            Some(LogsOptionsBuilder::new().stdout(true).tail("50").build()),
-        );
-        let mut sealed = None;
-        while let Some(Ok(out)) = logs.next().await {
-            let text = out.to_string();
-            for line in text.lines() {
-                if let Some(g) = line.strip_prefix(guard::SEALED) {
-                    sealed = g.trim().parse::<u64>().ok();
-                }
-            }
-        }
-        Ok::<_, Error>(sealed)
+        Ok::<_, Error>(sealed_generation(&docker, &name).await)
     });
     spinner.finish_and_clear();
-    match sealed? {
+    report_sealed(&name, sealed?, printer)
+}
+
+/// The generation the guard says it sealed, from the end of its output.
+pub async fn sealed_generation(docker: &bollard::Docker, name: &str) -> Option<u64> {
+    let mut logs = docker.logs(
+        name,
+        Some(LogsOptionsBuilder::new().stdout(true).tail("50").build()),
+    );
+    let mut sealed = None;
+    while let Some(Ok(out)) = logs.next().await {
+        for line in out.to_string().lines() {
+            if let Some(g) = line.strip_prefix(guard::SEALED) {
+                sealed = g.trim().parse::<u64>().ok();
+            }
+        }
+    }
+    sealed
+}
+
+pub fn report_sealed(name: &str, sealed: Option<u64>, printer: &Printer) -> Result<()> {
+    match sealed {
         Some(generation) => {
             printer.result(
                 &format!("stopped {name}; state sealed as generation {generation}"),

@@ -1,0 +1,167 @@
+//! `safeclaw exec`, `safeclaw pair` and `safeclaw logs`: OpenClaw's own CLI
+//! inside the running container, as argv (never a shell string), and the
+//! container's output.
+
+use bollard::container::LogOutput;
+use bollard::exec::StartExecResults;
+use bollard::models::ExecConfig;
+use bollard::query_parameters::LogsOptionsBuilder;
+use bollard::Docker;
+use futures_util::{Stream, StreamExt};
+use std::io::Write;
+
+use crate::cli::{ExecArgs, LogsArgs, PairCommand};
+use crate::container_spec::{HOME_DIR, STATE_DIR};
+use crate::engine;
+use crate::error::{Class, Error, Result};
+use crate::printer::Printer;
+
+/// The channels OpenClaw pairs (`openclaw pairing`).
+const CHANNELS: [&str; 5] = ["telegram", "discord", "signal", "slack", "whatsapp"];
+
+pub fn exec(args: ExecArgs, _printer: &Printer) -> Result<()> {
+    let code = run_openclaw(&args.container.name, &args.args)?;
+    exit_with(code)
+}
+
+pub fn pair(command: PairCommand, _printer: &Printer) -> Result<()> {
+    let (name, argv) = match command {
+        PairCommand::List { container, channel } => {
+            let mut argv = vec!["pairing".to_string(), "list".to_string()];
+            if let Some(c) = channel {
+                argv.extend(["--channel".to_string(), checked_channel(&c)?]);
+            }
+            (container.name, argv)
+        }
+        PairCommand::Approve {
+            container,
+            channel,
+            code,
+        } => {
+            let channel = checked_channel(&channel)?;
+            let code = checked_code(&code)?;
+            (
+                container.name,
+                vec!["pairing".into(), "approve".into(), channel, code],
+            )
+        }
+    };
+    let code = run_openclaw(&name, &argv)?;
+    exit_with(code)
+}
+
+fn checked_channel(c: &str) -> Result<String> {
+    let c = c.to_ascii_lowercase();
+    if CHANNELS.contains(&c.as_str()) {
+        Ok(c)
+    } else {
+        Err(Error::usage(format!("unknown channel {c:?}"))
+            .with_hint(format!("one of: {}", CHANNELS.join(", "))))
+    }
+}
+
+/// Pairing codes are 8 letters or digits; anything else is refused before
+/// the container is touched.
+pub fn checked_code(code: &str) -> Result<String> {
+    if code.len() == 8 && code.chars().all(|c| c.is_ascii_alphanumeric()) {
+        Ok(code.to_ascii_uppercase())
+    } else {
+        Err(Error::usage(format!("{code:?} is not a pairing code"))
+            .with_hint("a pairing code is the 8 letters or digits the bot sent you"))
+    }
+}
+
+fn exit_with(code: i64) -> Result<()> {
+    if code == 0 {
+        Ok(())
+    } else {
+        // The tool's own exit code, passed through.
+        std::process::exit(code.clamp(1, 255) as i32)
+    }
+}
+
+/// Runs `openclaw ARGS` in the container, streaming its output; returns its exit code.
+fn run_openclaw(name: &str, args: &[String]) -> Result<i64> {
+    let mut cmd = vec!["openclaw".to_string()];
+    cmd.extend(args.iter().cloned());
+    engine::runtime()?.block_on(async {
+        let docker = engine::connect().await?;
+        let created = docker
+            .create_exec(
+                name,
+                ExecConfig {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    attach_stdin: Some(false),
+                    tty: Some(false),
+                    privileged: Some(false),
+                    env: Some(vec![
+                        format!("OPENCLAW_STATE_DIR={STATE_DIR}"),
+                        format!("HOME={HOME_DIR}"),
+                    ]),
+                    cmd: Some(cmd),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| engine::failed("running a command in", name, e))?;
+        match docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| engine::failed("running a command in", name, e))?
+        {
+            StartExecResults::Attached { output, .. } => copy_output(output).await?,
+            StartExecResults::Detached => {}
+        }
+        let inspected = docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| engine::failed("reading the command's status in", name, e))?;
+        Ok(inspected.exit_code.unwrap_or(1))
+    })
+}
+
+/// Copies a container's output stream to our stdout and stderr.
+pub async fn copy_output(
+    mut output: impl Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>> + Unpin,
+) -> Result<()> {
+    while let Some(item) = output.next().await {
+        match item.map_err(|e| Error::new(Class::Engine, format!("reading output: {e}")))? {
+            LogOutput::StdErr { message } => {
+                let _ = std::io::stderr().write_all(&message);
+            }
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                let _ = std::io::stdout().write_all(&message);
+                let _ = std::io::stdout().flush();
+            }
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+pub fn logs(args: LogsArgs, _printer: &Printer) -> Result<()> {
+    let name = args.container.name;
+    engine::runtime()?.block_on(async {
+        let docker = engine::connect().await?;
+        follow_logs(&docker, &name, args.follow).await
+    })
+}
+
+pub async fn follow_logs(docker: &Docker, name: &str, follow: bool) -> Result<()> {
+    docker
+        .inspect_container(name, None)
+        .await
+        .map_err(|e| engine::failed("reading the logs of", name, e))?;
+    let stream = docker.logs(
+        name,
+        Some(
+            LogsOptionsBuilder::new()
+                .stdout(true)
+                .stderr(true)
+                .follow(follow)
+                .build(),
+        ),
+    );
+    copy_output(stream).await
+}
