@@ -1,0 +1,219 @@
+//! Launch overhead and stop-and-seal time of the hardened runtime, against
+//! a plain container of the same image running the gateway directly with
+//! its state bind-mounted in plaintext (what the guide's setup amounts to).
+//!
+//! `cargo bench --bench runtime` (needs a Docker engine). Readiness is
+//! polled with `safeclaw health` through exec every 50 ms in both cases, so
+//! the engine's 5 s health-check interval does not quantise the figures.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+
+const BIN: &str = env!("CARGO_BIN_EXE_safeclaw");
+const STANDIN: &str = env!("CARGO_BIN_EXE_openclaw-standin");
+
+async fn healthy(docker: &Docker, name: &str) -> bool {
+    let Ok(created) = docker
+        .create_exec(
+            name,
+            ExecConfig {
+                cmd: Some(vec!["/usr/local/bin/safeclaw".into(), "health".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+    else {
+        return false;
+    };
+    if docker.start_exec(&created.id, None).await.is_err() {
+        return false;
+    }
+    loop {
+        match docker.inspect_exec(&created.id).await {
+            Ok(i) if i.running == Some(true) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Ok(i) => return i.exit_code == Some(0),
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn wait_healthy(docker: &Docker, name: &str) {
+    let start = Instant::now();
+    while !healthy(docker, name).await {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{name} never answered /healthz"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn safeclaw(args: &[&str]) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn make_state(dir: &Path, mib: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("openclaw.json"), "{}").unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let data: Vec<u8> = (0..mib << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(dir.join("memory.bin"), data).unwrap();
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rt = safeclaw::engine::runtime().unwrap();
+    let docker = match rt.block_on(safeclaw::engine::connect()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("no Docker engine: {}", e.message);
+            std::process::exit(1);
+        }
+    };
+    let image = format!("safeclaw-standin:bench-{}", std::process::id());
+    let files = safeclaw::image_build::standin_files(Path::new(BIN), Path::new(STANDIN)).unwrap();
+    rt.block_on(safeclaw::image_build::build(&docker, &image, &files))
+        .unwrap();
+    let work = tempfile::TempDir::new().unwrap();
+    let pw = work.path().join("pw");
+    std::fs::write(&pw, "bench password\n").unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+
+    println!("\nruntime: start to /healthz answering, and stop (with seal), stand-in gateway");
+    println!(
+        "{:<10} {:<34} {:>10} {:>10}",
+        "state", "setup", "start", "stop"
+    );
+    for mib in [10usize, 100] {
+        let state = work.path().join(format!("state-{mib}"));
+        make_state(&state, mib);
+        let home = work.path().join(format!("home-{mib}"));
+        std::fs::create_dir(&home).unwrap();
+        let vault = home.join("openclaw.vault");
+        // The default Argon2id: the unlock is part of a real start.
+        safeclaw(&[
+            "-q",
+            "vault",
+            "create",
+            "--from",
+            state.to_str().unwrap(),
+            "--out",
+            vault.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ]);
+        let name = format!("sc-bench-{}-{mib}", std::process::id());
+
+        let t = Instant::now();
+        safeclaw(&[
+            "-q",
+            "start",
+            "--name",
+            &name,
+            "--image",
+            &image,
+            "--vault",
+            vault.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ]);
+        rt.block_on(wait_healthy(&docker, &name));
+        let start_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        safeclaw(&["-q", "stop", "--name", &name]);
+        let stop_s = t.elapsed().as_secs_f64();
+        println!(
+            "{:<10} {:<34} {:>8.2} s {:>8.2} s",
+            format!("{mib} MiB"),
+            "safeclaw (unlock, tmpfs, seal)",
+            start_s,
+            stop_s
+        );
+
+        // The peer: same image, gateway directly, plaintext state bind-mounted.
+        let plain = format!("plain-bench-{}-{mib}", std::process::id());
+        let (start_p, stop_p) = rt.block_on(async {
+            let t = Instant::now();
+            docker
+                .create_container(
+                    Some(CreateContainerOptionsBuilder::new().name(&plain).build()),
+                    ContainerCreateBody {
+                        image: Some(image.clone()),
+                        user: Some("0:0".into()),
+                        entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
+                        cmd: Some(vec!["gateway".into(), "run".into()]),
+                        env: Some(vec!["OPENCLAW_STATE_DIR=/state".into()]),
+                        host_config: Some(HostConfig {
+                            binds: Some(vec![format!("{}:/state:rw", state.display())]),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            docker.start_container(&plain, None).await.unwrap();
+            wait_healthy(&docker, &plain).await;
+            let start_p = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            docker
+                .stop_container(
+                    &plain,
+                    Some(StopContainerOptionsBuilder::new().t(60).build()),
+                )
+                .await
+                .unwrap();
+            let stop_p = t.elapsed().as_secs_f64();
+            let opts = Some(RemoveContainerOptionsBuilder::new().force(true).build());
+            let _ = docker.remove_container(&plain, opts.clone()).await;
+            let _ = docker.remove_container(&name, opts).await;
+            (start_p, stop_p)
+        });
+        println!(
+            "{:<10} {:<34} {:>8.2} s {:>8.2} s",
+            format!("{mib} MiB"),
+            "plain docker run, plaintext bind",
+            start_p,
+            stop_p
+        );
+        println!(
+            "{:<10} {:<34} {:>8.2} s {:>8.2} s",
+            "",
+            "difference",
+            start_s - start_p,
+            stop_s - stop_p
+        );
+    }
+    let _ = rt.block_on(
+        docker.remove_image(
+            &image,
+            Some(
+                bollard::query_parameters::RemoveImageOptionsBuilder::new()
+                    .force(true)
+                    .build(),
+            ),
+            None,
+        ),
+    );
+}
