@@ -118,13 +118,6 @@ fn run(cmd: &mut Command) {
     );
 }
 
-fn pw_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    fs::write(&p, bytes).unwrap();
-    fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    p
-}
-
 #[test]
 fn the_guides_own_file_migrates_and_is_renamed() {
     let g = Guide::new(&["-pbkdf2", "-iter", "100000"], "pass:guide password");

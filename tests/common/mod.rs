@@ -24,9 +24,15 @@ pub fn safeclaw() -> Command {
     cmd
 }
 
+/// A 0600 password file holding `password` and a newline.
 pub fn write_password(dir: &Path, name: &str, password: &str) -> PathBuf {
+    pw_file(dir, name, format!("{password}\n").as_bytes())
+}
+
+/// A 0600 password file holding exactly `bytes` (CRLF cases and the like).
+pub fn pw_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
-    fs::write(&path, format!("{password}\n")).unwrap();
+    fs::write(&path, bytes).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     path
 }
