@@ -50,7 +50,7 @@ pub enum Command {
     Stop(ContainerArgs),
 
     /// Show the container's state, health, uptime, image and vault generation
-    Status(ContainerArgs),
+    Status(StatusArgs),
 
     /// Run the gateway in the foreground: logs streamed, Ctrl-C stops and seals
     Run(StartArgs),
@@ -102,6 +102,14 @@ pub struct StartArgs {
     #[arg(long, default_value_t = 2048)]
     pub memory_mib: i64,
 
+    /// CPU limit (cores, may be fractional)
+    #[arg(long, default_value_t = 2.0)]
+    pub cpus: f64,
+
+    /// Publish the gateway's port 18789 on 127.0.0.1:PORT (never other addresses)
+    #[arg(long, value_name = "PORT")]
+    pub publish: Option<u16>,
+
     /// Process limit
     #[arg(long, default_value_t = 512)]
     pub pids: i64,
@@ -112,6 +120,16 @@ pub struct StartArgs {
 
     #[command(flatten)]
     pub password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub container: ContainerArgs,
+
+    /// The vault, for its generation [default: ~/.safeclaw/openclaw.vault]
+    #[arg(long, value_name = "FILE")]
+    pub vault: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +175,18 @@ pub enum PairCommand {
 
 #[derive(Debug, Args)]
 pub struct GuardArgs {
+    /// The vault file inside the container
+    #[arg(long, default_value = "/vault/openclaw.vault")]
+    pub vault: PathBuf,
+
+    /// The (tmpfs) state directory inside the container
+    #[arg(long, default_value = "/state")]
+    pub state: PathBuf,
+
+    /// Seconds to wait for the key on stdin
+    #[arg(long, default_value_t = 30)]
+    pub key_timeout: u64,
+
     /// The gateway command and its arguments
     #[arg(last = true, required = true)]
     pub command: Vec<String>,

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, HealthConfig, HostConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 
 /// The vault's directory inside the container (the only host path mounted
@@ -20,6 +21,7 @@ pub const LABEL_MANAGED: &str = "dev.safeclaw.managed";
 /// The uid:gid used when safeclaw itself runs as root.
 pub const FALLBACK_UID: u32 = 10001;
 pub const GATEWAY_HEALTH_ADDR: &str = "127.0.0.1:18789";
+pub const GATEWAY_PORT: &str = "18789/tcp";
 /// Where the image has safeclaw (entrypoint and health check).
 pub const SAFECLAW_IN_IMAGE: &str = "/usr/local/bin/safeclaw";
 
@@ -65,6 +67,8 @@ pub struct Spec {
     pub shares: Vec<Share>,
     /// The gateway command the guard runs, e.g. `openclaw gateway run`.
     pub gateway: Vec<String>,
+    /// Host port for the gateway, bound on 127.0.0.1 only.
+    pub publish: Option<u16>,
 }
 
 fn tmpfs_options(bytes: u64, uid: u32, gid: u32) -> String {
@@ -159,7 +163,19 @@ pub fn create_body(spec: &Spec) -> ContainerCreateBody {
                 name: Some(RestartPolicyNameEnum::NO),
                 maximum_retry_count: None,
             }),
-            port_bindings: Some(HashMap::new()),
+            port_bindings: Some(
+                spec.publish
+                    .map(|port| {
+                        HashMap::from([(
+                            GATEWAY_PORT.to_string(),
+                            Some(vec![PortBinding {
+                                host_ip: Some("127.0.0.1".to_string()),
+                                host_port: Some(port.to_string()),
+                            }]),
+                        )])
+                    })
+                    .unwrap_or_default(),
+            ),
             publish_all_ports: Some(false),
             init: Some(false),
             ..Default::default()
@@ -185,7 +201,20 @@ mod tests {
                 writable: false,
             }],
             gateway: vec!["openclaw".into(), "gateway".into(), "run".into()],
+            publish: None,
         }
+    }
+
+    #[test]
+    fn a_published_port_binds_loopback_only() {
+        let mut s = spec();
+        s.publish = Some(28789);
+        let body = create_body(&s);
+        let ports = body.host_config.unwrap().port_bindings.unwrap();
+        let binding = ports[GATEWAY_PORT].as_ref().unwrap();
+        assert_eq!(binding.len(), 1);
+        assert_eq!(binding[0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(binding[0].host_port.as_deref(), Some("28789"));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! everything and the previous generation stays the newest.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,8 +29,6 @@ use crate::vault::{self, crypto::DataKey, VaultFile};
 pub const KEY_PREFIX: &str = "safeclaw-key-v1 ";
 /// Bounds what the guard reads from stdin.
 const KEY_LINE_MAX: usize = 128;
-/// How long the guard waits for the key before giving up.
-pub const KEY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Status lines on stdout, read by the host through the attach.
 pub const READY: &str = "safeclaw-guard: ready generation=";
 pub const FAILED: &str = "safeclaw-guard: error: ";
@@ -83,6 +81,7 @@ fn read_key(timeout: Duration) -> Result<DataKey> {
 pub struct Settings {
     pub vault: PathBuf,
     pub state: PathBuf,
+    pub key_timeout: Duration,
     pub command: Vec<String>,
 }
 
@@ -117,7 +116,7 @@ fn guard(s: &Settings) -> Result<i32> {
     // no /proc/PID/mem for processes of the same uid (the gateway).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| Error::failure(format!("making the guard non-dumpable: {e}")))?;
-    let key = read_key(KEY_TIMEOUT)?;
+    let key = read_key(s.key_timeout)?;
     let vault = VaultFile::open(&s.vault)?;
     vault
         .authenticate(&key)
@@ -188,12 +187,14 @@ pub fn health(addr: &str) -> i32 {
     }
 }
 
-/// Where the guard finds things inside the container.
-pub fn default_settings(command: Vec<String>) -> Settings {
-    Settings {
-        vault: Path::new(crate::container_spec::VAULT_DIR).join(crate::paths::VAULT_FILE),
-        state: PathBuf::from(crate::container_spec::STATE_DIR),
-        command,
+impl From<crate::cli::GuardArgs> for Settings {
+    fn from(a: crate::cli::GuardArgs) -> Self {
+        Settings {
+            vault: a.vault,
+            state: a.state,
+            key_timeout: Duration::from_secs(a.key_timeout),
+            command: a.command,
+        }
     }
 }
 

@@ -416,3 +416,57 @@ fn a_missing_engine_is_one_clear_error() {
             "hint: start Docker (Docker Desktop, or `sudo systemctl start docker`), or point DOCKER_HOST at it",
         ));
 }
+
+#[test]
+fn shares_ports_and_limits_are_as_asked_and_status_reports_the_vault() {
+    let Some((rt, docker)) = engine() else { return };
+    let f = Fixture::new(&rt, &docker, "options");
+    let shared = f.dir.path().join("notes");
+    fs::create_dir(&shared).unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        safeclaw()
+            .args([
+                "start", "--name", &f.name, "--image", &f.image, "--cpus", "0.5",
+            ])
+            .args(["--publish", "28789", "--share"])
+            .arg(format!("{}:/shared/notes", shared.display()))
+            .arg("--vault")
+            .arg(f.vault())
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .assert()
+            .success();
+        let host = rt
+            .block_on(docker.inspect_container(&f.name, None))
+            .unwrap()
+            .host_config
+            .unwrap();
+        let binds = host.binds.unwrap();
+        let canonical = fs::canonicalize(&shared).unwrap();
+        assert!(
+            binds.contains(&format!("{}:/shared/notes:ro", canonical.display())),
+            "{binds:?}"
+        );
+        let ports = host.port_bindings.unwrap();
+        let binding = ports["18789/tcp"].as_ref().unwrap();
+        assert_eq!(binding[0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(binding[0].host_port.as_deref(), Some("28789"));
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        let out = safeclaw()
+            .args(["--json", "status", "--name", &f.name, "--vault"])
+            .arg(f.vault())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["state"], "running");
+        assert_eq!(v["vault_generation"], 1);
+        f.stop().success();
+    }));
+    f.cleanup(&rt, &docker);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

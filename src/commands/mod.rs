@@ -32,9 +32,7 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Logs(args) => exec::logs(args, printer),
         Command::Exec(args) => exec::exec(args, printer),
         Command::Pair(command) => exec::pair(command, printer),
-        Command::Guard(args) => std::process::exit(crate::guard::run(
-            crate::guard::default_settings(args.command),
-        )),
+        Command::Guard(args) => std::process::exit(crate::guard::run(args.into())),
         Command::Health => std::process::exit(crate::guard::health(
             crate::container_spec::GATEWAY_HEALTH_ADDR,
         )),

@@ -51,9 +51,11 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
         gid,
         limits: Limits {
             memory_bytes: args.memory_mib << 20,
+            nano_cpus: cpus_to_nano(args.cpus)?,
             pids: args.pids,
             ..Limits::default()
         },
+        publish: args.publish,
         shares: parse_shares(&args.shares)?,
         gateway: args.gateway.clone(),
     };
@@ -116,6 +118,14 @@ fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32)> {
         }
     }
     Ok((id, id))
+}
+
+fn cpus_to_nano(cpus: f64) -> Result<i64> {
+    if !(0.01..=1024.0).contains(&cpus) {
+        return Err(Error::usage(format!("--cpus {cpus} is out of range"))
+            .with_hint("use a number of cores such as 1 or 0.5"));
+    }
+    Ok((cpus * 1e9) as i64)
 }
 
 fn parse_shares(specs: &[String]) -> Result<Vec<Share>> {

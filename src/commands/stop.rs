@@ -6,7 +6,7 @@ use bollard::query_parameters::{LogsOptionsBuilder, StopContainerOptionsBuilder}
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::cli::ContainerArgs;
+use crate::cli::{ContainerArgs, StatusArgs};
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::guard;
@@ -71,8 +71,13 @@ pub fn report_sealed(name: &str, sealed: Option<u64>, printer: &Printer) -> Resu
     }
 }
 
-pub fn status(args: ContainerArgs, printer: &Printer) -> Result<()> {
-    let name = args.name;
+pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
+    let name = args.container.name;
+    // The vault's newest generation, from its header (no password needed).
+    let vault_path = super::start::vault_path(&args.vault)?;
+    let generation = crate::vault::VaultFile::open(&vault_path)
+        .ok()
+        .map(|v| v.header().generation);
     let inspected = engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;
         docker
@@ -105,7 +110,8 @@ pub fn status(args: ContainerArgs, printer: &Printer) -> Result<()> {
     printer.result(
         &text,
         json!({ "ok": true, "name": name, "state": status, "health": health, "image": image,
-                "started_at": started, "restarts": restarts, "exit_code": exit }),
+                "started_at": started, "restarts": restarts, "exit_code": exit,
+                "vault": vault_path, "vault_generation": generation }),
     );
     Ok(())
 }
