@@ -257,6 +257,27 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
     let key_hex = safeclaw::private_fs::hex(key.as_bytes());
     let mut hay: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     hay.push(("inspect".into(), serde_json::to_vec(&c).unwrap()));
+    // An exec's inspect output, as `safeclaw exec` creates one.
+    let exec_json = rt.block_on(async {
+        let created = docker
+            .create_exec(
+                &f.name,
+                bollard::models::ExecConfig {
+                    cmd: Some(vec!["openclaw".into(), "--version".into()]),
+                    attach_stdout: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&created.id, None).await.unwrap()
+        {
+            while output.next().await.is_some() {}
+        }
+        serde_json::to_vec(&docker.inspect_exec(&created.id).await.unwrap()).unwrap()
+    });
+    hay.push(("exec inspect".into(), exec_json));
     let logs: Vec<u8> = rt.block_on(async {
         let mut s = docker.logs(
             &f.name,
@@ -463,7 +484,30 @@ fn shares_ports_and_limits_are_as_asked_and_status_reports_the_vault() {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["state"], "running");
         assert_eq!(v["vault_generation"], 1);
-        f.stop().success();
+        assert!(v["uptime_seconds"].as_u64().is_some(), "{v}");
+        safeclaw()
+            .args(["logs", "--name", &f.name])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(
+                "safeclaw-guard: ready generation=1",
+            ));
+        // A detached bot that dies cannot be restarted by the engine (it
+        // cannot re-deliver the key): status says so plainly.
+        rt.block_on(docker.kill_container(
+            &f.name,
+            None::<bollard::query_parameters::KillContainerOptions>,
+        ))
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        safeclaw()
+            .args(["status", "--name", &f.name, "--vault"])
+            .arg(f.vault())
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(
+                "stopped with exit code 137: the engine cannot restart it (it cannot re-deliver the key); run `safeclaw start` and enter the password",
+            ));
     }));
     f.cleanup(&rt, &docker);
     if let Err(e) = result {

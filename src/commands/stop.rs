@@ -97,6 +97,13 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
         .unwrap_or_else(|| "none".into());
     let image = inspected.config.and_then(|c| c.image).unwrap_or_default();
     let started = state.started_at.unwrap_or_default();
+    let running = status == "running";
+    let uptime = humantime::parse_rfc3339_weak(started.trim_end_matches('Z'))
+        .ok()
+        .or_else(|| humantime::parse_rfc3339(&started).ok())
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .filter(|_| running)
+        .map(|d| d.as_secs());
     let restarts = inspected.restart_count.unwrap_or(0);
     let exit = state.exit_code.unwrap_or(0);
     let mut text = format!(
@@ -110,7 +117,7 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
     printer.result(
         &text,
         json!({ "ok": true, "name": name, "state": status, "health": health, "image": image,
-                "started_at": started, "restarts": restarts, "exit_code": exit,
+                "started_at": started, "uptime_seconds": uptime, "restarts": restarts, "exit_code": exit,
                 "vault": vault_path, "vault_generation": generation }),
     );
     Ok(())
