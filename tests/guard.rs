@@ -68,6 +68,11 @@ impl Setup {
     }
 }
 
+/// Writes `bytes` to the guard's stdin and closes it, as the host does.
+fn give(child: &mut Child, bytes: &[u8]) {
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+}
+
 fn finish(child: Child) -> (Option<i32>, String) {
     let out = child.wait_with_output().unwrap();
     (
@@ -84,7 +89,7 @@ fn is_empty(dir: &Path) -> bool {
 fn a_malformed_key_line_is_refused() {
     let s = Setup::new();
     let mut child = s.spawn(&["true"]);
-    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    give(&mut child, b"hello\n");
     let (code, out) = finish(child);
     assert_eq!(code, Some(1));
     assert_eq!(
@@ -114,12 +119,7 @@ fn a_wrong_key_decrypts_nothing_and_exits_3() {
     let s = Setup::new();
     let mut child = s.spawn(&["true"]);
     let line = guard::key_line(&DataKey::generate());
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(line.as_bytes())
-        .unwrap();
+    give(&mut child, line.as_bytes());
     let (code, out) = finish(child);
     assert_eq!(code, Some(guard::EXIT_WRONG_KEY));
     assert_eq!(
@@ -138,12 +138,7 @@ fn the_gateways_changes_are_sealed_and_its_status_passed_on() {
         "-c",
         "echo written > \"$OPENCLAW_STATE_DIR/memory.md\"; exit 7",
     ]);
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(guard::key_line(&s.key()).as_bytes())
-        .unwrap();
+    give(&mut child, guard::key_line(&s.key()).as_bytes());
     let (code, out) = finish(child);
     assert_eq!(code, Some(7));
     assert_eq!(
@@ -174,12 +169,7 @@ fn the_gateways_changes_are_sealed_and_its_status_passed_on() {
 fn sigterm_is_forwarded_and_the_state_still_sealed() {
     let s = Setup::new();
     let mut child = s.spawn(&["sleep", "30"]);
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(guard::key_line(&s.key()).as_bytes())
-        .unwrap();
+    give(&mut child, guard::key_line(&s.key()).as_bytes());
     // Wait until the gateway runs (the state was decrypted).
     let start = Instant::now();
     while !s.state().join("openclaw.json").exists() {
