@@ -281,9 +281,9 @@ pub struct CreateArgs {
     #[arg(long, value_name = "DIR")]
     pub from: PathBuf,
 
-    /// The vault file to create (must not exist)
+    /// The vault file to create (must not exist) [default: ~/.safeclaw/openclaw.vault]
     #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
 
     /// After sealing and verifying, overwrite and delete the source (see --help)
     ///

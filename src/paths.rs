@@ -55,3 +55,20 @@ pub fn private_home() -> Result<PathBuf> {
     }
     Ok(dir)
 }
+
+/// The vault to read: the one given, or the default in the home.
+pub fn vault(given: &Option<PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p.clone()),
+        None => Ok(home()?.join(VAULT_FILE)),
+    }
+}
+
+/// The vault to create: the one given, or the default in the home, which
+/// is created private if missing.
+pub fn new_vault(given: &Option<PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p.clone()),
+        None => Ok(private_home()?.join(VAULT_FILE)),
+    }
+}

@@ -477,3 +477,23 @@ fn wipe_source_removes_the_plaintext_after_a_verified_seal() {
         snapshot(&s.path("out"))
     );
 }
+
+#[test]
+fn create_defaults_to_the_private_home() {
+    let s = Setup::new();
+    let home = s.path("home/.safeclaw");
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .args(["vault", "create", "--from"])
+        .arg(s.path("state"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .args(FAST_KDF)
+        .assert()
+        .success();
+    assert_eq!(fs::metadata(&home).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(
+        fs::metadata(home.join("openclaw.vault")).unwrap().mode() & 0o777,
+        0o600
+    );
+}

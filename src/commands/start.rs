@@ -2,7 +2,7 @@
 //! container, attach to its stdin before it starts, start it, hand the
 //! guard the data key, and wait for the guard's verdict.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use bollard::container::LogOutput;
@@ -26,15 +26,8 @@ use crate::vault::{crypto::DataKey, VaultFile};
 /// How long the guard may take to decrypt the vault and start the gateway.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub fn vault_path(arg: &Option<PathBuf>) -> Result<PathBuf> {
-    match arg {
-        Some(p) => Ok(p.clone()),
-        None => Ok(paths::home()?.join(paths::VAULT_FILE)),
-    }
-}
-
 pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
-    let vault_path = vault_path(&args.vault)?;
+    let vault_path = paths::vault(&args.vault)?;
     let vault_path =
         std::fs::canonicalize(&vault_path).map_err(|e| Error::io("opening", &vault_path, e))?;
     let vault = VaultFile::open(&vault_path)?;

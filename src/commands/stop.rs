@@ -74,7 +74,7 @@ pub fn report_sealed(name: &str, sealed: Option<u64>, printer: &Printer) -> Resu
 pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
     let name = args.container.name;
     // The vault's newest generation, from its header (no password needed).
-    let vault_path = super::start::vault_path(&args.vault)?;
+    let vault_path = crate::paths::vault(&args.vault)?;
     let generation = crate::vault::VaultFile::open(&vault_path)
         .ok()
         .map(|v| v.header().generation);

@@ -14,6 +14,7 @@ use crate::wipe;
 
 pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
     let source = &args.from;
+    let out = crate::paths::new_vault(&args.out)?;
     match fs::metadata(source) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
@@ -24,17 +25,15 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
         }
         Err(e) => return Err(Error::io("reading", source, e)),
     }
-    match fs::symlink_metadata(&args.out) {
+    match fs::symlink_metadata(&out) {
         Ok(_) => {
-            return Err(
-                Error::usage(format!("{} already exists", args.out.display()))
-                    .with_hint("choose another path; an existing vault is never overwritten"),
-            )
+            return Err(Error::usage(format!("{} already exists", out.display()))
+                .with_hint("choose another path; an existing vault is never overwritten"))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("reading", &args.out, e)),
+        Err(e) => return Err(Error::io("reading", &out, e)),
     }
-    let out_dir = crate::private_fs::parent_of(&args.out);
+    let out_dir = crate::private_fs::parent_of(&out);
     if !out_dir.is_dir() {
         return Err(
             Error::usage(format!("{} is not a directory", out_dir.display()))
@@ -51,7 +50,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
 
     let bar = printer.bar(archive::content_size(source), "sealing");
     let read_back = args.wipe_source.then(|| password.clone());
-    let stats = vault::create(&args.out, password, kdf, |w| {
+    let stats = vault::create(&out, password, kdf, |w| {
         archive::pack(source, w, &mut |n| bar.set_position(n))
     });
     bar.finish_and_clear();
@@ -65,7 +64,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
     if let Some(password) = read_back {
         // Only destroy the plaintext once the vault on disk opens with the
         // password and reads back whole.
-        let vault = VaultFile::open(&args.out)?;
+        let vault = VaultFile::open(&out)?;
         let spinner = printer.spinner("reading the new vault back (Argon2id)");
         let unlocked = vault.unlock(&password);
         spinner.finish_and_clear();
@@ -91,11 +90,11 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
             stats.dirs,
             stats.symlinks,
             stats.bytes,
-            args.out.display()
+            out.display()
         ),
         json!({
             "ok": true,
-            "path": args.out,
+            "path": out,
             "generation": 1,
             "contents": stats,
             "source_wiped": args.wipe_source,

@@ -18,10 +18,7 @@ use crate::{interrupt, paths, private_fs};
 
 pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
     let legacy_path = &args.legacy;
-    let out = match &args.out {
-        Some(path) => path.clone(),
-        None => paths::private_home()?.join(paths::VAULT_FILE),
-    };
+    let out = paths::new_vault(&args.out)?;
     if fs::symlink_metadata(&out).is_ok() {
         return Err(Error::usage(format!("{} already exists", out.display()))
             .with_hint("choose another --out; an existing vault is never overwritten"));
