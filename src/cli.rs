@@ -106,6 +106,14 @@ pub struct StartArgs {
     #[arg(long, default_value_t = 2.0)]
     pub cpus: f64,
 
+    /// Older vault generations to keep (each seal adds one)
+    #[arg(long, default_value_t = 5)]
+    pub keep_generations: usize,
+
+    /// Seconds between checkpoints of the running state (0: only on stop and after exec/pair)
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub checkpoint_interval: u64,
+
     /// Publish the gateway's port 18789 on 127.0.0.1:PORT (never other addresses)
     #[arg(long, value_name = "PORT")]
     pub publish: Option<u16>,
@@ -187,6 +195,18 @@ pub struct GuardArgs {
     #[arg(long, default_value_t = 30)]
     pub key_timeout: u64,
 
+    /// Older generations to keep next to the vault
+    #[arg(long, default_value_t = 5)]
+    pub keep: usize,
+
+    /// Checkpoint interval in milliseconds (0: only on SIGUSR1)
+    #[arg(long, default_value_t = 300_000)]
+    pub checkpoint_ms: u64,
+
+    /// Where checkpoints are staged (a tmpfs in the container)
+    #[arg(long, default_value = "/checkpoint")]
+    pub checkpoint_dir: PathBuf,
+
     /// The gateway command and its arguments
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
@@ -206,6 +226,8 @@ pub enum VaultCommand {
     Passwd(PasswdArgs),
     /// Turn the guide's secrets.enc (openssl enc over a tar.gz) into a vault
     Migrate(MigrateArgs),
+    /// List the vault's generations: the newest and the older ones kept
+    Generations(InfoArgs),
 }
 
 /// Where the vault password comes from. Default: a no-echo prompt.
@@ -328,6 +350,10 @@ pub struct ExportArgs {
     /// Replace a non-empty target directory
     #[arg(long)]
     pub force: bool,
+
+    /// Export this older generation instead of the newest (see `vault generations`)
+    #[arg(long, value_name = "N")]
+    pub generation: Option<u64>,
 
     #[command(flatten)]
     pub password: PasswordArgs,

@@ -14,6 +14,8 @@ use bollard::models::{
 pub const VAULT_DIR: &str = "/vault";
 /// OpenClaw's state dir: a tmpfs, so plaintext never reaches a disk.
 pub const STATE_DIR: &str = "/state";
+/// Where the guard stages a checkpoint's copy of the state: a tmpfs.
+pub const CHECKPOINT_DIR: &str = "/checkpoint";
 /// The gateway's home (it needs a writable `~/.cache`): a tmpfs.
 pub const HOME_DIR: &str = "/home/openclaw";
 /// Marks containers safeclaw made; `status` and `audit` look for it.
@@ -69,6 +71,10 @@ pub struct Spec {
     pub gateway: Vec<String>,
     /// Host port for the gateway, bound on 127.0.0.1 only.
     pub publish: Option<u16>,
+    /// Older vault generations the guard keeps.
+    pub keep_generations: usize,
+    /// Seconds between checkpoints of the running state (0: none).
+    pub checkpoint_secs: u64,
 }
 
 fn tmpfs_options(bytes: u64, uid: u32, gid: u32) -> String {
@@ -95,6 +101,10 @@ pub fn create_body(spec: &Spec) -> ContainerCreateBody {
             tmpfs_options(limits.state_tmpfs_bytes, *uid, *gid),
         ),
         (
+            CHECKPOINT_DIR.to_string(),
+            tmpfs_options(limits.state_tmpfs_bytes, *uid, *gid),
+        ),
+        (
             HOME_DIR.to_string(),
             tmpfs_options(limits.tmp_tmpfs_bytes, *uid, *gid),
         ),
@@ -103,7 +113,14 @@ pub fn create_body(spec: &Spec) -> ContainerCreateBody {
             tmpfs_options(limits.tmp_tmpfs_bytes, *uid, *gid),
         ),
     ]);
-    let mut cmd = vec!["guard".to_string(), "--".to_string()];
+    let mut cmd = vec![
+        "guard".to_string(),
+        "--keep".to_string(),
+        spec.keep_generations.to_string(),
+        "--checkpoint-ms".to_string(),
+        (spec.checkpoint_secs * 1000).to_string(),
+        "--".to_string(),
+    ];
     cmd.extend(spec.gateway.iter().cloned());
     let seconds = |s: i64| s * 1_000_000_000;
     ContainerCreateBody {
@@ -202,6 +219,8 @@ mod tests {
             }],
             gateway: vec!["openclaw".into(), "gateway".into(), "run".into()],
             publish: None,
+            keep_generations: 5,
+            checkpoint_secs: 300,
         }
     }
 

@@ -13,6 +13,7 @@
 //! everything and the previous generation stays the newest.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +34,7 @@ const KEY_LINE_MAX: usize = 128;
 pub const READY: &str = "safeclaw-guard: ready generation=";
 pub const FAILED: &str = "safeclaw-guard: error: ";
 pub const SEALED: &str = "safeclaw-guard: sealed generation=";
+pub const CHECKPOINT: &str = "safeclaw-guard: checkpoint generation=";
 /// Exit code when the key does not open the vault.
 pub const EXIT_WRONG_KEY: i32 = 3;
 
@@ -82,6 +84,12 @@ pub struct Settings {
     pub vault: PathBuf,
     pub state: PathBuf,
     pub key_timeout: Duration,
+    /// Older generations kept by each seal.
+    pub keep: usize,
+    /// How often to checkpoint the running state (None: only on SIGUSR1).
+    pub checkpoint_interval: Option<Duration>,
+    /// Where a checkpoint's copy is staged (a tmpfs in the container).
+    pub checkpoint_dir: PathBuf,
     pub command: Vec<String>,
 }
 
@@ -112,6 +120,9 @@ fn guard(s: &Settings) -> Result<i32> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| Error::failure(format!("installing signal handlers: {e}")))?;
     }
+    let checkpoint_now = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&checkpoint_now))
+        .map_err(|e| Error::failure(format!("installing signal handlers: {e}")))?;
     // Before the key exists in this process: no core dumps, no ptrace and
     // no /proc/PID/mem for processes of the same uid (the gateway).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
@@ -121,6 +132,8 @@ fn guard(s: &Settings) -> Result<i32> {
     vault
         .authenticate(&key)
         .map_err(|_| Error::new(Class::WrongPassword, "the key does not open the vault"))?;
+    // A seal killed half-way (SIGKILL, power cut) leaves temporaries only.
+    vault::generations::remove_stale_temporaries(&s.vault);
     let generation = vault.header().generation;
     vault.unpack(&key, &s.state, |_| {})?;
 
@@ -128,29 +141,148 @@ fn guard(s: &Settings) -> Result<i32> {
         .command
         .split_first()
         .ok_or_else(|| Error::usage("no gateway command given"))?;
+    // Its own process group, so a checkpoint freezes all of its processes.
     let child = Command::new(program)
         .args(args)
         .env("OPENCLAW_STATE_DIR", &s.state)
         .stdin(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| Error::failure(format!("starting {program}: {e}")))?;
     let child_pid = Pid::from_child(&child);
     say(&format!("{READY}{generation}"));
 
-    let status = supervise(child_pid, &stop);
-    let sealed = vault::seal_next_generation(&s.vault, &key, &s.state)?;
+    let mut checkpoints = Checkpoints {
+        settings: s,
+        key: &key,
+        gateway: child_pid,
+        sealing: None,
+        last: Instant::now(),
+    };
+    let status = supervise(child_pid, &stop, &checkpoint_now, &mut checkpoints);
+    checkpoints.wait();
+    let sealed = vault::seal_next_generation(&s.vault, &key, &s.state, s.keep)?;
     say(&format!("{SEALED}{sealed}"));
     Ok(status)
 }
 
-/// Forwards one SIGTERM on a stop request, reaps every child (PID 1 adopts
-/// orphans), and returns the gateway's exit code once it has exited.
-fn supervise(child: Pid, stop: &AtomicBool) -> i32 {
+/// Periodic and on-demand checkpoints of the running gateway's state.
+struct Checkpoints<'a> {
+    settings: &'a Settings,
+    key: &'a DataKey,
+    gateway: Pid,
+    /// The seal of the previous checkpoint, still running in the background.
+    sealing: Option<std::thread::JoinHandle<()>>,
+    last: Instant,
+}
+
+impl Checkpoints<'_> {
+    fn due(&self) -> bool {
+        self.settings
+            .checkpoint_interval
+            .is_some_and(|every| self.last.elapsed() >= every)
+    }
+
+    /// Waits for a background seal to finish (before the next one or the final one).
+    fn wait(&mut self) {
+        if let Some(handle) = self.sealing.take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// Freezes the gateway's process group, copies the state dir, thaws it,
+    /// and seals the copy into a new generation on a thread of its own.
+    /// A seal is still running: a new checkpoint waits (one at a time).
+    fn busy(&self) -> bool {
+        self.sealing.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    fn take(&mut self) {
+        self.last = Instant::now();
+        self.wait();
+        let staging = self.settings.checkpoint_dir.join("state");
+        let _ = std::fs::remove_dir_all(&staging);
+        let started = Instant::now();
+        let _ = rustix::process::kill_process_group(self.gateway, Signal::STOP);
+        let copied = copy_tree(&self.settings.state, &staging);
+        let _ = rustix::process::kill_process_group(self.gateway, Signal::CONT);
+        let pause = started.elapsed();
+        if let Err(e) = copied {
+            say(&format!(
+                "safeclaw-guard: checkpoint skipped: {}",
+                e.message
+            ));
+            let _ = std::fs::remove_dir_all(&staging);
+            return;
+        }
+        let (vault, key, keep) = (
+            self.settings.vault.clone(),
+            self.key.clone(),
+            self.settings.keep,
+        );
+        self.sealing = Some(std::thread::spawn(move || {
+            let sealed = std::time::Instant::now();
+            match vault::seal_next_generation(&vault, &key, &staging, keep) {
+                Ok(generation) => say(&format!(
+                    "{CHECKPOINT}{generation} pause_ms={:.1} seal_ms={}",
+                    pause.as_secs_f64() * 1000.0,
+                    sealed.elapsed().as_millis()
+                )),
+                Err(e) => say(&format!("safeclaw-guard: checkpoint failed: {}", e.message)),
+            }
+            let _ = std::fs::remove_dir_all(&staging);
+        }));
+    }
+}
+
+/// Copies a directory tree (files, directories, symlinks) as it is now.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir(to).map_err(|e| Error::io("creating", to, e))?;
+    let entries = std::fs::read_dir(from).map_err(|e| Error::io("reading", from, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("reading", from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let ft = entry
+            .file_type()
+            .map_err(|e| Error::io("reading", &src, e))?;
+        if ft.is_dir() {
+            copy_tree(&src, &dst)?;
+            let mode = std::fs::metadata(&src)
+                .map_err(|e| Error::io("reading", &src, e))?
+                .permissions()
+                .mode();
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("copying", &dst, e))?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&src).map_err(|e| Error::io("reading", &src, e))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(|e| Error::io("copying", &dst, e))?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst).map_err(|e| Error::io("copying", &dst, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Forwards one SIGTERM on a stop request, takes checkpoints when due or
+/// asked (SIGUSR1), reaps every child (PID 1 adopts orphans), and returns
+/// the gateway's exit code once it has exited.
+fn supervise(
+    child: Pid,
+    stop: &AtomicBool,
+    checkpoint_now: &AtomicBool,
+    checkpoints: &mut Checkpoints,
+) -> i32 {
     let mut forwarded: Option<Instant> = None;
     loop {
         if stop.load(Ordering::Relaxed) && forwarded.is_none() {
             let _ = rustix::process::kill_process(child, Signal::TERM);
             forwarded = Some(Instant::now());
+        }
+        let wanted = checkpoint_now.load(Ordering::Relaxed) || checkpoints.due();
+        if forwarded.is_none() && wanted && !checkpoints.busy() {
+            checkpoint_now.store(false, Ordering::Relaxed);
+            checkpoints.take();
         }
         loop {
             match rustix::process::wait(WaitOptions::NOHANG) {
@@ -193,6 +325,10 @@ impl From<crate::cli::GuardArgs> for Settings {
             vault: a.vault,
             state: a.state,
             key_timeout: Duration::from_secs(a.key_timeout),
+            keep: a.keep,
+            checkpoint_interval: (a.checkpoint_ms > 0)
+                .then(|| Duration::from_millis(a.checkpoint_ms)),
+            checkpoint_dir: a.checkpoint_dir,
             command: a.command,
         }
     }

@@ -48,13 +48,23 @@ impl Setup {
     }
 
     fn spawn(&self, gateway: &[&str]) -> Child {
+        self.spawn_with(&["--checkpoint-ms", "0"], gateway)
+    }
+
+    fn spawn_with(&self, options: &[&str], gateway: &[&str]) -> Child {
+        let staging = self.dir.path().join("checkpoint");
+        fs::create_dir_all(&staging).unwrap();
         Command::new(env!("CARGO_BIN_EXE_safeclaw"))
             .arg("guard")
             .arg("--vault")
             .arg(self.vault())
             .arg("--state")
             .arg(self.state())
-            .args(["--key-timeout", "2", "--"])
+            .arg("--checkpoint-dir")
+            .arg(&staging)
+            .args(["--key-timeout", "2"])
+            .args(options)
+            .arg("--")
             .args(gateway)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -160,9 +170,48 @@ fn the_gateways_changes_are_sealed_and_its_status_passed_on() {
         fs::read_to_string(s.dir.path().join("out/memory.md")).unwrap(),
         "written\n"
     );
-    // The generation it replaced stays readable.
-    let previous = VaultFile::open(&safeclaw::vault::previous_path(&s.vault())).unwrap();
+    // The generation it replaced stays readable, listed and exportable.
+    let previous = VaultFile::open(&safeclaw::vault::generations::path_of(&s.vault(), 1)).unwrap();
     assert_eq!(previous.header().generation, 1);
+    let listed = safeclaw()
+        .args(["--json", "vault", "generations"])
+        .arg(s.vault())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let listed: serde_json::Value = serde_json::from_slice(&listed).unwrap();
+    let numbers: Vec<u64> = listed["generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["generation"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [2, 1]);
+    safeclaw()
+        .args(["vault", "export", "--generation", "1"])
+        .arg(s.vault())
+        .arg("--to")
+        .arg(s.dir.path().join("gen1"))
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("from generation 1"));
+    assert!(!s.dir.path().join("gen1/memory.md").exists());
+    safeclaw()
+        .args(["vault", "export", "--generation", "9"])
+        .arg(s.vault())
+        .arg("--to")
+        .arg(s.dir.path().join("gen9"))
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "hint: the newest is 2; older ones kept: 1",
+        ));
 }
 
 #[test]
@@ -191,4 +240,184 @@ fn sigterm_is_forwarded_and_the_state_still_sealed() {
         "{out}"
     );
     assert_eq!(s.generation(), 2);
+}
+
+/// A gateway that writes its state all the time: a counter (replaced
+/// atomically, as a database commits) and a log line every 10 ms. `token` makes its command line findable for `pkill -f`.
+fn busy_gateway(token: &str) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "cd \"$OPENCLAW_STATE_DIR\"; i=0; while :; do i=$((i+1)); \
+             echo $i > counter.new && mv counter.new counter; \
+             echo line $i >> log; sleep 0.01; done # {token}"
+        ),
+    ]
+}
+
+fn lines_with<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
+    out.lines().filter_map(|l| l.strip_prefix(prefix)).collect()
+}
+
+#[test]
+fn periodic_checkpoints_seal_the_running_state_with_a_short_pause() {
+    let s = Setup::new();
+    let gateway = busy_gateway("periodic");
+    let gateway: Vec<&str> = gateway.iter().map(String::as_str).collect();
+    let mut child = s.spawn_with(&["--checkpoint-ms", "300"], &gateway);
+    give(&mut child, guard::key_line(&s.key()).as_bytes());
+    std::thread::sleep(Duration::from_millis(1500));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let (_, out) = finish(child);
+    let checkpoints = lines_with(&out, guard::CHECKPOINT);
+    assert!(checkpoints.len() >= 2, "{out}");
+    let mut expected = 2;
+    for c in &checkpoints {
+        let mut words = c.split_whitespace();
+        assert_eq!(
+            words.next().unwrap().parse::<u64>().unwrap(),
+            expected,
+            "{out}"
+        );
+        let pause: f64 = words
+            .next()
+            .unwrap()
+            .strip_prefix("pause_ms=")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(pause < 1000.0, "gateway frozen for {pause} ms");
+        expected += 1;
+    }
+    assert!(
+        out.ends_with(&format!("{}{expected}\n", guard::SEALED)),
+        "{out}"
+    );
+    assert_eq!(s.generation(), expected);
+    // Checkpoints come from a frozen gateway: the log and the counter agree.
+    for (n, path) in safeclaw::vault::generations::older(&s.vault()).unwrap() {
+        let out = s.dir.path().join(format!("g{n}"));
+        fs::create_dir(&out).unwrap();
+        let v = VaultFile::open(&path).unwrap();
+        v.unpack(&s.key(), &out, |_| {}).unwrap();
+        if let Ok(counter) = fs::read_to_string(out.join("counter")) {
+            // The gateway writes the counter, then the log line: frozen at
+            // one instant, the two differ by at most that one step.
+            let counter: i64 = counter.trim().parse().unwrap();
+            let log = fs::read_to_string(out.join("log")).unwrap();
+            let last: i64 = log
+                .lines()
+                .last()
+                .unwrap()
+                .strip_prefix("line ")
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                (0..=1).contains(&(counter - last)),
+                "generation {n} is torn: counter {counter}, log {last}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sigusr1_asks_for_a_checkpoint_now() {
+    let s = Setup::new();
+    let mut child = s.spawn(&[
+        "sh",
+        "-c",
+        "echo approved > \"$OPENCLAW_STATE_DIR/pairing\"; sleep 30",
+    ]);
+    give(&mut child, guard::key_line(&s.key()).as_bytes());
+    let start = Instant::now();
+    while !s.state().join("pairing").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .unwrap();
+    while s.generation() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no checkpoint after SIGUSR1"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Durable at once: even if everything dies now, generation 2 has it.
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    Command::new("pkill")
+        .args(["-KILL", "-f", "sleep 30"])
+        .status()
+        .unwrap();
+    let out = s.dir.path().join("after-kill");
+    fs::create_dir(&out).unwrap();
+    VaultFile::open(&s.vault())
+        .unwrap()
+        .unpack(&s.key(), &out, |_| {})
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(out.join("pairing")).unwrap(),
+        "approved\n"
+    );
+}
+
+#[test]
+fn kill_9_at_any_moment_leaves_the_newest_finished_generation() {
+    let s = Setup::new();
+    let key = s.key();
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let trials = 40;
+    for trial in 0..trials {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let token = format!("faultinject-{}-{trial}", std::process::id());
+        let gateway = busy_gateway(&token);
+        let gateway: Vec<&str> = gateway.iter().map(String::as_str).collect();
+        let _ = fs::remove_dir_all(s.state());
+        fs::create_dir(s.state()).unwrap();
+        let before = s.generation();
+        let mut child = s.spawn_with(&["--checkpoint-ms", "50"], &gateway);
+        give(&mut child, guard::key_line(&key).as_bytes());
+        std::thread::sleep(Duration::from_millis(100 + seed % 600));
+        // The whole container dies at once: guard and gateway.
+        Command::new("pkill")
+            .args(["-KILL", "-f", &token])
+            .status()
+            .unwrap();
+        let (_, out) = finish(child);
+        let finished: Vec<u64> = lines_with(&out, guard::CHECKPOINT)
+            .iter()
+            .map(|c| c.split_whitespace().next().unwrap().parse().unwrap())
+            .collect();
+        let newest_reported = finished.last().copied().unwrap_or(before);
+        // The vault opens, authenticates, and is the newest generation that
+        // finished (one may have finished after its report line was lost).
+        let v = VaultFile::open(&s.vault()).unwrap();
+        let g = v.header().generation;
+        assert!(
+            g == newest_reported || g == newest_reported + 1,
+            "trial {trial}: generation {g}, reported {newest_reported}"
+        );
+        v.verify(&key, |_| {}).unwrap();
+        for (_, path) in safeclaw::vault::generations::older(&s.vault()).unwrap() {
+            let old = VaultFile::open(&path).unwrap();
+            old.verify(&key, |_| {}).unwrap();
+        }
+    }
+    assert!(
+        s.generation() > trials / 2,
+        "too few checkpoints finished to mean anything"
+    );
 }

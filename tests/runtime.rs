@@ -356,21 +356,53 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
         .assert()
         .code(1);
 
-    // State written while running is sealed on stop and back on start.
-    f.stop()
+    // The exec and the approval each asked for a checkpoint (generations 2
+    // and 3): the approval is durable at once, even if everything dies now.
+    let start = Instant::now();
+    while VaultFile::open(&f.vault()).unwrap().header().generation < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no checkpoint after pair approve"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    safeclaw()
+        .args(["status", "--name", &f.name, "--vault"])
+        .arg(f.vault())
+        .assert()
         .success()
-        .stdout(predicate::str::contains("state sealed as generation 2"));
-    let log = f.exported_log("gen2");
+        .stdout(predicate::str::contains(
+            "last checkpoint generation 3 (gateway paused ",
+        ));
+    rt.block_on(docker.kill_container(
+        &f.name,
+        None::<bollard::query_parameters::KillContainerOptions>,
+    ))
+    .unwrap();
+    let log = f.exported_log("gen3");
     assert!(
-        log.starts_with("gateway started\n") && log.ends_with("clean-stop\n"),
+        log.starts_with("gateway started\n") && !log.contains("clean-stop"),
         "{log}"
     );
-    let pairing = fs::read_to_string(f.dir.path().join("gen2/pairing.json")).unwrap();
+    let pairing = fs::read_to_string(f.dir.path().join("gen3/pairing.json")).unwrap();
     assert!(
         pairing.contains("\"allowed\"") && pairing.contains("PAIR2026"),
         "{pairing}"
     );
-    assert!(f.dir.path().join("home/openclaw.vault.previous").exists());
+    assert!(f.dir.path().join("home/openclaw.vault.g2").exists());
+
+    // Started again after the kill: the state is the last checkpoint's, and
+    // a clean stop seals what was written since.
+    f.start()
+        .success()
+        .stdout(predicate::str::contains("(generation 3)"));
+    wait_healthy(rt, docker, &f.name);
+    f.stop()
+        .success()
+        .stdout(predicate::str::contains("state sealed as generation 4"));
+    let log = f.exported_log("gen4");
+    assert_eq!(log.matches("gateway started").count(), 2, "{log}");
+    assert!(log.ends_with("clean-stop\n"), "{log}");
 
     // `run` in the foreground: Ctrl-C stops the gateway and seals.
     let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
@@ -390,11 +422,8 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
     let mut out = String::new();
     std::io::Read::read_to_string(run.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert!(run.wait().unwrap().success(), "{out}");
-    assert!(out.contains("safeclaw-guard: ready generation=2"), "{out}");
-    assert!(out.contains("state sealed as generation 3"), "{out}");
-    let log = f.exported_log("gen3");
-    assert_eq!(log.matches("gateway started").count(), 2, "{log}");
-    assert_eq!(log.matches("clean-stop").count(), 2, "{log}");
+    assert!(out.contains("safeclaw-guard: ready generation=4"), "{out}");
+    assert!(out.contains("state sealed as generation 5"), "{out}");
 }
 
 #[test]

@@ -20,11 +20,12 @@ use crate::printer::Printer;
 const CHANNELS: [&str; 5] = ["telegram", "discord", "signal", "slack", "whatsapp"];
 
 pub fn exec(args: ExecArgs, _printer: &Printer) -> Result<()> {
-    let code = run_openclaw(&args.container.name, &args.args)?;
+    let code = run_openclaw(&args.container.name, &args.args, true)?;
     exit_with(code)
 }
 
 pub fn pair(command: PairCommand, _printer: &Printer) -> Result<()> {
+    let changes_state = matches!(command, PairCommand::Approve { .. });
     let (name, argv) = match command {
         PairCommand::List { container, channel } => {
             let mut argv = vec!["pairing".to_string(), "list".to_string()];
@@ -46,7 +47,7 @@ pub fn pair(command: PairCommand, _printer: &Printer) -> Result<()> {
             )
         }
     };
-    let code = run_openclaw(&name, &argv)?;
+    let code = run_openclaw(&name, &argv, changes_state)?;
     exit_with(code)
 }
 
@@ -80,8 +81,10 @@ fn exit_with(code: i64) -> Result<()> {
     }
 }
 
-/// Runs `openclaw ARGS` in the container, streaming its output; returns its exit code.
-fn run_openclaw(name: &str, args: &[String]) -> Result<i64> {
+/// Runs `openclaw ARGS` in the container, streaming its output; returns its
+/// exit code. After a success that may have changed the state, asks the
+/// guard for a checkpoint (SIGUSR1) so the change is durable at once.
+fn run_openclaw(name: &str, args: &[String], checkpoint_after: bool) -> Result<i64> {
     let mut cmd = vec!["openclaw".to_string()];
     cmd.extend(args.iter().cloned());
     engine::runtime()?.block_on(async {
@@ -117,7 +120,21 @@ fn run_openclaw(name: &str, args: &[String]) -> Result<i64> {
             .inspect_exec(&created.id)
             .await
             .map_err(|e| engine::failed("reading the command's status in", name, e))?;
-        Ok(inspected.exit_code.unwrap_or(1))
+        let code = inspected.exit_code.unwrap_or(1);
+        if code == 0 && checkpoint_after {
+            docker
+                .kill_container(
+                    name,
+                    Some(
+                        bollard::query_parameters::KillContainerOptionsBuilder::new()
+                            .signal("SIGUSR1")
+                            .build(),
+                    ),
+                )
+                .await
+                .map_err(|e| engine::failed("asking for a checkpoint in", name, e))?;
+        }
+        Ok(code)
     })
 }
 

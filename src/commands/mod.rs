@@ -25,6 +25,7 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Vault(VaultCommand::Export(args)) => vault_export::run(args, printer),
         Command::Vault(VaultCommand::Passwd(args)) => vault_passwd::run(args, printer),
         Command::Vault(VaultCommand::Migrate(args)) => vault_migrate::run(args, printer),
+        Command::Vault(VaultCommand::Generations(args)) => vault_info::generations(args, printer),
         Command::Start(args) => start::run(args, printer),
         Command::Stop(args) => stop::stop(args, printer),
         Command::Status(args) => stop::status(args, printer),

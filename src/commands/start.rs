@@ -49,6 +49,8 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
             ..Limits::default()
         },
         publish: args.publish,
+        keep_generations: args.keep_generations,
+        checkpoint_secs: args.checkpoint_interval,
         shares: parse_shares(&args.shares)?,
         gateway: args.gateway.clone(),
     };
@@ -104,11 +106,15 @@ fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32)> {
         return Ok((uid, gid));
     }
     let id = container_spec::FALLBACK_UID;
-    for p in [vault_dir, vault, &crate::vault::previous_path(vault)] {
-        if p.exists() {
-            std::os::unix::fs::chown(p, Some(id), Some(id))
-                .map_err(|e| Error::io("handing over", p, e))?;
-        }
+    let mut files = vec![vault_dir.to_path_buf(), vault.to_path_buf()];
+    files.extend(
+        crate::vault::generations::older(vault)?
+            .into_iter()
+            .map(|(_, p)| p),
+    );
+    for p in &files {
+        std::os::unix::fs::chown(p, Some(id), Some(id))
+            .map_err(|e| Error::io("handing over", p, e))?;
     }
     Ok((id, id))
 }

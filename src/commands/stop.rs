@@ -54,6 +54,30 @@ pub async fn sealed_generation(docker: &bollard::Docker, name: &str) -> Option<u
     sealed
 }
 
+/// The newest checkpoint the guard reported: generation and pause in ms.
+async fn last_checkpoint(docker: &bollard::Docker, name: &str) -> Option<(u64, String)> {
+    let mut logs = docker.logs(
+        name,
+        Some(LogsOptionsBuilder::new().stdout(true).tail("200").build()),
+    );
+    let mut last = None;
+    while let Some(Ok(out)) = logs.next().await {
+        for line in out.to_string().lines() {
+            if let Some(rest) = line.strip_prefix(guard::CHECKPOINT) {
+                let mut words = rest.split_whitespace();
+                let generation = words.next().and_then(|g| g.parse().ok());
+                let pause = words
+                    .find_map(|w| w.strip_prefix("pause_ms="))
+                    .map(str::to_string);
+                if let (Some(g), Some(p)) = (generation, pause) {
+                    last = Some((g, p));
+                }
+            }
+        }
+    }
+    last
+}
+
 pub fn report_sealed(name: &str, sealed: Option<u64>, printer: &Printer) -> Result<()> {
     match sealed {
         Some(generation) => {
@@ -78,12 +102,13 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
     let generation = crate::vault::VaultFile::open(&vault_path)
         .ok()
         .map(|v| v.header().generation);
-    let inspected = engine::runtime()?.block_on(async {
+    let (inspected, checkpoint) = engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;
-        docker
+        let inspected = docker
             .inspect_container(&name, None)
             .await
-            .map_err(|e| engine::failed("inspecting", &name, e))
+            .map_err(|e| engine::failed("inspecting", &name, e))?;
+        Ok::<_, Error>((inspected, last_checkpoint(&docker, &name).await))
     })?;
     let state = inspected.state.unwrap_or_default();
     let status = state
@@ -109,6 +134,11 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
     let mut text = format!(
         "{name}: {status}, health {health}, image {image}, started {started}, restarts {restarts}"
     );
+    if let Some((generation, pause)) = &checkpoint {
+        text.push_str(&format!(
+            ", last checkpoint generation {generation} (gateway paused {pause} ms)"
+        ));
+    }
     if status == "exited" && exit != 0 {
         text.push_str(&format!(
             "\n{name} stopped with exit code {exit}: the engine cannot restart it (it cannot re-deliver the key); run `safeclaw start` and enter the password"
@@ -118,7 +148,8 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
         &text,
         json!({ "ok": true, "name": name, "state": status, "health": health, "image": image,
                 "started_at": started, "uptime_seconds": uptime, "restarts": restarts, "exit_code": exit,
-                "vault": vault_path, "vault_generation": generation }),
+                "vault": vault_path, "vault_generation": generation,
+                "last_checkpoint": checkpoint.map(|(g, p)| json!({"generation": g, "pause_ms": p})) }),
     );
     Ok(())
 }

@@ -43,7 +43,7 @@ pub fn run(args: ExportArgs, printer: &Printer) -> Result<()> {
     };
     let parent = parent_of(target);
 
-    let vault = VaultFile::open(&args.file)?;
+    let vault = open_generation(&args.file, args.generation)?;
     let (key, _) = super::unlock(&vault, &args.password.source(), printer)?;
     remove_stale_exports(&parent, &name, printer);
 
@@ -78,6 +78,43 @@ pub fn run(args: ExportArgs, printer: &Printer) -> Result<()> {
         json!({ "ok": true, "path": target, "generation": generation, "contents": stats }),
     );
     Ok(())
+}
+
+/// The newest generation, or generation `n` from the kept older ones.
+fn open_generation(path: &Path, n: Option<u64>) -> Result<VaultFile> {
+    let newest = VaultFile::open(path)?;
+    let Some(n) = n.filter(|&n| n != newest.header().generation) else {
+        return Ok(newest);
+    };
+    let kept = crate::vault::generations::path_of(path, n);
+    if !kept.exists() {
+        let have: Vec<String> = crate::vault::generations::older(path)?
+            .iter()
+            .map(|(g, _)| g.to_string())
+            .collect();
+        return Err(
+            Error::usage(format!("generation {n} of {} is not kept", path.display())).with_hint(
+                format!(
+                    "the newest is {}; older ones kept: {}",
+                    newest.header().generation,
+                    if have.is_empty() {
+                        "none".to_string()
+                    } else {
+                        have.join(", ")
+                    }
+                ),
+            ),
+        );
+    }
+    let vault = VaultFile::open(&kept)?;
+    if vault.header().generation != n {
+        return Err(Error::damaged(format!(
+            "{} says it is generation {}, not {n}",
+            kept.display(),
+            vault.header().generation
+        )));
+    }
+    Ok(vault)
 }
 
 fn sibling(parent: &Path, name: &std::ffi::OsStr, mark: &str) -> PathBuf {

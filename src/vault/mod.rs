@@ -10,6 +10,7 @@
 pub mod archive;
 pub mod crypto;
 pub mod format;
+pub mod generations;
 pub mod stream;
 
 use std::fs::File;
@@ -298,9 +299,10 @@ pub fn now() -> u64 {
 
 /// Seals `dir` as the next generation of the vault at `path`, with the
 /// same data key and slots and a fresh payload salt. The generation being
-/// replaced stays readable as `<path>.previous` (a hard link, so nothing is
-/// copied and the swap is atomic). Returns the new generation.
-pub fn seal_next_generation(path: &Path, key: &DataKey, dir: &Path) -> Result<u64> {
+/// replaced is kept as `<path>.g<N>` (a hard link: nothing is copied and the
+/// swap is atomic), and only the newest `keep` older ones are left.
+/// Returns the new generation.
+pub fn seal_next_generation(path: &Path, key: &DataKey, dir: &Path, keep: usize) -> Result<u64> {
     let current = VaultFile::open(path)?;
     current.authenticate(key)?;
     let old = current.header().clone();
@@ -311,29 +313,12 @@ pub fn seal_next_generation(path: &Path, key: &DataKey, dir: &Path) -> Result<u6
         payload_salt: crypto::random_array(),
         ..old
     };
-    let previous = previous_path(path);
-    let mut staged = previous.clone().into_os_string();
-    staged.push(format!(
-        ".tmp-{}",
-        crate::private_fs::hex(&crypto::random_array::<6>())
-    ));
-    let staged = PathBuf::from(staged);
-    std::fs::hard_link(path, &staged).map_err(|e| Error::io("linking", &staged, e))?;
-    std::fs::rename(&staged, &previous).map_err(|e| {
-        let _ = std::fs::remove_file(&staged);
-        Error::io("keeping the previous generation as", &previous, e)
-    })?;
+    generations::keep(path, old.generation)?;
     write(path, Replace::Atomically, key, &header, |w| {
         archive::pack(dir, w, &mut |_| {})
     })?;
+    generations::prune(path, keep)?;
     Ok(header.generation)
-}
-
-/// Where the generation before the newest is kept.
-pub fn previous_path(path: &Path) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".previous");
-    PathBuf::from(p)
 }
 
 /// Whether `write` may replace an existing file at its destination.

@@ -1,0 +1,81 @@
+//! Older generations of a vault, kept next to it as `<vault>.g<N>`: hard
+//! links made before each new generation is renamed into place, so keeping
+//! one costs no copy and no step can leave the newest file half-written.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Where generation `n` of `vault` is kept once a newer one exists.
+pub fn path_of(vault: &Path, n: u64) -> PathBuf {
+    let mut p = vault.as_os_str().to_owned();
+    p.push(format!(".g{n}"));
+    PathBuf::from(p)
+}
+
+/// The kept older generations of `vault`, newest first, by file name.
+pub fn older(vault: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let dir = crate::private_fs::parent_of(vault);
+    let Some(name) = vault.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{name}.g");
+    let mut found: Vec<(u64, PathBuf)> = fs::read_dir(&dir)
+        .map_err(|e| Error::io("reading", &dir, e))?
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let n = file.strip_prefix(&prefix)?.parse::<u64>().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    Ok(found)
+}
+
+/// Keeps the current file of `vault` (generation `n`) as `<vault>.g<n>`:
+/// a staged hard link renamed into place, so a crash leaves either no link
+/// or a complete one.
+pub fn keep(vault: &Path, n: u64) -> Result<()> {
+    let target = path_of(vault, n);
+    let mut staged = target.clone().into_os_string();
+    staged.push(format!(
+        ".tmp-{}",
+        crate::private_fs::hex(&super::crypto::random_array::<6>())
+    ));
+    let staged = PathBuf::from(staged);
+    fs::hard_link(vault, &staged).map_err(|e| Error::io("linking", &staged, e))?;
+    fs::rename(&staged, &target).map_err(|e| {
+        let _ = fs::remove_file(&staged);
+        Error::io("keeping the previous generation as", &target, e)
+    })
+}
+
+/// Deletes all but the newest `count` older generations.
+pub fn prune(vault: &Path, count: usize) -> Result<()> {
+    for (_, path) in older(vault)?.into_iter().skip(count) {
+        fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+    }
+    Ok(())
+}
+
+/// Removes the temporaries a killed seal can leave next to `vault`: the
+/// new generation's temporary file and a staged link. Only names of our
+/// own making are touched.
+pub fn remove_stale_temporaries(vault: &Path) {
+    let dir = crate::private_fs::parent_of(vault);
+    let Some(name) = vault.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let (temp, staged) = (format!(".{name}.tmp-"), format!("{name}.g"));
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&temp) || (file.starts_with(&staged) && file.contains(".tmp-")) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
