@@ -207,6 +207,10 @@ pub struct GuardArgs {
     #[arg(long, default_value = "/checkpoint")]
     pub checkpoint_dir: PathBuf,
 
+    /// Seconds the gateway may take to exit after SIGTERM before it is killed
+    #[arg(long, default_value_t = 30)]
+    pub drain_secs: u64,
+
     /// The gateway command and its arguments
     #[arg(last = true, required = true)]
     pub command: Vec<String>,

@@ -8,7 +8,9 @@
 //!
 //! Signal policy: SIGTERM and SIGINT set the guard's own stop flag (not the
 //! CLI's cancel flag of `interrupt.rs`, which would abort the seal); the
-//! guard forwards one SIGTERM to the gateway and waits for it. A second signal is ignored by the kernel for PID 1, so the stop
+//! guard forwards one SIGTERM to the gateway, waits up to the drain budget,
+//! then kills the gateway's process group and seals anyway. SIGUSR1 asks
+//! for a checkpoint. A second signal is ignored by the kernel for PID 1, so the stop
 //! budget is the engine's (`docker stop -t`), after which SIGKILL ends
 //! everything and the previous generation stays the newest.
 
@@ -90,6 +92,8 @@ pub struct Settings {
     pub checkpoint_interval: Option<Duration>,
     /// Where a checkpoint's copy is staged (a tmpfs in the container).
     pub checkpoint_dir: PathBuf,
+    /// How long the gateway may drain after SIGTERM before SIGKILL.
+    pub drain: Duration,
     pub command: Vec<String>,
 }
 
@@ -159,7 +163,7 @@ fn guard(s: &Settings) -> Result<i32> {
         sealing: None,
         last: Instant::now(),
     };
-    let status = supervise(child_pid, &stop, &checkpoint_now, &mut checkpoints);
+    let status = supervise(child_pid, &stop, &checkpoint_now, &mut checkpoints, s.drain);
     checkpoints.wait();
     let sealed = vault::seal_next_generation(&s.vault, &key, &s.state, s.keep)?;
     say(&format!("{SEALED}{sealed}"));
@@ -272,12 +276,25 @@ fn supervise(
     stop: &AtomicBool,
     checkpoint_now: &AtomicBool,
     checkpoints: &mut Checkpoints,
+    drain: Duration,
 ) -> i32 {
     let mut forwarded: Option<Instant> = None;
+    let mut escalated = false;
     loop {
         if stop.load(Ordering::Relaxed) && forwarded.is_none() {
             let _ = rustix::process::kill_process(child, Signal::TERM);
             forwarded = Some(Instant::now());
+        }
+        // A gateway that does not drain in time is killed, so the seal still
+        // happens within the engine's stop budget (OpenClaw's own drain can
+        // take minutes). SQLite's WAL is made to survive exactly this.
+        if !escalated && forwarded.is_some_and(|t| t.elapsed() >= drain) {
+            say(&format!(
+                "safeclaw-guard: the gateway did not stop within {} s; killing it, then sealing",
+                drain.as_secs()
+            ));
+            let _ = rustix::process::kill_process_group(child, Signal::KILL);
+            escalated = true;
         }
         let wanted = checkpoint_now.load(Ordering::Relaxed) || checkpoints.due();
         if forwarded.is_none() && wanted && !checkpoints.busy() {
@@ -329,6 +346,7 @@ impl From<crate::cli::GuardArgs> for Settings {
             checkpoint_interval: (a.checkpoint_ms > 0)
                 .then(|| Duration::from_millis(a.checkpoint_ms)),
             checkpoint_dir: a.checkpoint_dir,
+            drain: Duration::from_secs(a.drain_secs),
             command: a.command,
         }
     }

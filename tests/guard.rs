@@ -421,3 +421,36 @@ fn kill_9_at_any_moment_leaves_the_newest_finished_generation() {
         "too few checkpoints finished to mean anything"
     );
 }
+
+#[test]
+fn a_gateway_that_ignores_sigterm_is_killed_after_the_drain_budget_and_still_sealed() {
+    let s = Setup::new();
+    let gateway = [
+        "sh",
+        "-c",
+        "trap '' TERM; echo stubborn > \"$OPENCLAW_STATE_DIR/note\"; while :; do sleep 0.1; done",
+    ];
+    let mut child = s.spawn_with(&["--checkpoint-ms", "0", "--drain-secs", "1"], &gateway);
+    give(&mut child, guard::key_line(&s.key()).as_bytes());
+    let start = Instant::now();
+    while !s.state().join("note").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stopped = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let (code, out) = finish(child);
+    assert!(stopped.elapsed() < Duration::from_secs(10), "{out}");
+    assert_eq!(code, Some(128 + 9), "{out}");
+    assert!(
+        out.contains("the gateway did not stop within 1 s; killing it, then sealing"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("safeclaw-guard: sealed generation=2\n"),
+        "{out}"
+    );
+}

@@ -135,9 +135,10 @@ impl Fixture {
 fn wait_healthy(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
     let start = Instant::now();
     loop {
-        let c = rt.block_on(docker.inspect_container(name, None)).unwrap();
+        // The container may not exist yet (`run` is still unlocking).
+        let c = rt.block_on(docker.inspect_container(name, None)).ok();
         let health = c
-            .state
+            .and_then(|c| c.state)
             .and_then(|s| s.health)
             .and_then(|h| h.status)
             .map(|s| s.to_string());
@@ -537,6 +538,67 @@ fn shares_ports_and_limits_are_as_asked_and_status_reports_the_vault() {
             .stdout(predicate::str::contains(
                 "stopped with exit code 137: the engine cannot restart it (it cannot re-deliver the key); run `safeclaw start` and enter the password",
             ));
+    }));
+    f.cleanup(&rt, &docker);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn run_restarts_a_crashed_container_from_the_last_checkpoint() {
+    let Some((rt, docker)) = engine() else { return };
+    let f = Fixture::new(&rt, &docker, "supervise");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
+            .args(["run", "--name", &f.name, "--image", &f.image, "--vault"])
+            .arg(f.vault())
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_healthy(&rt, &docker, &f.name);
+        let first = rt
+            .block_on(docker.inspect_container(&f.name, None))
+            .unwrap()
+            .id;
+        // The gateway's container dies behind the supervisor's back.
+        rt.block_on(docker.kill_container(
+            &f.name,
+            None::<bollard::query_parameters::KillContainerOptions>,
+        ))
+        .unwrap();
+        let start = Instant::now();
+        loop {
+            let c = rt.block_on(docker.inspect_container(&f.name, None));
+            if let Ok(c) = c {
+                if c.id != first && c.state.and_then(|s| s.running) == Some(true) {
+                    break;
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "never restarted");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        wait_healthy(&rt, &docker, &f.name);
+        std::process::Command::new("kill")
+            .args(["-INT", &run.id().to_string()])
+            .status()
+            .unwrap();
+        let out = run.wait_with_output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains(
+                "exited with code 137; restarting from the last checkpoint in 1 s (1 of 5)"
+            ),
+            "{stderr}"
+        );
+        assert!(stdout.contains("state sealed as generation 2"), "{stdout}");
     }));
     f.cleanup(&rt, &docker);
     if let Err(e) = result {

@@ -26,7 +26,16 @@ use crate::vault::{crypto::DataKey, VaultFile};
 /// How long the guard may take to decrypt the vault and start the gateway.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
+/// Everything a start needs, resolved once: `run` reuses it to restart.
+struct Prepared {
+    name: String,
+    vault_path: std::path::PathBuf,
+    generation: u64,
+    key: DataKey,
+    spec: Spec,
+}
+
+fn prepare(args: &StartArgs, printer: &Printer) -> Result<Prepared> {
     let vault_path = paths::vault(&args.vault)?;
     let vault_path =
         std::fs::canonicalize(&vault_path).map_err(|e| Error::io("opening", &vault_path, e))?;
@@ -54,46 +63,114 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
         shares: parse_shares(&args.shares)?,
         gateway: args.gateway.clone(),
     };
-    let name = args.container.name.clone();
+    Ok(Prepared {
+        name: args.container.name.clone(),
+        vault_path,
+        generation,
+        key,
+        spec,
+    })
+}
+
+pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
+    let p = prepare(&args, printer)?;
     let spinner = printer.spinner("starting the container");
-    let started = engine::runtime()?.block_on(start(&name, &spec, &key));
+    let started = engine::runtime()?.block_on(start(&p.name, &p.spec, &p.key));
     spinner.finish_and_clear();
     let id = started?;
+    let (name, generation) = (&p.name, p.generation);
     printer.result(
-        &format!("started {name} from {} (generation {generation})", vault_path.display()),
-        json!({ "ok": true, "name": name, "id": id, "vault": vault_path, "generation": generation }),
+        &format!("started {name} from {} (generation {generation})", p.vault_path.display()),
+        json!({ "ok": true, "name": name, "id": id, "vault": p.vault_path, "generation": generation }),
     );
     Ok(())
 }
 
-/// `safeclaw run`: start, stream the output, and on Ctrl-C (or when the
-/// gateway exits) stop and report the sealed generation.
+/// Restarts after a crash, at most this many times in a row.
+const MAX_RESTARTS: u32 = 5;
+/// The first wait before a restart; doubled each time up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// `safeclaw run`: start, stream the output, and on Ctrl-C stop and report
+/// the sealed generation. A container that dies on its own (a crash, an
+/// OOM kill) is started again from the newest generation with the key held
+/// here in zeroizing memory, with a bounded backoff and a limit.
 pub fn run_foreground(args: StartArgs, printer: &Printer) -> Result<()> {
-    let name = args.container.name.clone();
-    run(args, printer)?;
+    let p = prepare(&args, printer)?;
+    let name = p.name.clone();
     let sealed = engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;
-        let logs = super::exec::follow_logs(&docker, &name, true);
-        tokio::pin!(logs);
-        let mut stopping = false;
+        let mut restarts = 0;
+        let mut backoff = FIRST_BACKOFF;
         loop {
-            tokio::select! {
-                r = &mut logs => { r?; break; }
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if crate::interrupt::requested() && !stopping {
-                        stopping = true;
-                        printer.note("stopping: the gateway drains, then its state is sealed");
-                        docker
-                            .stop_container(&name, Some(bollard::query_parameters::StopContainerOptionsBuilder::new().t(60).build()))
-                            .await
-                            .map_err(|e| engine::failed("stopping", &name, e))?;
-                    }
-                }
+            start(&name, &p.spec, &p.key).await?;
+            printer.note(&format!("started {name} from {}", p.vault_path.display()));
+            let stopped_by_us = follow_until_exit(&docker, &name, printer).await?;
+            if stopped_by_us {
+                break;
             }
+            let exit = docker
+                .inspect_container(&name, None)
+                .await
+                .ok()
+                .and_then(|c| c.state)
+                .and_then(|s| s.exit_code)
+                .unwrap_or(-1);
+            if exit == 0 {
+                break;
+            }
+            restarts += 1;
+            if restarts > MAX_RESTARTS {
+                return Err(Error::failure(format!(
+                    "{name} crashed {MAX_RESTARTS} times in a row (last exit code {exit}); not restarting again"
+                ))
+                .with_hint("`safeclaw logs` shows why; the vault holds the last checkpoint"));
+            }
+            printer.warn(&format!(
+                "{name} exited with code {exit}; restarting from the last checkpoint in {} s ({restarts} of {MAX_RESTARTS})",
+                backoff.as_secs()
+            ));
+            let wake = tokio::time::Instant::now() + backoff;
+            while tokio::time::Instant::now() < wake {
+                if crate::interrupt::requested() {
+                    return Ok(None);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         Ok::<_, Error>(super::stop::sealed_generation(&docker, &name).await)
     })?;
     super::stop::report_sealed(&name, sealed, printer)
+}
+
+/// Streams the container's output until it exits; on Ctrl-C stops it (the
+/// guard drains and seals). Returns whether the stop was ours.
+async fn follow_until_exit(docker: &Docker, name: &str, printer: &Printer) -> Result<bool> {
+    let logs = super::exec::follow_logs(docker, name, true);
+    tokio::pin!(logs);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            r = &mut logs => { r?; return Ok(stopping); }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if crate::interrupt::requested() && !stopping {
+                    stopping = true;
+                    printer.note("stopping: the gateway drains, then its state is sealed");
+                    docker
+                        .stop_container(
+                            name,
+                            Some(bollard::query_parameters::StopContainerOptionsBuilder::new()
+                                .t(super::stop::STOP_BUDGET.as_secs() as i32)
+                                .build()),
+                        )
+                        .await
+                        .map_err(|e| engine::failed("stopping", name, e))?;
+                }
+            }
+        }
+    }
 }
 
 /// The container runs as the caller's uid:gid so the vault it writes stays

@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 use crate::guard;
 use crate::printer::Printer;
 
-/// Time for the guard to stop the gateway and seal before the engine kills.
-const STOP_BUDGET: Duration = Duration::from_secs(60);
+/// Time for the guard to stop the gateway (its drain budget is 30 s) and
+/// seal, before the engine kills everything.
+pub const STOP_BUDGET: Duration = Duration::from_secs(90);
 
 pub fn stop(args: ContainerArgs, printer: &Printer) -> Result<()> {
     let name = args.name;
