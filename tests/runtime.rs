@@ -550,7 +550,7 @@ fn run_restarts_a_crashed_container_from_the_last_checkpoint() {
     let Some((rt, docker)) = engine() else { return };
     let f = Fixture::new(&rt, &docker, "supervise");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
             .args(["run", "--name", &f.name, "--image", &f.image, "--vault"])
             .arg(f.vault())
             .arg("--password-file")
