@@ -24,5 +24,6 @@ pub mod password;
 pub mod paths;
 pub mod printer;
 pub mod private_fs;
+pub mod rollback;
 pub mod vault;
 pub mod wipe;

@@ -454,3 +454,34 @@ fn a_gateway_that_ignores_sigterm_is_killed_after_the_drain_budget_and_still_sea
         "{out}"
     );
 }
+
+#[test]
+fn an_older_generation_put_in_place_is_noticed() {
+    let s = Setup::new();
+    let home = s.dir.path().join("home");
+    let tree = s.dir.path().join("tree");
+    safeclaw::vault::seal_next_generation(&s.vault(), &s.key(), &tree, 5).unwrap();
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .args(["vault", "info"])
+        .arg(s.vault())
+        .assert()
+        .success()
+        .stderr("");
+    // Someone restores the older file over the newest.
+    fs::copy(
+        safeclaw::vault::generations::path_of(&s.vault(), 1),
+        s.vault(),
+    )
+    .unwrap();
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .args(["vault", "info"])
+        .arg(s.vault())
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(format!(
+            "{} is at generation 1, but generation 2 was seen on this host: an older copy may have been put in place (rollback)",
+            s.vault().display()
+        )));
+}

@@ -41,6 +41,7 @@ fn prepare(args: &StartArgs, printer: &Printer) -> Result<Prepared> {
         std::fs::canonicalize(&vault_path).map_err(|e| Error::io("opening", &vault_path, e))?;
     let vault = VaultFile::open(&vault_path)?;
     let generation = vault.header().generation;
+    crate::rollback::observe(&vault_path, generation, printer);
     let (key, _) = super::unlock(&vault, &args.password.source(), printer)?;
     drop(vault);
 

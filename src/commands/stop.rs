@@ -103,6 +103,9 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
     let generation = crate::vault::VaultFile::open(&vault_path)
         .ok()
         .map(|v| v.header().generation);
+    if let Some(g) = generation {
+        crate::rollback::observe(&vault_path, g, printer);
+    }
     let (inspected, checkpoint) = engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;
         let inspected = docker

@@ -21,6 +21,11 @@ pub const FAST_KDF: [&str; 6] = [
 pub fn safeclaw() -> Command {
     let mut cmd = Command::cargo_bin("safeclaw").unwrap();
     cmd.env_remove("NO_COLOR");
+    // Never the real ~/.safeclaw (tests that need a home set their own).
+    cmd.env(
+        "SAFECLAW_HOME",
+        std::env::temp_dir().join(format!("safeclaw-test-home-{}", std::process::id())),
+    );
     cmd
 }
 

@@ -1,0 +1,61 @@
+//! Rollback awareness: the highest generation this host has seen for each
+//! vault, kept in `~/.safeclaw/seen-generations.json`, so that an older
+//! copy put in place of a vault is noticed.
+//!
+//! Limits (docs/vault-format.md): vaults are told apart by their canonical
+//! path, and the record is as trustworthy as the home directory it lives
+//! in; it catches a restored backup or a swapped file, not an attacker who
+//! can also edit the record.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use crate::printer::Printer;
+
+const RECORD: &str = "seen-generations.json";
+/// Bounds what a damaged record makes us read.
+const MAX_RECORD: u64 = 1 << 20;
+
+/// Records `generation` for `vault` and warns if a higher one was seen.
+/// Best effort: a missing home or an unreadable record never fails the
+/// command it is part of.
+pub fn observe(vault: &Path, generation: u64, printer: &Printer) {
+    if let Some(seen) = record(vault, generation) {
+        printer.warn(&format!(
+            "{} is at generation {generation}, but generation {seen} was seen on this host: \
+             an older copy may have been put in place (rollback); `safeclaw vault generations` lists what is kept",
+            vault.display()
+        ));
+    }
+}
+
+/// Returns the higher generation seen before, if any; otherwise stores
+/// `generation` as the newest seen.
+fn record(vault: &Path, generation: u64) -> Option<u64> {
+    let vault = std::fs::canonicalize(vault).ok()?;
+    let key = vault.to_string_lossy().into_owned();
+    let home = crate::paths::private_home().ok()?;
+    let path = home.join(RECORD);
+    let mut seen: BTreeMap<String, u64> = std::fs::File::open(&path)
+        .ok()
+        .and_then(|f| {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_RECORD), &mut buf).ok()?;
+            serde_json::from_slice(&buf).ok()
+        })
+        .unwrap_or_default();
+    match seen.get(&key) {
+        Some(&before) if before > generation => Some(before),
+        Some(&before) if before == generation => None,
+        _ => {
+            seen.insert(key, generation);
+            let mut out = crate::private_fs::AtomicFile::create(&path).ok()?;
+            out.file()
+                .write_all(&serde_json::to_vec_pretty(&seen).ok()?)
+                .ok()?;
+            out.commit().ok()?;
+            None
+        }
+    }
+}
