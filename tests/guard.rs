@@ -485,3 +485,68 @@ fn an_older_generation_put_in_place_is_noticed() {
             s.vault().display()
         )));
 }
+
+#[test]
+fn a_full_disk_fails_the_seal_and_keeps_the_last_good_generation() {
+    let s = Setup::new();
+    let small = s.dir.path().join("small-disk");
+    fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .map(|st| st.success())
+        .unwrap_or(false);
+    if !mounted {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but tmpfs cannot be mounted"
+        );
+        eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let result = std::panic::catch_unwind(|| {
+        let vault = small.join("v.vault");
+        fs::copy(s.vault(), &vault).unwrap();
+        let good = fs::read(&vault).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_safeclaw"))
+            .arg("guard")
+            .arg("--vault")
+            .arg(&vault)
+            .arg("--state")
+            .arg(s.state())
+            .arg("--checkpoint-dir")
+            .arg(s.dir.path())
+            .args(["--checkpoint-ms", "0", "--"])
+            .args([
+                "sh",
+                "-c",
+                "head -c 1000000 /dev/urandom > \"$OPENCLAW_STATE_DIR/big\"",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        give(&mut child, guard::key_line(&s.key()).as_bytes());
+        let (code, out) = finish(child);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("No space left on device"), "{out}");
+        // The last good generation is untouched and opens; no temporaries.
+        assert_eq!(fs::read(&vault).unwrap(), good);
+        VaultFile::open(&vault)
+            .unwrap()
+            .verify(&s.key(), |_| {})
+            .unwrap();
+        let names: Vec<String> = fs::read_dir(&small)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
+    });
+    Command::new("umount").arg(&small).status().unwrap();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
