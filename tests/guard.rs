@@ -377,7 +377,7 @@ fn kill_9_at_any_moment_leaves_the_newest_finished_generation() {
     let s = Setup::new();
     let key = s.key();
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let trials = 40;
+    let trials = 100;
     for trial in 0..trials {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -391,11 +391,35 @@ fn kill_9_at_any_moment_leaves_the_newest_finished_generation() {
         let mut child = s.spawn_with(&["--checkpoint-ms", "50"], &gateway);
         give(&mut child, guard::key_line(&key).as_bytes());
         std::thread::sleep(Duration::from_millis(100 + seed % 600));
-        // The whole container dies at once: guard and gateway.
-        Command::new("pkill")
-            .args(["-KILL", "-f", &token])
-            .status()
-            .unwrap();
+        // The whole container dies at once: guard, gateway and the gateway's
+        // children (its process group; a checkpoint may have left them
+        // stopped). Repeat until nothing is left, as a dying PID namespace
+        // guarantees and pkill alone does not.
+        let start = Instant::now();
+        loop {
+            let found = Command::new("pgrep").args(["-f", &token]).output().unwrap();
+            let pids: Vec<String> = String::from_utf8_lossy(&found.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in &pids {
+                // The gateway leads its own group; the guard's group is ours, never killed.
+                if pid != &child.id().to_string() {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", "--", &format!("-{pid}")])
+                        .status();
+                }
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "processes of trial {trial} survive"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let (_, out) = finish(child);
         let finished: Vec<u64> = lines_with(&out, guard::CHECKPOINT)
             .iter()
@@ -549,4 +573,63 @@ fn a_full_disk_fails_the_seal_and_keeps_the_last_good_generation() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+#[test]
+fn a_sqlite_database_written_continuously_is_consistent_in_every_checkpoint() {
+    if Command::new("sqlite3").arg("--version").output().is_err() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but sqlite3 is missing"
+        );
+        eprintln!("skipping: no sqlite3 CLI");
+        return;
+    }
+    let s = Setup::new();
+    // WAL mode, as OpenClaw uses it; one writer committing all the time.
+    let writer = "cd \"$OPENCLAW_STATE_DIR\"; \
+        sqlite3 db 'PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);' >/dev/null; \
+        while :; do sqlite3 db 'BEGIN; INSERT INTO t(v) VALUES (randomblob(2000)); \
+        INSERT INTO t(v) VALUES (randomblob(2000)); COMMIT;'; done";
+    let mut child = s.spawn_with(
+        &["--checkpoint-ms", "150", "--keep", "20"],
+        &["sh", "-c", writer],
+    );
+    give(&mut child, guard::key_line(&s.key()).as_bytes());
+    std::thread::sleep(Duration::from_millis(2500));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let (_, out) = finish(child);
+    let checkpoints = lines_with(&out, guard::CHECKPOINT).len();
+    assert!(checkpoints >= 3, "{out}");
+    let mut checked = 0;
+    let mut gens = safeclaw::vault::generations::older(&s.vault()).unwrap();
+    gens.push((s.generation(), s.vault()));
+    for (n, path) in gens {
+        let dir = s.dir.path().join(format!("check-{n}"));
+        fs::create_dir(&dir).unwrap();
+        VaultFile::open(&path)
+            .unwrap()
+            .unpack(&s.key(), &dir, |_| {})
+            .unwrap();
+        if !dir.join("db").exists() {
+            continue; // generation 1: before the gateway ran
+        }
+        let check = Command::new("sqlite3")
+            .arg(dir.join("db"))
+            .arg("PRAGMA integrity_check; SELECT count(*) % 2 FROM t;")
+            .output()
+            .unwrap();
+        // Consistent, and no transaction half-applied (rows come in pairs).
+        assert_eq!(
+            String::from_utf8_lossy(&check.stdout),
+            "ok\n0\n",
+            "generation {n}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} generations had a database");
 }

@@ -605,3 +605,61 @@ fn run_restarts_a_crashed_container_from_the_last_checkpoint() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[test]
+fn container_kills_at_random_moments_leave_a_complete_generation() {
+    let Some((rt, docker)) = engine() else { return };
+    let f = Fixture::new(&rt, &docker, "faults");
+    let key = {
+        let v = VaultFile::open(&f.vault()).unwrap();
+        v.unlock(&Password::new(f.password.as_bytes()).unwrap())
+            .unwrap()
+            .0
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut newest = 1;
+        for trial in 0..8 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            safeclaw()
+                .args([
+                    "start",
+                    "--name",
+                    &f.name,
+                    "--image",
+                    &f.image,
+                    "--checkpoint-interval",
+                    "1",
+                    "--vault",
+                ])
+                .arg(f.vault())
+                .arg("--password-file")
+                .arg(f.dir.path().join("pw"))
+                .assert()
+                .success()
+                .stdout(predicate::str::contains(format!("(generation {newest})")));
+            std::thread::sleep(Duration::from_millis(800 + seed % 2500));
+            rt.block_on(docker.kill_container(
+                &f.name,
+                None::<bollard::query_parameters::KillContainerOptions>,
+            ))
+            .unwrap();
+            // Whatever the moment, the vault opens whole, never older than before.
+            let v = VaultFile::open(&f.vault()).unwrap();
+            let g = v.header().generation;
+            assert!(
+                g >= newest,
+                "trial {trial}: generation went back from {newest} to {g}"
+            );
+            v.verify(&key, |_| {}).unwrap();
+            newest = g;
+        }
+        assert!(newest > 3, "checkpoints hardly ever finished ({newest})");
+    }));
+    f.cleanup(&rt, &docker);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
