@@ -73,6 +73,13 @@ impl Setup {
             .unwrap()
     }
 
+    /// A guard that has been handed the right key.
+    fn started(&self, options: &[&str], gateway: &[&str]) -> Child {
+        let mut child = self.spawn_with(options, gateway);
+        give(&mut child, guard::key_line(&self.key()).as_bytes());
+        child
+    }
+
     fn generation(&self) -> u64 {
         VaultFile::open(&self.vault()).unwrap().header().generation
     }
@@ -143,12 +150,14 @@ fn a_wrong_key_decrypts_nothing_and_exits_3() {
 #[test]
 fn the_gateways_changes_are_sealed_and_its_status_passed_on() {
     let s = Setup::new();
-    let mut child = s.spawn(&[
-        "sh",
-        "-c",
-        "echo written > \"$OPENCLAW_STATE_DIR/memory.md\"; exit 7",
-    ]);
-    give(&mut child, guard::key_line(&s.key()).as_bytes());
+    let child = s.started(
+        &["--checkpoint-ms", "0"],
+        &[
+            "sh",
+            "-c",
+            "echo written > \"$OPENCLAW_STATE_DIR/memory.md\"; exit 7",
+        ],
+    );
     let (code, out) = finish(child);
     assert_eq!(code, Some(7));
     assert_eq!(
@@ -217,8 +226,7 @@ fn the_gateways_changes_are_sealed_and_its_status_passed_on() {
 #[test]
 fn sigterm_is_forwarded_and_the_state_still_sealed() {
     let s = Setup::new();
-    let mut child = s.spawn(&["sleep", "30"]);
-    give(&mut child, guard::key_line(&s.key()).as_bytes());
+    let child = s.started(&["--checkpoint-ms", "0"], &["sleep", "30"]);
     // Wait until the gateway runs (the state was decrypted).
     let start = Instant::now();
     while !s.state().join("openclaw.json").exists() {
@@ -265,8 +273,7 @@ fn periodic_checkpoints_seal_the_running_state_with_a_short_pause() {
     let s = Setup::new();
     let gateway = busy_gateway("periodic");
     let gateway: Vec<&str> = gateway.iter().map(String::as_str).collect();
-    let mut child = s.spawn_with(&["--checkpoint-ms", "300"], &gateway);
-    give(&mut child, guard::key_line(&s.key()).as_bytes());
+    let child = s.started(&["--checkpoint-ms", "300"], &gateway);
     std::thread::sleep(Duration::from_millis(1500));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -328,12 +335,14 @@ fn periodic_checkpoints_seal_the_running_state_with_a_short_pause() {
 #[test]
 fn sigusr1_asks_for_a_checkpoint_now() {
     let s = Setup::new();
-    let mut child = s.spawn(&[
-        "sh",
-        "-c",
-        "echo approved > \"$OPENCLAW_STATE_DIR/pairing\"; sleep 30",
-    ]);
-    give(&mut child, guard::key_line(&s.key()).as_bytes());
+    let mut child = s.started(
+        &["--checkpoint-ms", "0"],
+        &[
+            "sh",
+            "-c",
+            "echo approved > \"$OPENCLAW_STATE_DIR/pairing\"; sleep 30",
+        ],
+    );
     let start = Instant::now();
     while !s.state().join("pairing").exists() {
         assert!(start.elapsed() < Duration::from_secs(10));
@@ -454,8 +463,7 @@ fn a_gateway_that_ignores_sigterm_is_killed_after_the_drain_budget_and_still_sea
         "-c",
         "trap '' TERM; echo stubborn > \"$OPENCLAW_STATE_DIR/note\"; while :; do sleep 0.1; done",
     ];
-    let mut child = s.spawn_with(&["--checkpoint-ms", "0", "--drain-secs", "1"], &gateway);
-    give(&mut child, guard::key_line(&s.key()).as_bytes());
+    let child = s.started(&["--checkpoint-ms", "0", "--drain-secs", "1"], &gateway);
     let start = Instant::now();
     while !s.state().join("note").exists() {
         assert!(start.elapsed() < Duration::from_secs(10));
@@ -592,11 +600,10 @@ fn a_sqlite_database_written_continuously_is_consistent_in_every_checkpoint() {
         sqlite3 db 'PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);' >/dev/null; \
         while :; do sqlite3 db 'BEGIN; INSERT INTO t(v) VALUES (randomblob(2000)); \
         INSERT INTO t(v) VALUES (randomblob(2000)); COMMIT;'; done";
-    let mut child = s.spawn_with(
+    let child = s.started(
         &["--checkpoint-ms", "150", "--keep", "20"],
         &["sh", "-c", writer],
     );
-    give(&mut child, guard::key_line(&s.key()).as_bytes());
     std::thread::sleep(Duration::from_millis(2500));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -132,6 +132,15 @@ impl Fixture {
     }
 }
 
+/// SIGKILL to the container, as a crash or an OOM kill would.
+fn kill(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
+    rt.block_on(docker.kill_container(
+        name,
+        None::<bollard::query_parameters::KillContainerOptions>,
+    ))
+    .unwrap();
+}
+
 fn wait_healthy(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
     let start = Instant::now();
     loop {
@@ -375,11 +384,7 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
         .stdout(predicate::str::contains(
             "last checkpoint generation 3 (gateway paused ",
         ));
-    rt.block_on(docker.kill_container(
-        &f.name,
-        None::<bollard::query_parameters::KillContainerOptions>,
-    ))
-    .unwrap();
+    kill(rt, docker, &f.name);
     let log = f.exported_log("gen3");
     assert!(
         log.starts_with("gateway started\n") && !log.contains("clean-stop"),
@@ -524,11 +529,7 @@ fn shares_ports_and_limits_are_as_asked_and_status_reports_the_vault() {
             ));
         // A detached bot that dies cannot be restarted by the engine (it
         // cannot re-deliver the key): status says so plainly.
-        rt.block_on(docker.kill_container(
-            &f.name,
-            None::<bollard::query_parameters::KillContainerOptions>,
-        ))
-        .unwrap();
+        kill(&rt, &docker, &f.name);
         std::thread::sleep(Duration::from_millis(500));
         safeclaw()
             .args(["status", "--name", &f.name, "--vault"])
@@ -565,11 +566,7 @@ fn run_restarts_a_crashed_container_from_the_last_checkpoint() {
             .unwrap()
             .id;
         // The gateway's container dies behind the supervisor's back.
-        rt.block_on(docker.kill_container(
-            &f.name,
-            None::<bollard::query_parameters::KillContainerOptions>,
-        ))
-        .unwrap();
+        kill(&rt, &docker, &f.name);
         let start = Instant::now();
         loop {
             let c = rt.block_on(docker.inspect_container(&f.name, None));
@@ -641,11 +638,7 @@ fn container_kills_at_random_moments_leave_a_complete_generation() {
                 .success()
                 .stdout(predicate::str::contains(format!("(generation {newest})")));
             std::thread::sleep(Duration::from_millis(800 + seed % 2500));
-            rt.block_on(docker.kill_container(
-                &f.name,
-                None::<bollard::query_parameters::KillContainerOptions>,
-            ))
-            .unwrap();
+            kill(&rt, &docker, &f.name);
             // Whatever the moment, the vault opens whole, never older than before.
             let v = VaultFile::open(&f.vault()).unwrap();
             let g = v.header().generation;
