@@ -132,6 +132,19 @@ impl Fixture {
     }
 }
 
+/// Runs `test` with a fresh fixture and always cleans up after it (the
+/// container and the image), then re-raises a failure. Skips without an
+/// engine outside CI.
+fn with_fixture(tag: &str, test: impl FnOnce(&tokio::runtime::Runtime, &Docker, &Fixture)) {
+    let Some((rt, docker)) = engine() else { return };
+    let f = Fixture::new(&rt, &docker, tag);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&rt, &docker, &f)));
+    f.cleanup(&rt, &docker);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
 /// SIGKILL to the container, as a crash or an OOM kill would.
 fn kill(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
     rt.block_on(docker.kill_container(
@@ -203,14 +216,7 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 
 #[test]
 fn hardened_start_leaks_nothing_and_keeps_state_across_stop_and_start() {
-    let Some((rt, docker)) = engine() else { return };
-    let f = Fixture::new(&rt, &docker, "journey");
-    let result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| journey(&rt, &docker, &f)));
-    f.cleanup(&rt, &docker);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    with_fixture("journey", journey);
 }
 
 fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
@@ -475,11 +481,9 @@ fn a_missing_engine_is_one_clear_error() {
 
 #[test]
 fn shares_ports_and_limits_are_as_asked_and_status_reports_the_vault() {
-    let Some((rt, docker)) = engine() else { return };
-    let f = Fixture::new(&rt, &docker, "options");
-    let shared = f.dir.path().join("notes");
-    fs::create_dir(&shared).unwrap();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    with_fixture("options", |rt, docker, f| {
+        let shared = f.dir.path().join("notes");
+        fs::create_dir(&shared).unwrap();
         safeclaw()
             .args([
                 "start", "--name", &f.name, "--image", &f.image, "--cpus", "0.5",
@@ -529,7 +533,7 @@ fn shares_ports_and_limits_are_as_asked_and_status_reports_the_vault() {
             ));
         // A detached bot that dies cannot be restarted by the engine (it
         // cannot re-deliver the key): status says so plainly.
-        kill(&rt, &docker, &f.name);
+        kill(rt, docker, &f.name);
         std::thread::sleep(Duration::from_millis(500));
         safeclaw()
             .args(["status", "--name", &f.name, "--vault"])
@@ -539,18 +543,12 @@ fn shares_ports_and_limits_are_as_asked_and_status_reports_the_vault() {
             .stdout(predicate::str::contains(
                 "stopped with exit code 137: the engine cannot restart it (it cannot re-deliver the key); run `safeclaw start` and enter the password",
             ));
-    }));
-    f.cleanup(&rt, &docker);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    });
 }
 
 #[test]
 fn run_restarts_a_crashed_container_from_the_last_checkpoint() {
-    let Some((rt, docker)) = engine() else { return };
-    let f = Fixture::new(&rt, &docker, "supervise");
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    with_fixture("supervise", |rt, docker, f| {
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
             .args(["run", "--name", &f.name, "--image", &f.image, "--vault"])
             .arg(f.vault())
@@ -560,13 +558,13 @@ fn run_restarts_a_crashed_container_from_the_last_checkpoint() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        wait_healthy(&rt, &docker, &f.name);
+        wait_healthy(rt, docker, &f.name);
         let first = rt
             .block_on(docker.inspect_container(&f.name, None))
             .unwrap()
             .id;
         // The gateway's container dies behind the supervisor's back.
-        kill(&rt, &docker, &f.name);
+        kill(rt, docker, &f.name);
         let start = Instant::now();
         loop {
             let c = rt.block_on(docker.inspect_container(&f.name, None));
@@ -578,7 +576,7 @@ fn run_restarts_a_crashed_container_from_the_last_checkpoint() {
             assert!(start.elapsed() < Duration::from_secs(60), "never restarted");
             std::thread::sleep(Duration::from_millis(200));
         }
-        wait_healthy(&rt, &docker, &f.name);
+        wait_healthy(rt, docker, &f.name);
         std::process::Command::new("kill")
             .args(["-INT", &run.id().to_string()])
             .status()
@@ -596,24 +594,19 @@ fn run_restarts_a_crashed_container_from_the_last_checkpoint() {
             "{stderr}"
         );
         assert!(stdout.contains("state sealed as generation 2"), "{stdout}");
-    }));
-    f.cleanup(&rt, &docker);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    });
 }
 
 #[test]
 fn container_kills_at_random_moments_leave_a_complete_generation() {
-    let Some((rt, docker)) = engine() else { return };
-    let f = Fixture::new(&rt, &docker, "faults");
-    let key = {
-        let v = VaultFile::open(&f.vault()).unwrap();
-        v.unlock(&Password::new(f.password.as_bytes()).unwrap())
-            .unwrap()
-            .0
-    };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    with_fixture("faults", |rt, docker, f| {
+        let key = {
+            let v = VaultFile::open(&f.vault()).unwrap();
+            v.unlock(&Password::new(f.password.as_bytes()).unwrap())
+                .unwrap()
+                .0
+        };
+
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
         let mut newest = 1;
         for trial in 0..8 {
@@ -638,7 +631,7 @@ fn container_kills_at_random_moments_leave_a_complete_generation() {
                 .success()
                 .stdout(predicate::str::contains(format!("(generation {newest})")));
             std::thread::sleep(Duration::from_millis(800 + seed % 2500));
-            kill(&rt, &docker, &f.name);
+            kill(rt, docker, &f.name);
             // Whatever the moment, the vault opens whole, never older than before.
             let v = VaultFile::open(&f.vault()).unwrap();
             let g = v.header().generation;
@@ -650,9 +643,5 @@ fn container_kills_at_random_moments_leave_a_complete_generation() {
             newest = g;
         }
         assert!(newest > 3, "checkpoints hardly ever finished ({newest})");
-    }));
-    f.cleanup(&rt, &docker);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    });
 }
