@@ -47,12 +47,17 @@ fn read_password(
     confirm: Confirm,
     printer: &Printer,
 ) -> Result<Password> {
+    warn_if_exposed(source, printer);
+    password::read(source, label, confirm)
+}
+
+/// Warns when a password file can be read by other users.
+fn warn_if_exposed(source: &Source, printer: &Printer) {
     if let Source::File(path) = source {
         if let Some(warning) = crate::private_fs::exposure_warning(path) {
             printer.warn(&warning);
         }
     }
-    password::read(source, label, confirm)
 }
 
 /// Asks for the password and unlocks, with a spinner while Argon2 runs.

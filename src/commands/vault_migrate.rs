@@ -191,11 +191,7 @@ fn settings(args: &MigrateArgs) -> Vec<Settings> {
 }
 
 fn read_legacy_password(source: &Source, printer: &Printer) -> Result<Vec<Password>> {
-    if let Source::File(path) = source {
-        if let Some(w) = private_fs::exposure_warning(path) {
-            printer.warn(&w);
-        }
-    }
+    super::warn_if_exposed(source, printer);
     password::read_openssl(source, "legacy password")
 }
 
