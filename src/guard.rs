@@ -131,6 +131,11 @@ fn guard(s: &Settings) -> Result<i32> {
     // no /proc/PID/mem for processes of the same uid (the gateway).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| Error::failure(format!("making the guard non-dumpable: {e}")))?;
+    // Outside a PID namespace (tests, a bare `safeclaw guard`) orphans of
+    // the gateway come back to the guard as they would to PID 1, so the
+    // final seal can wait for every one of them.
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        .map_err(|e| Error::failure(format!("becoming the gateway's subreaper: {e}")))?;
     let key = read_key(s.key_timeout)?;
     let vault = VaultFile::open(&s.vault)?;
     vault
@@ -164,6 +169,7 @@ fn guard(s: &Settings) -> Result<i32> {
         last: Instant::now(),
     };
     let status = supervise(child_pid, &stop, &checkpoint_now, &mut checkpoints, s.drain);
+    end_the_rest(child_pid);
     checkpoints.wait();
     let sealed = vault::seal_next_generation(&s.vault, &key, &s.state, s.keep)?;
     say(&format!("{SEALED}{sealed}"));
@@ -315,6 +321,60 @@ fn supervise(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// How long processes the gateway left behind get to exit after SIGTERM.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(3);
+
+/// Ends what the gateway left behind once its first process has exited:
+/// the rest of its group (a shell's children, workers) and any orphan it
+/// made. The final seal reads the state dir, so nothing may still write
+/// to it: a straggler would tear a file or delete one mid-read.
+fn end_the_rest(group: Pid) {
+    let _ = rustix::process::kill_process_group(group, Signal::TERM);
+    let deadline = Instant::now() + LEFTOVER_GRACE;
+    let mut killed = false;
+    loop {
+        match rustix::process::wait(WaitOptions::NOHANG) {
+            Ok(Some(_)) => continue,
+            // No child left at all: the state dir is ours alone.
+            Err(_) => return,
+            Ok(None) => {}
+        }
+        if Instant::now() >= deadline {
+            if killed {
+                say("safeclaw-guard: processes of the gateway outlived SIGKILL; sealing anyway");
+                return;
+            }
+            let _ = rustix::process::kill_process_group(group, Signal::KILL);
+            for pid in own_children() {
+                let _ = rustix::process::kill_process(pid, Signal::KILL);
+            }
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The guard's live children, from /proc (those that left the gateway's
+/// group: a daemonising worker is re-parented to the guard).
+fn own_children() -> Vec<Pid> {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // Fields after the command (which may hold spaces and parens):
+            // state, then the parent's pid.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let ppid: i32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == me).then(|| Pid::from_raw(pid)).flatten()
+        })
+        .collect()
 }
 
 /// `safeclaw health`: the gateway's `/healthz`, for the engine's HEALTHCHECK.

@@ -250,6 +250,42 @@ fn sigterm_is_forwarded_and_the_state_still_sealed() {
     assert_eq!(s.generation(), 2);
 }
 
+#[test]
+fn processes_the_gateway_leaves_behind_are_ended_before_the_final_seal() {
+    let s = Setup::new();
+    // The gateway's first process exits at once; a worker it forked keeps
+    // writing and ignores SIGTERM, as a careless child would.
+    let token = format!("straggler-{}", std::process::id());
+    let gateway = format!(
+        "cd \"$OPENCLAW_STATE_DIR\"; (trap '' TERM; : {token}; i=0; while :; do i=$((i+1)); \
+         echo $i > straggler; sleep 0.01; done) >/dev/null 2>&1 & sleep 0.3; exit 7"
+    );
+    let started = Instant::now();
+    let child = s.started(&["--checkpoint-ms", "0"], &["sh", "-c", &gateway]);
+    let (code, out) = finish(child);
+    assert_eq!(code, Some(7), "{out}");
+    assert!(out.ends_with("sealed generation=2\n"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{out}");
+    let alive = Command::new("pgrep").args(["-f", &token]).output().unwrap();
+    if !alive.stdout.is_empty() {
+        let _ = Command::new("pkill").args(["-KILL", "-f", &token]).status();
+        panic!("a straggler survived the guard");
+    }
+    // What was sealed is a value the straggler wrote in full.
+    let dir = s.dir.path().join("out");
+    fs::create_dir(&dir).unwrap();
+    VaultFile::open(&s.vault())
+        .unwrap()
+        .unpack(&s.key(), &dir, |_| {})
+        .unwrap();
+    let n: u64 = fs::read_to_string(dir.join("straggler"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(n > 0);
+}
+
 /// A gateway that writes its state all the time: a counter (replaced
 /// atomically, as a database commits) and a log line every 10 ms. `token` makes its command line findable for `pkill -f`.
 fn busy_gateway(token: &str) -> Vec<String> {
@@ -576,6 +612,8 @@ fn a_full_disk_fails_the_seal_and_keeps_the_last_good_generation() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
+        // Nor a kept link to the current file posing as an older generation.
+        assert_eq!(names, ["v.vault"]);
     });
     Command::new("umount").arg(&small).status().unwrap();
     if let Err(e) = result {
@@ -612,12 +650,14 @@ fn a_sqlite_database_written_continuously_is_consistent_in_every_checkpoint() {
     let (_, out) = finish(child);
     let checkpoints = lines_with(&out, guard::CHECKPOINT).len();
     assert!(checkpoints >= 3, "{out}");
+    // The final seal read the state dir with no writer left behind.
+    assert_eq!(lines_with(&out, guard::SEALED).len(), 1, "{out}");
     let mut checked = 0;
     let mut gens = safeclaw::vault::generations::older(&s.vault()).unwrap();
     gens.push((s.generation(), s.vault()));
     for (n, path) in gens {
         let dir = s.dir.path().join(format!("check-{n}"));
-        fs::create_dir(&dir).unwrap();
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("{e}: {out}"));
         VaultFile::open(&path)
             .unwrap()
             .unpack(&s.key(), &dir, |_| {})

@@ -52,6 +52,18 @@ pub fn keep(vault: &Path, n: u64) -> Result<()> {
     })
 }
 
+/// Undoes `keep(vault, n)` after a failed seal, only if `<vault>.g<n>` is
+/// still the very file at `vault` (never an older generation's only copy).
+pub fn unkeep(vault: &Path, n: u64) {
+    use std::os::unix::fs::MetadataExt;
+    let kept = path_of(vault, n);
+    if let (Ok(a), Ok(b)) = (fs::symlink_metadata(vault), fs::symlink_metadata(&kept)) {
+        if a.dev() == b.dev() && a.ino() == b.ino() {
+            let _ = fs::remove_file(&kept);
+        }
+    }
+}
+
 /// Deletes all but the newest `count` older generations.
 pub fn prune(vault: &Path, count: usize) -> Result<()> {
     for (_, path) in older(vault)?.into_iter().skip(count) {

@@ -314,9 +314,15 @@ pub fn seal_next_generation(path: &Path, key: &DataKey, dir: &Path, keep: usize)
         ..old
     };
     generations::keep(path, old.generation)?;
-    write(path, Replace::Atomically, key, &header, |w| {
+    let written = write(path, Replace::Atomically, key, &header, |w| {
         archive::pack(dir, w, &mut |_| {})
-    })?;
+    });
+    if let Err(e) = written {
+        // The link just made is the current file under a second name;
+        // left there, generation N would be listed as older than itself.
+        generations::unkeep(path, old.generation);
+        return Err(e);
+    }
     generations::prune(path, keep)?;
     Ok(header.generation)
 }
