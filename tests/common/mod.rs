@@ -22,11 +22,13 @@ pub fn safeclaw() -> Command {
     let mut cmd = Command::cargo_bin("safeclaw").unwrap();
     cmd.env_remove("NO_COLOR");
     // Never the real ~/.safeclaw (tests that need a home set their own).
-    cmd.env(
-        "SAFECLAW_HOME",
-        std::env::temp_dir().join(format!("safeclaw-test-home-{}", std::process::id())),
-    );
+    cmd.env("SAFECLAW_HOME", test_home());
     cmd
+}
+
+/// The SAFECLAW_HOME every command of this test process runs with.
+pub fn test_home() -> PathBuf {
+    std::env::temp_dir().join(format!("safeclaw-test-home-{}", std::process::id()))
 }
 
 /// A 0600 password file holding `password` and a newline.
