@@ -43,6 +43,13 @@ pub enum Command {
     #[command(subcommand)]
     Vault(VaultCommand),
 
+    /// The guide in one command: onboard if there is no vault yet, then start
+    Up(UpArgs),
+
+    /// Run OpenClaw's onboarding in a throw-away hardened container and seal
+    /// the result into a new vault (no plaintext on the host)
+    Onboard(OnboardArgs),
+
     /// Start the gateway in a hardened container, detached
     Start(StartArgs),
 
@@ -65,6 +72,10 @@ pub enum Command {
     #[command(subcommand)]
     Pair(PairCommand),
 
+    /// Build or inspect the image the gateway runs in
+    #[command(subcommand)]
+    Image(ImageCommand),
+
     /// The in-container supervisor (the image's entrypoint)
     #[command(hide = true)]
     Guard(GuardArgs),
@@ -72,6 +83,17 @@ pub enum Command {
     /// The image's health check: the gateway's /healthz
     #[command(hide = true)]
     Health,
+
+    /// In the onboarding container: a gateway that does nothing until stopped
+    #[command(hide = true)]
+    Idle,
+
+    /// In the container: store a secret read from stdin as a 0600 file of the state dir
+    #[command(hide = true)]
+    WriteSecret {
+        /// Where, under the state dir
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -90,8 +112,8 @@ pub struct StartArgs {
     #[arg(long, value_name = "FILE")]
     pub vault: Option<PathBuf>,
 
-    /// The image to run (its ID or a tag)
-    #[arg(long)]
+    /// The image to run (its ID or a tag); `safeclaw image build` makes the default
+    #[arg(long, default_value = crate::image_twin::DEFAULT_TAG)]
     pub image: String,
 
     /// The gateway command inside the image
@@ -109,6 +131,11 @@ pub struct StartArgs {
     /// Older vault generations to keep (each seal adds one)
     #[arg(long, default_value_t = 5)]
     pub keep_generations: usize,
+
+    /// Seconds the gateway may drain after a stop before it is killed and
+    /// its state sealed anyway (OpenClaw's own drain can take minutes)
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub drain: u64,
 
     /// Seconds between checkpoints of the running state (0: only on stop and after exec/pair)
     #[arg(long, default_value_t = 300, value_name = "SECS")]
@@ -445,4 +472,83 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build the image that runs the real OpenClaw, here, without Nix or a
+    /// registry: node and OpenClaw from npm, pinned by nix/openclaw/package-lock.json
+    Build(ImageBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// The tag to give the image
+    #[arg(long, default_value = crate::image_twin::DEFAULT_TAG)]
+    pub tag: String,
+
+    /// Where the npm install is kept between builds [default: ~/.cache/safeclaw]
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+
+    /// A (static) busybox for the image's shell tools [default: busybox on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub busybox: Option<PathBuf>,
+}
+
+/// What onboarding needs besides the vault, the image and the password.
+#[derive(Debug, Args)]
+pub struct OnboardExtras {
+    /// Read the LLM provider's API key from the first line of PATH; it
+    /// reaches OpenClaw over stdin, never a command line
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// OpenClaw's provider id for --api-key-file
+    #[arg(long, default_value = "anthropic", value_name = "ID")]
+    pub provider: String,
+
+    /// Read the Telegram bot token from the first line of PATH; it is kept
+    /// as a file inside the vault (channels.telegram.tokenFile)
+    #[arg(long, value_name = "PATH")]
+    pub telegram_token_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+
+    /// OpenClaw's own `onboard` flags, after `--` (none: the interactive wizard)
+    #[arg(last = true, value_name = "OPENCLAW_ONBOARD_ARGS")]
+    pub openclaw_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Non-interactive, with no secret on any command line:\n  \
+    safeclaw onboard --api-key-file key.txt --telegram-token-file bot.txt -- \\\n    \
+    --non-interactive --accept-risk --mode local --auth-choice skip --skip-channels \\\n    \
+    --skip-health --skip-daemon --skip-search --skip-skills --skip-ui --skip-hooks"
+)]
+pub struct OnboardArgs {
+    /// The vault to create (must not exist) [default: ~/.safeclaw/openclaw.vault]
+    #[arg(long, value_name = "FILE")]
+    pub vault: Option<PathBuf>,
+
+    /// The image to onboard in (the one `start` will run)
+    #[arg(long, default_value = crate::image_twin::DEFAULT_TAG)]
+    pub image: String,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+
+    #[command(flatten)]
+    pub extras: OnboardExtras,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub start: StartArgs,
+
+    #[command(flatten)]
+    pub extras: OnboardExtras,
 }

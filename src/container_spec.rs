@@ -18,6 +18,8 @@ pub const STATE_DIR: &str = "/state";
 pub const CHECKPOINT_DIR: &str = "/checkpoint";
 /// The gateway's home (it needs a writable `~/.cache`): a tmpfs.
 pub const HOME_DIR: &str = "/home/openclaw";
+/// The container's host name.
+pub const HOSTNAME: &str = "openclaw";
 /// Marks containers safeclaw made; `status` and `audit` look for it.
 pub const LABEL_MANAGED: &str = "dev.safeclaw.managed";
 /// The uid:gid used when safeclaw itself runs as root.
@@ -62,6 +64,8 @@ pub struct Spec {
     pub image: String,
     /// Host directory holding the vault file.
     pub vault_dir: String,
+    /// The vault's file name in that directory.
+    pub vault_file: String,
     /// Container uid:gid (never 0).
     pub uid: u32,
     pub gid: u32,
@@ -75,6 +79,8 @@ pub struct Spec {
     pub keep_generations: usize,
     /// Seconds between checkpoints of the running state (0: none).
     pub checkpoint_secs: u64,
+    /// Seconds the gateway may drain after SIGTERM.
+    pub drain_secs: u64,
 }
 
 fn tmpfs_options(bytes: u64, uid: u32, gid: u32) -> String {
@@ -115,10 +121,14 @@ pub fn create_body(spec: &Spec) -> ContainerCreateBody {
     ]);
     let mut cmd = vec![
         "guard".to_string(),
+        "--vault".to_string(),
+        format!("{VAULT_DIR}/{}", spec.vault_file),
         "--keep".to_string(),
         spec.keep_generations.to_string(),
         "--checkpoint-ms".to_string(),
         (spec.checkpoint_secs * 1000).to_string(),
+        "--drain-secs".to_string(),
+        spec.drain_secs.to_string(),
         "--".to_string(),
     ];
     cmd.extend(spec.gateway.iter().cloned());
@@ -126,6 +136,10 @@ pub fn create_body(spec: &Spec) -> ContainerCreateBody {
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         user: Some(format!("{uid}:{gid}")),
+        // Fixed, so OpenClaw recognises its own stale gateway lease (it
+        // records pid, host name and start time) after a kill or a drain
+        // timeout; a random container id would keep the lease "held".
+        hostname: Some(HOSTNAME.to_string()),
         entrypoint: Some(vec![SAFECLAW_IN_IMAGE.to_string()]),
         cmd: Some(cmd),
         // Only non-secret settings: the key travels over stdin.
@@ -209,6 +223,8 @@ mod tests {
         Spec {
             image: "safeclaw-test:1".into(),
             vault_dir: "/home/me/.safeclaw".into(),
+            vault_file: "openclaw.vault".into(),
+            drain_secs: 30,
             uid: 1000,
             gid: 1000,
             limits: Limits::default(),
@@ -266,6 +282,7 @@ mod tests {
         assert!(!binds.iter().any(|b| b.contains("docker.sock")));
         assert_eq!(body.open_stdin, Some(true));
         assert_eq!(body.stdin_once, Some(true));
+        assert_eq!(body.hostname.as_deref(), Some(HOSTNAME));
         // Nothing secret-looking in env or cmd.
         for v in body.env.unwrap().iter().chain(body.cmd.unwrap().iter()) {
             assert!(

@@ -377,6 +377,69 @@ fn own_children() -> Vec<Pid> {
         .collect()
 }
 
+/// `safeclaw idle`: the onboarding container's "gateway", so the guard
+/// holds the key and the state dir while `safeclaw onboard` runs OpenClaw's
+/// own commands in it with exec; ends (status 0) on SIGTERM.
+pub fn idle() -> i32 {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if signal_hook::flag::register(sig, Arc::clone(&stop)).is_err() {
+            return 1;
+        }
+    }
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    0
+}
+
+/// Bound on a secret given to `write-secret`.
+const SECRET_MAX: u64 = 64 * 1024;
+
+/// `safeclaw write-secret PATH`: stdin (one secret, at most 64 KiB, one
+/// trailing newline dropped) into a 0600 file under the state dir, written
+/// atomically. The secret never appears in an argv or an environment.
+pub fn write_secret(path: &std::path::Path) -> Result<()> {
+    let state = std::env::var_os("OPENCLAW_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(crate::container_spec::STATE_DIR));
+    if !path.starts_with(&state)
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Error::usage(format!(
+            "{} is not under the state dir {}",
+            path.display(),
+            state.display()
+        )));
+    }
+    let mut secret = Zeroizing::new(Vec::new());
+    std::io::stdin()
+        .lock()
+        .take(SECRET_MAX + 1)
+        .read_to_end(&mut secret)
+        .map_err(|e| Error::failure(format!("reading the secret from stdin: {e}")))?;
+    if secret.len() as u64 > SECRET_MAX {
+        return Err(Error::usage("the secret is longer than 64 KiB"));
+    }
+    if secret.last() == Some(&b'\n') {
+        secret.pop();
+    }
+    if secret.is_empty() {
+        return Err(Error::usage("the secret is empty"));
+    }
+    let dir = crate::private_fs::parent_of(path);
+    if !dir.exists() {
+        crate::private_fs::create_private_dir(&dir)?;
+    }
+    let mut out = crate::private_fs::AtomicFile::create(path)?;
+    out.file()
+        .write_all(&secret)
+        .map_err(|e| Error::io("writing", path, e))?;
+    out.commit()
+}
+
 /// `safeclaw health`: the gateway's `/healthz`, for the engine's HEALTHCHECK.
 pub fn health(addr: &str) -> i32 {
     let check = || -> std::io::Result<bool> {

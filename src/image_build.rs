@@ -1,9 +1,11 @@
 //! Builds an image locally through the Engine API, from files on this host
 //! and no registry: `FROM scratch`, the given files, safeclaw as the
 //! entrypoint, a non-root user. Used for the test image (a stand-in
-//! gateway) and, later, for the image twin that runs the real OpenClaw.
+//! gateway) and for the image twin that runs the real OpenClaw
+//! (`image_twin`).
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,8 +16,26 @@ use futures_util::StreamExt;
 use crate::container_spec::{FALLBACK_UID, HOME_DIR, SAFECLAW_IN_IMAGE, STATE_DIR, VAULT_DIR};
 use crate::error::{Class, Error, Result};
 
-/// Files of the image: path inside -> (path on this host, mode).
-pub type Files = BTreeMap<String, (PathBuf, u32)>;
+/// One path of the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A file copied from this host, with its mode.
+    File(PathBuf, u32),
+    /// A symbolic link to the given target.
+    Symlink(String),
+}
+
+/// The image's contents: path inside -> entry.
+pub type Files = BTreeMap<String, Entry>;
+
+/// What goes into an image besides its files.
+#[derive(Debug, Clone, Default)]
+pub struct Recipe {
+    pub files: Files,
+    /// `PATH` inside the image.
+    pub path_env: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
 
 /// The shared libraries `binary` loads, from `ldd`, at their own paths.
 pub fn libraries(binary: &Path) -> Result<Vec<PathBuf>> {
@@ -37,29 +57,86 @@ pub fn libraries(binary: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// Adds `binary` at `inside` and the shared libraries it loads.
+pub fn add_binary(files: &mut Files, inside: &str, binary: &Path) -> Result<()> {
+    files.insert(inside.to_string(), Entry::File(binary.to_path_buf(), 0o755));
+    for lib in libraries(binary)? {
+        files.insert(lib.display().to_string(), Entry::File(lib, 0o755));
+    }
+    Ok(())
+}
+
 /// The stand-in image: safeclaw and the stand-in gateway as `openclaw`.
 pub fn standin_files(safeclaw: &Path, standin: &Path) -> Result<Files> {
     let mut files = Files::new();
-    files.insert(
-        SAFECLAW_IN_IMAGE.to_string(),
-        (safeclaw.to_path_buf(), 0o755),
-    );
-    files.insert(
-        "/usr/local/bin/openclaw".to_string(),
-        (standin.to_path_buf(), 0o755),
-    );
-    for bin in [safeclaw, standin] {
-        for lib in libraries(bin)? {
-            files.insert(lib.display().to_string(), (lib, 0o755));
-        }
-    }
+    add_binary(&mut files, SAFECLAW_IN_IMAGE, safeclaw)?;
+    add_binary(&mut files, "/usr/local/bin/openclaw", standin)?;
     Ok(files)
 }
 
-/// Builds `tag` from `files`. The image declares no secrets, no ports, no
-/// volumes; runtime hardening is in `container_spec`.
+/// Builds `tag` from `files` (the stand-in image).
 pub async fn build(docker: &Docker, tag: &str, files: &Files) -> Result<()> {
-    let context = context_tar(files)?;
+    let recipe = Recipe {
+        files: files.clone(),
+        ..Recipe::default()
+    };
+    build_recipe(docker, tag, &recipe, &indicatif::ProgressBar::hidden()).await
+}
+
+/// Builds `tag` from `recipe`. The image declares no secrets, no ports, no
+/// volumes; runtime hardening is in `container_spec`. The build context is
+/// written to a temporary file first (it holds no secret: program files
+/// only) and streamed from there, so a large image costs no memory.
+pub async fn build_recipe(
+    docker: &Docker,
+    tag: &str,
+    recipe: &Recipe,
+    progress: &indicatif::ProgressBar,
+) -> Result<()> {
+    let context_path = std::env::temp_dir().join(format!(
+        "safeclaw-build-context-{}.tar",
+        crate::private_fs::hex(&crate::vault::crypto::random_array::<6>())
+    ));
+    let result = async {
+        let file = std::fs::File::create(&context_path)
+            .map_err(|e| Error::io("creating", &context_path, e))?;
+        let file = write_context(recipe, std::io::BufWriter::new(file))?
+            .into_inner()
+            .map_err(|e| Error::io("writing", &context_path, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| Error::io("writing", &context_path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("reading", &context_path, e))?
+            .len();
+        progress.set_length(size);
+        let reader = std::fs::File::open(&context_path)
+            .map_err(|e| Error::io("reading", &context_path, e))?;
+        send(docker, tag, reader, progress.clone()).await
+    }
+    .await;
+    let _ = std::fs::remove_file(&context_path);
+    result
+}
+
+async fn send(
+    docker: &Docker,
+    tag: &str,
+    mut reader: std::fs::File,
+    progress: indicatif::ProgressBar,
+) -> Result<()> {
+    let chunks = futures_util::stream::iter(std::iter::from_fn(move || {
+        let mut buf = vec![0u8; 1 << 20];
+        match reader.read(&mut buf) {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                progress.inc(n as u64);
+                Some(Ok(bytes::Bytes::from(buf)))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }));
     let options = BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
         .t(tag)
@@ -67,7 +144,7 @@ pub async fn build(docker: &Docker, tag: &str, files: &Files) -> Result<()> {
         .forcerm(true)
         .networkmode("none")
         .build();
-    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut stream = docker.build_image(options, None, Some(bollard::body_try_stream(chunks)));
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| Error::new(Class::Engine, format!("building {tag}: {e}")))?;
         if let Some(detail) = info.error_detail {
@@ -80,30 +157,89 @@ pub async fn build(docker: &Docker, tag: &str, files: &Files) -> Result<()> {
     Ok(())
 }
 
-fn context_tar(files: &Files) -> Result<Vec<u8>> {
-    let dockerfile = format!(
-        "FROM scratch\nCOPY rootfs/ /\nUSER {FALLBACK_UID}:{FALLBACK_UID}\nENTRYPOINT [\"{SAFECLAW_IN_IMAGE}\"]\n"
-    );
+/// The Dockerfile of a recipe: pure, so tests can read it.
+pub fn dockerfile(recipe: &Recipe) -> String {
+    let mut d = String::from("FROM scratch\nCOPY rootfs/ /\n");
+    if let Some(path) = &recipe.path_env {
+        d.push_str(&format!("ENV PATH={path}\n"));
+    }
+    for (k, v) in &recipe.labels {
+        // JSON strings are valid Dockerfile quoted words.
+        let quote = |s: &str| serde_json::Value::from(s).to_string();
+        d.push_str(&format!("LABEL {}={}\n", quote(k), quote(v)));
+    }
+    d.push_str(&format!(
+        "USER {FALLBACK_UID}:{FALLBACK_UID}\nENTRYPOINT [\"{SAFECLAW_IN_IMAGE}\"]\n"
+    ));
+    d
+}
+
+fn write_context<W: Write>(recipe: &Recipe, out: W) -> Result<W> {
     let passwd = format!("root:x:0:0::/:/nonexistent\nopenclaw:x:{FALLBACK_UID}:{FALLBACK_UID}::{HOME_DIR}:/nonexistent\n");
     let group = format!("root:x:0:\nopenclaw:x:{FALLBACK_UID}:\n");
-    let mut b = tar::Builder::new(Vec::new());
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
     let err = |e: std::io::Error| Error::failure(format!("making the build context: {e}"));
-    let mut add = |path: &str, data: &[u8], mode: u32| -> Result<()> {
+    let header = |size: u64, mode: u32| {
         let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
+        h.set_size(size);
         h.set_mode(mode);
         h.set_mtime(0);
-        b.append_data(&mut h, path, data).map_err(err)
+        h
     };
-    add("Dockerfile", dockerfile.as_bytes(), 0o644)?;
-    add("rootfs/etc/passwd", passwd.as_bytes(), 0o644)?;
-    add("rootfs/etc/group", group.as_bytes(), 0o644)?;
+    let add = |b: &mut tar::Builder<W>, path: &str, data: &[u8], mode: u32| -> Result<()> {
+        b.append_data(&mut header(data.len() as u64, mode), path, data)
+            .map_err(err)
+    };
+    add(&mut b, "Dockerfile", dockerfile(recipe).as_bytes(), 0o644)?;
+    add(&mut b, "rootfs/etc/passwd", passwd.as_bytes(), 0o644)?;
+    add(&mut b, "rootfs/etc/group", group.as_bytes(), 0o644)?;
     for dir in [STATE_DIR, VAULT_DIR, HOME_DIR, "/tmp"] {
-        add(&format!("rootfs{dir}/.keep"), b"", 0o644)?;
+        add(&mut b, &format!("rootfs{dir}/.keep"), b"", 0o644)?;
     }
-    for (inside, (host, mode)) in files {
-        let data = std::fs::read(host).map_err(|e| Error::io("reading", host, e))?;
-        add(&format!("rootfs{inside}"), &data, *mode)?;
+    for (inside, entry) in &recipe.files {
+        let name = format!("rootfs{inside}");
+        match entry {
+            Entry::File(host, mode) => {
+                let file = std::fs::File::open(host).map_err(|e| Error::io("reading", host, e))?;
+                let size = file
+                    .metadata()
+                    .map_err(|e| Error::io("reading", host, e))?
+                    .len();
+                b.append_data(&mut header(size, *mode), &name, file)
+                    .map_err(|e| Error::io("reading", host, e))?;
+            }
+            Entry::Symlink(target) => {
+                let mut h = header(0, 0o777);
+                h.set_entry_type(tar::EntryType::Symlink);
+                b.append_link(&mut h, &name, target).map_err(err)?;
+            }
+        }
     }
     b.into_inner().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerfile_is_scratch_non_root_with_safeclaw_as_entrypoint() {
+        let mut recipe = Recipe {
+            path_env: Some("/usr/local/bin:/bin".into()),
+            ..Recipe::default()
+        };
+        recipe
+            .labels
+            .insert("org.safeclaw.openclaw".into(), "2026.9.6".into());
+        let d = dockerfile(&recipe);
+        assert_eq!(
+            d,
+            format!(
+                "FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/local/bin:/bin\n\
+                 LABEL \"org.safeclaw.openclaw\"=\"2026.9.6\"\n\
+                 USER {FALLBACK_UID}:{FALLBACK_UID}\nENTRYPOINT [\"{SAFECLAW_IN_IMAGE}\"]\n"
+            )
+        );
+    }
 }

@@ -6,7 +6,9 @@
 //!   (`stream.rs`), the tar rules (`archive.rs`), vault files (`mod.rs`);
 //! - `cli.rs`: the command line; `commands/`: one module per command;
 //! - `error.rs`: failure classes and exit codes; `printer.rs`: all output;
-//! - `password.rs`: password input; `private_fs.rs`: atomic, private files.
+//! - `password.rs`: password input; `private_fs.rs`: atomic, private files;
+//! - `guard.rs`: PID 1 in the container; `container_spec.rs`: its hardening;
+//! - `image_build.rs`, `image_twin.rs`: images built through the Engine API.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -17,6 +19,7 @@ pub mod env_vars;
 pub mod error;
 pub mod guard;
 pub mod image_build;
+pub mod image_twin;
 pub mod interrupt;
 pub mod io_util;
 pub mod legacy;

@@ -103,24 +103,50 @@ fn parent_components() {
     );
 }
 
+/// Links pointing anywhere are kept as inert data (OpenClaw itself links
+/// into its install, `/opt/openclaw/...`): created last, as stored, never
+/// followed, and nothing is written outside the target.
 #[test]
-fn symlinks_leaving_the_root() {
-    assert_refused(
-        &[entry("evil", SYM, "/etc", b"")],
-        "symlink \"evil\" -> \"/etc\" points outside the directory",
-    );
-    assert_refused(
-        &[
+fn symlinks_leaving_the_root_are_kept_as_links_and_never_followed() {
+    let dir = TempDir::new().unwrap();
+    let base = dir.path();
+    let pw = write_password(base, "pw", "correct horse");
+    fs::create_dir(base.join("outside")).unwrap();
+    fs::write(base.join("outside/secret"), "untouched").unwrap();
+    let vault_path = base.join("v.vault");
+    seal_tar(
+        &vault_path,
+        &tar(&[
+            entry("abs", SYM, "/opt/openclaw/skills", b""),
             entry("d/", DIR, "", b""),
-            entry("d/evil", SYM, "../../outside", b""),
-        ],
-        "symlink \"d/evil\" -> \"../../outside\" points outside the directory",
+            entry("d/up", SYM, "../../outside", b""),
+            entry("a", SYM, ".", b""),
+            entry("b", SYM, "a/..", b""),
+        ]),
     );
-    // Each link is harmless alone; together `b` resolves to the parent.
-    assert_refused(
-        &[entry("a", SYM, ".", b""), entry("b", SYM, "a/..", b"")],
-        "symlink \"b\" -> \"a/..\" points outside the directory",
+    safeclaw()
+        .args(["vault", "export"])
+        .arg(&vault_path)
+        .arg("--to")
+        .arg(base.join("target"))
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .success();
+    let t = base.join("target");
+    for (link, target) in [
+        ("abs", "/opt/openclaw/skills"),
+        ("d/up", "../../outside"),
+        ("a", "."),
+        ("b", "a/.."),
+    ] {
+        assert_eq!(fs::read_link(t.join(link)).unwrap(), Path::new(target));
+    }
+    assert_eq!(
+        fs::read_to_string(base.join("outside/secret")).unwrap(),
+        "untouched"
     );
+    assert_eq!(fs::read_dir(base.join("outside")).unwrap().count(), 1);
 }
 
 #[test]

@@ -296,8 +296,11 @@ fn hostile_entries_in_the_tar_gz_are_refused() {
             "is an absolute path",
         ),
         (
-            tar(&[entry("./evil", b'2', "../../outside", b"")]),
-            "points outside the directory",
+            tar(&[
+                entry("./l", b'2', "../outside", b""),
+                entry("./l/secret", b'0', "", b"pwned"),
+            ]),
+            "is under a non-directory",
         ),
     ];
     for (bytes, reason) in cases {

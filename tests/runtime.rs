@@ -19,21 +19,6 @@ use safeclaw::password::Password;
 use safeclaw::vault::VaultFile;
 use tempfile::TempDir;
 
-/// An engine, or None (skip) on a developer machine without one.
-fn engine() -> Option<(tokio::runtime::Runtime, Docker)> {
-    let rt = safeclaw::engine::runtime().unwrap();
-    match rt.block_on(safeclaw::engine::connect()) {
-        Ok(docker) => Some((rt, docker)),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but no Docker engine: {}", e.message)
-        }
-        Err(e) => {
-            eprintln!("skipping: no Docker engine ({})", e.message);
-            None
-        }
-    }
-}
-
 struct Fixture {
     dir: TempDir,
     marker: String,
@@ -152,66 +137,6 @@ fn kill(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
         None::<bollard::query_parameters::KillContainerOptions>,
     ))
     .unwrap();
-}
-
-fn wait_healthy(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
-    let start = Instant::now();
-    loop {
-        // The container may not exist yet (`run` is still unlocking).
-        let c = rt.block_on(docker.inspect_container(name, None)).ok();
-        let health = c
-            .and_then(|c| c.state)
-            .and_then(|s| s.health)
-            .and_then(|h| h.status)
-            .map(|s| s.to_string());
-        if health.as_deref() == Some("healthy") {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "{name} never became healthy ({health:?})"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// Every file under `root`, read (overlay upper dirs hold what a container
-/// wrote to its writable layer).
-fn files_under(root: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-    let Ok(entries) = fs::read_dir(root) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => files_under(&p, out),
-            Ok(m) if m.is_file() => out.push((p.clone(), fs::read(&p).unwrap_or_default())),
-            _ => {}
-        }
-    }
-}
-
-fn proc_texts() -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in fs::read_dir("/proc").unwrap().flatten() {
-        if e.file_name()
-            .to_string_lossy()
-            .chars()
-            .all(|c| c.is_ascii_digit())
-        {
-            for f in ["environ", "cmdline"] {
-                let p = e.path().join(f);
-                if let Ok(b) = fs::read(&p) {
-                    out.push((p, b));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 #[test]
@@ -890,5 +815,140 @@ fn a_crash_loses_only_what_was_written_after_the_last_checkpoint() {
         // The gateway's log, too, is generation 2's plus the new run.
         let log = f.exported_log("gen3");
         assert_eq!(log.matches("gateway started").count(), 2, "{log}");
+    });
+}
+
+fn onboarding_containers(rt: &tokio::runtime::Runtime, docker: &Docker) -> Vec<String> {
+    let all = rt
+        .block_on(
+            docker.list_containers(Some(
+                bollard::query_parameters::ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .build(),
+            )),
+        )
+        .unwrap();
+    all.into_iter()
+        .flat_map(|c| c.names.unwrap_or_default())
+        .filter(|n| n.contains("safeclaw-onboard-"))
+        .collect()
+}
+
+/// `onboard` with the stand-in: secrets reach OpenClaw over stdin or as a
+/// file in the vault; a failure leaves no vault and no container; `up`
+/// starts an existing vault and knows when it already runs.
+#[test]
+fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
+    with_fixture("onboard", |rt, docker, f| {
+        let home = f.dir.path().join("ob");
+        fs::create_dir(&home).unwrap();
+        let vault = home.join("new.vault");
+        let onboard = |extra: &[&str], openclaw: &[&str]| {
+            let mut c = safeclaw();
+            c.args(["onboard", "--image", &f.image, "--vault"])
+                .arg(&vault)
+                .arg("--password-file")
+                .arg(f.dir.path().join("pw"))
+                .args(FAST_KDF)
+                .args(extra)
+                .arg("--")
+                .args(openclaw);
+            c
+        };
+        onboard(&[], &["--fail"])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("OpenClaw's onboarding failed"));
+        assert_eq!(
+            fs::read_dir(&home).unwrap().count(),
+            0,
+            "a failure left files"
+        );
+        assert!(onboarding_containers(rt, docker).is_empty());
+        safeclaw()
+            .args(["onboard", "--image", &f.image, "--vault"])
+            .arg(&vault)
+            .write_stdin("")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("needs a terminal"));
+
+        let inputs = f.dir.path().join("inputs");
+        fs::create_dir(&inputs).unwrap();
+        let key = pw_file(&inputs, "key", format!("sk-{}\n", f.marker).as_bytes());
+        let bot = pw_file(&inputs, "bot", format!("bot-{}\n", f.marker).as_bytes());
+        onboard(
+            &[
+                "--api-key-file",
+                key.to_str().unwrap(),
+                "--telegram-token-file",
+                bot.to_str().unwrap(),
+            ],
+            &["--non-interactive"],
+        )
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("(generation 2)"));
+        let names: Vec<String> = fs::read_dir(&home)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "seen-generations.json")
+            .collect();
+        assert_eq!(names, ["new.vault"]);
+        assert!(onboarding_containers(rt, docker).is_empty());
+        let out = f.dir.path().join("onboarded");
+        safeclaw()
+            .args(["vault", "export"])
+            .arg(&vault)
+            .arg("--to")
+            .arg(&out)
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .assert()
+            .success();
+        let config = fs::read_to_string(out.join("openclaw.json")).unwrap();
+        assert!(config.contains("\"--non-interactive\""), "{config}");
+        let auth = fs::read_to_string(out.join("auth.json")).unwrap();
+        assert_eq!(auth, format!(r#"{{"anthropic":"sk-{}"}}"#, f.marker));
+        assert_eq!(
+            fs::read_to_string(out.join("credentials/telegram-bot-token")).unwrap(),
+            format!("bot-{}", f.marker)
+        );
+        let meta = fs::metadata(out.join("credentials/telegram-bot-token")).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+            0o600
+        );
+        let settings = fs::read_to_string(out.join("config.json")).unwrap();
+        assert!(
+            settings.contains(
+                r#""channels.telegram.tokenFile":"/state/credentials/telegram-bot-token""#
+            ),
+            "{settings}"
+        );
+        onboard(&[], &["--non-interactive"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("already exists"));
+
+        // `up`: a vault exists, so it starts it; then it is already running.
+        let up = || {
+            let mut c = safeclaw();
+            c.args(["up", "--name", &f.name, "--image", &f.image, "--vault"])
+                .arg(&vault)
+                .arg("--password-file")
+                .arg(f.dir.path().join("pw"));
+            c
+        };
+        up().assert()
+            .success()
+            .stdout(predicate::str::contains("(generation 2)"));
+        up().assert()
+            .success()
+            .stdout(predicate::str::contains("already running"));
+        safeclaw()
+            .args(["stop", "--name", &f.name])
+            .assert()
+            .success();
     });
 }

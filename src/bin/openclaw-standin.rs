@@ -10,6 +10,10 @@
 //!   SQLite: a pending code becomes an allowed entry; a missing code exits 1.
 //! - `pairing request CHANNEL CODE`: adds a pending request, as the
 //!   Telegram channel does on `/start` (tests use it).
+//! - `onboard ARGS…`: writes `openclaw.json` recording its args (exits 1
+//!   when one of them is `--fail`, as a bad flag would).
+//! - `models auth paste-api-key --provider P`: the key from stdin into
+//!   `auth.json`; `config set KEY VALUE`: into `config.json`.
 //! - `--version`.
 
 use std::fs;
@@ -123,11 +127,52 @@ fn pairing(args: &[String]) -> i32 {
     }
 }
 
+fn onboard(args: &[String]) -> i32 {
+    if args.iter().any(|a| a == "--fail") {
+        eprintln!("openclaw stand-in: onboarding failed as asked");
+        return 1;
+    }
+    let config = serde_json::json!({ "onboarded": true, "args": args });
+    fs::write(state_dir().join("openclaw.json"), config.to_string()).expect("state dir writable");
+    println!("onboarded");
+    0
+}
+
+fn paste_api_key(provider: &str) -> i32 {
+    let mut key = String::new();
+    std::io::stdin().read_to_string(&mut key).expect("stdin");
+    let auth = serde_json::json!({ provider: key.trim_end() });
+    fs::write(state_dir().join("auth.json"), auth.to_string()).expect("state dir writable");
+    0
+}
+
+fn config_set(key: &str, value: &str) -> i32 {
+    let path = state_dir().join("config.json");
+    let mut config: serde_json::Value = fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    config[key] = serde_json::Value::from(value);
+    fs::write(&path, config.to_string()).expect("state dir writable");
+    0
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("gateway") => gateway(),
         Some("pairing") => pairing(&args[1..]),
+        Some("onboard") => onboard(&args[1..]),
+        Some("models")
+            if args.get(1..4)
+                == Some(&["auth".into(), "paste-api-key".into(), "--provider".into()][..])
+                && args.len() == 5 =>
+        {
+            paste_api_key(&args[4])
+        }
+        Some("config") if args.get(1).map(String::as_str) == Some("set") && args.len() == 4 => {
+            config_set(&args[2], &args[3])
+        }
         Some("--version") => {
             println!("openclaw-standin 0.0.0");
             0

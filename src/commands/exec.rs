@@ -89,38 +89,7 @@ fn run_openclaw(name: &str, args: &[String], checkpoint_after: bool) -> Result<i
     cmd.extend(args.iter().cloned());
     engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;
-        let created = docker
-            .create_exec(
-                name,
-                ExecConfig {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    attach_stdin: Some(false),
-                    tty: Some(false),
-                    privileged: Some(false),
-                    env: Some(vec![
-                        format!("OPENCLAW_STATE_DIR={STATE_DIR}"),
-                        format!("HOME={HOME_DIR}"),
-                    ]),
-                    cmd: Some(cmd),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| engine::failed("running a command in", name, e))?;
-        match docker
-            .start_exec(&created.id, None)
-            .await
-            .map_err(|e| engine::failed("running a command in", name, e))?
-        {
-            StartExecResults::Attached { output, .. } => copy_output(output).await?,
-            StartExecResults::Detached => {}
-        }
-        let inspected = docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(|e| engine::failed("reading the command's status in", name, e))?;
-        let code = inspected.exit_code.unwrap_or(1);
+        let code = exec_in(&docker, name, cmd, None).await?;
         if code == 0 && checkpoint_after {
             docker
                 .kill_container(
@@ -136,6 +105,63 @@ fn run_openclaw(name: &str, args: &[String], checkpoint_after: bool) -> Result<i
         }
         Ok(code)
     })
+}
+
+/// Runs `cmd` (argv) in the running container as its user, with OpenClaw's
+/// environment, streaming its output to ours; `stdin`, if given, is written
+/// to it over the attach and closed (how secrets reach a command without
+/// an argv or an environment). Returns the exit code.
+pub async fn exec_in(
+    docker: &Docker,
+    name: &str,
+    cmd: Vec<String>,
+    stdin: Option<&[u8]>,
+) -> Result<i64> {
+    let created = docker
+        .create_exec(
+            name,
+            ExecConfig {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                attach_stdin: Some(stdin.is_some()),
+                tty: Some(false),
+                privileged: Some(false),
+                env: Some(vec![
+                    format!("OPENCLAW_STATE_DIR={STATE_DIR}"),
+                    format!("HOME={HOME_DIR}"),
+                ]),
+                cmd: Some(cmd),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| engine::failed("running a command in", name, e))?;
+    match docker
+        .start_exec(&created.id, None)
+        .await
+        .map_err(|e| engine::failed("running a command in", name, e))?
+    {
+        StartExecResults::Attached { output, mut input } => {
+            if let Some(bytes) = stdin {
+                use tokio::io::AsyncWriteExt;
+                input.write_all(bytes).await.map_err(|e| {
+                    Error::new(
+                        Class::Engine,
+                        format!("writing to a command in {name}: {e}"),
+                    )
+                })?;
+                let _ = input.shutdown().await;
+            }
+            drop(input);
+            copy_output(output).await?
+        }
+        StartExecResults::Detached => {}
+    }
+    let inspected = docker
+        .inspect_exec(&created.id)
+        .await
+        .map_err(|e| engine::failed("reading the command's status in", name, e))?;
+    Ok(inspected.exit_code.unwrap_or(1))
 }
 
 /// Copies a container's output stream to our stdout and stderr.

@@ -1,8 +1,12 @@
 //! One module per command, each a `run(args, printer)`.
 
-mod exec;
+pub(crate) mod exec;
+mod image;
+mod onboard;
 mod start;
 mod stop;
+mod tty_exec;
+mod up;
 mod vault_create;
 mod vault_export;
 mod vault_info;
@@ -10,7 +14,7 @@ mod vault_migrate;
 mod vault_passwd;
 mod vault_verify;
 
-use crate::cli::{Command, VaultCommand};
+use crate::cli::{Command, ImageCommand, VaultCommand};
 use crate::error::Result;
 use crate::password::{self, Confirm, Password, Source};
 use crate::printer::Printer;
@@ -26,6 +30,8 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Vault(VaultCommand::Passwd(args)) => vault_passwd::run(args, printer),
         Command::Vault(VaultCommand::Migrate(args)) => vault_migrate::run(args, printer),
         Command::Vault(VaultCommand::Generations(args)) => vault_info::generations(args, printer),
+        Command::Up(args) => up::run(args, printer),
+        Command::Onboard(args) => onboard::run(args, printer),
         Command::Start(args) => start::run(args, printer),
         Command::Stop(args) => stop::stop(args, printer),
         Command::Status(args) => stop::status(args, printer),
@@ -33,6 +39,9 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Logs(args) => exec::logs(args, printer),
         Command::Exec(args) => exec::exec(args, printer),
         Command::Pair(command) => exec::pair(command, printer),
+        Command::Image(ImageCommand::Build(args)) => image::build(args, printer),
+        Command::Idle => std::process::exit(crate::guard::idle()),
+        Command::WriteSecret { path } => crate::guard::write_secret(&path),
         Command::Guard(args) => std::process::exit(crate::guard::run(args.into())),
         Command::Health => std::process::exit(crate::guard::health(
             crate::container_spec::GATEWAY_HEALTH_ADDR,

@@ -44,12 +44,21 @@ fn prepare(args: &StartArgs, printer: &Printer) -> Result<Prepared> {
     crate::rollback::observe(&vault_path, generation, printer);
     let (key, _) = super::unlock(&vault, &args.password.source(), printer)?;
     drop(vault);
+    prepare_with_key(args, vault_path, generation, key)
+}
 
+fn prepare_with_key(
+    args: &StartArgs,
+    vault_path: std::path::PathBuf,
+    generation: u64,
+    key: DataKey,
+) -> Result<Prepared> {
     let vault_dir = crate::private_fs::parent_of(&vault_path);
     let (uid, gid) = container_user(&vault_dir, &vault_path)?;
     let spec = Spec {
         image: args.image.clone(),
         vault_dir: vault_dir.display().to_string(),
+        vault_file: file_name_of(&vault_path)?,
         uid,
         gid,
         limits: Limits {
@@ -61,6 +70,7 @@ fn prepare(args: &StartArgs, printer: &Printer) -> Result<Prepared> {
         publish: args.publish,
         keep_generations: args.keep_generations,
         checkpoint_secs: args.checkpoint_interval,
+        drain_secs: args.drain,
         shares: parse_shares(&args.shares)?,
         gateway: args.gateway.clone(),
     };
@@ -75,6 +85,26 @@ fn prepare(args: &StartArgs, printer: &Printer) -> Result<Prepared> {
 
 pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
     let p = prepare(&args, printer)?;
+    launch(p, printer)
+}
+
+/// `start` with a key already in hand (`up` right after onboarding).
+pub fn run_with_key(
+    args: &StartArgs,
+    vault_path: std::path::PathBuf,
+    generation: u64,
+    key: DataKey,
+    printer: &Printer,
+) -> Result<()> {
+    let vault_path =
+        std::fs::canonicalize(&vault_path).map_err(|e| Error::io("opening", &vault_path, e))?;
+    launch(
+        prepare_with_key(args, vault_path, generation, key)?,
+        printer,
+    )
+}
+
+fn launch(p: Prepared, printer: &Printer) -> Result<()> {
     let spinner = printer.spinner("starting the container");
     let started = engine::runtime()?.block_on(start(&p.name, &p.spec, &p.key));
     spinner.finish_and_clear();
@@ -148,7 +178,11 @@ pub fn run_foreground(args: StartArgs, printer: &Printer) -> Result<()> {
 
 /// Streams the container's output until it exits; on Ctrl-C stops it (the
 /// guard drains and seals). Returns whether the stop was ours.
-async fn follow_until_exit(docker: &Docker, name: &str, printer: &Printer) -> Result<bool> {
+pub(super) async fn follow_until_exit(
+    docker: &Docker,
+    name: &str,
+    printer: &Printer,
+) -> Result<bool> {
     let logs = super::exec::follow_logs(docker, name, true);
     tokio::pin!(logs);
     let mut stopping = false;
@@ -174,10 +208,19 @@ async fn follow_until_exit(docker: &Docker, name: &str, printer: &Printer) -> Re
     }
 }
 
+/// The vault's file name, as the guard is told it (the directory is mounted).
+pub(super) fn file_name_of(vault: &Path) -> Result<String> {
+    vault
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| Error::usage(format!("{} has no usable file name", vault.display())))
+}
+
 /// The container runs as the caller's uid:gid so the vault it writes stays
 /// the caller's. Run as root, safeclaw uses an unprivileged uid instead and
 /// gives it the vault directory (root can still read it).
-fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32)> {
+pub(super) fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32)> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
     if uid != 0 {
@@ -236,7 +279,7 @@ fn parse_shares(specs: &[String]) -> Result<Vec<Share>> {
         .collect()
 }
 
-async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<String> {
+pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<String> {
     let docker = engine::connect().await?;
     remove_stale(&docker, name).await?;
     let created = docker

@@ -25,21 +25,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
         }
         Err(e) => return Err(Error::io("reading", source, e)),
     }
-    match fs::symlink_metadata(&out) {
-        Ok(_) => {
-            return Err(Error::usage(format!("{} already exists", out.display()))
-                .with_hint("choose another path; an existing vault is never overwritten"))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("reading", &out, e)),
-    }
-    let out_dir = crate::private_fs::parent_of(&out);
-    if !out_dir.is_dir() {
-        return Err(
-            Error::usage(format!("{} is not a directory", out_dir.display()))
-                .with_hint("create it first (mkdir -m 700), or choose another --out"),
-        );
-    }
+    check_new_vault_path(&out)?;
     let kdf = checked_kdf(args.kdf.params(), printer)?;
     let password = super::read_password(
         &args.password.source(),
@@ -124,4 +110,24 @@ pub fn checked_kdf(kdf: KdfParams, printer: &Printer) -> Result<KdfParams> {
         ));
     }
     Ok(kdf)
+}
+
+/// A new vault's path: nothing there yet, in an existing directory.
+pub(super) fn check_new_vault_path(out: &std::path::Path) -> Result<()> {
+    match fs::symlink_metadata(out) {
+        Ok(_) => {
+            return Err(Error::usage(format!("{} already exists", out.display()))
+                .with_hint("choose another path; an existing vault is never overwritten"))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("reading", out, e)),
+    }
+    let out_dir = crate::private_fs::parent_of(out);
+    if !out_dir.is_dir() {
+        return Err(
+            Error::usage(format!("{} is not a directory", out_dir.display()))
+                .with_hint("create it first (mkdir -m 700), or choose another --out"),
+        );
+    }
+    Ok(())
 }

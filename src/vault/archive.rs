@@ -303,75 +303,6 @@ fn plan(entry: &tar::Entry<'_, impl Read>) -> Result<Plan> {
     })
 }
 
-/// How resolving a symlink ended.
-#[derive(Debug, PartialEq, Eq)]
-enum Resolved {
-    Inside,
-    Escapes,
-    /// More nested links than the kernel follows (40): the kernel fails
-    /// such a lookup with ELOOP, so it leads nowhere, let alone outside.
-    Loops,
-}
-
-/// Resolves a symlink's target the way the kernel would, through the other
-/// symlinks of the archive, and reports whether it ever steps above the
-/// root. Lexical checks alone miss chains such as `a -> .` plus `b -> a/..`.
-fn resolve(
-    links: &HashMap<PathBuf, PathBuf>,
-    at: &mut Vec<OsString>,
-    target: &Path,
-    budget: &mut u32,
-) -> Resolved {
-    if target.is_absolute() {
-        return Resolved::Escapes;
-    }
-    for c in target.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if at.pop().is_none() {
-                    return Resolved::Escapes;
-                }
-            }
-            Component::Normal(name) => {
-                at.push(name.to_os_string());
-                let here: PathBuf = at.iter().collect();
-                if let Some(next) = links.get(&here) {
-                    if *budget == 0 {
-                        return Resolved::Loops;
-                    }
-                    *budget -= 1;
-                    at.pop();
-                    match resolve(links, at, next, budget) {
-                        Resolved::Inside => {}
-                        other => return other,
-                    }
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return Resolved::Escapes,
-        }
-    }
-    Resolved::Inside
-}
-
-fn check_symlinks(links: &HashMap<PathBuf, PathBuf>) -> Result<()> {
-    for (path, target) in links {
-        let mut at: Vec<OsString> = path
-            .parent()
-            .map(|p| p.iter().map(|c| c.to_os_string()).collect())
-            .unwrap_or_default();
-        // Linux follows at most 40 nested links in one lookup.
-        if resolve(links, &mut at, target, &mut 40) == Resolved::Escapes {
-            return Err(hostile(format!(
-                "symlink {:?} -> {:?} points outside the directory",
-                path.display().to_string(),
-                target.display().to_string()
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Maps an error met while reading the payload (stream, zstd, tar) to a
 /// class: an OS read error is a failure; anything else means the content is
 /// not what a writer makes, so the vault is damaged.
@@ -506,7 +437,6 @@ fn scan<R: Read>(
     let mut archive = tar::Archive::new(input);
     let mut stats = Stats::default();
     let mut names = Names::default();
-    let mut links = HashMap::new();
     let mut items = Vec::new();
     let entries = archive
         .entries()
@@ -597,7 +527,6 @@ fn scan<R: Read>(
                         target: target.clone(),
                     });
                 }
-                links.insert(path, target);
                 stats.symlinks += 1;
             }
             Plan::Hardlink { path, target } => {
@@ -614,7 +543,6 @@ fn scan<R: Read>(
             }
         }
     }
-    check_symlinks(&links)?;
     Ok((stats, items))
 }
 
@@ -637,8 +565,9 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 /// Extracts into `dest`, an empty directory the caller created privately.
-/// Symlinks are made last, after their targets were checked, so no write
-/// ever goes through one. On error the caller removes `dest`.
+/// Symlinks are data: made last, with their targets as stored (OpenClaw
+/// links into its own install, e.g. `/opt/openclaw/...`), so no write of
+/// this function ever goes through one and none is ever followed. On error the caller removes `dest`.
 pub fn unpack<R: Read>(input: R, dest: &Path, progress: &mut dyn FnMut(u64)) -> Result<Stats> {
     let mut archive = tar::Archive::new(input);
     let mut stats = Stats::default();
@@ -708,7 +637,6 @@ pub fn unpack<R: Read>(input: R, dest: &Path, progress: &mut dyn FnMut(u64)) -> 
             }
         }
     }
-    check_symlinks(&links)?;
     let mut sorted: Vec<_> = links.into_iter().collect();
     sorted.sort();
     for (path, target) in sorted {
@@ -774,31 +702,6 @@ fn create_new_file(full: &Path, rel: &Path) -> Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn links(pairs: &[(&str, &str)]) -> HashMap<PathBuf, PathBuf> {
-        pairs
-            .iter()
-            .map(|(a, b)| (PathBuf::from(a), PathBuf::from(b)))
-            .collect()
-    }
-
-    #[test]
-    fn symlink_resolution_follows_chains() {
-        assert!(check_symlinks(&links(&[("a", "b"), ("d/x", "../y")])).is_ok());
-        assert!(check_symlinks(&links(&[("a", "/etc/passwd")])).is_err());
-        assert!(check_symlinks(&links(&[("d/x", "../../y")])).is_err());
-        // Lexically inside, really outside: a -> . then b -> a/..
-        assert!(check_symlinks(&links(&[("a", "."), ("b", "a/..")])).is_err());
-        // Lexically outside, really inside: s -> d/e/f then t -> s/../../..
-        assert!(check_symlinks(&links(&[("s", "d/e/f"), ("t", "s/../../..")])).is_ok());
-        // Loops end (the kernel gives ELOOP); they are not an escape.
-        assert!(check_symlinks(&links(&[("a", "b/x"), ("b", "a/y")])).is_ok());
-        assert!(check_symlinks(&links(&[("d/l", "l/l")])).is_ok());
-        // An escape hidden behind a short chain is still found.
-        assert!(
-            check_symlinks(&links(&[("a", "b"), ("b", "c"), ("c", ".."), ("d", "a")])).is_err()
-        );
-    }
 
     #[test]
     fn paths_are_normal_components_only() {

@@ -361,7 +361,18 @@ pub fn create<T>(
     kdf: format::KdfParams,
     fill: impl FnOnce(&mut dyn Write) -> Result<T>,
 ) -> Result<T> {
-    let key = DataKey::generate();
+    create_with_key(dest, &DataKey::generate(), password, kdf, fill)
+}
+
+/// `create` with a data key the caller keeps (onboarding hands it to the
+/// guard without a second Argon2 run).
+pub fn create_with_key<T>(
+    dest: &Path,
+    key: &DataKey,
+    password: Password,
+    kdf: format::KdfParams,
+    fill: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
     let shape = Header {
         generation: 1,
         created: now(),
@@ -389,7 +400,7 @@ pub fn create<T>(
             ..shape.clone()
         })
     };
-    write_late_header(dest, Replace::Never, &key, &shape, finish, fill)
+    write_late_header(dest, Replace::Never, key, &shape, finish, fill)
 }
 
 /// `write`, with the header produced by `header` after the payload is

@@ -7,6 +7,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use bollard::Docker;
+use std::time::{Duration, Instant};
 
 /// Cheap Argon2 so tests stay fast; the format and code paths are the same.
 pub const FAST_KDF: [&str; 6] = [
@@ -201,4 +203,81 @@ pub mod raw_tar {
         out.extend_from_slice(&[0u8; 1024]);
         out
     }
+}
+
+// Engine helpers (tests on a real Docker engine).
+
+/// An engine, or None (skip) on a developer machine without one.
+pub fn engine() -> Option<(tokio::runtime::Runtime, Docker)> {
+    let rt = safeclaw::engine::runtime().unwrap();
+    match rt.block_on(safeclaw::engine::connect()) {
+        Ok(docker) => Some((rt, docker)),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but no Docker engine: {}", e.message)
+        }
+        Err(e) => {
+            eprintln!("skipping: no Docker engine ({})", e.message);
+            None
+        }
+    }
+}
+
+pub fn wait_healthy(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
+    let start = Instant::now();
+    loop {
+        // The container may not exist yet (`run` is still unlocking).
+        let c = rt.block_on(docker.inspect_container(name, None)).ok();
+        let health = c
+            .and_then(|c| c.state)
+            .and_then(|s| s.health)
+            .and_then(|h| h.status)
+            .map(|s| s.to_string());
+        if health.as_deref() == Some("healthy") {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{name} never became healthy ({health:?})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Every file under `root`, read (overlay upper dirs hold what a container
+/// wrote to its writable layer).
+pub fn files_under(root: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => files_under(&p, out),
+            Ok(m) if m.is_file() => out.push((p.clone(), fs::read(&p).unwrap_or_default())),
+            _ => {}
+        }
+    }
+}
+
+pub fn proc_texts() -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        {
+            for f in ["environ", "cmdline"] {
+                let p = e.path().join(f);
+                if let Ok(b) = fs::read(&p) {
+                    out.push((p, b));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }

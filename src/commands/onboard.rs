@@ -1,0 +1,268 @@
+//! `safeclaw onboard`: OpenClaw's own onboarding in a throw-away hardened
+//! container, its state sealed straight into a new vault (docs/onboard.md).
+//!
+//! The container is the runtime's own: the guard holds a fresh vault's data
+//! key and a tmpfs state dir, and runs `safeclaw idle` as its gateway.
+//! OpenClaw's commands run in it by exec: the wizard, and, for the secrets
+//! given to safeclaw, commands that read them from stdin. Stopping the
+//! container makes the guard seal the state as the vault's generation 2;
+//! only then is the vault moved to its place. The container is removed
+//! whatever happens, and a failure leaves no vault behind.
+
+use std::path::{Path, PathBuf};
+
+use bollard::query_parameters::{RemoveContainerOptionsBuilder, StopContainerOptionsBuilder};
+use bollard::Docker;
+use serde_json::json;
+
+use crate::cli::{OnboardArgs, OnboardExtras};
+use crate::container_spec::{Limits, Spec, SAFECLAW_IN_IMAGE, STATE_DIR};
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::password::{self, Confirm, Source};
+use crate::printer::Printer;
+use crate::vault::{self, crypto::DataKey, VaultFile};
+
+use super::exec::exec_in;
+
+/// Where a Telegram bot token given with `--telegram-token-file` is kept,
+/// inside the state (so inside the vault), for `channels.telegram.tokenFile`.
+pub const TELEGRAM_TOKEN_PATH: &str = "credentials/telegram-bot-token";
+
+/// The secrets given to safeclaw for OpenClaw, read before anything starts.
+struct Secrets {
+    api_key: Option<(String, password::Password)>,
+    telegram_token: Option<password::Password>,
+}
+
+pub fn run(args: OnboardArgs, printer: &Printer) -> Result<()> {
+    onboard(&args, printer).map(|_| ())
+}
+
+/// Onboards; returns the new vault, its data key and its generation (so
+/// `up` starts it without asking for the password again).
+pub fn onboard(args: &OnboardArgs, printer: &Printer) -> Result<(PathBuf, DataKey, u64)> {
+    let target = crate::paths::new_vault(&args.vault)?;
+    super::vault_create::check_new_vault_path(&target)?;
+    if args.extras.openclaw_args.is_empty() && !std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        return Err(Error::usage(
+            "the interactive onboarding wizard needs a terminal, and stdin is not one",
+        )
+        .with_hint(
+            "pass OpenClaw's non-interactive flags after `--` (see `safeclaw onboard --help`)",
+        ));
+    }
+    let secrets = read_secrets(&args.extras, printer)?;
+    let kdf = super::vault_create::checked_kdf(args.extras.kdf.params(), printer)?;
+    let password = super::read_password(
+        &args.password.source(),
+        "new vault password",
+        Confirm::Twice,
+        printer,
+    )?;
+
+    // The new vault starts as a hidden file next to its final place, empty.
+    let dir = crate::private_fs::parent_of(&target);
+    let staging = dir.join(format!(
+        ".{}.onboard-{}",
+        super::start::file_name_of(&target)?,
+        crate::private_fs::hex(&vault::crypto::random_array::<6>())
+    ));
+    let key = DataKey::generate();
+    let spinner = printer.spinner("creating the vault (Argon2id)");
+    let created = vault::create_with_key(&staging, &key, password, kdf, |w| {
+        let mut empty = tar::Builder::new(w);
+        empty
+            .finish()
+            .map_err(|e| Error::failure(format!("writing an empty archive: {e}")))
+    });
+    spinner.finish_and_clear();
+    created?;
+
+    let name = format!(
+        "safeclaw-onboard-{}",
+        crate::private_fs::hex(&vault::crypto::random_array::<4>())
+    );
+    let outcome = onboard_in_container(args, &name, &staging, &key, &secrets, printer);
+    let outcome = outcome.and_then(|sealed| {
+        let vault = VaultFile::open(&staging)?;
+        let generation = vault.header().generation;
+        let stats = vault.verify(&key, |_| {})?;
+        if generation != sealed || stats.files == 0 {
+            return Err(Error::failure("onboarding sealed no state")
+                .with_hint("run `safeclaw onboard` again; nothing was kept"));
+        }
+        // Never over a vault that appeared meanwhile: link, then unlink.
+        std::fs::hard_link(&staging, &target).map_err(|e| Error::io("creating", &target, e))?;
+        let _ = std::fs::remove_file(&staging);
+        crate::private_fs::sync_dir(&dir)?;
+        Ok(sealed)
+    });
+    // The staging file's older generation (the empty one) and, on failure,
+    // the staging file itself.
+    for (_, older) in vault::generations::older(&staging).unwrap_or_default() {
+        let _ = std::fs::remove_file(older);
+    }
+    vault::generations::remove_stale_temporaries(&staging);
+    if outcome.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    let generation = outcome?;
+    crate::rollback::observe(&target, generation, printer);
+    printer.result(
+        &format!(
+            "onboarded: OpenClaw's state sealed into {} (generation {generation}); `safeclaw start` runs it",
+            target.display()
+        ),
+        json!({ "ok": true, "vault": target, "generation": generation }),
+    );
+    Ok((target, key, generation))
+}
+
+fn read_secrets(args: &OnboardExtras, printer: &Printer) -> Result<Secrets> {
+    let read = |path: &Path, label: &str| {
+        let source = Source::File(path.to_path_buf());
+        super::warn_if_exposed(&source, printer);
+        password::read(&source, label, Confirm::Once)
+    };
+    Ok(Secrets {
+        api_key: args
+            .api_key_file
+            .as_deref()
+            .map(|p| read(p, "API key").map(|k| (args.provider.clone(), k)))
+            .transpose()?,
+        telegram_token: args
+            .telegram_token_file
+            .as_deref()
+            .map(|p| read(p, "Telegram bot token"))
+            .transpose()?,
+    })
+}
+
+/// Runs the container and OpenClaw's commands in it; returns the sealed
+/// generation. The container is removed on every path.
+fn onboard_in_container(
+    args: &OnboardArgs,
+    name: &str,
+    staging: &Path,
+    key: &DataKey,
+    secrets: &Secrets,
+    printer: &Printer,
+) -> Result<u64> {
+    let dir = crate::private_fs::parent_of(staging);
+    let (uid, gid) = super::start::container_user(&dir, staging)?;
+    let spec = Spec {
+        image: args.image.clone(),
+        vault_dir: dir.display().to_string(),
+        vault_file: super::start::file_name_of(staging)?,
+        uid,
+        gid,
+        limits: Limits::default(),
+        shares: Vec::new(),
+        gateway: vec![SAFECLAW_IN_IMAGE.to_string(), "idle".to_string()],
+        publish: None,
+        keep_generations: 1,
+        checkpoint_secs: 0,
+        drain_secs: 5,
+    };
+    engine::runtime()?.block_on(async {
+        let docker = engine::connect().await?;
+        let result = async {
+            super::start::start(name, &spec, key).await?;
+            steps(&docker, name, &args.extras, secrets, printer).await?;
+            let spinner = printer.spinner("sealing the onboarded state");
+            let stopped = docker
+                .stop_container(
+                    name,
+                    Some(
+                        StopContainerOptionsBuilder::new()
+                            .t(super::stop::STOP_BUDGET.as_secs() as i32)
+                            .build(),
+                    ),
+                )
+                .await;
+            spinner.finish_and_clear();
+            stopped.map_err(|e| engine::failed("stopping", name, e))?;
+            super::stop::sealed_generation(&docker, name)
+                .await
+                .ok_or_else(|| Error::failure("the onboarding container did not seal its state"))
+        }
+        .await;
+        let _ = docker
+            .remove_container(
+                name,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await;
+        result
+    })
+}
+
+async fn steps(
+    docker: &Docker,
+    name: &str,
+    args: &OnboardExtras,
+    secrets: &Secrets,
+    printer: &Printer,
+) -> Result<()> {
+    let openclaw = |rest: &[&str]| {
+        let mut cmd = vec!["openclaw".to_string()];
+        cmd.extend(rest.iter().map(|s| s.to_string()));
+        cmd
+    };
+    let check = |what: &str, code: i64| {
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(Error::failure(format!(
+                "{what} failed (exit code {code}); no vault was kept"
+            ))
+            .with_hint("its output is above; fix the flags and run `safeclaw onboard` again"))
+        }
+    };
+    let mut wizard = openclaw(&["onboard"]);
+    wizard.extend(args.openclaw_args.iter().cloned());
+    let code = if args.openclaw_args.is_empty() {
+        super::tty_exec::run(docker, name, wizard).await?
+    } else {
+        exec_in(docker, name, wizard, None).await?
+    };
+    check("OpenClaw's onboarding", code)?;
+    if let Some((provider, api_key)) = &secrets.api_key {
+        printer.note(&format!(
+            "storing the {provider} API key (read from stdin, not argv)"
+        ));
+        let cmd = openclaw(&["models", "auth", "paste-api-key", "--provider", provider]);
+        let mut line = zeroize::Zeroizing::new(api_key.as_bytes().to_vec());
+        line.push(b'\n');
+        check(
+            "storing the API key",
+            exec_in(docker, name, cmd, Some(&line)).await?,
+        )?;
+    }
+    if let Some(token) = &secrets.telegram_token {
+        printer.note("storing the Telegram bot token as a file in the state (tokenFile)");
+        let path = format!("{STATE_DIR}/{TELEGRAM_TOKEN_PATH}");
+        let cmd = vec![
+            SAFECLAW_IN_IMAGE.to_string(),
+            "write-secret".to_string(),
+            path.clone(),
+        ];
+        check(
+            "storing the bot token",
+            exec_in(docker, name, cmd, Some(token.as_bytes())).await?,
+        )?;
+        for (key, value) in [
+            ("channels.telegram.tokenFile", path.as_str()),
+            ("channels.telegram.enabled", "true"),
+        ] {
+            let cmd = openclaw(&["config", "set", key, value]);
+            check(
+                "configuring Telegram",
+                exec_in(docker, name, cmd, None).await?,
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! `safeclaw up`: the guide in one command. No vault yet: onboard, then
+//! start with the key onboarding made (one password prompt in all). A
+//! vault: start. Already running: say so.
+
+use serde_json::json;
+
+use crate::cli::{OnboardArgs, PasswordArgs, UpArgs};
+use crate::engine;
+use crate::error::Result;
+use crate::printer::Printer;
+
+pub fn run(args: UpArgs, printer: &Printer) -> Result<()> {
+    let name = args.start.container.name.clone();
+    let running = engine::runtime()?.block_on(async {
+        let docker = engine::connect().await?;
+        Ok::<_, crate::error::Error>(
+            docker
+                .inspect_container(&name, None)
+                .await
+                .ok()
+                .and_then(|c| c.state)
+                .and_then(|s| s.running)
+                .unwrap_or(false),
+        )
+    })?;
+    if running {
+        printer.result(
+            &format!("{name} is already running (`safeclaw status` shows it)"),
+            json!({ "ok": true, "name": name, "already_running": true }),
+        );
+        return Ok(());
+    }
+    super::image::ensure_default(&args.start.image, printer)?;
+    let vault = crate::paths::vault(&args.start.vault)?;
+    if vault.exists() {
+        return super::start::run(args.start, printer);
+    }
+    printer.note(&format!(
+        "no vault at {}: onboarding first",
+        vault.display()
+    ));
+    let onboard = OnboardArgs {
+        vault: args.start.vault.clone(),
+        image: args.start.image.clone(),
+        password: PasswordArgs {
+            password_file: args.start.password.password_file.clone(),
+            password_stdin: args.start.password.password_stdin,
+        },
+        extras: args.extras,
+    };
+    let (vault, key, generation) = super::onboard::onboard(&onboard, printer)?;
+    super::start::run_with_key(&args.start, vault, generation, key, printer)
+}

@@ -1,0 +1,517 @@
+//! The guide's whole journey with the real OpenClaw (openclaw@2026.9.6 and
+//! node 24 from the npm registry, pinned by nix/openclaw/package-lock.json)
+//! on a real engine: image build, onboarding without plaintext, start,
+//! pairing, persistence across stop/start, the guide's legacy file, and a
+//! kill. Skips on a developer machine without an engine or npm; fails in
+//! CI (CI=true).
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{LogsOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::Docker;
+use common::*;
+use futures_util::StreamExt;
+use predicates::prelude::*;
+use tempfile::TempDir;
+
+const API_KEY: &str = "sk-ant-api03-MARKERAPIKEY";
+const BOT_TOKEN: &str = "7777777777:AAMARKERBOTTOKEN";
+const PAIR_CODE: &str = "QRST7K2M";
+const TELEGRAM_USER: &str = "987654321";
+
+struct Journey {
+    dir: TempDir,
+    image: String,
+    name: String,
+    nonce: String,
+}
+
+impl Journey {
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    fn vault(&self) -> PathBuf {
+        self.home().join("openclaw.vault")
+    }
+    fn pw(&self) -> PathBuf {
+        self.dir.path().join("pw")
+    }
+    fn api_key(&self) -> String {
+        format!("{API_KEY}-{}", self.nonce)
+    }
+    fn bot_token(&self) -> String {
+        format!("{BOT_TOKEN}-{}", self.nonce)
+    }
+    fn safeclaw(&self) -> assert_cmd::Command {
+        let mut c = safeclaw();
+        c.env("SAFECLAW_HOME", self.home());
+        c
+    }
+    fn start(&self, vault: &Path, name: &str) {
+        self.safeclaw()
+            .args([
+                "start",
+                "--name",
+                name,
+                "--image",
+                &self.image,
+                "--drain",
+                "10",
+            ])
+            .args(["--checkpoint-interval", "0", "--vault"])
+            .arg(vault)
+            .arg("--password-file")
+            .arg(self.pw())
+            .assert()
+            .success();
+    }
+    fn stop(&self, name: &str) -> String {
+        let out = self
+            .safeclaw()
+            .args(["stop", "--name", name])
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    }
+    fn openclaw(&self, name: &str, args: &[&str]) -> String {
+        let out = self
+            .safeclaw()
+            .args(["exec", "--name", name, "--"])
+            .args(args)
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    }
+}
+
+/// Runs `cmd` in the container as the harness, not as safeclaw: what the
+/// bot itself or Telegram would cause. Returns (exit code, stdout+stderr).
+fn exec_raw(
+    rt: &tokio::runtime::Runtime,
+    docker: &Docker,
+    name: &str,
+    cmd: &[&str],
+) -> (i64, String) {
+    rt.block_on(async {
+        let created = docker
+            .create_exec(
+                name,
+                bollard::models::ExecConfig {
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                    env: Some(vec![
+                        "OPENCLAW_STATE_DIR=/state".into(),
+                        "HOME=/home/openclaw".into(),
+                    ]),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut text = String::new();
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&created.id, None).await.unwrap()
+        {
+            while let Some(Ok(o)) = output.next().await {
+                text.push_str(&o.to_string());
+            }
+        }
+        let code = docker
+            .inspect_exec(&created.id)
+            .await
+            .unwrap()
+            .exit_code
+            .unwrap_or(-1);
+        (code, text)
+    })
+}
+
+/// Node's built-in SQLite against OpenClaw's database, as the harness.
+fn sql(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str, script: &str) -> String {
+    let js = format!(
+        "const {{ DatabaseSync }} = require('node:sqlite'); \
+         const db = new DatabaseSync('/state/state/openclaw.sqlite'); {script}"
+    );
+    let (code, out) = exec_raw(rt, docker, name, &["node", "-e", &js]);
+    assert_eq!(code, 0, "{out}");
+    out
+}
+
+fn inspect_json(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> Vec<u8> {
+    serde_json::to_vec(&rt.block_on(docker.inspect_container(name, None)).unwrap()).unwrap()
+}
+
+fn logs_of(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> Vec<u8> {
+    rt.block_on(async {
+        let mut s = docker.logs(
+            name,
+            Some(LogsOptionsBuilder::new().stdout(true).stderr(true).build()),
+        );
+        let mut all = Vec::new();
+        while let Some(Ok(o)) = s.next().await {
+            all.extend_from_slice(&o.into_bytes());
+        }
+        all
+    })
+}
+
+fn assert_nowhere(hay: &[(PathBuf, Vec<u8>)], secrets: &[(&str, &str)]) {
+    for (place, bytes) in hay {
+        for (what, secret) in secrets {
+            assert!(
+                !contains(bytes, secret),
+                "the {what} leaked into {}",
+                place.display()
+            );
+        }
+    }
+}
+
+fn npm_available() -> bool {
+    Std::new("npm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_guides_journey_with_the_real_openclaw() {
+    let Some((rt, docker)) = engine() else { return };
+    if !npm_available() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but npm is missing"
+        );
+        eprintln!("skipping: no npm to fetch the pinned OpenClaw");
+        return;
+    }
+    let nonce = safeclaw::private_fs::hex(&safeclaw::vault::crypto::random_array::<4>());
+    let j = Journey {
+        dir: TempDir::new().unwrap(),
+        image: format!("safeclaw/openclaw:e2e-{nonce}"),
+        name: format!("sc-e2e-{nonce}"),
+        nonce,
+    };
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| journey(&rt, &docker, &j)));
+    rt.block_on(async {
+        for name in [j.name.clone(), format!("{}-guide", j.name)] {
+            let _ = docker
+                .remove_container(
+                    &name,
+                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                )
+                .await;
+        }
+        let _ = docker
+            .remove_image(
+                &j.image,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    });
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
+    let began = Instant::now();
+    // 0. The image twin, built here from the lock (npm downloads cached).
+    j.safeclaw()
+        .args(["image", "build", "--tag", &j.image])
+        .timeout(Duration::from_secs(900))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("openclaw 2026.9.6, node 24.21.0"));
+    eprintln!("image built after {:.0} s", began.elapsed().as_secs_f64());
+
+    // 1. Onboarding, non-interactive, the secrets in files the user made.
+    fs::create_dir(j.home()).unwrap();
+    fs::set_permissions(
+        j.home(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let inputs = j.dir.path().join("inputs");
+    fs::create_dir(&inputs).unwrap();
+    pw_file(&inputs, "key", format!("{}\n", j.api_key()).as_bytes());
+    pw_file(&inputs, "bot", format!("{}\n", j.bot_token()).as_bytes());
+    write_password(j.dir.path(), "pw", &format!("journey-{}", j.nonce));
+    let mut onboard = j.safeclaw();
+    onboard
+        .args(["onboard", "--image", &j.image, "--password-file"])
+        .arg(j.pw())
+        .args(FAST_KDF)
+        .arg("--api-key-file")
+        .arg(inputs.join("key"))
+        .arg("--telegram-token-file")
+        .arg(inputs.join("bot"))
+        .args([
+            "--",
+            "--non-interactive",
+            "--accept-risk",
+            "--mode",
+            "local",
+        ])
+        .args([
+            "--auth-choice",
+            "skip",
+            "--skip-channels",
+            "--skip-health",
+            "--skip-daemon",
+        ])
+        .args([
+            "--skip-search",
+            "--skip-skills",
+            "--skip-ui",
+            "--skip-hooks",
+            "--json",
+        ]);
+    let out = onboard.assert().success();
+    let printed = out.get_output();
+    assert!(
+        String::from_utf8_lossy(&printed.stdout).contains("(generation 2)"),
+        "{printed:?}"
+    );
+    fs::remove_dir_all(&inputs).unwrap();
+    let secrets = [("API key", j.api_key()), ("bot token", j.bot_token())];
+    let secrets: Vec<(&str, &str)> = secrets.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    // The onboarding container is gone; nothing of it, nor of the secrets,
+    // is on the host disk outside the vault.
+    let mut hay = Vec::new();
+    files_under(j.dir.path(), &mut hay);
+    hay.retain(|(p, _)| p != &j.vault());
+    files_under(Path::new("/var/lib/docker/containers"), &mut hay);
+    hay.extend(proc_texts());
+    assert_nowhere(&hay, &secrets);
+    // ... and they are in the vault, where OpenClaw will find them.
+    let check = j.dir.path().join("check");
+    j.safeclaw()
+        .args(["vault", "export"])
+        .arg(j.vault())
+        .arg("--to")
+        .arg(&check)
+        .arg("--password-file")
+        .arg(j.pw())
+        .assert()
+        .success();
+    let token_file = check.join("credentials/telegram-bot-token");
+    assert_eq!(fs::read_to_string(&token_file).unwrap(), j.bot_token());
+    let mut sealed = Vec::new();
+    files_under(&check, &mut sealed);
+    assert!(
+        sealed.iter().any(|(_, b)| contains(b, &j.api_key())),
+        "the API key did not reach OpenClaw's state"
+    );
+    fs::remove_dir_all(&check).unwrap();
+    eprintln!("onboarded after {:.0} s", began.elapsed().as_secs_f64());
+
+    // 2. Start: healthy in the hardened container; the bot writes memory.
+    let started = Instant::now();
+    j.start(&j.vault(), &j.name);
+    wait_healthy(rt, docker, &j.name);
+    eprintln!(
+        "healthy {:.1} s after start",
+        started.elapsed().as_secs_f64()
+    );
+    let (code, health) = exec_raw(
+        rt,
+        docker,
+        &j.name,
+        &["wget", "-qO-", "http://127.0.0.1:18789/healthz"],
+    );
+    assert!(code == 0 && health.contains("\"live\""), "{health}");
+    let (code, out) = exec_raw(
+        rt,
+        docker,
+        &j.name,
+        &[
+            "sh",
+            "-c",
+            "echo 'The owner likes tea.' > /state/workspace/MEMORY.md",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let mut hay = vec![
+        (PathBuf::from("inspect"), inspect_json(rt, docker, &j.name)),
+        (PathBuf::from("docker logs"), logs_of(rt, docker, &j.name)),
+    ];
+    hay.extend(proc_texts());
+    let c = rt
+        .block_on(docker.inspect_container(&j.name, None))
+        .unwrap();
+    let upper = c
+        .graph_driver
+        .and_then(|g| g.data.get("UpperDir").cloned())
+        .unwrap();
+    files_under(Path::new(&upper), &mut hay);
+    files_under(Path::new("/var/lib/docker/containers"), &mut hay);
+    assert_nowhere(&hay, &secrets);
+
+    // 3. A pending pairing request, inserted as Telegram's /start would.
+    sql(
+        rt,
+        docker,
+        &j.name,
+        &format!(
+            "const now = new Date().toISOString(); \
+             db.prepare('INSERT INTO channel_pairing_requests VALUES (?,?,?,?,?,?,?)').run(\
+             'telegram','default','{TELEGRAM_USER}','{PAIR_CODE}',now,now,\
+             JSON.stringify({{username:'journey_tester'}}));"
+        ),
+    );
+    let listed = j
+        .safeclaw()
+        .args(["pair", "list", "--name", &j.name, "--channel", "telegram"])
+        .assert()
+        .success();
+    let listed = String::from_utf8_lossy(&listed.get_output().stdout).into_owned();
+    assert!(
+        listed.contains(PAIR_CODE) && listed.contains(TELEGRAM_USER),
+        "{listed}"
+    );
+    j.safeclaw()
+        .args(["pair", "approve", "--name", &j.name, "telegram", PAIR_CODE])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "Approved telegram sender {TELEGRAM_USER}"
+        )));
+
+    // 4. Stop, start: the approval, the owner and the memory are still there.
+    assert!(j.stop(&j.name).contains("state sealed as generation"));
+    j.start(&j.vault(), &j.name);
+    wait_healthy(rt, docker, &j.name);
+    let allowed = sql(
+        rt,
+        docker,
+        &j.name,
+        "console.log(JSON.stringify(db.prepare('SELECT entry FROM channel_pairing_allow_entries').all()));",
+    );
+    assert!(allowed.contains(TELEGRAM_USER), "{allowed}");
+    let owner = j.openclaw(&j.name, &["config", "get", "commands.ownerAllowFrom"]);
+    assert!(
+        owner.contains(&format!("telegram:{TELEGRAM_USER}")),
+        "{owner}"
+    );
+    let (_, memory) = exec_raw(rt, docker, &j.name, &["cat", "/state/workspace/MEMORY.md"]);
+    assert_eq!(memory, "The owner likes tea.\n");
+
+    // 6. A kill mid-run: started again, the last checkpoint's state is there
+    //    (a change made through `safeclaw exec` is checkpointed at once).
+    j.openclaw(
+        &j.name,
+        &["config", "set", "agents.defaults.timeoutSeconds", "321"],
+    );
+    let generation_before = safeclaw::vault::VaultFile::open(&j.vault())
+        .unwrap()
+        .header()
+        .generation;
+    let start_wait = Instant::now();
+    while safeclaw::vault::VaultFile::open(&j.vault())
+        .unwrap()
+        .header()
+        .generation
+        == generation_before
+    {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(30),
+            "no checkpoint after exec"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    rt.block_on(docker.kill_container(
+        &j.name,
+        None::<bollard::query_parameters::KillContainerOptions>,
+    ))
+    .unwrap();
+    j.start(&j.vault(), &j.name);
+    wait_healthy(rt, docker, &j.name);
+    let timeout = j.openclaw(
+        &j.name,
+        &["config", "get", "agents.defaults.timeoutSeconds"],
+    );
+    assert!(timeout.contains("321"), "{timeout}");
+    let allowed = sql(
+        rt,
+        docker,
+        &j.name,
+        "console.log(JSON.stringify(db.prepare('SELECT entry FROM channel_pairing_allow_entries').all()));",
+    );
+    assert!(allowed.contains(TELEGRAM_USER), "{allowed}");
+    j.stop(&j.name);
+
+    // 5. The guide's path: the same state as a guide user's data dir,
+    //    encrypted with the guide's exact commands, then migrated.
+    let guide = j.dir.path().join("guide");
+    fs::create_dir(&guide).unwrap();
+    let data = guide.join("data");
+    j.safeclaw()
+        .args(["vault", "export"])
+        .arg(j.vault())
+        .arg("--to")
+        .arg(&data)
+        .arg("--password-file")
+        .arg(j.pw())
+        .assert()
+        .success();
+    let tar = Std::new("tar")
+        .args(["-czf", "config.tar.gz", "-C", "data", "."])
+        .current_dir(&guide)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let enc = Std::new("openssl")
+        .args(["enc", "-aes-256-cbc", "-salt", "-pbkdf2", "-iter", "100000"])
+        .args(["-in", "config.tar.gz", "-out", "secrets.enc", "-pass"])
+        .arg(format!("file:{}", j.pw().display()))
+        .current_dir(&guide)
+        .status()
+        .unwrap();
+    assert!(enc.success());
+    fs::remove_dir_all(&data).unwrap();
+    fs::remove_file(guide.join("config.tar.gz")).unwrap();
+    let migrated = j.home().join("guide.vault");
+    j.safeclaw()
+        .args(["vault", "migrate"])
+        .arg(guide.join("secrets.enc"))
+        .arg("--out")
+        .arg(&migrated)
+        .arg("--password-file")
+        .arg(j.pw())
+        .arg("--keep-password")
+        .args(FAST_KDF)
+        .assert()
+        .success();
+    let guide_name = format!("{}-guide", j.name);
+    j.start(&migrated, &guide_name);
+    wait_healthy(rt, docker, &guide_name);
+    let token = j.openclaw(
+        &guide_name,
+        &["config", "get", "channels.telegram.tokenFile"],
+    );
+    assert!(
+        token.contains("/state/credentials/telegram-bot-token"),
+        "{token}"
+    );
+    let owner = j.openclaw(&guide_name, &["config", "get", "commands.ownerAllowFrom"]);
+    assert!(
+        owner.contains(&format!("telegram:{TELEGRAM_USER}")),
+        "{owner}"
+    );
+    rt.block_on(docker.kill_container(
+        &guide_name,
+        None::<bollard::query_parameters::KillContainerOptions>,
+    ))
+    .unwrap();
+    eprintln!("journey done in {:.0} s", began.elapsed().as_secs_f64());
+}
