@@ -2,6 +2,10 @@
 //! a plain container of the same image running the gateway directly with
 //! its state bind-mounted in plaintext (what the guide's setup amounts to).
 //!
+//! The second table is the real OpenClaw (the image twin, built first if
+//! the engine lacks it; needs npm): `safeclaw start` of an onboarded vault
+//! against `docker run` of the same image on the same state in plaintext.
+//!
 //! `cargo bench --bench runtime` (needs a Docker engine). Readiness is
 //! polled with `safeclaw health` through exec every 50 ms in both cases, so
 //! the engine's 5 s health-check interval does not quantise the figures.
@@ -205,6 +209,7 @@ fn main() {
             stop_s - stop_p
         );
     }
+    real_openclaw(&rt, &docker, work.path(), &pw);
     let _ = rt.block_on(
         docker.remove_image(
             &image,
@@ -216,4 +221,118 @@ fn main() {
             None,
         ),
     );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Start-to-healthy of the real OpenClaw: safeclaw against a plain
+/// container (root, writable layer, plaintext state bind-mounted: the
+/// guide's setup), three runs each, median; and the image size.
+fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw: &Path) {
+    let image = safeclaw::image_twin::DEFAULT_TAG;
+    if rt.block_on(docker.inspect_image(image)).is_err() {
+        safeclaw(&["-q", "image", "build"]);
+    }
+    let size = rt
+        .block_on(docker.inspect_image(image))
+        .unwrap()
+        .size
+        .unwrap_or(0);
+    let home = work.join("oc-home");
+    std::fs::create_dir(&home).unwrap();
+    let vault = home.join("openclaw.vault");
+    let (vault_s, pw_s) = (vault.to_str().unwrap(), pw.to_str().unwrap());
+    let mut onboard = vec!["-q", "onboard", "--vault", vault_s, "--password-file", pw_s];
+    onboard.extend([
+        "--",
+        "--non-interactive",
+        "--accept-risk",
+        "--mode",
+        "local",
+        "--auth-choice",
+        "skip",
+        "--skip-channels",
+        "--skip-health",
+        "--skip-daemon",
+        "--skip-search",
+        "--skip-skills",
+        "--skip-ui",
+        "--skip-hooks",
+    ]);
+    safeclaw(&onboard);
+    let plain_state = work.join("oc-plain");
+    safeclaw(&[
+        "-q",
+        "vault",
+        "export",
+        vault_s,
+        "--to",
+        plain_state.to_str().unwrap(),
+        "--password-file",
+        pw_s,
+    ]);
+    let name = format!("sc-bench-oc-{}", std::process::id());
+    let plain = format!("plain-bench-oc-{}", std::process::id());
+    let opts = || Some(RemoveContainerOptionsBuilder::new().force(true).build());
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let t = Instant::now();
+        safeclaw(&[
+            "-q",
+            "start",
+            "--name",
+            &name,
+            "--vault",
+            vault_s,
+            "--password-file",
+            pw_s,
+        ]);
+        rt.block_on(wait_healthy(docker, &name));
+        ours.push(t.elapsed().as_secs_f64());
+        let _ = rt.block_on(docker.remove_container(&name, opts()));
+
+        let t = Instant::now();
+        rt.block_on(async {
+            docker
+                .create_container(
+                    Some(CreateContainerOptionsBuilder::new().name(&plain).build()),
+                    ContainerCreateBody {
+                        image: Some(image.to_string()),
+                        user: Some("0:0".into()),
+                        entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
+                        cmd: Some(vec!["gateway".into(), "run".into()]),
+                        env: Some(vec![
+                            "OPENCLAW_STATE_DIR=/state".into(),
+                            "HOME=/root".into(),
+                        ]),
+                        host_config: Some(HostConfig {
+                            binds: Some(vec![format!("{}:/state:rw", plain_state.display())]),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            docker.start_container(&plain, None).await.unwrap();
+            wait_healthy(docker, &plain).await;
+        });
+        peer.push(t.elapsed().as_secs_f64());
+        let _ = rt.block_on(docker.remove_container(&plain, opts()));
+    }
+    let (ours, peer) = (median(ours), median(peer));
+    println!("\nreal OpenClaw 2026.9.6: start to /healthz answering (median of 3)");
+    println!(
+        "{:<44} {:>8.2} s",
+        "safeclaw start (Argon2id unlock, tmpfs, guard)", ours
+    );
+    println!(
+        "{:<44} {:>8.2} s",
+        "docker run, plaintext state bind-mounted", peer
+    );
+    println!("{:<44} {:>8.2}x", "ratio", ours / peer);
+    println!("{:<44} {:>8} MB", "image size", size / 1_000_000);
 }

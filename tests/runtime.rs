@@ -952,3 +952,42 @@ fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
             .success();
     });
 }
+
+/// Interactive onboarding through a real terminal (a pty of 100x30): the
+/// wizard in the container gets a TTY of our size, what is typed reaches
+/// it, and the result is sealed.
+#[test]
+fn the_onboarding_wizard_runs_through_a_real_tty() {
+    with_fixture("wizard", |_rt, _docker, f| {
+        let vault = f.dir.path().join("wizard.vault");
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "stty cols 100 rows 30; exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_safeclaw"))
+            .args(["onboard", "--no-progress", "--image", &f.image, "--vault"])
+            .arg(&vault)
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .args(FAST_KDF)
+            .env("SAFECLAW_HOME", test_home());
+        let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+        p.exp_string("API key: ").unwrap();
+        p.send_line(&format!("typed-{}", f.marker)).unwrap();
+        p.exp_string("wizard on a 100x30 terminal").unwrap();
+        let rest = p.exp_eof().unwrap();
+        assert!(rest.contains("(generation 2)"), "{rest}");
+        let out = f.dir.path().join("wizard-out");
+        safeclaw()
+            .args(["vault", "export"])
+            .arg(&vault)
+            .arg("--to")
+            .arg(&out)
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .assert()
+            .success();
+        assert_eq!(
+            fs::read_to_string(out.join("auth.json")).unwrap(),
+            format!(r#"{{"wizard":"typed-{}"}}"#, f.marker)
+        );
+    });
+}

@@ -11,7 +11,8 @@
 //! - `pairing request CHANNEL CODE`: adds a pending request, as the
 //!   Telegram channel does on `/start` (tests use it).
 //! - `onboard ARGS…`: writes `openclaw.json` recording its args (exits 1
-//!   when one of them is `--fail`, as a bad flag would).
+//!   when one of them is `--fail`, as a bad flag would); without args, a
+//!   wizard that asks for an API key, then prints its terminal size.
 //! - `models auth paste-api-key --provider P`: the key from stdin into
 //!   `auth.json`; `config set KEY VALUE`: into `config.json`.
 //! - `--version`.
@@ -128,6 +129,22 @@ fn pairing(args: &[String]) -> i32 {
 }
 
 fn onboard(args: &[String]) -> i32 {
+    if args.is_empty() {
+        // The wizard: asks on its terminal (TTY tests), then reports the
+        // size its terminal has by then (a resize follows the exec's start).
+        print!("API key: ");
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).is_err() {
+            return 1;
+        }
+        let size = rustix::termios::tcgetwinsize(rustix::stdio::stdout())
+            .map(|w| format!("{}x{}", w.ws_col, w.ws_row))
+            .unwrap_or_else(|_| "no-tty".into());
+        print!("wizard on a {size} terminal\r\n");
+        let auth = serde_json::json!({ "wizard": line.trim_end() });
+        fs::write(state_dir().join("auth.json"), auth.to_string()).expect("state dir writable");
+    }
     if args.iter().any(|a| a == "--fail") {
         eprintln!("openclaw stand-in: onboarding failed as asked");
         return 1;
