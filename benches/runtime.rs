@@ -301,6 +301,8 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
                     Some(CreateContainerOptionsBuilder::new().name(&plain).build()),
                     ContainerCreateBody {
                         image: Some(image.to_string()),
+                        // The state's gateway lease names its host (as under safeclaw).
+                        hostname: Some(safeclaw::container_spec::HOSTNAME.into()),
                         user: Some("0:0".into()),
                         entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
                         cmd: Some(vec!["gateway".into(), "run".into()]),

@@ -81,6 +81,8 @@ pub struct Spec {
     pub checkpoint_secs: u64,
     /// Seconds the gateway may drain after SIGTERM.
     pub drain_secs: u64,
+    /// Labels besides `LABEL_MANAGED` (onboarding marks its containers).
+    pub labels: Vec<(String, String)>,
 }
 
 fn tmpfs_options(bytes: u64, uid: u32, gid: u32) -> String {
@@ -148,10 +150,11 @@ pub fn create_body(spec: &Spec) -> ContainerCreateBody {
             format!("OPENCLAW_STATE_DIR={STATE_DIR}"),
             "OPENCLAW_DISABLE_BONJOUR=1".to_string(),
         ]),
-        labels: Some(HashMap::from([(
-            LABEL_MANAGED.to_string(),
-            "1".to_string(),
-        )])),
+        labels: Some(
+            std::iter::once((LABEL_MANAGED.to_string(), "1".to_string()))
+                .chain(spec.labels.iter().cloned())
+                .collect(),
+        ),
         open_stdin: Some(true),
         stdin_once: Some(true),
         attach_stdin: Some(true),
@@ -225,6 +228,7 @@ mod tests {
             vault_dir: "/home/me/.safeclaw".into(),
             vault_file: "openclaw.vault".into(),
             drain_secs: 30,
+            labels: Vec::new(),
             uid: 1000,
             gid: 1000,
             limits: Limits::default(),

@@ -818,7 +818,9 @@ fn a_crash_loses_only_what_was_written_after_the_last_checkpoint() {
     });
 }
 
-fn onboarding_containers(rt: &tokio::runtime::Runtime, docker: &Docker) -> Vec<String> {
+/// The onboarding containers whose staging vault is under `dir` (tests run
+/// in parallel: only a test's own count).
+fn onboarding_containers(rt: &tokio::runtime::Runtime, docker: &Docker, dir: &Path) -> Vec<String> {
     let all = rt
         .block_on(
             docker.list_containers(Some(
@@ -829,8 +831,13 @@ fn onboarding_containers(rt: &tokio::runtime::Runtime, docker: &Docker) -> Vec<S
         )
         .unwrap();
     all.into_iter()
+        .filter(|c| {
+            c.labels
+                .as_ref()
+                .and_then(|l| l.get("dev.safeclaw.onboard.staging"))
+                .is_some_and(|p| Path::new(p).starts_with(dir))
+        })
         .flat_map(|c| c.names.unwrap_or_default())
-        .filter(|n| n.contains("safeclaw-onboard-"))
         .collect()
 }
 
@@ -864,7 +871,7 @@ fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
             0,
             "a failure left files"
         );
-        assert!(onboarding_containers(rt, docker).is_empty());
+        assert!(onboarding_containers(rt, docker, f.dir.path()).is_empty());
         safeclaw()
             .args(["onboard", "--image", &f.image, "--vault"])
             .arg(&vault)
@@ -895,7 +902,7 @@ fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
             .filter(|n| n != "seen-generations.json")
             .collect();
         assert_eq!(names, ["new.vault"]);
-        assert!(onboarding_containers(rt, docker).is_empty());
+        assert!(onboarding_containers(rt, docker, f.dir.path()).is_empty());
         let out = f.dir.path().join("onboarded");
         safeclaw()
             .args(["vault", "export"])
@@ -958,7 +965,7 @@ fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
 /// it, and the result is sealed.
 #[test]
 fn the_onboarding_wizard_runs_through_a_real_tty() {
-    with_fixture("wizard", |_rt, _docker, f| {
+    with_fixture("wizard", |rt, docker, f| {
         let vault = f.dir.path().join("wizard.vault");
         let mut cmd = std::process::Command::new("sh");
         cmd.args(["-c", "stty cols 100 rows 30; exec \"$0\" \"$@\""])
@@ -989,5 +996,38 @@ fn the_onboarding_wizard_runs_through_a_real_tty() {
             fs::read_to_string(out.join("auth.json")).unwrap(),
             format!(r#"{{"wizard":"typed-{}"}}"#, f.marker)
         );
+
+        // Killed (SIGKILL) in the middle of the wizard: the container and
+        // the staging vault stay behind, and the next onboarding removes them.
+        let home = f.dir.path().join("killed");
+        fs::create_dir(&home).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"));
+        cmd.args(["onboard", "--no-progress", "--image", &f.image, "--vault"])
+            .arg(home.join("v.vault"))
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .args(FAST_KDF)
+            .env("SAFECLAW_HOME", test_home());
+        let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+        p.exp_string("API key: ").unwrap();
+        p.process.kill(rexpect::process::signal::SIGKILL).unwrap();
+        let _ = p.process.wait();
+        assert_eq!(onboarding_containers(rt, docker, f.dir.path()).len(), 1);
+        assert_eq!(fs::read_dir(&home).unwrap().count(), 1, "no staging vault");
+        safeclaw()
+            .args(["onboard", "--image", &f.image, "--vault"])
+            .arg(home.join("v.vault"))
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .args(FAST_KDF)
+            .args(["--", "--non-interactive"])
+            .assert()
+            .success();
+        assert!(onboarding_containers(rt, docker, f.dir.path()).is_empty());
+        let names: Vec<String> = fs::read_dir(&home)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["v.vault"]);
     });
 }

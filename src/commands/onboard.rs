@@ -29,6 +29,62 @@ use super::exec::exec_in;
 /// inside the state (so inside the vault), for `channels.telegram.tokenFile`.
 pub const TELEGRAM_TOKEN_PATH: &str = "credentials/telegram-bot-token";
 
+/// Labels of an onboarding container: the host process that runs it and
+/// its staging vault, so a later `onboard` can clean up after one that was
+/// killed (SIGKILL leaves no chance to do it then).
+const LABEL_ONBOARD_PID: &str = "dev.safeclaw.onboard.pid";
+const LABEL_ONBOARD_STAGING: &str = "dev.safeclaw.onboard.staging";
+
+/// Removes onboarding containers whose host process is gone, and their
+/// staging vaults.
+async fn remove_abandoned(docker: &Docker) {
+    let filters = std::collections::HashMap::from([(
+        "label".to_string(),
+        vec![LABEL_ONBOARD_PID.to_string()],
+    )]);
+    let Ok(found) = docker
+        .list_containers(Some(
+            bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+    else {
+        return;
+    };
+    for c in found {
+        let labels = c.labels.unwrap_or_default();
+        let alive = labels
+            .get(LABEL_ONBOARD_PID)
+            .and_then(|p| p.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+            .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok());
+        if alive {
+            continue;
+        }
+        if let Some(id) = c.id {
+            let _ = docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                )
+                .await;
+        }
+        if let Some(staging) = labels.get(LABEL_ONBOARD_STAGING).map(PathBuf::from) {
+            let ours = staging
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(".onboard-"));
+            if ours {
+                for (_, older) in vault::generations::older(&staging).unwrap_or_default() {
+                    let _ = std::fs::remove_file(older);
+                }
+                let _ = std::fs::remove_file(&staging);
+            }
+        }
+    }
+}
+
 /// The secrets given to safeclaw for OpenClaw, read before anything starts.
 struct Secrets {
     api_key: Option<(String, password::Password)>,
@@ -165,9 +221,20 @@ fn onboard_in_container(
         keep_generations: 1,
         checkpoint_secs: 0,
         drain_secs: 5,
+        labels: vec![
+            (
+                LABEL_ONBOARD_PID.to_string(),
+                std::process::id().to_string(),
+            ),
+            (
+                LABEL_ONBOARD_STAGING.to_string(),
+                staging.display().to_string(),
+            ),
+        ],
     };
     engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;
+        remove_abandoned(&docker).await;
         let result = async {
             super::start::start(name, &spec, key).await?;
             steps(&docker, name, &args.extras, secrets, printer).await?;

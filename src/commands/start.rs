@@ -71,6 +71,7 @@ fn prepare_with_key(
         keep_generations: args.keep_generations,
         checkpoint_secs: args.checkpoint_interval,
         drain_secs: args.drain,
+        labels: Vec::new(),
         shares: parse_shares(&args.shares)?,
         gateway: args.gateway.clone(),
     };
