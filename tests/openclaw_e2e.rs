@@ -441,6 +441,14 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         &["config", "get", "agents.defaults.timeoutSeconds"],
     );
     assert!(timeout.contains("321"), "{timeout}");
+    // OpenClaw's own SQLite (WAL), as checkpointed while it ran, is whole.
+    let integrity = sql(
+        rt,
+        docker,
+        &j.name,
+        "console.log(JSON.stringify(db.prepare('PRAGMA integrity_check').all()));",
+    );
+    assert_eq!(integrity.trim(), r#"[{"integrity_check":"ok"}]"#);
     let allowed = sql(
         rt,
         docker,
