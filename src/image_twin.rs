@@ -26,6 +26,8 @@ pub const APP_DIR: &str = "/opt/openclaw";
 const PACKAGE_JSON: &str = include_str!("../nix/openclaw/package.json");
 const PACKAGE_LOCK: &str = include_str!("../nix/openclaw/package-lock.json");
 const PATH_IN_IMAGE: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Where other setups kept OpenClaw's state (see `recipe`).
+pub const LEGACY_STATE_DIRS: [&str; 2] = ["/root/.openclaw", "/home/node/.openclaw"];
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The lock file's SHA-256, hex: names the install in the cache and labels
@@ -159,6 +161,15 @@ pub fn recipe(install: &Path, safeclaw: &Path, busybox: &Path) -> Result<Recipe>
         files
             .entry(format!("/bin/{applet}"))
             .or_insert_with(|| Entry::Symlink("/bin/busybox".into()));
+    }
+    // State dirs of other setups, so absolute paths in their openclaw.json
+    // (the guide onboarded as root at /root/.openclaw; OpenClaw's own image
+    // uses /home/node/.openclaw) lead into safeclaw's tmpfs state dir.
+    for legacy in LEGACY_STATE_DIRS {
+        files.insert(
+            legacy.to_string(),
+            Entry::Symlink(crate::container_spec::STATE_DIR.into()),
+        );
     }
     // OpenClaw's launcher starts with `#!/usr/bin/env node`.
     files.insert("/usr/bin/env".into(), Entry::Symlink("/bin/busybox".into()));

@@ -472,6 +472,12 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         .arg(j.pw())
         .assert()
         .success();
+    // The guide onboarded as root with its state at /root/.openclaw: its
+    // config names that directory in absolute paths.
+    let config = data.join("openclaw.json");
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(text.contains("\"/state/"), "{text}");
+    fs::write(&config, text.replace("\"/state/", "\"/root/.openclaw/")).unwrap();
     let tar = Std::new("tar")
         .args(["-czf", "config.tar.gz", "-C", "data", "."])
         .current_dir(&guide)
@@ -508,9 +514,22 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         &["config", "get", "channels.telegram.tokenFile"],
     );
     assert!(
-        token.contains("/state/credentials/telegram-bot-token"),
+        token.contains("/root/.openclaw/credentials/telegram-bot-token"),
         "{token}"
     );
+    // Those paths lead into the tmpfs state: the memory is found there.
+    let workspace = j.openclaw(&guide_name, &["config", "get", "agents.defaults.workspace"]);
+    assert!(
+        workspace.contains("/root/.openclaw/workspace"),
+        "{workspace}"
+    );
+    let (_, memory) = exec_raw(
+        rt,
+        docker,
+        &guide_name,
+        &["cat", "/root/.openclaw/workspace/MEMORY.md"],
+    );
+    assert_eq!(memory, "The owner likes tea.\n");
     let owner = j.openclaw(&guide_name, &["config", "get", "commands.ownerAllowFrom"]);
     assert!(
         owner.contains(&format!("telegram:{TELEGRAM_USER}")),

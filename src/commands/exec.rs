@@ -89,7 +89,7 @@ fn run_openclaw(name: &str, args: &[String], checkpoint_after: bool) -> Result<i
     cmd.extend(args.iter().cloned());
     engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;
-        let code = exec_in(&docker, name, cmd, None).await?;
+        let code = exec_in(&docker, name, cmd, None, false).await?;
         if code == 0 && checkpoint_after {
             docker
                 .kill_container(
@@ -116,6 +116,7 @@ pub async fn exec_in(
     name: &str,
     cmd: Vec<String>,
     stdin: Option<&[u8]>,
+    all_to_stderr: bool,
 ) -> Result<i64> {
     let created = docker
         .create_exec(
@@ -153,7 +154,7 @@ pub async fn exec_in(
                 let _ = input.shutdown().await;
             }
             drop(input);
-            copy_output(output).await?
+            copy_output_to(output, all_to_stderr).await?
         }
         StartExecResults::Detached => {}
     }
@@ -166,11 +167,23 @@ pub async fn exec_in(
 
 /// Copies a container's output stream to our stdout and stderr.
 pub async fn copy_output(
+    output: impl Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>> + Unpin,
+) -> Result<()> {
+    copy_output_to(output, false).await
+}
+
+/// `copy_output`, or everything to stderr (`--json` keeps stdout for the
+/// result alone).
+pub async fn copy_output_to(
     mut output: impl Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>> + Unpin,
+    all_to_stderr: bool,
 ) -> Result<()> {
     while let Some(item) = output.next().await {
         match item.map_err(|e| Error::new(Class::Engine, format!("reading output: {e}")))? {
             LogOutput::StdErr { message } => {
+                let _ = std::io::stderr().write_all(&message);
+            }
+            LogOutput::StdOut { message } | LogOutput::Console { message } if all_to_stderr => {
                 let _ = std::io::stderr().write_all(&message);
             }
             LogOutput::StdOut { message } | LogOutput::Console { message } => {

@@ -293,7 +293,7 @@ async fn steps(
     let code = if args.openclaw_args.is_empty() {
         super::tty_exec::run(docker, name, wizard).await?
     } else {
-        exec_in(docker, name, wizard, None).await?
+        exec_in(docker, name, wizard, None, printer.json).await?
     };
     check("OpenClaw's onboarding", code)?;
     if let Some((provider, api_key)) = &secrets.api_key {
@@ -305,7 +305,7 @@ async fn steps(
         line.push(b'\n');
         check(
             "storing the API key",
-            exec_in(docker, name, cmd, Some(&line)).await?,
+            exec_in(docker, name, cmd, Some(&line), printer.json).await?,
         )?;
     }
     if let Some(token) = &secrets.telegram_token {
@@ -318,7 +318,7 @@ async fn steps(
         ];
         check(
             "storing the bot token",
-            exec_in(docker, name, cmd, Some(token.as_bytes())).await?,
+            exec_in(docker, name, cmd, Some(token.as_bytes()), printer.json).await?,
         )?;
         for (key, value) in [
             ("channels.telegram.tokenFile", path.as_str()),
@@ -327,7 +327,7 @@ async fn steps(
             let cmd = openclaw(&["config", "set", key, value]);
             check(
                 "configuring Telegram",
-                exec_in(docker, name, cmd, None).await?,
+                exec_in(docker, name, cmd, None, printer.json).await?,
             )?;
         }
     }
