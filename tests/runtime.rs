@@ -957,6 +957,30 @@ fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
             .args(["stop", "--name", &f.name])
             .assert()
             .success();
+
+        // `up` with no vault: onboards, then starts it with the same key
+        // (the password is read once, here from stdin).
+        let fresh = f.dir.path().join("fresh");
+        fs::create_dir(&fresh).unwrap();
+        let out = safeclaw()
+            .args(["up", "--name", &f.name, "--image", &f.image, "--vault"])
+            .arg(fresh.join("openclaw.vault"))
+            .arg("--password-stdin")
+            .args(FAST_KDF)
+            .args(["--", "--non-interactive"])
+            .write_stdin(format!("{}\n", f.password))
+            .assert()
+            .success();
+        let printed = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(
+            printed.contains("onboarded") && printed.contains("(generation 2)"),
+            "{printed}"
+        );
+        wait_healthy(rt, docker, &f.name);
+        safeclaw()
+            .args(["stop", "--name", &f.name])
+            .assert()
+            .success();
     });
 }
 
