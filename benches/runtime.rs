@@ -232,10 +232,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// container (root, writable layer, plaintext state bind-mounted: the
 /// guide's setup), three runs each, median; and the image size.
 fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw: &Path) {
-    let image = safeclaw::image_twin::DEFAULT_TAG;
-    if rt.block_on(docker.inspect_image(image)).is_err() {
-        safeclaw(&["-q", "image", "build"]);
-    }
+    // Built here by this (release) safeclaw: the guard in the image is the
+    // binary that builds it, and a debug guard decrypts several times slower.
+    let tag = format!("safeclaw/openclaw:bench-{}", std::process::id());
+    let image = tag.as_str();
+    safeclaw(&["-q", "image", "build", "--tag", image]);
     let size = rt
         .block_on(docker.inspect_image(image))
         .unwrap()
@@ -245,7 +246,16 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     std::fs::create_dir(&home).unwrap();
     let vault = home.join("openclaw.vault");
     let (vault_s, pw_s) = (vault.to_str().unwrap(), pw.to_str().unwrap());
-    let mut onboard = vec!["-q", "onboard", "--vault", vault_s, "--password-file", pw_s];
+    let mut onboard = vec![
+        "-q",
+        "onboard",
+        "--image",
+        image,
+        "--vault",
+        vault_s,
+        "--password-file",
+        pw_s,
+    ];
     onboard.extend([
         "--",
         "--non-interactive",
@@ -337,4 +347,15 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     );
     println!("{:<44} {:>8.2}x", "ratio", ours / peer);
     println!("{:<44} {:>8} MB", "image size", size / 1_000_000);
+    let _ = rt.block_on(
+        docker.remove_image(
+            image,
+            Some(
+                bollard::query_parameters::RemoveImageOptionsBuilder::new()
+                    .force(true)
+                    .build(),
+            ),
+            None,
+        ),
+    );
 }
