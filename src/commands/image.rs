@@ -48,6 +48,12 @@ fn assemble(args: &ImageBuildArgs, printer: &Printer) -> Result<(String, serde_j
     let busybox = image_twin::find_busybox(args.busybox.as_deref())?;
     let safeclaw = std::env::current_exe()
         .map_err(|e| Error::failure(format!("finding safeclaw's own binary: {e}")))?;
+    if cfg!(debug_assertions) {
+        printer.warn(
+            "this safeclaw is a debug build and becomes the image's guard: decrypting the vault \
+             at start will be several times slower (cargo run --release -- image build)",
+        );
+    }
     let cache = image_twin::cache_dir(args.cache.as_deref())?;
     let rt = engine::runtime()?;
     // The engine first: no point downloading 650 MB for nothing.
