@@ -377,10 +377,16 @@ fn own_children() -> Vec<Pid> {
         .collect()
 }
 
+/// How long an onboarding container lives at most: if the host's
+/// `safeclaw onboard` was killed, nobody stops it, and its guard holds a key.
+const IDLE_LIMIT: Duration = Duration::from_secs(2 * 3600);
+
 /// `safeclaw idle`: the onboarding container's "gateway", so the guard
 /// holds the key and the state dir while `safeclaw onboard` runs OpenClaw's
-/// own commands in it with exec; ends (status 0) on SIGTERM.
+/// own commands in it with exec; ends (status 0) on SIGTERM, or with
+/// status 1 after `IDLE_LIMIT` (the guard then seals and exits).
 pub fn idle() -> i32 {
+    let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if signal_hook::flag::register(sig, Arc::clone(&stop)).is_err() {
@@ -388,6 +394,9 @@ pub fn idle() -> i32 {
         }
     }
     while !stop.load(Ordering::Relaxed) {
+        if started.elapsed() >= IDLE_LIMIT {
+            return 1;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     0
