@@ -59,6 +59,37 @@ async fn wait_healthy(docker: &Docker, name: &str) {
     }
 }
 
+/// The peer: the same image running the gateway directly as root, its
+/// state bind-mounted in plaintext (what the guide's setup amounts to);
+/// returns once `/healthz` answers.
+async fn start_plain(docker: &Docker, name: &str, image: &str, state: &Path) {
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(name).build()),
+            ContainerCreateBody {
+                image: Some(image.to_string()),
+                // The state's gateway lease names its host (as under safeclaw).
+                hostname: Some(safeclaw::container_spec::HOSTNAME.into()),
+                user: Some("0:0".into()),
+                entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
+                cmd: Some(vec!["gateway".into(), "run".into()]),
+                env: Some(vec![
+                    "OPENCLAW_STATE_DIR=/state".into(),
+                    "HOME=/root".into(),
+                ]),
+                host_config: Some(HostConfig {
+                    binds: Some(vec![format!("{}:/state:rw", state.display())]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    docker.start_container(name, None).await.unwrap();
+    wait_healthy(docker, name).await;
+}
+
 fn safeclaw(args: &[&str]) {
     let out = Command::new(BIN).args(args).output().unwrap();
     assert!(
@@ -159,26 +190,7 @@ fn main() {
         let plain = format!("plain-bench-{}-{mib}", std::process::id());
         let (start_p, stop_p) = rt.block_on(async {
             let t = Instant::now();
-            docker
-                .create_container(
-                    Some(CreateContainerOptionsBuilder::new().name(&plain).build()),
-                    ContainerCreateBody {
-                        image: Some(image.clone()),
-                        user: Some("0:0".into()),
-                        entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
-                        cmd: Some(vec!["gateway".into(), "run".into()]),
-                        env: Some(vec!["OPENCLAW_STATE_DIR=/state".into()]),
-                        host_config: Some(HostConfig {
-                            binds: Some(vec![format!("{}:/state:rw", state.display())]),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .unwrap();
-            docker.start_container(&plain, None).await.unwrap();
-            wait_healthy(&docker, &plain).await;
+            start_plain(&docker, &plain, &image, &state).await;
             let start_p = t.elapsed().as_secs_f64();
             let t = Instant::now();
             docker
@@ -306,31 +318,7 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
 
         let t = Instant::now();
         rt.block_on(async {
-            docker
-                .create_container(
-                    Some(CreateContainerOptionsBuilder::new().name(&plain).build()),
-                    ContainerCreateBody {
-                        image: Some(image.to_string()),
-                        // The state's gateway lease names its host (as under safeclaw).
-                        hostname: Some(safeclaw::container_spec::HOSTNAME.into()),
-                        user: Some("0:0".into()),
-                        entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
-                        cmd: Some(vec!["gateway".into(), "run".into()]),
-                        env: Some(vec![
-                            "OPENCLAW_STATE_DIR=/state".into(),
-                            "HOME=/root".into(),
-                        ]),
-                        host_config: Some(HostConfig {
-                            binds: Some(vec![format!("{}:/state:rw", plain_state.display())]),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .unwrap();
-            docker.start_container(&plain, None).await.unwrap();
-            wait_healthy(docker, &plain).await;
+            start_plain(docker, &plain, image, &plain_state).await;
         });
         peer.push(t.elapsed().as_secs_f64());
         let _ = rt.block_on(docker.remove_container(&plain, opts()));

@@ -262,7 +262,7 @@ pub enum VaultCommand {
 }
 
 /// Where the vault password comes from. Default: a no-echo prompt.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct PasswordArgs {
     /// Read the password from the first line of PATH
     #[arg(long, value_name = "PATH", conflicts_with = "password_stdin")]

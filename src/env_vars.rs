@@ -12,3 +12,15 @@ pub const HOME: &str = "HOME";
 
 /// The engine's address (bollard reads it; safeclaw only names it in errors).
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
+
+/// Where the npm install of the image twin is cached (default `~/.cache`).
+pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
+
+/// Searched for `busybox` when `image build` is not given one.
+pub const PATH: &str = "PATH";
+
+/// Passed on to the onboarding wizard's terminal.
+pub const TERM: &str = "TERM";
+
+/// OpenClaw's state dir; in the container, `safeclaw write-secret` reads it.
+pub const OPENCLAW_STATE_DIR: &str = "OPENCLAW_STATE_DIR";

@@ -118,15 +118,21 @@ pub fn run(settings: Settings) -> i32 {
     }
 }
 
-fn guard(s: &Settings) -> Result<i32> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
+/// A flag set when any of `signals` arrives.
+fn flag_on(signals: &[i32]) -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for &sig in signals {
+        signal_hook::flag::register(sig, Arc::clone(&flag))
             .map_err(|e| Error::failure(format!("installing signal handlers: {e}")))?;
     }
-    let checkpoint_now = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&checkpoint_now))
-        .map_err(|e| Error::failure(format!("installing signal handlers: {e}")))?;
+    Ok(flag)
+}
+
+const STOP_SIGNALS: [i32; 2] = [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT];
+
+fn guard(s: &Settings) -> Result<i32> {
+    let stop = flag_on(&STOP_SIGNALS)?;
+    let checkpoint_now = flag_on(&[signal_hook::consts::SIGUSR1])?;
     // Before the key exists in this process: no core dumps, no ptrace and
     // no /proc/PID/mem for processes of the same uid (the gateway).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
@@ -153,7 +159,7 @@ fn guard(s: &Settings) -> Result<i32> {
     // Its own process group, so a checkpoint freezes all of its processes.
     let child = Command::new(program)
         .args(args)
-        .env("OPENCLAW_STATE_DIR", &s.state)
+        .env(crate::env_vars::OPENCLAW_STATE_DIR, &s.state)
         .stdin(Stdio::null())
         .process_group(0)
         .spawn()
@@ -387,12 +393,9 @@ const IDLE_LIMIT: Duration = Duration::from_secs(2 * 3600);
 /// status 1 after `IDLE_LIMIT` (the guard then seals and exits).
 pub fn idle() -> i32 {
     let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if signal_hook::flag::register(sig, Arc::clone(&stop)).is_err() {
-            return 1;
-        }
-    }
+    let Ok(stop) = flag_on(&STOP_SIGNALS) else {
+        return 1;
+    };
     while !stop.load(Ordering::Relaxed) {
         if started.elapsed() >= IDLE_LIMIT {
             return 1;
@@ -409,7 +412,7 @@ const SECRET_MAX: u64 = 64 * 1024;
 /// trailing newline dropped) into a 0600 file under the state dir, written
 /// atomically. The secret never appears in an argv or an environment.
 pub fn write_secret(path: &std::path::Path) -> Result<()> {
-    let state = std::env::var_os("OPENCLAW_STATE_DIR")
+    let state = std::env::var_os(crate::env_vars::OPENCLAW_STATE_DIR)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(crate::container_spec::STATE_DIR));
     if !path.starts_with(&state)

@@ -41,7 +41,7 @@ pub fn cache_dir(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = given {
         return Ok(dir.to_path_buf());
     }
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+    if let Some(x) = std::env::var_os(crate::env_vars::XDG_CACHE_HOME).filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(x).join("safeclaw"));
     }
     std::env::var_os(crate::env_vars::HOME)
@@ -246,7 +246,7 @@ pub fn find_busybox(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(b) = given {
         return Ok(b.to_path_buf());
     }
-    std::env::var_os("PATH")
+    std::env::var_os(crate::env_vars::PATH)
         .iter()
         .flat_map(std::env::split_paths)
         .map(|d| d.join("busybox"))

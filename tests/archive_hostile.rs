@@ -51,13 +51,7 @@ fn assert_refused_with(entries: &[Raw], stderr: &str) {
     seal_tar(&vault_path, &tar(entries));
     let before = snapshot(base);
 
-    safeclaw()
-        .args(["vault", "export"])
-        .arg(&vault_path)
-        .arg("--to")
-        .arg(base.join("target"))
-        .arg("--password-file")
-        .arg(&pw)
+    export_cmd(&vault_path, base.join("target"), &pw)
         .assert()
         .code(4)
         .stdout("")
@@ -124,13 +118,7 @@ fn symlinks_leaving_the_root_are_kept_as_links_and_never_followed() {
             entry("b", SYM, "a/..", b""),
         ]),
     );
-    safeclaw()
-        .args(["vault", "export"])
-        .arg(&vault_path)
-        .arg("--to")
-        .arg(base.join("target"))
-        .arg("--password-file")
-        .arg(&pw)
+    export_cmd(&vault_path, base.join("target"), &pw)
         .assert()
         .success();
     let t = base.join("target");
@@ -236,13 +224,7 @@ fn a_benign_archive_with_the_same_builder_is_accepted() {
             entry("./l", SYM, "d/f", b""),
         ]),
     );
-    safeclaw()
-        .args(["vault", "export"])
-        .arg(&vault_path)
-        .arg("--to")
-        .arg(base.join("target"))
-        .arg("--password-file")
-        .arg(&pw)
+    export_cmd(&vault_path, base.join("target"), &pw)
         .assert()
         .success();
     assert_eq!(fs::read(base.join("target/l")).unwrap(), b"hello");

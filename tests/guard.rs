@@ -83,6 +83,17 @@ impl Setup {
     fn generation(&self) -> u64 {
         VaultFile::open(&self.vault()).unwrap().header().generation
     }
+
+    /// The vault file at `path` unpacked into a new directory `name`.
+    fn unpacked(&self, path: &Path, name: &str) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        fs::create_dir(&dir).unwrap();
+        VaultFile::open(path)
+            .unwrap()
+            .unpack(&self.key(), &dir, |_| {})
+            .unwrap();
+        dir
+    }
 }
 
 /// Writes `bytes` to the guard's stdin and closes it, as the host does.
@@ -272,12 +283,7 @@ fn processes_the_gateway_leaves_behind_are_ended_before_the_final_seal() {
         panic!("a straggler survived the guard");
     }
     // What was sealed is a value the straggler wrote in full.
-    let dir = s.dir.path().join("out");
-    fs::create_dir(&dir).unwrap();
-    VaultFile::open(&s.vault())
-        .unwrap()
-        .unpack(&s.key(), &dir, |_| {})
-        .unwrap();
+    let dir = s.unpacked(&s.vault(), "out");
     let n: u64 = fs::read_to_string(dir.join("straggler"))
         .unwrap()
         .trim()
@@ -343,10 +349,7 @@ fn periodic_checkpoints_seal_the_running_state_with_a_short_pause() {
     assert_eq!(s.generation(), expected);
     // Checkpoints come from a frozen gateway: the log and the counter agree.
     for (n, path) in safeclaw::vault::generations::older(&s.vault()).unwrap() {
-        let out = s.dir.path().join(format!("g{n}"));
-        fs::create_dir(&out).unwrap();
-        let v = VaultFile::open(&path).unwrap();
-        v.unpack(&s.key(), &out, |_| {}).unwrap();
+        let out = s.unpacked(&path, &format!("g{n}"));
         if let Ok(counter) = fs::read_to_string(out.join("counter")) {
             // The gateway writes the counter, then the log line: frozen at
             // one instant, the two differ by at most that one step.
@@ -405,12 +408,7 @@ fn sigusr1_asks_for_a_checkpoint_now() {
         .args(["-KILL", "-f", "sleep 30"])
         .status()
         .unwrap();
-    let out = s.dir.path().join("after-kill");
-    fs::create_dir(&out).unwrap();
-    VaultFile::open(&s.vault())
-        .unwrap()
-        .unpack(&s.key(), &out, |_| {})
-        .unwrap();
+    let out = s.unpacked(&s.vault(), "after-kill");
     assert_eq!(
         fs::read_to_string(out.join("pairing")).unwrap(),
         "approved\n"
@@ -566,12 +564,7 @@ fn a_full_disk_fails_the_seal_and_keeps_the_last_good_generation() {
         .map(|st| st.success())
         .unwrap_or(false);
     if !mounted {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but tmpfs cannot be mounted"
-        );
-        eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+        skip_unless_ci("a tmpfs cannot be mounted here (needs root)");
         return;
     }
     let result = std::panic::catch_unwind(|| {
@@ -624,12 +617,7 @@ fn a_full_disk_fails_the_seal_and_keeps_the_last_good_generation() {
 #[test]
 fn a_sqlite_database_written_continuously_is_consistent_in_every_checkpoint() {
     if Command::new("sqlite3").arg("--version").output().is_err() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but sqlite3 is missing"
-        );
-        eprintln!("skipping: no sqlite3 CLI");
+        skip_unless_ci("the sqlite3 CLI is missing");
         return;
     }
     let s = Setup::new();
@@ -656,12 +644,7 @@ fn a_sqlite_database_written_continuously_is_consistent_in_every_checkpoint() {
     let mut gens = safeclaw::vault::generations::older(&s.vault()).unwrap();
     gens.push((s.generation(), s.vault()));
     for (n, path) in gens {
-        let dir = s.dir.path().join(format!("check-{n}"));
-        fs::create_dir(&dir).unwrap_or_else(|e| panic!("{e}: {out}"));
-        VaultFile::open(&path)
-            .unwrap()
-            .unpack(&s.key(), &dir, |_| {})
-            .unwrap();
+        let dir = s.unpacked(&path, &format!("check-{n}"));
         if !dir.join("db").exists() {
             continue; // generation 1: before the gateway ran
         }

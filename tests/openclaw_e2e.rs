@@ -184,12 +184,7 @@ fn npm_available() -> bool {
 fn the_guides_journey_with_the_real_openclaw() {
     let Some((rt, docker)) = engine() else { return };
     if !npm_available() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but npm is missing"
-        );
-        eprintln!("skipping: no npm to fetch the pinned OpenClaw");
+        skip_unless_ci("npm is missing (it fetches the pinned OpenClaw)");
         return;
     }
     let nonce = safeclaw::private_fs::hex(&safeclaw::vault::crypto::random_array::<4>());
@@ -295,13 +290,8 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     assert_nowhere(&hay, &secrets);
     // ... and they are in the vault, where OpenClaw will find them.
     let check = j.dir.path().join("check");
-    j.safeclaw()
-        .args(["vault", "export"])
-        .arg(j.vault())
-        .arg("--to")
-        .arg(&check)
-        .arg("--password-file")
-        .arg(j.pw())
+    export_cmd(j.vault(), &check, j.pw())
+        .env("SAFECLAW_HOME", j.home())
         .assert()
         .success();
     let token_file = check.join("credentials/telegram-bot-token");
@@ -463,13 +453,8 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     let guide = j.dir.path().join("guide");
     fs::create_dir(&guide).unwrap();
     let data = guide.join("data");
-    j.safeclaw()
-        .args(["vault", "export"])
-        .arg(j.vault())
-        .arg("--to")
-        .arg(&data)
-        .arg("--password-file")
-        .arg(j.pw())
+    export_cmd(j.vault(), &data, j.pw())
+        .env("SAFECLAW_HOME", j.home())
         .assert()
         .success();
     // The guide onboarded as root with its state at /root/.openclaw: its

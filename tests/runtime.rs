@@ -86,15 +86,13 @@ impl Fixture {
     }
 
     fn exported_log(&self, to: &str) -> String {
-        safeclaw()
-            .args(["vault", "export"])
-            .arg(self.vault())
-            .arg("--to")
-            .arg(self.dir.path().join(to))
-            .arg("--password-file")
-            .arg(self.dir.path().join("pw"))
-            .assert()
-            .success();
+        export_cmd(
+            self.vault(),
+            self.dir.path().join(to),
+            self.dir.path().join("pw"),
+        )
+        .assert()
+        .success();
         fs::read_to_string(self.dir.path().join(to).join("gateway.log")).unwrap()
     }
 
@@ -904,13 +902,7 @@ fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
         assert_eq!(names, ["new.vault"]);
         assert!(onboarding_containers(rt, docker, f.dir.path()).is_empty());
         let out = f.dir.path().join("onboarded");
-        safeclaw()
-            .args(["vault", "export"])
-            .arg(&vault)
-            .arg("--to")
-            .arg(&out)
-            .arg("--password-file")
-            .arg(f.dir.path().join("pw"))
+        export_cmd(&vault, &out, f.dir.path().join("pw"))
             .assert()
             .success();
         let config = fs::read_to_string(out.join("openclaw.json")).unwrap();
@@ -1007,13 +999,7 @@ fn the_onboarding_wizard_runs_through_a_real_tty() {
         let rest = p.exp_eof().unwrap();
         assert!(rest.contains("(generation 2)"), "{rest}");
         let out = f.dir.path().join("wizard-out");
-        safeclaw()
-            .args(["vault", "export"])
-            .arg(&vault)
-            .arg("--to")
-            .arg(&out)
-            .arg("--password-file")
-            .arg(f.dir.path().join("pw"))
+        export_cmd(&vault, &out, f.dir.path().join("pw"))
             .assert()
             .success();
         assert_eq!(

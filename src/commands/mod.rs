@@ -50,6 +50,12 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
 }
 
 /// Reads a password, warning when its file is readable by other users.
+/// A new vault password: asked twice on a prompt, read once from a file
+/// or stdin.
+fn read_new_password(source: &Source, printer: &Printer) -> Result<Password> {
+    read_password(source, "new vault password", Confirm::Twice, printer)
+}
+
 fn read_password(
     source: &Source,
     label: &str,

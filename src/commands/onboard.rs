@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bollard::query_parameters::{RemoveContainerOptionsBuilder, StopContainerOptionsBuilder};
+use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use bollard::Docker;
 use serde_json::json;
 
@@ -76,13 +76,20 @@ async fn remove_abandoned(docker: &Docker) {
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().contains(".onboard-"));
             if ours {
-                for (_, older) in vault::generations::older(&staging).unwrap_or_default() {
-                    let _ = std::fs::remove_file(older);
-                }
-                let _ = std::fs::remove_file(&staging);
+                discard_staging(&staging);
             }
         }
     }
+}
+
+/// Removes a staging vault: its kept generations, a seal's temporaries and
+/// the file itself (after a success only the first two are left).
+fn discard_staging(staging: &Path) {
+    for (_, older) in vault::generations::older(staging).unwrap_or_default() {
+        let _ = std::fs::remove_file(older);
+    }
+    vault::generations::remove_stale_temporaries(staging);
+    let _ = std::fs::remove_file(staging);
 }
 
 /// The secrets given to safeclaw for OpenClaw, read before anything starts.
@@ -111,12 +118,7 @@ pub fn onboard(args: &OnboardArgs, printer: &Printer) -> Result<(PathBuf, DataKe
     }
     let secrets = read_secrets(&args.extras, printer)?;
     let kdf = super::vault_create::checked_kdf(args.extras.kdf.params(), printer)?;
-    let password = super::read_password(
-        &args.password.source(),
-        "new vault password",
-        Confirm::Twice,
-        printer,
-    )?;
+    let password = super::read_new_password(&args.password.source(), printer)?;
 
     // The new vault starts as a hidden file next to its final place, empty.
     let dir = crate::private_fs::parent_of(&target);
@@ -155,15 +157,7 @@ pub fn onboard(args: &OnboardArgs, printer: &Printer) -> Result<(PathBuf, DataKe
         crate::private_fs::sync_dir(&dir)?;
         Ok(sealed)
     });
-    // The staging file's older generation (the empty one) and, on failure,
-    // the staging file itself.
-    for (_, older) in vault::generations::older(&staging).unwrap_or_default() {
-        let _ = std::fs::remove_file(older);
-    }
-    vault::generations::remove_stale_temporaries(&staging);
-    if outcome.is_err() {
-        let _ = std::fs::remove_file(&staging);
-    }
+    discard_staging(&staging);
     let generation = outcome?;
     crate::rollback::observe(&target, generation, printer);
     printer.result(
@@ -239,18 +233,9 @@ fn onboard_in_container(
             super::start::start(name, &spec, key).await?;
             steps(&docker, name, &args.extras, secrets, printer).await?;
             let spinner = printer.spinner("sealing the onboarded state");
-            let stopped = docker
-                .stop_container(
-                    name,
-                    Some(
-                        StopContainerOptionsBuilder::new()
-                            .t(super::stop::STOP_BUDGET.as_secs() as i32)
-                            .build(),
-                    ),
-                )
-                .await;
+            let stopped = super::stop::request_stop(&docker, name).await;
             spinner.finish_and_clear();
-            stopped.map_err(|e| engine::failed("stopping", name, e))?;
+            stopped?;
             super::stop::sealed_generation(&docker, name)
                 .await
                 .ok_or_else(|| Error::failure("the onboarding container did not seal its state"))

@@ -194,15 +194,7 @@ pub(super) async fn follow_until_exit(
                 if crate::interrupt::requested() && !stopping {
                     stopping = true;
                     printer.note("stopping: the gateway drains, then its state is sealed");
-                    docker
-                        .stop_container(
-                            name,
-                            Some(bollard::query_parameters::StopContainerOptionsBuilder::new()
-                                .t(super::stop::STOP_BUDGET.as_secs() as i32)
-                                .build()),
-                        )
-                        .await
-                        .map_err(|e| engine::failed("stopping", name, e))?;
+                    super::stop::request_stop(docker, name).await?;
                 }
             }
         }

@@ -21,21 +21,27 @@ pub fn stop(args: ContainerArgs, printer: &Printer) -> Result<()> {
     let spinner = printer.spinner("stopping and sealing");
     let sealed = engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;
-        docker
-            .stop_container(
-                &name,
-                Some(
-                    StopContainerOptionsBuilder::new()
-                        .t(STOP_BUDGET.as_secs() as i32)
-                        .build(),
-                ),
-            )
-            .await
-            .map_err(|e| engine::failed("stopping", &name, e))?;
+        request_stop(&docker, &name).await?;
         Ok::<_, Error>(sealed_generation(&docker, &name).await)
     });
     spinner.finish_and_clear();
     report_sealed(&name, sealed?, printer)
+}
+
+/// Stops the container within `STOP_BUDGET`: the guard drains the gateway
+/// and seals; the engine kills what is left after the budget.
+pub async fn request_stop(docker: &bollard::Docker, name: &str) -> Result<()> {
+    docker
+        .stop_container(
+            name,
+            Some(
+                StopContainerOptionsBuilder::new()
+                    .t(STOP_BUDGET.as_secs() as i32)
+                    .build(),
+            ),
+        )
+        .await
+        .map_err(|e| engine::failed("stopping", name, e))
 }
 
 /// The generation the guard says it sealed, from the end of its output.

@@ -78,7 +78,7 @@ pub async fn run(docker: &Docker, name: &str, cmd: Vec<String>) -> Result<i64> {
                     format!("HOME={HOME_DIR}"),
                     format!(
                         "TERM={}",
-                        std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
+                        std::env::var(crate::env_vars::TERM).unwrap_or_else(|_| "xterm".into())
                     ),
                 ]),
                 cmd: Some(cmd),

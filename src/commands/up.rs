@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::cli::{OnboardArgs, PasswordArgs, UpArgs};
+use crate::cli::{OnboardArgs, UpArgs};
 use crate::engine;
 use crate::error::Result;
 use crate::printer::Printer;
@@ -42,10 +42,7 @@ pub fn run(args: UpArgs, printer: &Printer) -> Result<()> {
     let onboard = OnboardArgs {
         vault: args.start.vault.clone(),
         image: args.start.image.clone(),
-        password: PasswordArgs {
-            password_file: args.start.password.password_file.clone(),
-            password_stdin: args.start.password.password_stdin,
-        },
+        password: args.start.password.clone(),
         extras: args.extras,
     };
     let (vault, key, generation) = super::onboard::onboard(&onboard, printer)?;

@@ -7,7 +7,6 @@ use serde_json::json;
 
 use crate::cli::CreateArgs;
 use crate::error::{Error, Result};
-use crate::password::Confirm;
 use crate::printer::Printer;
 use crate::vault::{self, archive, format::KdfParams, VaultFile};
 use crate::wipe;
@@ -27,12 +26,7 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
     }
     check_new_vault_path(&out)?;
     let kdf = checked_kdf(args.kdf.params(), printer)?;
-    let password = super::read_password(
-        &args.password.source(),
-        "new vault password",
-        Confirm::Twice,
-        printer,
-    )?;
+    let password = super::read_new_password(&args.password.source(), printer)?;
 
     let bar = printer.bar(archive::content_size(source), "sealing");
     let read_back = args.wipe_source.then(|| password.clone());

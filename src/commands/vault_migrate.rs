@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::cli::MigrateArgs;
 use crate::error::{Class, Error, Result};
 use crate::legacy::{self, Kdf, LegacyError, Md, Settings};
-use crate::password::{self, Confirm, Password, Source};
+use crate::password::{self, Password, Source};
 use crate::printer::Printer;
 use crate::vault::{self, archive, VaultFile};
 use crate::{interrupt, paths, private_fs};
@@ -85,7 +85,7 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
             Some(p) => Source::File(p.clone()),
             None => Source::Prompt,
         };
-        super::read_password(&source, "new vault password", Confirm::Twice, printer)?
+        super::read_new_password(&source, printer)?
     };
 
     // One pass: decrypt, gunzip, check and re-pack every entry, seal.

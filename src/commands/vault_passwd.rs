@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::cli::PasswdArgs;
 use crate::error::Result;
-use crate::password::{Confirm, Source};
+use crate::password::Source;
 use crate::printer::Printer;
 use crate::vault::{crypto, format::Slot, VaultFile};
 
@@ -16,8 +16,7 @@ pub fn run(args: PasswdArgs, printer: &Printer) -> Result<()> {
         Some(path) => Source::File(path.clone()),
         None => Source::Prompt,
     };
-    let new_password =
-        super::read_password(&new_source, "new vault password", Confirm::Twice, printer)?;
+    let new_password = super::read_new_password(&new_source, printer)?;
 
     let spinner = printer.spinner("deriving key (Argon2id)");
     let slot = crypto::wrap_with_password(&key, new_password.as_bytes(), kdf);

@@ -33,6 +33,22 @@ pub fn test_home() -> PathBuf {
     std::env::temp_dir().join(format!("safeclaw-test-home-{}", std::process::id()))
 }
 
+/// `safeclaw vault export VAULT --to DIR --password-file PW`.
+pub fn export_cmd(
+    vault: impl AsRef<Path>,
+    to: impl AsRef<Path>,
+    password_file: impl AsRef<Path>,
+) -> Command {
+    let mut cmd = safeclaw();
+    cmd.args(["vault", "export"])
+        .arg(vault.as_ref())
+        .arg("--to")
+        .arg(to.as_ref())
+        .arg("--password-file")
+        .arg(password_file.as_ref());
+    cmd
+}
+
 /// A 0600 password file holding `password` and a newline.
 pub fn write_password(dir: &Path, name: &str, password: &str) -> PathBuf {
     pw_file(dir, name, format!("{password}\n").as_bytes())
@@ -207,16 +223,24 @@ pub mod raw_tar {
 
 // Engine helpers (tests on a real Docker engine).
 
+/// A test that cannot run here: skipped with a reason on a developer
+/// machine, a failure in CI (CI=true).
+pub fn skip_unless_ci(missing: &str) {
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "CI=true but {missing}"
+    );
+    eprintln!("skipping: {missing}");
+}
+
 /// An engine, or None (skip) on a developer machine without one.
 pub fn engine() -> Option<(tokio::runtime::Runtime, Docker)> {
     let rt = safeclaw::engine::runtime().unwrap();
     match rt.block_on(safeclaw::engine::connect()) {
         Ok(docker) => Some((rt, docker)),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but no Docker engine: {}", e.message)
-        }
         Err(e) => {
-            eprintln!("skipping: no Docker engine ({})", e.message);
+            skip_unless_ci(&format!("no Docker engine ({})", e.message));
             None
         }
     }
