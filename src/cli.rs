@@ -112,9 +112,8 @@ pub struct StartArgs {
     #[arg(long, value_name = "FILE")]
     pub vault: Option<PathBuf>,
 
-    /// The image to run (its ID or a tag); `safeclaw image build` makes the default
-    #[arg(long, default_value = crate::image_twin::DEFAULT_TAG)]
-    pub image: String,
+    #[command(flatten)]
+    pub image: ImageChoice,
 
     /// The gateway command inside the image
     #[arg(long, num_args = 1.., default_values = ["openclaw", "gateway", "run"])]
@@ -479,6 +478,32 @@ pub enum ImageCommand {
     /// Build the image that runs the real OpenClaw, here, without Nix or a
     /// registry: node and OpenClaw from npm, pinned by nix/openclaw/package-lock.json
     Build(ImageBuildArgs),
+    /// Load an image archive into the engine and check the engine holds
+    /// exactly it (default: the image this safeclaw was built with by Nix)
+    Load(ImageLoadArgs),
+    /// The pinned image and whether the engine holds exactly it
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageLoadArgs {
+    /// A docker-archive (.tar or .tar.gz), e.g. from `nix build .#image`
+    /// [default: the pinned store path, $SAFECLAW_IMAGE]
+    #[arg(long, value_name = "PATH")]
+    pub from: Option<PathBuf>,
+}
+
+/// Which image a container runs.
+#[derive(Debug, Clone, Args)]
+pub struct ImageChoice {
+    /// The image (ID or tag) [default: the pinned Nix image when safeclaw
+    /// comes from Nix, else the twin `safeclaw image build` makes]
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+
+    /// Run --image even though it is not the pinned image
+    #[arg(long)]
+    pub allow_unpinned_image: bool,
 }
 
 #[derive(Debug, Args)]
@@ -533,9 +558,8 @@ pub struct OnboardArgs {
     #[arg(long, value_name = "FILE")]
     pub vault: Option<PathBuf>,
 
-    /// The image to onboard in (the one `start` will run)
-    #[arg(long, default_value = crate::image_twin::DEFAULT_TAG)]
-    pub image: String,
+    #[command(flatten)]
+    pub image: ImageChoice,
 
     #[command(flatten)]
     pub password: PasswordArgs,

@@ -24,3 +24,10 @@ pub const TERM: &str = "TERM";
 
 /// OpenClaw's state dir; in the container, `safeclaw write-secret` reads it.
 pub const OPENCLAW_STATE_DIR: &str = "OPENCLAW_STATE_DIR";
+
+/// The pinned image: the Nix store path of the image archive (set by the
+/// flake's wrapper around safeclaw).
+pub const SAFECLAW_IMAGE: &str = "SAFECLAW_IMAGE";
+
+/// Nix's own name for a store elsewhere than /nix/store.
+pub const NIX_STORE_DIR: &str = "NIX_STORE_DIR";

@@ -8,21 +8,26 @@
 //! - `error.rs`: failure classes and exit codes; `printer.rs`: all output;
 //! - `password.rs`: password input; `private_fs.rs`: atomic, private files;
 //! - `guard.rs`: PID 1 in the container; `container_spec.rs`: its hardening;
-//! - `image_build.rs`, `image_twin.rs`: images built through the Engine API.
+//! - `image_build.rs`, `image_twin.rs`: images built through the Engine API;
+//! - `image_pin.rs`, `docker_archive.rs`, `nix_store_path.rs`: the pinned Nix
+//!   image, the archives it comes in and the store paths that name it.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod commands;
 pub mod container_spec;
+pub mod docker_archive;
 pub mod engine;
 pub mod env_vars;
 pub mod error;
 pub mod guard;
 pub mod image_build;
+pub mod image_pin;
 pub mod image_twin;
 pub mod interrupt;
 pub mod io_util;
 pub mod legacy;
+pub mod nix_store_path;
 pub mod password;
 pub mod paths;
 pub mod printer;

@@ -1,20 +1,66 @@
-//! `safeclaw image build`: the image twin (`image_twin`), built through the
-//! Engine API.
+//! `safeclaw image build|load|show`, and which image a container runs:
+//! the pinned Nix image (`image_pin`), loaded and checked by image ID, or
+//! the twin (`image_twin`) built through the Engine API.
 
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use bollard::query_parameters::ImportImageOptionsBuilder;
+use bollard::Docker;
+use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::cli::ImageBuildArgs;
+use crate::cli::{ImageBuildArgs, ImageChoice, ImageLoadArgs};
+use crate::docker_archive::{self, ArchiveIndex};
 use crate::engine;
-use crate::error::{Error, Result};
+use crate::error::{Class, Error, Result};
+use crate::image_pin::{self, Pin, Record};
 use crate::image_twin;
 use crate::printer::Printer;
 
-/// `up`'s first run: the default image is built here when the engine does
-/// not have it yet (a few minutes once; the npm download is cached).
-pub fn ensure_default(image: &str, printer: &Printer) -> Result<()> {
-    if image != image_twin::DEFAULT_TAG {
-        return Ok(());
+/// The image a container will run, checked: with a pin, the engine must
+/// hold exactly the pinned image (it is loaded from the store when it does
+/// not) and another `--image` is refused unless allowed. Without a pin,
+/// `--image` or the twin's tag; `build_twin` builds a missing twin (`up`).
+pub fn resolve(choice: &ImageChoice, build_twin: bool, printer: &Printer) -> Result<String> {
+    let Some(pin) = image_pin::from_env()? else {
+        let image = choice
+            .image
+            .clone()
+            .unwrap_or_else(|| image_twin::DEFAULT_TAG.to_string());
+        if build_twin && image == image_twin::DEFAULT_TAG {
+            ensure_twin(&image, printer)?;
+        }
+        return Ok(image);
+    };
+    if let (Some(image), true) = (&choice.image, choice.allow_unpinned_image) {
+        printer.warn(&format!(
+            "running {image}, not the pinned image ({})",
+            pin.store_path.to_path_string()
+        ));
+        return Ok(image.clone());
     }
+    let rt = engine::runtime()?;
+    let docker = rt.block_on(engine::connect())?;
+    let record = rt.block_on(ensure_pinned(&docker, &pin, printer))?;
+    let Some(image) = &choice.image else {
+        return Ok(record.repo_tag);
+    };
+    match rt.block_on(image_id(&docker, image)) {
+        Some(id) if id == record.image_id => Ok(image.clone()),
+        id => Err(Error::usage(format!(
+            "refusing to run {image} ({}): it is not the pinned image {} ({})",
+            id.as_deref().unwrap_or("not in the engine"),
+            record.repo_tag,
+            record.image_id
+        ))
+        .with_hint("drop --image to run the pinned image, or add --allow-unpinned-image")),
+    }
+}
+
+/// The twin, built here when the engine does not have it yet (a few
+/// minutes once; the npm download is cached).
+fn ensure_twin(image: &str, printer: &Printer) -> Result<()> {
     let present = engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;
         Ok::<_, Error>(docker.inspect_image(image).await.is_ok())
@@ -34,6 +80,284 @@ pub fn ensure_default(image: &str, printer: &Printer) -> Result<()> {
         printer,
     )?;
     printer.note(&text);
+    Ok(())
+}
+
+/// The engine's ID for `image`, or None when it has no such image.
+async fn image_id(docker: &Docker, image: &str) -> Option<String> {
+    docker.inspect_image(image).await.ok().and_then(|i| i.id)
+}
+
+/// The pinned image's record, after making sure the engine holds exactly
+/// it: loaded from the store when absent, unrecorded, or replaced.
+async fn ensure_pinned(docker: &Docker, pin: &Pin, printer: &Printer) -> Result<Record> {
+    if let Some(record) = pin.read_record() {
+        if image_id(docker, &record.repo_tag).await.as_deref() == Some(&record.image_id) {
+            return Ok(record);
+        }
+    }
+    printer.note(&format!(
+        "loading the pinned image from {}",
+        pin.archive().display()
+    ));
+    load_pinned(docker, pin, printer).await
+}
+
+async fn load_pinned(docker: &Docker, pin: &Pin, printer: &Printer) -> Result<Record> {
+    let index = load_archive(docker, pin.archive(), printer).await?;
+    let [repo_tag] = <[String; 1]>::try_from(index.repo_tags).map_err(|tags| {
+        Error::damaged(format!(
+            "the pinned archive {} names {} images; the Nix image names exactly one",
+            pin.archive().display(),
+            tags.len()
+        ))
+    })?;
+    let record = Record {
+        store_path: pin.store_path.to_path_string(),
+        repo_tag,
+        image_id: index.image_id,
+    };
+    pin.write_record(&record)?;
+    Ok(record)
+}
+
+/// Streams a docker-archive (plain or gzip) into the engine while indexing
+/// the same bytes, then checks that the engine's image under every
+/// reference the archive names is the one whose config was streamed.
+pub async fn load_archive(docker: &Docker, path: &Path, printer: &Printer) -> Result<ArchiveIndex> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io("reading", path, e))?
+        .len();
+    let bar = printer.bar(size, "loading");
+    // The indexer reads what the engine is sent, through a bounded channel:
+    // memory stays at a few MiB whatever the archive's size.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    let indexer = std::thread::spawn(move || {
+        index_stream(ChannelReader {
+            rx,
+            buf: Vec::new(),
+            at: 0,
+        })
+    });
+    let progress = bar.clone();
+    let chunks = futures_util::stream::iter(std::iter::from_fn(move || {
+        // Ctrl-C aborts the upload; the engine discards a partial load.
+        if crate::interrupt::requested() {
+            return Some(Err(crate::interrupt::io_error()));
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        match file.read(&mut buf) {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                progress.inc(n as u64);
+                // A finished or failed indexer stops listening; its verdict
+                // is read after the load.
+                let _ = tx.send(buf.clone());
+                Some(Ok(bytes::Bytes::from(buf)))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }));
+    let loaded = async {
+        let mut stream = docker.import_image_stream(
+            ImportImageOptionsBuilder::new().quiet(true).build(),
+            chunks,
+            None,
+        );
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| {
+                Error::new(Class::Engine, format!("loading {}: {e}", path.display()))
+            })?;
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    bar.finish_and_clear();
+    let index = indexer
+        .join()
+        .map_err(|_| Error::failure("the archive indexer panicked"))?;
+    crate::interrupt::check()?;
+    // The archive's own fault explains an engine refusal better than the
+    // engine does.
+    let index = index.map_err(|why| {
+        Error::damaged(format!(
+            "{} is not a usable image archive: {why}",
+            path.display()
+        ))
+    })?;
+    loaded?;
+    let held = image_id(docker, &index.image_id).await;
+    if held.as_deref() != Some(&index.image_id) {
+        return Err(Error::new(
+            Class::Engine,
+            format!(
+                "the engine accepted {} but holds no image {}",
+                path.display(),
+                index.image_id
+            ),
+        ));
+    }
+    for tag in &index.repo_tags {
+        let id = image_id(docker, tag).await;
+        if id.as_deref() != Some(&index.image_id) {
+            return Err(Error::new(
+                Class::Engine,
+                format!(
+                    "after loading, {tag} is {} instead of {}",
+                    id.as_deref().unwrap_or("absent"),
+                    index.image_id
+                ),
+            ));
+        }
+    }
+    Ok(index)
+}
+
+/// Indexes a plain or gzip-compressed archive (nixpkgs' buildLayeredImage
+/// writes gzip; `docker save` and streamLayeredImage plain tar).
+fn index_stream<R: Read>(reader: R) -> std::result::Result<ArchiveIndex, String> {
+    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    let head = reader.fill_buf().map_err(|e| format!("reading: {e}"))?;
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    let result = if gzip {
+        docker_archive::index(flate2::bufread::MultiGzDecoder::new(&mut reader))
+    } else {
+        docker_archive::index(&mut reader)
+    };
+    // Drain, so the sender never blocks on a full channel.
+    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    result
+}
+
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.buf.len() {
+            match self.rx.recv() {
+                Ok(next) => {
+                    self.buf = next;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+pub fn load(args: ImageLoadArgs, printer: &Printer) -> Result<()> {
+    let pin = image_pin::from_env()?;
+    let rt = engine::runtime()?;
+    let docker = rt.block_on(engine::connect())?;
+    let (path, index) = match (&args.from, &pin) {
+        (Some(from), _) => (
+            from.clone(),
+            rt.block_on(load_archive(&docker, from, printer))?,
+        ),
+        (None, Some(pin)) => {
+            let record = rt.block_on(load_pinned(&docker, pin, printer))?;
+            let index = ArchiveIndex {
+                image_id: record.image_id,
+                repo_tags: vec![record.repo_tag],
+                layers: 0,
+            };
+            (pin.archive().to_path_buf(), index)
+        }
+        (None, None) => {
+            return Err(
+                Error::usage("no image to load: this safeclaw has no pinned image")
+                    .with_hint("pass --from ARCHIVE (e.g. the result of `nix build .#image`)"),
+            )
+        }
+    };
+    let pinned = pin
+        .as_ref()
+        .and_then(|p| p.read_record())
+        .is_some_and(|r| r.image_id == index.image_id);
+    printer.result(
+        &format!(
+            "loaded {} as {} ({}){}",
+            path.display(),
+            index.repo_tags.join(", "),
+            index.image_id,
+            if pinned { ": the pinned image" } else { "" }
+        ),
+        json!({
+            "ok": true,
+            "archive": path,
+            "image_id": index.image_id,
+            "repo_tags": index.repo_tags,
+            "pinned": pinned,
+        }),
+    );
+    Ok(())
+}
+
+pub fn show(printer: &Printer) -> Result<()> {
+    let Some(pin) = image_pin::from_env()? else {
+        printer.result(
+            &format!(
+                "no pinned image (safeclaw was not installed by Nix); containers run --image or {}",
+                image_twin::DEFAULT_TAG
+            ),
+            json!({ "pinned": false, "default": image_twin::DEFAULT_TAG }),
+        );
+        return Ok(());
+    };
+    let record = pin.read_record();
+    let rt = engine::runtime()?;
+    let held = match &record {
+        Some(r) => {
+            let docker = rt.block_on(engine::connect())?;
+            rt.block_on(image_id(&docker, &r.repo_tag))
+        }
+        None => None,
+    };
+    let matches = matches!((&record, &held), (Some(r), Some(h)) if &r.image_id == h);
+    let store = pin.store_path.to_path_string();
+    let text = match &record {
+        None => format!(
+            "pinned: {store}
+not loaded yet (`safeclaw image load`, or any start, loads it)"
+        ),
+        Some(r) => format!(
+            "pinned: {store}
+image:  {} ({})
+engine: {}",
+            r.repo_tag,
+            r.image_id,
+            match (&held, matches) {
+                (_, true) => "holds exactly this image".to_string(),
+                (Some(h), false) =>
+                    format!("holds {h} under that name: NOT the pinned image (a start reloads it)"),
+                (None, _) => "does not hold it (a start loads it)".to_string(),
+            }
+        ),
+    };
+    printer.result(
+        &text,
+        json!({
+            "pinned": true,
+            "store_path": store,
+            "hash": pin.store_path.hash_part(),
+            "archive_present": pin.archive().exists(),
+            "repo_tag": record.as_ref().map(|r| &r.repo_tag),
+            "image_id": record.as_ref().map(|r| &r.image_id),
+            "engine_image_id": held,
+            "matches": matches,
+        }),
+    );
     Ok(())
 }
 

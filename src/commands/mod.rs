@@ -40,6 +40,8 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Exec(args) => exec::exec(args, printer),
         Command::Pair(command) => exec::pair(command, printer),
         Command::Image(ImageCommand::Build(args)) => image::build(args, printer),
+        Command::Image(ImageCommand::Load(args)) => image::load(args, printer),
+        Command::Image(ImageCommand::Show) => image::show(printer),
         Command::Idle => std::process::exit(crate::guard::idle()),
         Command::WriteSecret { path } => crate::guard::write_secret(&path),
         Command::Guard(args) => std::process::exit(crate::guard::run(args.into())),

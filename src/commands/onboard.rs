@@ -99,12 +99,17 @@ struct Secrets {
 }
 
 pub fn run(args: OnboardArgs, printer: &Printer) -> Result<()> {
-    onboard(&args, printer).map(|_| ())
+    let image = super::image::resolve(&args.image, false, printer)?;
+    onboard(&args, &image, printer).map(|_| ())
 }
 
 /// Onboards; returns the new vault, its data key and its generation (so
 /// `up` starts it without asking for the password again).
-pub fn onboard(args: &OnboardArgs, printer: &Printer) -> Result<(PathBuf, DataKey, u64)> {
+pub fn onboard(
+    args: &OnboardArgs,
+    image: &str,
+    printer: &Printer,
+) -> Result<(PathBuf, DataKey, u64)> {
     let target = crate::paths::new_vault(&args.vault)?;
     super::vault_create::check_new_vault_path(&target)?;
     if args.extras.openclaw_args.is_empty() && !std::io::IsTerminal::is_terminal(&std::io::stdin())
@@ -142,7 +147,7 @@ pub fn onboard(args: &OnboardArgs, printer: &Printer) -> Result<(PathBuf, DataKe
         "safeclaw-onboard-{}",
         crate::private_fs::hex(&vault::crypto::random_array::<4>())
     );
-    let outcome = onboard_in_container(args, &name, &staging, &key, &secrets, printer);
+    let outcome = onboard_in_container(args, image, &name, &staging, &key, &secrets, printer);
     let outcome = outcome.and_then(|sealed| {
         let vault = VaultFile::open(&staging)?;
         let generation = vault.header().generation;
@@ -194,6 +199,7 @@ fn read_secrets(args: &OnboardExtras, printer: &Printer) -> Result<Secrets> {
 /// generation. The container is removed on every path.
 fn onboard_in_container(
     args: &OnboardArgs,
+    image: &str,
     name: &str,
     staging: &Path,
     key: &DataKey,
@@ -203,7 +209,7 @@ fn onboard_in_container(
     let dir = crate::private_fs::parent_of(staging);
     let (uid, gid) = super::start::container_user(&dir, staging)?;
     let spec = Spec {
-        image: args.image.clone(),
+        image: image.to_string(),
         vault_dir: dir.display().to_string(),
         vault_file: super::start::file_name_of(staging)?,
         uid,

@@ -36,6 +36,8 @@ struct Prepared {
 }
 
 fn prepare(args: &StartArgs, printer: &Printer) -> Result<Prepared> {
+    // The image first: a refused image costs no password prompt.
+    let image = super::image::resolve(&args.image, false, printer)?;
     let vault_path = paths::vault(&args.vault)?;
     let vault_path =
         std::fs::canonicalize(&vault_path).map_err(|e| Error::io("opening", &vault_path, e))?;
@@ -44,11 +46,12 @@ fn prepare(args: &StartArgs, printer: &Printer) -> Result<Prepared> {
     crate::rollback::observe(&vault_path, generation, printer);
     let (key, _) = super::unlock(&vault, &args.password.source(), printer)?;
     drop(vault);
-    prepare_with_key(args, vault_path, generation, key)
+    prepare_with_key(args, image, vault_path, generation, key)
 }
 
 fn prepare_with_key(
     args: &StartArgs,
+    image: String,
     vault_path: std::path::PathBuf,
     generation: u64,
     key: DataKey,
@@ -56,7 +59,7 @@ fn prepare_with_key(
     let vault_dir = crate::private_fs::parent_of(&vault_path);
     let (uid, gid) = container_user(&vault_dir, &vault_path)?;
     let spec = Spec {
-        image: args.image.clone(),
+        image,
         vault_dir: vault_dir.display().to_string(),
         vault_file: file_name_of(&vault_path)?,
         uid,
@@ -89,9 +92,11 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
     launch(p, printer)
 }
 
-/// `start` with a key already in hand (`up` right after onboarding).
+/// `start` with a key already in hand (`up` right after onboarding), in
+/// the image already resolved.
 pub fn run_with_key(
     args: &StartArgs,
+    image: String,
     vault_path: std::path::PathBuf,
     generation: u64,
     key: DataKey,
@@ -100,7 +105,7 @@ pub fn run_with_key(
     let vault_path =
         std::fs::canonicalize(&vault_path).map_err(|e| Error::io("opening", &vault_path, e))?;
     launch(
-        prepare_with_key(args, vault_path, generation, key)?,
+        prepare_with_key(args, image, vault_path, generation, key)?,
         printer,
     )
 }

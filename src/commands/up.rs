@@ -30,7 +30,7 @@ pub fn run(args: UpArgs, printer: &Printer) -> Result<()> {
         );
         return Ok(());
     }
-    super::image::ensure_default(&args.start.image, printer)?;
+    let image = super::image::resolve(&args.start.image, true, printer)?;
     let vault = crate::paths::vault(&args.start.vault)?;
     if vault.exists() {
         return super::start::run(args.start, printer);
@@ -45,6 +45,6 @@ pub fn run(args: UpArgs, printer: &Printer) -> Result<()> {
         password: args.start.password.clone(),
         extras: args.extras,
     };
-    let (vault, key, generation) = super::onboard::onboard(&onboard, printer)?;
-    super::start::run_with_key(&args.start, vault, generation, key, printer)
+    let (vault, key, generation) = super::onboard::onboard(&onboard, &image, printer)?;
+    super::start::run_with_key(&args.start, image, vault, generation, key, printer)
 }

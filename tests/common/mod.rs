@@ -23,6 +23,8 @@ pub const FAST_KDF: [&str; 6] = [
 pub fn safeclaw() -> Command {
     let mut cmd = Command::cargo_bin("safeclaw").unwrap();
     cmd.env_remove("NO_COLOR");
+    // A Nix-installed safeclaw's pin must not leak into tests of others.
+    cmd.env_remove("SAFECLAW_IMAGE");
     // Never the real ~/.safeclaw (tests that need a home set their own).
     cmd.env("SAFECLAW_HOME", test_home());
     cmd
