@@ -18,7 +18,7 @@ use crate::vault::format::KdfParams;
     max_term_width = 100
 )]
 #[command(
-    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 wrong password, 4 damaged vault, 5 engine, 130 interrupted."
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 wrong password, 4 damaged vault, 5 engine, 6 audit found a high finding, 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -76,6 +76,10 @@ pub enum Command {
     #[command(subcommand)]
     Image(ImageCommand),
 
+    /// The security posture of a setup, safeclaw's or a hand-made one:
+    /// findings with evidence and a fix; exit code 6 on a high finding
+    Audit(AuditArgs),
+
     /// The in-container supervisor (the image's entrypoint)
     #[command(hide = true)]
     Guard(GuardArgs),
@@ -94,6 +98,29 @@ pub enum Command {
         /// Where, under the state dir
         path: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The container to audit, any container [default: openclaw, if it exists]
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+
+    /// The vault to audit [default: HOME/openclaw.vault]
+    #[arg(long, value_name = "FILE")]
+    pub vault: Option<PathBuf>,
+
+    /// safeclaw's home to audit [default: $SAFECLAW_HOME, else ~/.safeclaw]
+    #[arg(long, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// The guide's workspace, searched for plaintext leftovers [default: ~/openclaw-secure]
+    #[arg(long, value_name = "DIR")]
+    pub guide_dir: Option<PathBuf>,
+
+    /// Do not run OpenClaw's own `security audit` inside a safeclaw container
+    #[arg(long)]
+    pub no_openclaw: bool,
 }
 
 #[derive(Debug, Args)]

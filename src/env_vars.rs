@@ -13,6 +13,9 @@ pub const HOME: &str = "HOME";
 /// The engine's address (bollard reads it; safeclaw only names it in errors).
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
 
+/// Set by clients that talk TLS to a TCP engine (`safeclaw audit` reads it).
+pub const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
+
 /// Where the npm install of the image twin is cached (default `~/.cache`).
 pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 

@@ -23,6 +23,8 @@ pub enum Class {
     Engine,
     /// Stopped by SIGINT or SIGTERM before finishing; nothing was left half-done.
     Interrupted,
+    /// `safeclaw audit` found a high-severity problem (its report was printed).
+    AuditFailed,
 }
 
 impl Class {
@@ -35,6 +37,7 @@ impl Class {
             Class::Damaged => 4,
             Class::Engine => 5,
             Class::Interrupted => 130,
+            Class::AuditFailed => 6,
         }
     }
 
@@ -47,6 +50,7 @@ impl Class {
             Class::Damaged => "damaged",
             Class::Engine => "engine",
             Class::Interrupted => "interrupted",
+            Class::AuditFailed => "audit-failed",
         }
     }
 }

@@ -8,11 +8,13 @@
 //! - `error.rs`: failure classes and exit codes; `printer.rs`: all output;
 //! - `password.rs`: password input; `private_fs.rs`: atomic, private files;
 //! - `guard.rs`: PID 1 in the container; `container_spec.rs`: its hardening;
+//! - `audit/`: the checks of `safeclaw audit`, pure over what was gathered;
 //! - `image_build.rs`, `image_twin.rs`: images built through the Engine API;
 //! - `image_pin.rs`, `docker_archive.rs`, `nix_store_path.rs`: the pinned Nix
 //!   image, the archives it comes in and the store paths that name it.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod container_spec;

@@ -29,6 +29,13 @@ impl Printer {
         }
     }
 
+    /// Colour for a result on stdout: a terminal there, and no NO_COLOR.
+    pub fn stdout_color(&self) -> bool {
+        !self.json
+            && std::io::stdout().is_terminal()
+            && !std::env::var_os(crate::env_vars::NO_COLOR).is_some_and(|v| !v.is_empty())
+    }
+
     fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -97,7 +104,8 @@ impl Printer {
         if let Some(hint) = &e.hint {
             eprintln!("  {} {hint}", self.paint("1;36", "hint:"));
         }
-        if self.json {
+        // An audit's JSON report already says it failed: one document.
+        if self.json && e.class != crate::error::Class::AuditFailed {
             let value = serde_json::json!({
                 "ok": false,
                 "error": { "class": e.class.name(), "exit_code": e.exit_code(),

@@ -30,6 +30,27 @@ pub fn observe(vault: &Path, generation: u64, printer: &Printer) {
     }
 }
 
+/// The highest generation recorded for `vault` in the record under
+/// `home`, without writing anything (`safeclaw audit`).
+pub fn highest_seen(home: &Path, vault: &Path) -> Option<u64> {
+    let key = std::fs::canonicalize(vault)
+        .ok()?
+        .to_string_lossy()
+        .into_owned();
+    read_record(&home.join(RECORD)).get(&key).copied()
+}
+
+fn read_record(path: &Path) -> BTreeMap<String, u64> {
+    std::fs::File::open(path)
+        .ok()
+        .and_then(|f| {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_RECORD), &mut buf).ok()?;
+            serde_json::from_slice(&buf).ok()
+        })
+        .unwrap_or_default()
+}
+
 /// Returns the higher generation seen before, if any; otherwise stores
 /// `generation` as the newest seen.
 fn record(vault: &Path, generation: u64) -> Option<u64> {
@@ -37,14 +58,7 @@ fn record(vault: &Path, generation: u64) -> Option<u64> {
     let key = vault.to_string_lossy().into_owned();
     let home = crate::paths::private_home().ok()?;
     let path = home.join(RECORD);
-    let mut seen: BTreeMap<String, u64> = std::fs::File::open(&path)
-        .ok()
-        .and_then(|f| {
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_RECORD), &mut buf).ok()?;
-            serde_json::from_slice(&buf).ok()
-        })
-        .unwrap_or_default();
+    let mut seen = read_record(&path);
     match seen.get(&key) {
         Some(&before) if before > generation => Some(before),
         Some(&before) if before == generation => None,

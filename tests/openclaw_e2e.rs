@@ -347,6 +347,36 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     files_under(Path::new("/var/lib/docker/containers"), &mut hay);
     assert_nowhere(&hay, &secrets);
 
+    // The audit of the running container: no high or medium finding of
+    // safeclaw's own, and the real OpenClaw's `security audit` merged in.
+    let out = j
+        .safeclaw()
+        .args(["--json", "audit", "--container", &j.name, "--vault"])
+        .arg(j.vault())
+        .arg("--guide-dir")
+        .arg(j.dir.path().join("no-guide"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    let serious: Vec<&serde_json::Value> = findings
+        .iter()
+        .filter(|f| f["severity"] == "high" || f["severity"] == "medium")
+        .filter(|f| f["area"] == "container" || f["area"] == "image")
+        .collect();
+    assert!(serious.is_empty(), "{serious:#?}");
+    let from_openclaw: Vec<&str> = findings
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .filter(|id| id.starts_with("openclaw."))
+        .collect();
+    assert!(
+        !from_openclaw.is_empty() && !from_openclaw.contains(&"openclaw.audit-unavailable"),
+        "{report:#}"
+    );
+    eprintln!("OpenClaw's own audit: {from_openclaw:?}");
+    assert_nowhere(&[(PathBuf::from("audit"), out.stdout.clone())], &secrets);
+
     // 3. A pending pairing request, inserted as Telegram's /start would.
     sql(
         rt,

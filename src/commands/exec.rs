@@ -118,6 +118,47 @@ pub async fn exec_in(
     stdin: Option<&[u8]>,
     all_to_stderr: bool,
 ) -> Result<i64> {
+    let (id, output) = start_exec(docker, name, cmd, stdin).await?;
+    if let Some(output) = output {
+        copy_output_to(output, all_to_stderr).await?;
+    }
+    exec_exit_code(docker, name, &id).await
+}
+
+/// Runs `cmd` like `exec_in` and returns its exit code and at most
+/// `limit` bytes of its standard output (what the container says is
+/// hostile: bounded before it is kept). Its stderr is dropped.
+pub async fn exec_capture(
+    docker: &Docker,
+    name: &str,
+    cmd: Vec<String>,
+    limit: usize,
+) -> Result<(i64, Vec<u8>)> {
+    let (id, output) = start_exec(docker, name, cmd, None).await?;
+    let mut kept = Vec::new();
+    if let Some(mut output) = output {
+        while let Some(item) = output.next().await {
+            let item =
+                item.map_err(|e| Error::new(Class::Engine, format!("reading output: {e}")))?;
+            if let LogOutput::StdOut { message } | LogOutput::Console { message } = item {
+                let room = limit.saturating_sub(kept.len());
+                kept.extend_from_slice(&message[..message.len().min(room)]);
+            }
+        }
+    }
+    Ok((exec_exit_code(docker, name, &id).await?, kept))
+}
+
+type ExecOutput = std::pin::Pin<
+    Box<dyn Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>> + Send>,
+>;
+
+async fn start_exec(
+    docker: &Docker,
+    name: &str,
+    cmd: Vec<String>,
+    stdin: Option<&[u8]>,
+) -> Result<(String, Option<ExecOutput>)> {
     let created = docker
         .create_exec(
             name,
@@ -154,12 +195,15 @@ pub async fn exec_in(
                 let _ = input.shutdown().await;
             }
             drop(input);
-            copy_output_to(output, all_to_stderr).await?
+            Ok((created.id, Some(output)))
         }
-        StartExecResults::Detached => {}
+        StartExecResults::Detached => Ok((created.id, None)),
     }
+}
+
+async fn exec_exit_code(docker: &Docker, name: &str, id: &str) -> Result<i64> {
     let inspected = docker
-        .inspect_exec(&created.id)
+        .inspect_exec(id)
         .await
         .map_err(|e| engine::failed("reading the command's status in", name, e))?;
     Ok(inspected.exit_code.unwrap_or(1))

@@ -1,5 +1,6 @@
 //! One module per command, each a `run(args, printer)`.
 
+mod audit;
 pub(crate) mod exec;
 mod image;
 mod onboard;
@@ -42,6 +43,7 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Image(ImageCommand::Build(args)) => image::build(args, printer),
         Command::Image(ImageCommand::Load(args)) => image::load(args, printer),
         Command::Image(ImageCommand::Show) => image::show(printer),
+        Command::Audit(args) => audit::run(args, printer),
         Command::Idle => std::process::exit(crate::guard::idle()),
         Command::WriteSecret { path } => crate::guard::write_secret(&path),
         Command::Guard(args) => std::process::exit(crate::guard::run(args.into())),

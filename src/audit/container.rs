@@ -1,0 +1,794 @@
+//! Container and image checks over the engine's own JSON (`GET
+//! /containers/{id}/json`, `GET /images/{id}/json`, `GET
+//! /containers/{id}/changes`), so any container is audited the same way,
+//! safeclaw's or a hand-made one. The runtime checks follow the CIS Docker
+//! Benchmark's section 5 where they apply; the product checks are what
+//! matters for an assistant holding API keys (docs/audit.md).
+
+use serde_json::Value;
+
+use super::secrets;
+use super::{Area, Finding, Severity};
+
+/// What was gathered about one container.
+pub struct Subject<'a> {
+    pub inspect: &'a Value,
+    pub image: Option<&'a Value>,
+    /// Paths the container added or changed in its writable layer.
+    pub changes: &'a [String],
+    /// The pinned image's ID, when safeclaw has a pin.
+    pub pinned_image_id: Option<&'a str>,
+}
+
+const SAFECLAW_LABEL: &str = crate::container_spec::LABEL_MANAGED;
+
+/// CIS 5.5: host directories a container must not mount.
+const SENSITIVE: [&str; 10] = [
+    "/",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/proc",
+    "/sys",
+    "/usr",
+    "/root",
+    "/var/lib/docker",
+];
+const ENGINE_SOCKETS: [&str; 4] = [
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/run/podman/podman.sock",
+];
+/// Capabilities that break container isolation when added.
+const DANGEROUS_CAPS: [&str; 8] = [
+    "ALL",
+    "SYS_ADMIN",
+    "SYS_PTRACE",
+    "SYS_MODULE",
+    "DAC_READ_SEARCH",
+    "NET_ADMIN",
+    "SYS_RAWIO",
+    "BPF",
+];
+
+fn str_at<'v>(v: &'v Value, path: &str) -> Option<&'v str> {
+    v.pointer(path).and_then(Value::as_str)
+}
+
+fn strings_at(v: &Value, path: &str) -> Vec<String> {
+    v.pointer(path)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn num_at(v: &Value, path: &str) -> i64 {
+    v.pointer(path).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn cap_name(c: &str) -> String {
+    c.trim_start_matches("CAP_").to_ascii_uppercase()
+}
+
+/// True when `dir` is `path` or one of its parents.
+fn covers(dir: &str, path: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    dir.is_empty() || path == dir || path.starts_with(&format!("{dir}/"))
+}
+
+/// How the container's file system keeps `path`: a mount's type, or the
+/// writable layer.
+fn storage_of(inspect: &Value, path: &str) -> (&'static str, Option<String>) {
+    let mut best: Option<(usize, &'static str, Option<String>)> = None;
+    let mut consider = |dest: &str, kind: &'static str, source: Option<String>| {
+        if covers(dest, path) && best.as_ref().map_or(true, |(len, _, _)| dest.len() > *len) {
+            best = Some((dest.len(), kind, source));
+        }
+    };
+    if let Some(mounts) = inspect.pointer("/Mounts").and_then(Value::as_array) {
+        for m in mounts {
+            let dest = str_at(m, "/Destination").unwrap_or_default();
+            let kind = match str_at(m, "/Type").unwrap_or_default() {
+                "tmpfs" => "tmpfs",
+                "volume" => "volume",
+                "bind" => "bind",
+                _ => "mount",
+            };
+            consider(dest, kind, str_at(m, "/Source").map(str::to_string));
+        }
+    }
+    if let Some(tmpfs) = inspect
+        .pointer("/HostConfig/Tmpfs")
+        .and_then(Value::as_object)
+    {
+        for dest in tmpfs.keys() {
+            consider(dest, "tmpfs", None);
+        }
+    }
+    best.map(|(_, k, s)| (k, s)).unwrap_or(("layer", None))
+}
+
+/// `/etc/` as `/etc`, `/` as itself.
+fn normalised(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => "/",
+        p => p,
+    }
+}
+
+fn is_root(user: &str) -> bool {
+    let name = user.split(':').next().unwrap_or_default();
+    name.is_empty() || name == "root" || name == "0"
+}
+
+/// True when the container looks like it runs OpenClaw (the product
+/// checks only apply there).
+pub fn runs_openclaw(inspect: &Value) -> bool {
+    if inspect
+        .pointer(&format!(
+            "/Config/Labels/{}",
+            SAFECLAW_LABEL.replace('/', "~1")
+        ))
+        .is_some()
+    {
+        return true;
+    }
+    let mut words = vec![
+        str_at(inspect, "/Config/Image")
+            .unwrap_or_default()
+            .to_string(),
+        str_at(inspect, "/Path").unwrap_or_default().to_string(),
+    ];
+    words.extend(strings_at(inspect, "/Args"));
+    words.extend(strings_at(inspect, "/Config/Entrypoint"));
+    words.extend(strings_at(inspect, "/Config/Cmd"));
+    words
+        .iter()
+        .any(|w| w.to_ascii_lowercase().contains("openclaw"))
+}
+
+/// Where OpenClaw keeps its state in this container: OPENCLAW_STATE_DIR,
+/// else `$HOME/.openclaw`, else root's.
+fn state_dirs(inspect: &Value) -> Vec<String> {
+    let env = strings_at(inspect, "/Config/Env");
+    let var = |name: &str| {
+        env.iter()
+            .find_map(|e| e.strip_prefix(&format!("{name}=")).map(str::to_string))
+    };
+    if let Some(dir) = var("OPENCLAW_STATE_DIR").filter(|d| !d.is_empty()) {
+        return vec![dir];
+    }
+    if let Some(home) = var("HOME").filter(|h| !h.is_empty()) {
+        return vec![format!("{}/.openclaw", home.trim_end_matches('/'))];
+    }
+    let user = str_at(inspect, "/Config/User").unwrap_or_default();
+    if is_root(user) {
+        vec!["/root/.openclaw".into()]
+    } else {
+        vec!["/home/node/.openclaw".into()]
+    }
+}
+
+pub fn check(s: &Subject) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let c = s.inspect;
+    let name = str_at(c, "/Name").unwrap_or("?").trim_start_matches('/');
+    let mut add =
+        |id: &str, sev: Severity, title: &str, evidence: String, fix: &str, reference: &str| {
+            out.push(Finding::new(
+                id,
+                Area::Container,
+                sev,
+                title,
+                evidence,
+                fix,
+                reference,
+            ));
+        };
+
+    // CIS 4.1 / 5.x: a non-root user.
+    let user = str_at(c, "/Config/User").unwrap_or_default();
+    if is_root(user) {
+        add(
+            "container.root-user",
+            Severity::Medium,
+            "runs as root",
+            format!("{name}: Config.User is {:?}", user),
+            "run as an unprivileged user (--user UID:GID); safeclaw runs as the vault's owner",
+            "CIS Docker 4.1",
+        );
+    }
+    if c.pointer("/HostConfig/Privileged").and_then(Value::as_bool) == Some(true) {
+        add(
+            "container.privileged",
+            Severity::High,
+            "privileged: every capability and every host device",
+            format!("{name}: HostConfig.Privileged is true"),
+            "remove --privileged",
+            "CIS Docker 5.4",
+        );
+    }
+    let dropped: Vec<String> = strings_at(c, "/HostConfig/CapDrop")
+        .iter()
+        .map(|x| cap_name(x))
+        .collect();
+    if !dropped.iter().any(|d| d == "ALL") {
+        add(
+            "container.capabilities-not-dropped",
+            Severity::Medium,
+            "keeps the engine's default capabilities",
+            format!("{name}: HostConfig.CapDrop is {dropped:?}"),
+            "--cap-drop ALL (add back only what is needed)",
+            "CIS Docker 5.3",
+        );
+    }
+    let added: Vec<String> = strings_at(c, "/HostConfig/CapAdd")
+        .iter()
+        .map(|x| cap_name(x))
+        .collect();
+    let dangerous: Vec<&String> = added
+        .iter()
+        .filter(|a| DANGEROUS_CAPS.contains(&a.as_str()))
+        .collect();
+    if !dangerous.is_empty() {
+        add(
+            "container.capabilities-added",
+            Severity::High,
+            "adds capabilities that break isolation",
+            format!("{name}: HostConfig.CapAdd holds {dangerous:?}"),
+            "remove these --cap-add",
+            "CIS Docker 5.3",
+        );
+    }
+    if c.pointer("/HostConfig/ReadonlyRootfs")
+        .and_then(Value::as_bool)
+        != Some(true)
+    {
+        add(
+            "container.writable-rootfs",
+            Severity::Medium,
+            "the root file system is writable",
+            format!("{name}: HostConfig.ReadonlyRootfs is false"),
+            "--read-only, with tmpfs mounts where the program writes",
+            "CIS Docker 5.12",
+        );
+    }
+    let security_opt = strings_at(c, "/HostConfig/SecurityOpt");
+    let opt = |want: &str| security_opt.iter().any(|o| o.replace('=', ":") == want);
+    if !(opt("no-new-privileges") || opt("no-new-privileges:true")) {
+        add(
+            "container.new-privileges",
+            Severity::Medium,
+            "processes may gain privileges (setuid binaries)",
+            format!("{name}: no no-new-privileges in HostConfig.SecurityOpt {security_opt:?}"),
+            "--security-opt no-new-privileges",
+            "CIS Docker 5.25",
+        );
+    }
+    if opt("seccomp:unconfined") {
+        add(
+            "container.seccomp-disabled",
+            Severity::High,
+            "seccomp is disabled",
+            format!("{name}: HostConfig.SecurityOpt holds seccomp=unconfined"),
+            "drop --security-opt seccomp=unconfined (the default profile is fine)",
+            "CIS Docker 5.21",
+        );
+    }
+    if opt("apparmor:unconfined") || str_at(c, "/AppArmorProfile") == Some("unconfined") {
+        add(
+            "container.apparmor-disabled",
+            Severity::Medium,
+            "AppArmor is disabled",
+            format!("{name}: the AppArmor profile is unconfined"),
+            "drop --security-opt apparmor=unconfined",
+            "CIS Docker 5.1",
+        );
+    }
+    if num_at(c, "/HostConfig/Memory") <= 0 {
+        add(
+            "container.no-memory-limit",
+            Severity::Medium,
+            "no memory limit",
+            format!("{name}: HostConfig.Memory is 0"),
+            "--memory 2g (safeclaw: --memory-mib)",
+            "CIS Docker 5.10",
+        );
+    }
+    if num_at(c, "/HostConfig/PidsLimit") <= 0 {
+        add(
+            "container.no-pids-limit",
+            Severity::Medium,
+            "no process limit (a fork bomb takes the host down)",
+            format!("{name}: HostConfig.PidsLimit is unset"),
+            "--pids-limit 512",
+            "CIS Docker 5.28",
+        );
+    }
+    if num_at(c, "/HostConfig/NanoCpus") <= 0
+        && num_at(c, "/HostConfig/CpuQuota") <= 0
+        && num_at(c, "/HostConfig/CpuShares") <= 0
+    {
+        add(
+            "container.no-cpu-limit",
+            Severity::Low,
+            "no CPU limit",
+            format!("{name}: no NanoCpus, CpuQuota or CpuShares"),
+            "--cpus 2",
+            "CIS Docker 5.11",
+        );
+    }
+    for (field, id, sev, cis) in [
+        (
+            "NetworkMode",
+            "container.host-network",
+            Severity::High,
+            "CIS Docker 5.9",
+        ),
+        (
+            "PidMode",
+            "container.host-pid",
+            Severity::High,
+            "CIS Docker 5.15",
+        ),
+        (
+            "IpcMode",
+            "container.host-ipc",
+            Severity::High,
+            "CIS Docker 5.16",
+        ),
+        (
+            "UTSMode",
+            "container.host-uts",
+            Severity::Medium,
+            "CIS Docker 5.20",
+        ),
+        (
+            "UsernsMode",
+            "container.host-userns",
+            Severity::Low,
+            "CIS Docker 5.30",
+        ),
+    ] {
+        if str_at(c, &format!("/HostConfig/{field}")) == Some("host") {
+            add(
+                id,
+                sev,
+                "shares a host namespace",
+                format!("{name}: HostConfig.{field} is host"),
+                "remove the --net/--pid/--ipc/--uts/--userns=host flag",
+                cis,
+            );
+        }
+    }
+    if let Some(mounts) = c.pointer("/Mounts").and_then(Value::as_array) {
+        for m in mounts {
+            let source = str_at(m, "/Source").unwrap_or_default();
+            let dest = str_at(m, "/Destination").unwrap_or_default();
+            if str_at(m, "/Type") != Some("bind") {
+                continue;
+            }
+            if ENGINE_SOCKETS.contains(&source) || source.ends_with("/docker.sock") {
+                add(
+                    "container.engine-socket",
+                    Severity::High,
+                    "the engine socket is mounted: root on the host from inside",
+                    format!("{name}: {source} -> {dest}"),
+                    "never mount the engine socket into the assistant's container",
+                    "CIS Docker 5.31",
+                );
+            } else if SENSITIVE.contains(&normalised(source)) {
+                let rw = m.pointer("/RW").and_then(Value::as_bool).unwrap_or(true);
+                add(
+                    "container.sensitive-mount",
+                    Severity::High,
+                    "a sensitive host directory is mounted",
+                    format!(
+                        "{name}: {source} -> {dest} ({})",
+                        if rw { "read-write" } else { "read-only" }
+                    ),
+                    "mount only the directories the assistant needs, read-only",
+                    "CIS Docker 5.5",
+                );
+            }
+        }
+    }
+    if let Some(ports) = c
+        .pointer("/HostConfig/PortBindings")
+        .and_then(Value::as_object)
+    {
+        for (port, bindings) in ports {
+            for b in bindings.as_array().into_iter().flatten() {
+                let ip = str_at(b, "/HostIp").unwrap_or_default();
+                if ip.is_empty() || ip == "0.0.0.0" || ip == "::" {
+                    add(
+                        "container.port-all-interfaces",
+                        Severity::Medium,
+                        "a port is published on every host address",
+                        format!(
+                            "{name}: {port} on {}:{}",
+                            if ip.is_empty() { "0.0.0.0" } else { ip },
+                            str_at(b, "/HostPort").unwrap_or_default()
+                        ),
+                        "publish on 127.0.0.1 only (-p 127.0.0.1:PORT:PORT; safeclaw --publish)",
+                        "CIS Docker 5.13",
+                    );
+                }
+            }
+        }
+    }
+    let devices = c
+        .pointer("/HostConfig/Devices")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if devices > 0 {
+        add(
+            "container.host-devices",
+            Severity::Medium,
+            "host devices are passed in",
+            format!("{name}: {devices} entries in HostConfig.Devices"),
+            "remove --device",
+            "CIS Docker 5.17",
+        );
+    }
+    let restart = str_at(c, "/HostConfig/RestartPolicy/Name").unwrap_or_default();
+    let stdin_key = c.pointer("/Config/OpenStdin").and_then(Value::as_bool) == Some(true)
+        && c.pointer("/Config/StdinOnce").and_then(Value::as_bool) != Some(true);
+    if restart == "always" || restart == "unless-stopped" {
+        add(
+            "container.restart-policy",
+            Severity::Low,
+            "restarts forever",
+            format!("{name}: HostConfig.RestartPolicy is {restart}"),
+            "on-failure with a maximum count, or a supervisor (safeclaw run)",
+            "CIS Docker 5.14",
+        );
+    }
+    let healthcheck = c
+        .pointer("/Config/Healthcheck/Test")
+        .or_else(|| s.image.and_then(|i| i.pointer("/Config/Healthcheck/Test")))
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty() && t[0].as_str() != Some("NONE"));
+    if !healthcheck {
+        add(
+            "container.no-healthcheck",
+            Severity::Low,
+            "no health check: a hung gateway looks running",
+            format!("{name}: no Config.Healthcheck"),
+            "--health-cmd (safeclaw's guard checks the gateway's /healthz)",
+            "CIS Docker 5.26",
+        );
+    }
+
+    // Secrets visible to anyone who can inspect the container.
+    for entry in strings_at(c, "/Config/Env") {
+        if let Some(why) = secrets::in_env(&entry) {
+            add(
+                "container.secret-in-env",
+                Severity::High,
+                "a secret is in the environment (docker inspect, /proc/PID/environ)",
+                format!("{name}: {why}"),
+                "pass secrets as files or over stdin, never -e",
+                "guide: security note",
+            );
+        }
+    }
+    let mut argv = strings_at(c, "/Config/Entrypoint");
+    argv.extend(strings_at(c, "/Config/Cmd"));
+    for (i, arg) in argv.iter().enumerate() {
+        if let Some(kind) = secrets::shape_in(arg) {
+            add(
+                "container.secret-in-cmd",
+                Severity::High,
+                "a secret is on the command line (docker inspect, ps)",
+                format!("{name}: argument {} holds {kind}", i + 1),
+                "pass secrets as files or over stdin",
+                "guide flaw 5",
+            );
+        }
+    }
+    if let Some(labels) = c.pointer("/Config/Labels").and_then(Value::as_object) {
+        for (key, value) in labels {
+            let value = value.as_str().unwrap_or_default();
+            let kind = secrets::shape_in(value).or_else(|| {
+                (secrets::secret_name(key) && !value.is_empty())
+                    .then_some("a value named like a secret")
+            });
+            if let Some(kind) = kind {
+                add(
+                    "container.secret-in-label",
+                    Severity::High,
+                    "a secret is in a label",
+                    format!("{name}: label {key} holds {kind}"),
+                    "labels are public metadata: remove it",
+                    "safeclaw",
+                );
+            }
+        }
+    }
+
+    if runs_openclaw(c) {
+        let managed = c
+            .pointer(&format!(
+                "/Config/Labels/{}",
+                SAFECLAW_LABEL.replace('/', "~1")
+            ))
+            .is_some();
+        for dir in state_dirs(c) {
+            let (kind, source) = storage_of(c, &dir);
+            // What is inside the state dir (not the dir itself), first.
+            let mut written: Vec<&String> = s
+                .changes
+                .iter()
+                .filter(|p| covers(&dir, p) && p.as_str() != dir)
+                .collect();
+            written.sort();
+            match kind {
+                "tmpfs" => {}
+                "layer" => {
+                    let seen = if written.is_empty() {
+                        format!("{name}: {dir} is on the writable layer")
+                    } else {
+                        let shown: Vec<&str> = written.iter().take(3).map(|p| p.as_str()).collect();
+                        format!(
+                            "{name}: {} path{} under {dir} in the writable layer, e.g. {}",
+                            written.len(),
+                            if written.len() == 1 { "" } else { "s" },
+                            shown.join(", ")
+                        )
+                    };
+                    add(
+                        "container.state-on-disk",
+                        Severity::High,
+                        "OpenClaw's state (API keys, bot token, memory) is plaintext on the host disk",
+                        seen,
+                        "keep the state dir on a tmpfs and seal it (safeclaw start)",
+                        "guide flaw 3",
+                    );
+                    if !managed {
+                        add(
+                            "container.state-not-persisted",
+                            Severity::Medium,
+                            "state changes are lost when the container is removed",
+                            format!("{name}: {dir} is in the container only; the guide's launcher removes it at every start"),
+                            "persist the state encrypted (safeclaw seals every change into the vault)",
+                            "guide flaw 4",
+                        );
+                    }
+                }
+                _ => add(
+                    "container.state-plaintext-mount",
+                    Severity::High,
+                    "OpenClaw's state is a plaintext host directory or volume",
+                    format!(
+                        "{name}: {dir} is a {kind} mount{}",
+                        source.map(|s| format!(" of {s}")).unwrap_or_default()
+                    ),
+                    "keep the state dir on a tmpfs and seal it (safeclaw start)",
+                    "guide flaw 3",
+                ),
+            }
+        }
+        if stdin_key && !managed {
+            add(
+                "container.stdin-key-wait",
+                Severity::Medium,
+                "stdin is left open with nobody attached: an entrypoint reading a key waits forever",
+                format!(
+                    "{name}: Config.OpenStdin is true, StdinOnce false{}",
+                    if restart == "always" || restart == "unless-stopped" { ", and every restart waits again" } else { "" }
+                ),
+                "deliver the key through an attach before start (safeclaw start does)",
+                "guide flaws 1 and 2",
+            );
+        }
+    }
+    out
+}
+
+/// The image a container runs: pinned, tagged immutably, non-root.
+pub fn check_image(s: &Subject) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let c = s.inspect;
+    let name = str_at(c, "/Name").unwrap_or("?").trim_start_matches('/');
+    let reference = str_at(c, "/Config/Image").unwrap_or_default();
+    let id = str_at(c, "/Image").unwrap_or_default();
+    let mut add =
+        |id: &str, sev: Severity, title: &str, evidence: String, fix: &str, reference: &str| {
+            out.push(Finding::new(
+                id,
+                Area::Image,
+                sev,
+                title,
+                evidence,
+                fix,
+                reference,
+            ));
+        };
+    match s.pinned_image_id {
+        Some(pinned) if pinned != id => add(
+            "image.not-pinned",
+            Severity::Medium,
+            "the container does not run the pinned image",
+            format!("{name}: runs {reference} ({id}); pinned is {pinned}"),
+            "restart it with safeclaw start (no --image)",
+            "safeclaw",
+        ),
+        Some(_) => {}
+        None => add(
+            "image.no-pin",
+            Severity::Info,
+            "no pinned image to compare with (safeclaw was not installed by Nix)",
+            format!("{name}: runs {reference} ({id})"),
+            "install safeclaw with Nix for a pinned, reproducible image",
+            "safeclaw",
+        ),
+    }
+    let last = reference.rsplit('/').next().unwrap_or_default();
+    let digest = reference.contains("@sha256:");
+    let tag = last.split_once(':').map(|(_, t)| t);
+    if !digest && !reference.starts_with("sha256:") && matches!(tag, None | Some("latest")) {
+        add(
+            "image.mutable-tag",
+            Severity::Low,
+            "started from a mutable tag",
+            format!("{name}: Config.Image is {reference:?}"),
+            "use a versioned tag or the image ID (the Nix image's tag is its own hash)",
+            "CIS Docker 5.27",
+        );
+    }
+    if let Some(image) = s.image {
+        let user = str_at(image, "/Config/User").unwrap_or_default();
+        if is_root(user) {
+            add(
+                "image.root-default",
+                Severity::Low,
+                "the image runs as root unless told otherwise",
+                format!("{reference}: Config.User is {user:?}"),
+                "set USER in the image (safeclaw's images use uid 10001)",
+                "CIS Docker 4.1",
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ids(f: &[Finding]) -> Vec<&str> {
+        f.iter().map(|f| f.id.as_str()).collect()
+    }
+
+    #[test]
+    fn the_guides_container_gets_every_finding_it_deserves() {
+        let inspect = json!({
+            "Name": "/openclaw", "Image": "sha256:abc", "Path": "/app/entrypoint.sh", "Args": [],
+            "Config": { "User": "", "Image": "secure-openclaw", "OpenStdin": true, "StdinOnce": false,
+                        "Env": ["PATH=/usr/bin", "SECRET_KEY=correct horse battery"],
+                        "Entrypoint": ["/app/entrypoint.sh"], "Labels": {} },
+            "HostConfig": { "Privileged": false, "ReadonlyRootfs": false, "Memory": 0, "PidsLimit": null,
+                            "RestartPolicy": { "Name": "unless-stopped" }, "NetworkMode": "bridge" },
+            "Mounts": [{ "Type": "bind", "Source": "/home/u/openclaw-secure/data", "Destination": "/app/data", "RW": true }]
+        });
+        let changes = vec!["/root/.openclaw/openclaw.json".to_string()];
+        let s = Subject {
+            inspect: &inspect,
+            image: None,
+            changes: &changes,
+            pinned_image_id: None,
+        };
+        let found = check(&s);
+        let got = ids(&found);
+        for want in [
+            "container.root-user",
+            "container.capabilities-not-dropped",
+            "container.writable-rootfs",
+            "container.new-privileges",
+            "container.no-memory-limit",
+            "container.no-pids-limit",
+            "container.no-cpu-limit",
+            "container.restart-policy",
+            "container.no-healthcheck",
+            "container.secret-in-env",
+            "container.state-on-disk",
+            "container.state-not-persisted",
+            "container.stdin-key-wait",
+        ] {
+            assert!(got.contains(&want), "missing {want} in {got:?}");
+        }
+        assert!(!got.contains(&"container.privileged"));
+        let env = found
+            .iter()
+            .find(|f| f.id == "container.secret-in-env")
+            .unwrap();
+        assert!(!env.evidence.contains("horse"), "{}", env.evidence);
+        let disk = found
+            .iter()
+            .find(|f| f.id == "container.state-on-disk")
+            .unwrap();
+        assert!(disk.evidence.contains("/root/.openclaw/openclaw.json"));
+        assert_eq!(ids(&check_image(&s)), ["image.no-pin", "image.mutable-tag"]);
+    }
+
+    #[test]
+    fn host_namespaces_sockets_ports_and_secrets_are_found() {
+        let inspect = json!({
+            "Name": "/x", "Image": "sha256:1",
+            "Config": { "User": "1000", "Image": "x:1", "Cmd": ["run", "--key", format!("sk-ant-{}", "a".repeat(30))],
+                        "Labels": { "token": "abc" } },
+            "HostConfig": { "Privileged": true, "CapDrop": ["ALL"], "CapAdd": ["CAP_SYS_ADMIN"],
+                            "ReadonlyRootfs": true, "SecurityOpt": ["no-new-privileges", "seccomp=unconfined"],
+                            "Memory": 1, "PidsLimit": 10, "NanoCpus": 1, "NetworkMode": "host", "PidMode": "host",
+                            "PortBindings": { "18789/tcp": [{ "HostIp": "", "HostPort": "18789" }] } },
+            "Mounts": [{ "Type": "bind", "Source": "/var/run/docker.sock", "Destination": "/s", "RW": true },
+                       { "Type": "bind", "Source": "/etc", "Destination": "/host-etc", "RW": false }]
+        });
+        let s = Subject {
+            inspect: &inspect,
+            image: None,
+            changes: &[],
+            pinned_image_id: Some("sha256:2"),
+        };
+        let got = check(&s);
+        let got = ids(&got);
+        for want in [
+            "container.privileged",
+            "container.capabilities-added",
+            "container.seccomp-disabled",
+            "container.host-network",
+            "container.host-pid",
+            "container.engine-socket",
+            "container.sensitive-mount",
+            "container.port-all-interfaces",
+            "container.secret-in-cmd",
+            "container.secret-in-label",
+        ] {
+            assert!(got.contains(&want), "missing {want} in {got:?}");
+        }
+        for not in [
+            "container.root-user",
+            "container.new-privileges",
+            "container.capabilities-not-dropped",
+        ] {
+            assert!(!got.contains(&not), "{not} in {got:?}");
+        }
+        // Not OpenClaw: no product checks.
+        assert!(!got.iter().any(|i| i.starts_with("container.state")));
+        assert_eq!(ids(&check_image(&s)), ["image.not-pinned"]);
+    }
+
+    #[test]
+    fn a_tmpfs_state_dir_is_fine_and_a_volume_is_not() {
+        let mut inspect = json!({
+            "Name": "/o", "Config": { "User": "10001", "Image": "openclaw:1", "Env": ["OPENCLAW_STATE_DIR=/state"] },
+            "HostConfig": { "Tmpfs": { "/state": "size=1g" } }
+        });
+        let s = Subject {
+            inspect: &inspect,
+            image: None,
+            changes: &[],
+            pinned_image_id: None,
+        };
+        assert!(!ids(&check(&s))
+            .iter()
+            .any(|i| i.starts_with("container.state")));
+        inspect["HostConfig"]["Tmpfs"] = json!({});
+        inspect["Mounts"] = json!([{ "Type": "volume", "Source": "/var/lib/docker/volumes/v/_data", "Destination": "/state" }]);
+        let s = Subject {
+            inspect: &inspect,
+            image: None,
+            changes: &[],
+            pinned_image_id: None,
+        };
+        assert!(ids(&check(&s)).contains(&"container.state-plaintext-mount"));
+    }
+}

@@ -1,0 +1,213 @@
+//! `safeclaw audit`: gathers what the checks in `audit/` read (files,
+//! the vault header, the engine's inspect JSON, OpenClaw's own audit run
+//! inside a safeclaw container), prints the report, and fails with exit
+//! code 6 on a high finding. It reads; it never changes anything (not even
+//! the rollback record).
+
+use std::path::{Path, PathBuf};
+
+use bollard::Docker;
+
+use crate::audit::{self, container::Subject, Area, Finding, Report, Severity};
+use crate::cli::AuditArgs;
+use crate::container_spec::LABEL_MANAGED;
+use crate::engine;
+use crate::env_vars;
+use crate::error::{Class, Error, Result};
+use crate::printer::Printer;
+
+const DEFAULT_CONTAINER: &str = "openclaw";
+
+pub fn run(args: AuditArgs, printer: &Printer) -> Result<()> {
+    let home = match &args.home {
+        Some(h) => h.clone(),
+        None => crate::paths::home()?,
+    };
+    let vault = args
+        .vault
+        .clone()
+        .unwrap_or_else(|| home.join(crate::paths::VAULT_FILE));
+    let guide = args.guide_dir.clone().or_else(|| {
+        std::env::var_os(env_vars::HOME)
+            .filter(|h| !h.is_empty())
+            .map(|h| PathBuf::from(h).join("openclaw-secure"))
+    });
+    let mut subjects = vec![
+        format!("home {}", home.display()),
+        format!("vault {}", vault.display()),
+    ];
+    let mut findings = audit::host::check_home(&home, rustix::process::getuid().as_raw());
+    if let Some(guide) = &guide {
+        subjects.push(format!("guide workspace {}", guide.display()));
+        findings.extend(audit::host::check_guide(guide));
+    }
+    findings.extend(audit::vault::check(&vault, &home));
+
+    let rt = engine::runtime()?;
+    match rt.block_on(engine::connect()) {
+        Ok(docker) => {
+            subjects.push("engine".into());
+            findings.extend(rt.block_on(engine_findings(&docker)));
+            let name = args
+                .container
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CONTAINER.into());
+            let exists = rt.block_on(docker.inspect_container(&name, None)).is_ok();
+            if exists {
+                subjects.push(format!("container {name}"));
+                findings.extend(rt.block_on(container_findings(
+                    &docker,
+                    &name,
+                    !args.no_openclaw,
+                ))?);
+            } else if args.container.is_some() {
+                return Err(Error::usage(format!("no container named {name}"))
+                    .with_hint("`docker ps -a` lists them; any container can be audited"));
+            } else {
+                findings.push(Finding::new(
+                    "container.absent",
+                    Area::Container,
+                    Severity::Info,
+                    "no container to audit",
+                    format!("no container named {name}"),
+                    "pass --container NAME to audit another one",
+                    "safeclaw",
+                ));
+            }
+        }
+        Err(e) if args.container.is_some() => return Err(e),
+        Err(e) => findings.push(Finding::new(
+            "host.engine-unreachable",
+            Area::Host,
+            Severity::Info,
+            "no Docker engine answered: engine and container checks were skipped",
+            e.message,
+            "start the engine, or set DOCKER_HOST",
+            "safeclaw",
+        )),
+    }
+
+    let report = Report::new(subjects, findings);
+    printer.result(
+        &report.render(printer.stdout_color()),
+        serde_json::to_value(&report).expect("a report serializes"),
+    );
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Class::AuditFailed,
+            format!("{} high-severity finding(s)", report.summary.high),
+        ))
+    }
+}
+
+async fn engine_findings(docker: &Docker) -> Vec<Finding> {
+    let docker_host = std::env::var(env_vars::DOCKER_HOST)
+        .ok()
+        .filter(|h| !h.is_empty());
+    let tls_verify = std::env::var_os(env_vars::DOCKER_TLS_VERIFY).is_some_and(|v| !v.is_empty());
+    let socket = match docker_host.as_deref() {
+        None => Some(PathBuf::from("/var/run/docker.sock")),
+        Some(h) => h.strip_prefix("unix://").map(PathBuf::from),
+    };
+    let rootless = docker.info().await.ok().map(|info| {
+        info.security_options
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.contains("name=rootless"))
+    });
+    audit::host::check_engine(&audit::host::EngineFacts {
+        docker_host: docker_host.as_deref(),
+        tls_verify,
+        socket: socket.as_deref().filter(|p| Path::new(p).exists()),
+        rootless,
+    })
+}
+
+async fn container_findings(
+    docker: &Docker,
+    name: &str,
+    run_openclaw: bool,
+) -> Result<Vec<Finding>> {
+    let inspected = docker
+        .inspect_container(name, None)
+        .await
+        .map_err(|e| engine::failed("inspecting", name, e))?;
+    let running = inspected
+        .state
+        .as_ref()
+        .and_then(|s| s.running)
+        .unwrap_or(false);
+    let managed = inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .is_some_and(|l| l.contains_key(LABEL_MANAGED));
+    let inspect = serde_json::to_value(&inspected)
+        .map_err(|e| Error::failure(format!("reading the inspect of {name}: {e}")))?;
+    let image = match inspected.image.as_deref() {
+        Some(id) => docker
+            .inspect_image(id)
+            .await
+            .ok()
+            .and_then(|i| serde_json::to_value(i).ok()),
+        None => None,
+    };
+    // Added (1) or changed (0) paths of the writable layer; deletions (2)
+    // hold no data.
+    let changes: Vec<String> = docker
+        .container_changes(name)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.kind != bollard::models::ChangeType::_2)
+        .map(|c| c.path)
+        .collect();
+    let pinned = crate::image_pin::from_env()
+        .ok()
+        .flatten()
+        .and_then(|p| p.read_record())
+        .map(|r| r.image_id);
+    let subject = Subject {
+        inspect: &inspect,
+        image: image.as_ref(),
+        changes: &changes,
+        pinned_image_id: pinned.as_deref(),
+    };
+    let mut out = audit::container::check(&subject);
+    out.extend(audit::container::check_image(&subject));
+    if run_openclaw && managed && running {
+        out.extend(openclaw_findings(docker, name).await);
+    }
+    Ok(out)
+}
+
+/// OpenClaw's own audit, from inside the container; a failure to run it
+/// is itself reported (low), not fatal.
+async fn openclaw_findings(docker: &Docker, name: &str) -> Vec<Finding> {
+    let cmd = ["openclaw", "security", "audit", "--json"]
+        .map(String::from)
+        .to_vec();
+    let outcome =
+        crate::commands::exec::exec_capture(docker, name, cmd, audit::openclaw::MAX_OUTPUT)
+            .await
+            .map_err(|e| e.message)
+            .and_then(|(code, out)| match audit::openclaw::parse(&out) {
+                Ok(found) => Ok(found),
+                Err(why) => Err(format!("exit code {code}: {why}")),
+            });
+    outcome.unwrap_or_else(|why| {
+        vec![Finding::new(
+            "openclaw.audit-unavailable",
+            Area::Openclaw,
+            Severity::Low,
+            "OpenClaw's own security audit could not be read",
+            why,
+            "run `safeclaw exec -- security audit` to see it",
+            "openclaw security audit",
+        )]
+    })
+}
