@@ -444,3 +444,63 @@ fn every_check_id_is_documented() {
         );
     }
 }
+
+#[test]
+fn vault_checks_on_temporary_files() {
+    let dir = TempDir::new().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir(&home).unwrap();
+    fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fs::write(state.join("openclaw.json"), "{}").unwrap();
+    write_password(dir.path(), "pw", "vault-audit-password");
+    let vault = home.join("openclaw.vault");
+    // FAST_KDF: far below RFC 9106.
+    create_vault(&state, &vault, &dir.path().join("pw"));
+    let audit = || {
+        let out = safeclaw()
+            .env("SAFECLAW_HOME", &home)
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["--json", "audit", "--guide-dir"])
+            .arg(dir.path().join("no-guide"))
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code().unwrap(), report)
+    };
+    let (code, report) = audit();
+    assert_eq!(code, 0);
+    let got = ids(&report);
+    assert!(
+        got.contains("vault.kdf-weak") && got.contains("vault.format"),
+        "{got:?}"
+    );
+    assert!(!got.contains("vault.rollback"));
+
+    // A generation seen before that is higher than the file's: a rollback.
+    let canonical = fs::canonicalize(&vault).unwrap();
+    fs::write(
+        home.join("seen-generations.json"),
+        serde_json::json!({ canonical.to_str().unwrap(): 7 }).to_string(),
+    )
+    .unwrap();
+    let (code, report) = audit();
+    assert_eq!(code, 6);
+    assert!(ids(&report).contains("vault.rollback"));
+    // The audit read the record and changed nothing.
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(home.join("seen-generations.json")).unwrap()).unwrap();
+    assert_eq!(record[canonical.to_str().unwrap()], 7);
+
+    // A damaged vault that others can read.
+    fs::write(&vault, b"SAFECLAW but not really a vault header at all").unwrap();
+    fs::set_permissions(&vault, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (code, report) = audit();
+    assert_eq!(code, 6);
+    let got = ids(&report);
+    assert!(
+        got.contains("vault.unreadable") && got.contains("host.vault-permissions"),
+        "{got:?}"
+    );
+}
