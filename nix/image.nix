@@ -57,11 +57,13 @@ in
 dockerTools.buildLayeredImage {
   name = "safeclaw-openclaw";
   contents = [ root ];
-  # Mount points of the container spec (tmpfs state, checkpoint and home,
-  # the vault's directory); made in the customisation layer.
+  # Mount points of the container spec (tmpfs state, checkpoint, home and
+  # tmp; the vault's directory), made in the customisation layer. The
+  # engine copies a tmpfs mount point's mode from the image into the tmpfs,
+  # so they are 0700 here (docs/container.md).
   extraCommands = ''
     mkdir -p state vault checkpoint tmp home/openclaw
-    chmod 1777 tmp
+    chmod 0700 state checkpoint tmp home/openclaw
   '';
   config = {
     Entrypoint = [ "/usr/local/bin/safeclaw" ];

@@ -13,7 +13,9 @@ use bollard::query_parameters::BuildImageOptionsBuilder;
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use crate::container_spec::{FALLBACK_UID, HOME_DIR, SAFECLAW_IN_IMAGE, STATE_DIR, VAULT_DIR};
+use crate::container_spec::{
+    CHECKPOINT_DIR, FALLBACK_UID, HOME_DIR, SAFECLAW_IN_IMAGE, STATE_DIR, VAULT_DIR,
+};
 use crate::error::{Class, Error, Result};
 
 /// One path of the image.
@@ -194,9 +196,18 @@ fn write_context<W: Write>(recipe: &Recipe, out: W) -> Result<W> {
     add(&mut b, "Dockerfile", dockerfile(recipe).as_bytes(), 0o644)?;
     add(&mut b, "rootfs/etc/passwd", passwd.as_bytes(), 0o644)?;
     add(&mut b, "rootfs/etc/group", group.as_bytes(), 0o644)?;
-    for dir in [STATE_DIR, VAULT_DIR, HOME_DIR, "/tmp"] {
-        add(&mut b, &format!("rootfs{dir}/.keep"), b"", 0o644)?;
+    // The engine copies a tmpfs mount point's mode from the image into the
+    // tmpfs ("tmpcopyup"), overriding the mount's mode=0700 (measured: a
+    // 0755 /state in the image gave a 0755 tmpfs, which OpenClaw's own
+    // audit flags as fs.state_dir.perms_readable): the image's mount points
+    // are 0700 themselves.
+    for dir in [STATE_DIR, CHECKPOINT_DIR, HOME_DIR, "/tmp"] {
+        let mut h = header(0, 0o700);
+        h.set_entry_type(tar::EntryType::Directory);
+        b.append_data(&mut h, format!("rootfs{dir}/"), std::io::empty())
+            .map_err(err)?;
     }
+    add(&mut b, &format!("rootfs{VAULT_DIR}/.keep"), b"", 0o644)?;
     for (inside, entry) in &recipe.files {
         let name = format!("rootfs{inside}");
         match entry {

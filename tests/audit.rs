@@ -326,6 +326,21 @@ fn a_container_started_by_safeclaw_has_no_high_or_medium_finding() {
             .assert()
             .success();
         wait_healthy(&rt, &docker, &name);
+        // OpenClaw's state dir is private inside the container too (the
+        // engine copies the image's mount-point mode into the tmpfs).
+        let pid = rt
+            .block_on(docker.inspect_container(&name, None))
+            .unwrap()
+            .state
+            .and_then(|s| s.pid)
+            .unwrap();
+        match fs::metadata(format!("/proc/{pid}/root/state")) {
+            Ok(meta) => assert_eq!(
+                std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+                0o700
+            ),
+            Err(e) => skip_unless_ci(&format!("cannot look into the container's /state: {e}")),
+        }
 
         let empty = dir.path().join("no-guide");
         let (code, report, stderr) = audit_json(

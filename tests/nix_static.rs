@@ -55,6 +55,7 @@ fn the_nix_image_has_the_twins_layout() {
         has(&format!("ln -s {STATE_DIR} $out{legacy}"));
     }
     has("mkdir -p state vault checkpoint tmp home/openclaw");
+    has("chmod 0700 state checkpoint tmp home/openclaw");
     has("PATH=/usr/local/bin:/usr/bin:/bin");
     // No fixed tag: nixpkgs derives it from the image's own hash.
     assert!(
