@@ -104,6 +104,8 @@ async fn ensure_pinned(docker: &Docker, pin: &Pin, printer: &Printer) -> Result<
 }
 
 async fn load_pinned(docker: &Docker, pin: &Pin, printer: &Printer) -> Result<Record> {
+    // Where the record goes is checked first: no load that cannot be recorded.
+    crate::paths::private_home()?;
     let index = load_archive(docker, pin.archive(), printer).await?;
     let [repo_tag] = <[String; 1]>::try_from(index.repo_tags).map_err(|tags| {
         Error::damaged(format!(
