@@ -185,6 +185,12 @@ in
     };
     users.groups.${cfg.group} = { };
 
+    # The vault's directory exists from boot, so the first onboarding (as
+    # the service user, before the unit ever ran) has somewhere to write.
+    systemd.tmpfiles.rules = [
+      "d ${dirOf cfg.vault} 0700 ${cfg.user} ${cfg.group} -"
+    ];
+
     systemd.services.safeclaw = {
       description = "OpenClaw in a hardened container, state sealed in a safeclaw vault";
       wantedBy = [ "multi-user.target" ];
