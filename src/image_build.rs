@@ -99,6 +99,9 @@ pub async fn build_recipe(
         "safeclaw-build-context-{}.tar",
         crate::private_fs::hex(&crate::vault::crypto::random_array::<6>())
     ));
+    // The image this tag named before: once the tag moves, it would stay
+    // behind as a dangling `<none>` image.
+    let before = docker.inspect_image(tag).await.ok().and_then(|i| i.id);
     let result = async {
         let file = std::fs::File::create(&context_path)
             .map_err(|e| Error::io("creating", &context_path, e))?;
@@ -118,7 +121,27 @@ pub async fn build_recipe(
     }
     .await;
     let _ = std::fs::remove_file(&context_path);
+    if result.is_ok() {
+        remove_replaced(docker, tag, before).await;
+    }
     result
+}
+
+/// Removes the image `tag` named before a build, if the build moved the
+/// tag and nothing else uses it (not forced: an image a container or
+/// another tag still uses stays).
+async fn remove_replaced(docker: &Docker, tag: &str, before: Option<String>) {
+    let Some(before) = before else { return };
+    let now = docker.inspect_image(tag).await.ok().and_then(|i| i.id);
+    if now.as_deref() != Some(before.as_str()) {
+        let _ = docker
+            .remove_image(
+                &before,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    }
 }
 
 async fn send(
