@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use super::secrets;
-use super::{Area, Finding, Severity};
+use super::{Area, Finding, Findings, Severity};
 
 /// What was gathered about one container.
 pub struct Subject<'a> {
@@ -176,26 +176,14 @@ fn state_dirs(inspect: &Value) -> Vec<String> {
 }
 
 pub fn check(s: &Subject) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = Findings::new(Area::Container);
     let c = s.inspect;
     let name = str_at(c, "/Name").unwrap_or("?").trim_start_matches('/');
-    let mut add =
-        |id: &str, sev: Severity, title: &str, evidence: String, fix: &str, reference: &str| {
-            out.push(Finding::new(
-                id,
-                Area::Container,
-                sev,
-                title,
-                evidence,
-                fix,
-                reference,
-            ));
-        };
 
     // CIS 4.1 / 5.x: a non-root user.
     let user = str_at(c, "/Config/User").unwrap_or_default();
     if is_root(user) {
-        add(
+        out.add(
             "container.root-user",
             Severity::Medium,
             "runs as root",
@@ -205,7 +193,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         );
     }
     if c.pointer("/HostConfig/Privileged").and_then(Value::as_bool) == Some(true) {
-        add(
+        out.add(
             "container.privileged",
             Severity::High,
             "privileged: every capability and every host device",
@@ -219,7 +207,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         .map(|x| cap_name(x))
         .collect();
     if !dropped.iter().any(|d| d == "ALL") {
-        add(
+        out.add(
             "container.capabilities-not-dropped",
             Severity::Medium,
             "keeps the engine's default capabilities",
@@ -237,7 +225,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         .filter(|a| DANGEROUS_CAPS.contains(&a.as_str()))
         .collect();
     if !dangerous.is_empty() {
-        add(
+        out.add(
             "container.capabilities-added",
             Severity::High,
             "adds capabilities that break isolation",
@@ -250,7 +238,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         .and_then(Value::as_bool)
         != Some(true)
     {
-        add(
+        out.add(
             "container.writable-rootfs",
             Severity::Medium,
             "the root file system is writable",
@@ -262,7 +250,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
     let security_opt = strings_at(c, "/HostConfig/SecurityOpt");
     let opt = |want: &str| security_opt.iter().any(|o| o.replace('=', ":") == want);
     if !(opt("no-new-privileges") || opt("no-new-privileges:true")) {
-        add(
+        out.add(
             "container.new-privileges",
             Severity::Medium,
             "processes may gain privileges (setuid binaries)",
@@ -272,7 +260,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         );
     }
     if opt("seccomp:unconfined") {
-        add(
+        out.add(
             "container.seccomp-disabled",
             Severity::High,
             "seccomp is disabled",
@@ -282,7 +270,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         );
     }
     if opt("apparmor:unconfined") || str_at(c, "/AppArmorProfile") == Some("unconfined") {
-        add(
+        out.add(
             "container.apparmor-disabled",
             Severity::Medium,
             "AppArmor is disabled",
@@ -292,7 +280,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         );
     }
     if num_at(c, "/HostConfig/Memory") <= 0 {
-        add(
+        out.add(
             "container.no-memory-limit",
             Severity::Medium,
             "no memory limit",
@@ -302,7 +290,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         );
     }
     if num_at(c, "/HostConfig/PidsLimit") <= 0 {
-        add(
+        out.add(
             "container.no-pids-limit",
             Severity::Medium,
             "no process limit (a fork bomb takes the host down)",
@@ -315,7 +303,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         && num_at(c, "/HostConfig/CpuQuota") <= 0
         && num_at(c, "/HostConfig/CpuShares") <= 0
     {
-        add(
+        out.add(
             "container.no-cpu-limit",
             Severity::Low,
             "no CPU limit",
@@ -357,7 +345,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         ),
     ] {
         if str_at(c, &format!("/HostConfig/{field}")) == Some("host") {
-            add(
+            out.add(
                 id,
                 sev,
                 "shares a host namespace",
@@ -375,7 +363,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
                 continue;
             }
             if ENGINE_SOCKETS.contains(&source) || source.ends_with("/docker.sock") {
-                add(
+                out.add(
                     "container.engine-socket",
                     Severity::High,
                     "the engine socket is mounted: root on the host from inside",
@@ -385,7 +373,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
                 );
             } else if SENSITIVE.contains(&normalised(source)) {
                 let rw = m.pointer("/RW").and_then(Value::as_bool).unwrap_or(true);
-                add(
+                out.add(
                     "container.sensitive-mount",
                     Severity::High,
                     "a sensitive host directory is mounted",
@@ -407,7 +395,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
             for b in bindings.as_array().into_iter().flatten() {
                 let ip = str_at(b, "/HostIp").unwrap_or_default();
                 if ip.is_empty() || ip == "0.0.0.0" || ip == "::" {
-                    add(
+                    out.add(
                         "container.port-all-interfaces",
                         Severity::Medium,
                         "a port is published on every host address",
@@ -428,7 +416,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     if devices > 0 {
-        add(
+        out.add(
             "container.host-devices",
             Severity::Medium,
             "host devices are passed in",
@@ -441,7 +429,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
     let stdin_key = c.pointer("/Config/OpenStdin").and_then(Value::as_bool) == Some(true)
         && c.pointer("/Config/StdinOnce").and_then(Value::as_bool) != Some(true);
     if restart == "always" || restart == "unless-stopped" {
-        add(
+        out.add(
             "container.restart-policy",
             Severity::Low,
             "restarts forever",
@@ -456,7 +444,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         .and_then(Value::as_array)
         .is_some_and(|t| !t.is_empty() && t[0].as_str() != Some("NONE"));
     if !healthcheck {
-        add(
+        out.add(
             "container.no-healthcheck",
             Severity::Low,
             "no health check: a hung gateway looks running",
@@ -469,7 +457,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
     // Secrets visible to anyone who can inspect the container.
     for entry in strings_at(c, "/Config/Env") {
         if let Some(why) = secrets::in_env(&entry) {
-            add(
+            out.add(
                 "container.secret-in-env",
                 Severity::High,
                 "a secret is in the environment (docker inspect, /proc/PID/environ)",
@@ -483,7 +471,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
     argv.extend(strings_at(c, "/Config/Cmd"));
     for (i, arg) in argv.iter().enumerate() {
         if let Some(kind) = secrets::shape_in(arg) {
-            add(
+            out.add(
                 "container.secret-in-cmd",
                 Severity::High,
                 "a secret is on the command line (docker inspect, ps)",
@@ -501,7 +489,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
                     .then_some("a value named like a secret")
             });
             if let Some(kind) = kind {
-                add(
+                out.add(
                     "container.secret-in-label",
                     Severity::High,
                     "a secret is in a label",
@@ -543,7 +531,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
                             shown.join(", ")
                         )
                     };
-                    add(
+                    out.add(
                         "container.state-on-disk",
                         Severity::High,
                         "OpenClaw's state (API keys, bot token, memory) is plaintext on the host disk",
@@ -552,7 +540,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
                         "guide flaw 3",
                     );
                     if !managed {
-                        add(
+                        out.add(
                             "container.state-not-persisted",
                             Severity::Medium,
                             "state changes are lost when the container is removed",
@@ -562,7 +550,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
                         );
                     }
                 }
-                _ => add(
+                _ => out.add(
                     "container.state-plaintext-mount",
                     Severity::High,
                     "OpenClaw's state is a plaintext host directory or volume",
@@ -576,7 +564,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
             }
         }
         if stdin_key && !managed {
-            add(
+            out.add(
                 "container.stdin-key-wait",
                 Severity::Medium,
                 "stdin is left open with nobody attached: an entrypoint reading a key waits forever",
@@ -589,30 +577,18 @@ pub fn check(s: &Subject) -> Vec<Finding> {
             );
         }
     }
-    out
+    out.into_vec()
 }
 
 /// The image a container runs: pinned, tagged immutably, non-root.
 pub fn check_image(s: &Subject) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = Findings::new(Area::Image);
     let c = s.inspect;
     let name = str_at(c, "/Name").unwrap_or("?").trim_start_matches('/');
     let reference = str_at(c, "/Config/Image").unwrap_or_default();
     let id = str_at(c, "/Image").unwrap_or_default();
-    let mut add =
-        |id: &str, sev: Severity, title: &str, evidence: String, fix: &str, reference: &str| {
-            out.push(Finding::new(
-                id,
-                Area::Image,
-                sev,
-                title,
-                evidence,
-                fix,
-                reference,
-            ));
-        };
     match s.pinned_image_id {
-        Some(pinned) if pinned != id => add(
+        Some(pinned) if pinned != id => out.add(
             "image.not-pinned",
             Severity::Medium,
             "the container does not run the pinned image",
@@ -621,7 +597,7 @@ pub fn check_image(s: &Subject) -> Vec<Finding> {
             "safeclaw",
         ),
         Some(_) => {}
-        None => add(
+        None => out.add(
             "image.no-pin",
             Severity::Info,
             "no pinned image to compare with (safeclaw was not installed by Nix)",
@@ -634,7 +610,7 @@ pub fn check_image(s: &Subject) -> Vec<Finding> {
     let digest = reference.contains("@sha256:");
     let tag = last.split_once(':').map(|(_, t)| t);
     if !digest && !reference.starts_with("sha256:") && matches!(tag, None | Some("latest")) {
-        add(
+        out.add(
             "image.mutable-tag",
             Severity::Low,
             "started from a mutable tag",
@@ -646,7 +622,7 @@ pub fn check_image(s: &Subject) -> Vec<Finding> {
     if let Some(image) = s.image {
         let user = str_at(image, "/Config/User").unwrap_or_default();
         if is_root(user) {
-            add(
+            out.add(
                 "image.root-default",
                 Severity::Low,
                 "the image runs as root unless told otherwise",
@@ -656,17 +632,14 @@ pub fn check_image(s: &Subject) -> Vec<Finding> {
             );
         }
     }
-    out
+    out.into_vec()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::ids;
     use serde_json::json;
-
-    fn ids(f: &[Finding]) -> Vec<&str> {
-        f.iter().map(|f| f.id.as_str()).collect()
-    }
 
     #[test]
     fn the_guides_container_gets_every_finding_it_deserves() {

@@ -4,27 +4,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::{Area, Finding, Severity};
-
-fn add(
-    out: &mut Vec<Finding>,
-    id: &str,
-    sev: Severity,
-    title: &str,
-    evidence: String,
-    fix: &str,
-    reference: &str,
-) {
-    out.push(Finding::new(
-        id,
-        Area::Host,
-        sev,
-        title,
-        evidence,
-        fix,
-        reference,
-    ));
-}
+use super::{Area, Finding, Findings, Severity};
 
 /// The owner a safeclaw file may have: the user, or when the user is root
 /// the container's user safeclaw hands the vault to (start.rs).
@@ -34,10 +14,9 @@ fn owner_ok(owner: u32, uid: u32) -> bool {
 
 /// safeclaw's home (0700, ours) and every vault file in it (0600, ours).
 pub fn check_home(home: &Path, uid: u32) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = Findings::new(Area::Host);
     let Ok(meta) = std::fs::symlink_metadata(home) else {
-        add(
-            &mut out,
+        out.add(
             "host.no-safeclaw-home",
             Severity::Info,
             "no safeclaw home",
@@ -45,12 +24,11 @@ pub fn check_home(home: &Path, uid: u32) -> Vec<Finding> {
             "safeclaw onboard or safeclaw vault migrate creates it",
             "safeclaw",
         );
-        return out;
+        return out.into_vec();
     };
     let mode = meta.mode() & 0o7777;
     if meta.file_type().is_symlink() || !meta.is_dir() {
-        add(
-            &mut out,
+        out.add(
             "host.home-not-a-directory",
             Severity::Medium,
             "safeclaw's home is not a plain directory",
@@ -66,11 +44,10 @@ pub fn check_home(home: &Path, uid: u32) -> Vec<Finding> {
             "make it a directory of its own, mode 0700",
             "safeclaw",
         );
-        return out;
+        return out.into_vec();
     }
     if mode & 0o077 != 0 {
-        add(
-            &mut out,
+        out.add(
             "host.home-permissions",
             Severity::Medium,
             "safeclaw's home is open to other users",
@@ -80,8 +57,7 @@ pub fn check_home(home: &Path, uid: u32) -> Vec<Finding> {
         );
     }
     if !owner_ok(meta.uid(), uid) {
-        add(
-            &mut out,
+        out.add(
             "host.home-owner",
             Severity::Medium,
             "safeclaw's home belongs to another user",
@@ -95,7 +71,7 @@ pub fn check_home(home: &Path, uid: u32) -> Vec<Finding> {
         );
     }
     let Ok(entries) = std::fs::read_dir(home) else {
-        return out;
+        return out.into_vec();
     };
     let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     names.sort();
@@ -116,8 +92,7 @@ pub fn check_home(home: &Path, uid: u32) -> Vec<Finding> {
         }
         let mode = meta.mode() & 0o7777;
         if mode & 0o077 != 0 || !owner_ok(meta.uid(), uid) {
-            add(
-                &mut out,
+            out.add(
                 "host.vault-permissions",
                 Severity::Medium,
                 "a vault file is readable by others (an offline password guess needs only the file)",
@@ -127,14 +102,14 @@ pub fn check_home(home: &Path, uid: u32) -> Vec<Finding> {
             );
         }
     }
-    out
+    out.into_vec()
 }
 
 /// Plaintext the guide's steps leave in its workspace (`~/openclaw-secure`
 /// and its `data/`): the config tarball, OpenClaw's JSON and its backups,
 /// and an unmigrated `secrets.enc`.
 pub fn check_guide(dir: &Path) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = Findings::new(Area::Host);
     for place in [dir.to_path_buf(), dir.join("data")] {
         let Ok(entries) = std::fs::read_dir(&place) else {
             continue;
@@ -149,8 +124,7 @@ pub fn check_guide(dir: &Path) -> Vec<Finding> {
                 .into_owned();
             let shown = path.display().to_string();
             if name == "config.tar.gz" || name.ends_with(".tar.gz") && name.contains("config") {
-                add(
-                    &mut out,
+                out.add(
                     "host.guide-plaintext-archive",
                     Severity::High,
                     "the guide's plaintext config archive is still on disk",
@@ -162,8 +136,7 @@ pub fn check_guide(dir: &Path) -> Vec<Finding> {
                 || name.starts_with("openclaw.json.bak")
                 || name == "credentials"
             {
-                add(
-                    &mut out,
+                out.add(
                     "host.guide-plaintext-config",
                     Severity::High,
                     "OpenClaw's plaintext config (API keys, bot token) is on disk",
@@ -172,8 +145,7 @@ pub fn check_guide(dir: &Path) -> Vec<Finding> {
                     "guide flaw 9",
                 );
             } else if name == "secrets.enc" {
-                add(
-                    &mut out,
+                out.add(
                     "host.guide-secrets-enc",
                     Severity::Medium,
                     "an unmigrated secrets.enc (unauthenticated AES-CBC, PBKDF2 100k)",
@@ -184,7 +156,7 @@ pub fn check_guide(dir: &Path) -> Vec<Finding> {
             }
         }
     }
-    out
+    out.into_vec()
 }
 
 /// How clients reach the engine, and what kind of engine it is.
@@ -198,11 +170,10 @@ pub struct EngineFacts<'a> {
 }
 
 pub fn check_engine(e: &EngineFacts) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = Findings::new(Area::Host);
     if let Some(host) = e.docker_host {
         if host.starts_with("tcp://") && !e.tls_verify {
-            add(
-                &mut out,
+            out.add(
                 "host.engine-tcp-no-tls",
                 Severity::High,
                 "the engine is reached over TCP without TLS: anyone on the network is root",
@@ -216,8 +187,7 @@ pub fn check_engine(e: &EngineFacts) -> Vec<Finding> {
         if let Ok(meta) = std::fs::metadata(socket) {
             let mode = meta.mode() & 0o7777;
             if mode & 0o002 != 0 {
-                add(
-                    &mut out,
+                out.add(
                     "host.engine-socket-world-writable",
                     Severity::High,
                     "every local user can drive the engine (root on the host)",
@@ -229,8 +199,7 @@ pub fn check_engine(e: &EngineFacts) -> Vec<Finding> {
         }
     }
     if e.rootless == Some(false) {
-        add(
-            &mut out,
+        out.add(
             "host.engine-rootful",
             Severity::Info,
             "the engine runs as root: its socket and the docker group are root-equivalent",
@@ -239,17 +208,14 @@ pub fn check_engine(e: &EngineFacts) -> Vec<Finding> {
             "CIS Docker 1.x",
         );
     }
-    out
+    out.into_vec()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::ids;
     use std::os::unix::fs::PermissionsExt;
-
-    fn ids(f: &[Finding]) -> Vec<&str> {
-        f.iter().map(|f| f.id.as_str()).collect()
-    }
 
     #[test]
     fn home_and_vault_permissions() {

@@ -99,6 +99,45 @@ impl Finding {
     }
 }
 
+/// The findings of one area, as a check collects them.
+pub struct Findings {
+    area: Area,
+    list: Vec<Finding>,
+}
+
+impl Findings {
+    pub fn new(area: Area) -> Findings {
+        Findings {
+            area,
+            list: Vec::new(),
+        }
+    }
+
+    pub fn add(
+        &mut self,
+        id: &str,
+        severity: Severity,
+        title: &str,
+        evidence: impl Into<String>,
+        fix: &str,
+        reference: &str,
+    ) {
+        self.list.push(Finding::new(
+            id, self.area, severity, title, evidence, fix, reference,
+        ));
+    }
+
+    pub fn into_vec(self) -> Vec<Finding> {
+        self.list
+    }
+}
+
+/// Ids of findings, in order (unit tests of the checks).
+#[cfg(test)]
+pub(crate) fn ids(found: &[Finding]) -> Vec<&str> {
+    found.iter().map(|f| f.id.as_str()).collect()
+}
+
 /// Everything an audit found, sorted by area, then severity, then id.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

@@ -4,36 +4,15 @@
 
 use std::path::Path;
 
-use super::{Area, Finding, Severity};
+use super::{Area, Finding, Findings, Severity};
 use crate::vault::format::{KdfParams, Slot, VERSION};
 use crate::vault::VaultFile;
 
-fn add(
-    out: &mut Vec<Finding>,
-    id: &str,
-    sev: Severity,
-    title: &str,
-    evidence: String,
-    fix: &str,
-    reference: &str,
-) {
-    out.push(Finding::new(
-        id,
-        Area::Vault,
-        sev,
-        title,
-        evidence,
-        fix,
-        reference,
-    ));
-}
-
 /// `home`: safeclaw's home, where the rollback record is.
 pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = Findings::new(Area::Vault);
     if !vault.exists() {
-        add(
-            &mut out,
+        out.add(
             "vault.absent",
             Severity::Info,
             "no vault",
@@ -41,13 +20,12 @@ pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
             "safeclaw onboard, or safeclaw vault migrate for the guide's secrets.enc",
             "safeclaw",
         );
-        return out;
+        return out.into_vec();
     }
     let file = match VaultFile::open(vault) {
         Ok(f) => f,
         Err(e) => {
-            add(
-                &mut out,
+            out.add(
                 "vault.unreadable",
                 Severity::High,
                 "the vault's header cannot be read (damaged, or not a safeclaw vault of a version this safeclaw knows)",
@@ -55,7 +33,7 @@ pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
                 "restore a kept generation: safeclaw vault generations",
                 "docs/vault-format.md",
             );
-            return out;
+            return out.into_vec();
         }
     };
     let h = file.header();
@@ -66,8 +44,7 @@ pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
         let d = KdfParams::DEFAULT;
         let params = format!("argon2id m={} KiB t={} p={}", k.m_kib, k.t, k.p);
         if k.is_weak() {
-            add(
-                &mut out,
+            out.add(
                 "vault.kdf-weak",
                 Severity::Medium,
                 "the password's key derivation is weaker than RFC 9106 recommends",
@@ -79,8 +56,7 @@ pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
                 "RFC 9106 section 4",
             );
         } else if k.m_kib < d.m_kib || k.t < d.t {
-            add(
-                &mut out,
+            out.add(
                 "vault.kdf-below-default",
                 Severity::Low,
                 "the password's key derivation is weaker than today's defaults",
@@ -95,8 +71,7 @@ pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
     }
     if let Some(seen) = crate::rollback::highest_seen(home, vault) {
         if seen > h.generation {
-            add(
-                &mut out,
+            out.add(
                 "vault.rollback",
                 Severity::High,
                 "the vault is older than one seen before on this host: an old copy was put in place",
@@ -106,8 +81,7 @@ pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
             );
         }
     }
-    add(
-        &mut out,
+    out.add(
         "vault.format",
         Severity::Info,
         "vault format and generation",
@@ -118,5 +92,5 @@ pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
         "nothing to do",
         "docs/vault-format.md",
     );
-    out
+    out.into_vec()
 }
