@@ -288,16 +288,9 @@ fn a_container_started_by_safeclaw_has_no_high_or_medium_finding() {
     let name = format!("sc-audit-{pid}");
     let dir = TempDir::new().unwrap();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let files = safeclaw::image_build::standin_files(
-            Path::new(env!("CARGO_BIN_EXE_safeclaw")),
-            Path::new(env!("CARGO_BIN_EXE_openclaw-standin")),
-        )
-        .unwrap();
-        rt.block_on(safeclaw::image_build::build(&docker, &image, &files))
-            .unwrap();
+        build_standin(&rt, &docker, &image);
         let home = dir.path().join("home");
-        fs::create_dir(&home).unwrap();
-        fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        private_dir(&home);
         let state = dir.path().join("state");
         fs::create_dir(&state).unwrap();
         fs::write(state.join("openclaw.json"), "{}").unwrap();
@@ -464,8 +457,7 @@ fn every_check_id_is_documented() {
 fn vault_checks_on_temporary_files() {
     let dir = TempDir::new().unwrap();
     let home = dir.path().join("home");
-    fs::create_dir(&home).unwrap();
-    fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    private_dir(&home);
     let state = dir.path().join("state");
     fs::create_dir(&state).unwrap();
     fs::write(state.join("openclaw.json"), "{}").unwrap();

@@ -4,23 +4,17 @@
 
 mod common;
 
-use std::path::Path;
-
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
 };
 use bollard::Docker;
 use common::*;
-use safeclaw::image_build::{build_recipe, standin_files, Recipe};
+use safeclaw::image_build::{build_recipe, Recipe};
 
 fn recipe(label: &str) -> Recipe {
     Recipe {
-        files: standin_files(
-            Path::new(env!("CARGO_BIN_EXE_safeclaw")),
-            Path::new(env!("CARGO_BIN_EXE_openclaw-standin")),
-        )
-        .unwrap(),
+        files: standin_files(),
         labels: [("test.build".to_string(), label.to_string())].into(),
         ..Default::default()
     }

@@ -94,15 +94,9 @@ fn with_pinned(test: impl FnOnce(&tokio::runtime::Runtime, &Docker, &Pinned)) {
         dir,
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let files = safeclaw::image_build::standin_files(
-            Path::new(env!("CARGO_BIN_EXE_safeclaw")),
-            Path::new(env!("CARGO_BIN_EXE_openclaw-standin")),
-        )
-        .unwrap();
-        rt.block_on(safeclaw::image_build::build(&docker, &p.image, &files))
-            .unwrap();
+        build_standin(&rt, &docker, &p.image);
         let other = safeclaw::image_build::Recipe {
-            files,
+            files: standin_files(),
             labels: [("test".to_string(), "not the pinned one".to_string())].into(),
             ..Default::default()
         };
@@ -117,8 +111,7 @@ fn with_pinned(test: impl FnOnce(&tokio::runtime::Runtime, &Docker, &Pinned)) {
         save_gzip(&rt, &docker, &p.image, &p.archive);
         remove_image(&rt, &docker, &p.image);
         let home = p.dir.path().join("home");
-        fs::create_dir(&home).unwrap();
-        fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        private_dir(&home);
         let state = p.dir.path().join("state");
         fs::create_dir(&state).unwrap();
         fs::write(state.join("openclaw.json"), "{}").unwrap();

@@ -230,12 +230,7 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     eprintln!("image built after {:.0} s", began.elapsed().as_secs_f64());
 
     // 1. Onboarding, non-interactive, the secrets in files the user made.
-    fs::create_dir(j.home()).unwrap();
-    fs::set_permissions(
-        j.home(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
+    private_dir(&j.home());
     let inputs = j.dir.path().join("inputs");
     fs::create_dir(&inputs).unwrap();
     pw_file(&inputs, "key", format!("{}\n", j.api_key()).as_bytes());

@@ -45,13 +45,7 @@ impl Fixture {
         write_password(dir.path(), "pw", &password);
         create_vault(&state, &home.join("openclaw.vault"), &dir.path().join("pw"));
         let image = format!("safeclaw-standin:{tag}-{}", std::process::id());
-        let files = safeclaw::image_build::standin_files(
-            Path::new(env!("CARGO_BIN_EXE_safeclaw")),
-            Path::new(env!("CARGO_BIN_EXE_openclaw-standin")),
-        )
-        .unwrap();
-        rt.block_on(safeclaw::image_build::build(docker, &image, &files))
-            .unwrap();
+        build_standin(rt, docker, &image);
         Fixture {
             name: format!("sc-{tag}-{}", std::process::id()),
             dir,

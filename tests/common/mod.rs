@@ -236,6 +236,32 @@ pub fn skip_unless_ci(missing: &str) {
     eprintln!("skipping: {missing}");
 }
 
+/// The stand-in image's files: this build's safeclaw and stand-in gateway.
+pub fn standin_files() -> safeclaw::image_build::Files {
+    safeclaw::image_build::standin_files(
+        Path::new(env!("CARGO_BIN_EXE_safeclaw")),
+        Path::new(env!("CARGO_BIN_EXE_openclaw-standin")),
+    )
+    .unwrap()
+}
+
+/// Builds the stand-in image as `image`.
+pub fn build_standin(rt: &tokio::runtime::Runtime, docker: &Docker, image: &str) {
+    rt.block_on(safeclaw::image_build::build(
+        docker,
+        image,
+        &standin_files(),
+    ))
+    .unwrap();
+}
+
+/// A new directory only its owner can read (safeclaw refuses a home that
+/// others can).
+pub fn private_dir(path: &Path) {
+    fs::create_dir(path).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).unwrap();
+}
+
 /// An engine, or None (skip) on a developer machine without one.
 pub fn engine() -> Option<(tokio::runtime::Runtime, Docker)> {
     let rt = safeclaw::engine::runtime().unwrap();
