@@ -127,16 +127,18 @@ fn is_root(user: &str) -> bool {
     name.is_empty() || name == "root" || name == "0"
 }
 
+/// True for a container safeclaw made (its label).
+pub fn is_managed(inspect: &Value) -> bool {
+    inspect
+        .pointer("/Config/Labels")
+        .and_then(Value::as_object)
+        .is_some_and(|labels| labels.contains_key(SAFECLAW_LABEL))
+}
+
 /// True when the container looks like it runs OpenClaw (the product
 /// checks only apply there).
 pub fn runs_openclaw(inspect: &Value) -> bool {
-    if inspect
-        .pointer(&format!(
-            "/Config/Labels/{}",
-            SAFECLAW_LABEL.replace('/', "~1")
-        ))
-        .is_some()
-    {
+    if is_managed(inspect) {
         return true;
     }
     let mut words = vec![
@@ -502,12 +504,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
     }
 
     if runs_openclaw(c) {
-        let managed = c
-            .pointer(&format!(
-                "/Config/Labels/{}",
-                SAFECLAW_LABEL.replace('/', "~1")
-            ))
-            .is_some();
+        let managed = is_managed(c);
         for dir in state_dirs(c) {
             let (kind, source) = storage_of(c, &dir);
             // What is inside the state dir (not the dir itself), first.

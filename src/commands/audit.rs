@@ -4,13 +4,12 @@
 //! code 6 on a high finding. It reads; it never changes anything (not even
 //! the rollback record).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bollard::Docker;
 
 use crate::audit::{self, container::Subject, Area, Finding, Report, Severity};
 use crate::cli::AuditArgs;
-use crate::container_spec::LABEL_MANAGED;
 use crate::engine;
 use crate::env_vars;
 use crate::error::{Class, Error, Result};
@@ -120,7 +119,7 @@ async fn engine_findings(docker: &Docker) -> Vec<Finding> {
     audit::host::check_engine(&audit::host::EngineFacts {
         docker_host: docker_host.as_deref(),
         tls_verify,
-        socket: socket.as_deref().filter(|p| Path::new(p).exists()),
+        socket: socket.as_deref().filter(|p| p.exists()),
         rootless,
     })
 }
@@ -139,11 +138,6 @@ async fn container_findings(
         .as_ref()
         .and_then(|s| s.running)
         .unwrap_or(false);
-    let managed = inspected
-        .config
-        .as_ref()
-        .and_then(|c| c.labels.as_ref())
-        .is_some_and(|l| l.contains_key(LABEL_MANAGED));
     let inspect = serde_json::to_value(&inspected)
         .map_err(|e| Error::failure(format!("reading the inspect of {name}: {e}")))?;
     let image = match inspected.image.as_deref() {
@@ -179,7 +173,7 @@ async fn container_findings(
     };
     let mut out = audit::container::check(&subject);
     out.extend(audit::container::check_image(&subject));
-    if run_openclaw && managed && running {
+    if run_openclaw && running && audit::container::is_managed(&inspect) {
         out.extend(openclaw_findings(docker, name).await);
     }
     Ok(out)

@@ -262,19 +262,19 @@ pub fn load(args: ImageLoadArgs, printer: &Printer) -> Result<()> {
     let pin = image_pin::from_env()?;
     let rt = engine::runtime()?;
     let docker = rt.block_on(engine::connect())?;
-    let (path, index) = match (&args.from, &pin) {
-        (Some(from), _) => (
-            from.clone(),
-            rt.block_on(load_archive(&docker, from, printer))?,
-        ),
+    let (path, image_id, repo_tags, pinned) = match (&args.from, &pin) {
+        (Some(from), _) => {
+            let index = rt.block_on(load_archive(&docker, from, printer))?;
+            let pinned = pin
+                .as_ref()
+                .and_then(|p| p.read_record())
+                .is_some_and(|r| r.image_id == index.image_id);
+            (from.clone(), index.image_id, index.repo_tags, pinned)
+        }
         (None, Some(pin)) => {
             let record = rt.block_on(load_pinned(&docker, pin, printer))?;
-            let index = ArchiveIndex {
-                image_id: record.image_id,
-                repo_tags: vec![record.repo_tag],
-                layers: 0,
-            };
-            (pin.archive().to_path_buf(), index)
+            let archive = pin.archive().to_path_buf();
+            (archive, record.image_id, vec![record.repo_tag], true)
         }
         (None, None) => {
             return Err(
@@ -283,23 +283,19 @@ pub fn load(args: ImageLoadArgs, printer: &Printer) -> Result<()> {
             )
         }
     };
-    let pinned = pin
-        .as_ref()
-        .and_then(|p| p.read_record())
-        .is_some_and(|r| r.image_id == index.image_id);
     printer.result(
         &format!(
             "loaded {} as {} ({}){}",
             path.display(),
-            index.repo_tags.join(", "),
-            index.image_id,
+            repo_tags.join(", "),
+            image_id,
             if pinned { ": the pinned image" } else { "" }
         ),
         json!({
             "ok": true,
             "archive": path,
-            "image_id": index.image_id,
-            "repo_tags": index.repo_tags,
+            "image_id": image_id,
+            "repo_tags": repo_tags,
             "pinned": pinned,
         }),
     );

@@ -35,9 +35,8 @@ struct Prepared {
     spec: Spec,
 }
 
-fn prepare(args: &StartArgs, printer: &Printer) -> Result<Prepared> {
-    // The image first: a refused image costs no password prompt.
-    let image = super::image::resolve(&args.image, false, printer)?;
+/// The image comes first: a refused image costs no password prompt.
+fn prepare(args: &StartArgs, image: String, printer: &Printer) -> Result<Prepared> {
     let vault_path = paths::vault(&args.vault)?;
     let vault_path =
         std::fs::canonicalize(&vault_path).map_err(|e| Error::io("opening", &vault_path, e))?;
@@ -88,8 +87,13 @@ fn prepare_with_key(
 }
 
 pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
-    let p = prepare(&args, printer)?;
-    launch(p, printer)
+    let image = super::image::resolve(&args.image, false, printer)?;
+    run_in(&args, image, printer)
+}
+
+/// `start` in an image already resolved (`up`).
+pub fn run_in(args: &StartArgs, image: String, printer: &Printer) -> Result<()> {
+    launch(prepare(args, image, printer)?, printer)
 }
 
 /// `start` with a key already in hand (`up` right after onboarding), in
@@ -134,7 +138,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// OOM kill) is started again from the newest generation with the key held
 /// here in zeroizing memory, with a bounded backoff and a limit.
 pub fn run_foreground(args: StartArgs, printer: &Printer) -> Result<()> {
-    let p = prepare(&args, printer)?;
+    let image = super::image::resolve(&args.image, false, printer)?;
+    let p = prepare(&args, image, printer)?;
     let name = p.name.clone();
     let sealed = engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;

@@ -33,7 +33,7 @@ pub fn run(args: UpArgs, printer: &Printer) -> Result<()> {
     let image = super::image::resolve(&args.start.image, true, printer)?;
     let vault = crate::paths::vault(&args.start.vault)?;
     if vault.exists() {
-        return super::start::run(args.start, printer);
+        return super::start::run_in(&args.start, image, printer);
     }
     printer.note(&format!(
         "no vault at {}: onboarding first",
