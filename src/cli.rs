@@ -106,7 +106,7 @@ pub struct AuditArgs {
     #[arg(long, value_name = "NAME")]
     pub container: Option<String>,
 
-    /// The vault to audit [default: HOME/openclaw.vault]
+    /// The vault to audit [default: HOME/vault/openclaw.vault]
     #[arg(long, value_name = "FILE")]
     pub vault: Option<PathBuf>,
 
@@ -135,7 +135,7 @@ pub struct StartArgs {
     #[command(flatten)]
     pub container: ContainerArgs,
 
-    /// The vault [default: ~/.safeclaw/openclaw.vault]
+    /// The vault [default: ~/.safeclaw/vault/openclaw.vault]
     #[arg(long, value_name = "FILE")]
     pub vault: Option<PathBuf>,
 
@@ -188,7 +188,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub container: ContainerArgs,
 
-    /// The vault, for its generation [default: ~/.safeclaw/openclaw.vault]
+    /// The vault, for its generation [default: ~/.safeclaw/vault/openclaw.vault]
     #[arg(long, value_name = "FILE")]
     pub vault: Option<PathBuf>,
 }
@@ -279,8 +279,12 @@ pub enum VaultCommand {
     Verify(VerifyArgs),
     /// Decrypt a vault into a new private directory
     Export(ExportArgs),
-    /// Change the password (rewraps the data key; the payload is untouched)
+    /// Change the password: a new data key, the vault and its kept
+    /// generations re-sealed under it, so the old password opens none of them
     Passwd(PasswdArgs),
+    /// Revoke the data key (after a leak): a new one, the vault and its kept
+    /// generations re-sealed under it, same password
+    Rekey(RekeyArgs),
     /// Turn the guide's secrets.enc (openssl enc over a tar.gz) into a vault
     Migrate(MigrateArgs),
     /// List the vault's generations: the newest and the older ones kept
@@ -360,7 +364,7 @@ pub struct CreateArgs {
     #[arg(long, value_name = "DIR")]
     pub from: PathBuf,
 
-    /// The vault file to create (must not exist) [default: ~/.safeclaw/openclaw.vault]
+    /// The vault file to create (must not exist) [default: ~/.safeclaw/vault/openclaw.vault]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
@@ -431,6 +435,27 @@ pub struct PasswdArgs {
     /// Cost of the new slot (default: today's defaults, so passwd also upgrades old vaults)
     #[command(flatten)]
     pub kdf: KdfArgs,
+
+    /// Delete the kept older generations instead of re-sealing them under the new key
+    #[arg(long)]
+    pub drop_generations: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// The vault file
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+
+    /// Cost of the new slot (default: today's defaults)
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+
+    /// Delete the kept older generations instead of re-sealing them under the new key
+    #[arg(long)]
+    pub drop_generations: bool,
 }
 
 #[derive(Debug, Args)]
@@ -438,7 +463,7 @@ pub struct MigrateArgs {
     /// The legacy file, e.g. ~/openclaw-secure/data/secrets.enc
     pub legacy: PathBuf,
 
-    /// The vault to create [default: ~/.safeclaw/openclaw.vault]
+    /// The vault to create [default: ~/.safeclaw/vault/openclaw.vault]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
@@ -581,7 +606,7 @@ pub struct OnboardExtras {
     --skip-health --skip-daemon --skip-search --skip-skills --skip-ui --skip-hooks"
 )]
 pub struct OnboardArgs {
-    /// The vault to create (must not exist) [default: ~/.safeclaw/openclaw.vault]
+    /// The vault to create (must not exist) [default: ~/.safeclaw/vault/openclaw.vault]
     #[arg(long, value_name = "FILE")]
     pub vault: Option<PathBuf>,
 

@@ -42,9 +42,15 @@ pub const EXIT_WRONG_KEY: i32 = 3;
 
 /// Encodes the key line the host sends.
 pub fn key_line(key: &DataKey) -> Zeroizing<String> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // Digit by digit into the zeroizing string: a `hex()` String would be
+    // an unwiped copy of the key.
     let mut line = Zeroizing::new(String::with_capacity(KEY_LINE_MAX));
     line.push_str(KEY_PREFIX);
-    line.push_str(&crate::private_fs::hex(key.as_bytes()));
+    for b in key.as_bytes() {
+        line.push(DIGITS[usize::from(b >> 4)] as char);
+        line.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
     line.push('\n');
     line
 }
@@ -68,12 +74,10 @@ fn parse_key_line(line: &[u8]) -> Option<DataKey> {
 fn read_key(timeout: Duration) -> Result<DataKey> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut buf = Zeroizing::new(Vec::with_capacity(KEY_LINE_MAX));
-        let r = std::io::stdin()
-            .lock()
-            .take(KEY_LINE_MAX as u64)
-            .read_to_end(&mut buf);
-        let _ = tx.send(r.map(|_| buf));
+        // fd 0 directly into one zeroizing buffer: std's `Stdin` would keep
+        // a copy of the key line in its never-wiped global buffer.
+        let r = crate::password::read_all_zeroizing(crate::password::RawStdin, KEY_LINE_MAX);
+        let _ = tx.send(r);
     });
     let buf = rx
         .recv_timeout(timeout)
@@ -135,8 +139,7 @@ fn guard(s: &Settings) -> Result<i32> {
     let checkpoint_now = flag_on(&[signal_hook::consts::SIGUSR1])?;
     // Before the key exists in this process: no core dumps, no ptrace and
     // no /proc/PID/mem for processes of the same uid (the gateway).
-    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .map_err(|e| Error::failure(format!("making the guard non-dumpable: {e}")))?;
+    crate::no_dumps::forbid()?;
     // Outside a PID namespace (tests, a bare `safeclaw guard`) orphans of
     // the gateway come back to the guard as they would to PID 1, so the
     // final seal can wait for every one of them.
@@ -406,7 +409,7 @@ pub fn idle() -> i32 {
 }
 
 /// Bound on a secret given to `write-secret`.
-const SECRET_MAX: u64 = 64 * 1024;
+const SECRET_MAX: usize = 64 * 1024;
 
 /// `safeclaw write-secret PATH`: stdin (one secret, at most 64 KiB, one
 /// trailing newline dropped) into a 0600 file under the state dir, written
@@ -426,13 +429,9 @@ pub fn write_secret(path: &std::path::Path) -> Result<()> {
             state.display()
         )));
     }
-    let mut secret = Zeroizing::new(Vec::new());
-    std::io::stdin()
-        .lock()
-        .take(SECRET_MAX + 1)
-        .read_to_end(&mut secret)
+    let mut secret = crate::password::read_all_zeroizing(crate::password::RawStdin, SECRET_MAX + 1)
         .map_err(|e| Error::failure(format!("reading the secret from stdin: {e}")))?;
-    if secret.len() as u64 > SECRET_MAX {
+    if secret.len() > SECRET_MAX {
         return Err(Error::usage("the secret is longer than 64 KiB"));
     }
     if secret.last() == Some(&b'\n') {

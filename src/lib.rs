@@ -6,7 +6,7 @@
 //!   (`stream.rs`), the tar rules (`archive.rs`), vault files (`mod.rs`);
 //! - `cli.rs`: the command line; `commands/`: one module per command;
 //! - `error.rs`: failure classes and exit codes; `printer.rs`: all output;
-//! - `password.rs`: password input; `private_fs.rs`: atomic, private files;
+//! - `password.rs`: password input; `no_dumps.rs`: keys out of core dumps; `private_fs.rs`: atomic, private files;
 //! - `guard.rs`: PID 1 in the container; `container_spec.rs`: its hardening;
 //! - `audit/`: the checks of `safeclaw audit`, pure over what was gathered;
 //! - `image_build.rs`, `image_twin.rs`: images built through the Engine API;
@@ -30,6 +30,7 @@ pub mod interrupt;
 pub mod io_util;
 pub mod legacy;
 pub mod nix_store_path;
+pub mod no_dumps;
 pub mod password;
 pub mod paths;
 pub mod printer;

@@ -1,14 +1,35 @@
 //! Where safeclaw keeps its files: a private home (0700), by default
-//! `~/.safeclaw`, holding the vault `openclaw.vault`.
+//! `~/.safeclaw`, holding the trust records (`seen-generations.json`,
+//! `image-pins/`) and a directory of the vault's own, `vault/`, holding
+//! `openclaw.vault` and its kept generations.
+//!
+//! The vault's directory is mounted read-write into the container, whose
+//! gateway is not trusted: so it holds nothing else safeclaw relies on
+//! (`check_dedicated_dir`), and the records stay out of the container's
+//! reach. Homes made before this layout kept the vault directly in the
+//! home; `move_legacy_vault` moves it into `vault/`.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::env_vars;
 use crate::error::{Error, Result};
 
 pub const VAULT_FILE: &str = "openclaw.vault";
+/// The vault's own directory inside the home.
+pub const VAULT_DIR: &str = "vault";
+
+/// The default vault of a home.
+pub fn default_vault(home: &Path) -> PathBuf {
+    home.join(VAULT_DIR).join(VAULT_FILE)
+}
+
+/// Where homes made before the `vault/` directory kept the vault: next to
+/// the trust records, all of them mounted into the container.
+fn legacy_vault(home: &Path) -> PathBuf {
+    home.join(VAULT_FILE)
+}
 
 /// `$SAFECLAW_HOME`, else `$HOME/.safeclaw`.
 pub fn home() -> Result<PathBuf> {
@@ -56,19 +77,216 @@ pub fn private_home() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The vault to read: the one given, or the default in the home.
+/// The vault to read: the one given, or the default of the home (in a
+/// home of the old layout, the vault still there until a start moves it).
 pub fn vault(given: &Option<PathBuf>) -> Result<PathBuf> {
-    match given {
-        Some(p) => Ok(p.clone()),
-        None => Ok(home()?.join(VAULT_FILE)),
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    Ok(vault_in(&home()?))
+}
+
+/// The vault of `home`: `vault/openclaw.vault`, or in a home of the old
+/// layout the vault still directly in it.
+pub fn vault_in(home: &Path) -> PathBuf {
+    let (new, old) = (default_vault(home), legacy_vault(home));
+    if !exists(&new) && exists(&old) {
+        return old;
+    }
+    new
+}
+
+/// The vault to create: the one given, or the default of the home, whose
+/// directories are created private if missing.
+pub fn new_vault(given: &Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    let home = private_home()?;
+    let old = legacy_vault(&home);
+    if exists(&old) {
+        return Err(
+            Error::usage(format!("{} already exists", old.display())).with_hint(
+                "an existing vault is never overwritten; pass --vault to make another one",
+            ),
+        );
+    }
+    private_dir(&home.join(VAULT_DIR))?;
+    Ok(default_vault(&home))
+}
+
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// `dir` as a private directory of ours: created 0700 if missing, refused
+/// if it is a link, not a directory, or readable by others.
+fn private_dir(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            crate::private_fs::create_private_dir(dir)
+        }
+        Err(e) => Err(Error::io("reading", dir, e)),
+        Ok(meta) if !meta.is_dir() => Err(Error::failure(format!(
+            "{} is not a directory",
+            dir.display()
+        ))),
+        Ok(meta) if meta.mode() & 0o077 != 0 => Err(Error::failure(format!(
+            "{} can be read by other users (mode {:04o})",
+            dir.display(),
+            meta.mode() & 0o7777
+        ))
+        .with_hint(format!("chmod 700 {}", dir.display()))),
+        Ok(_) => Ok(()),
     }
 }
 
-/// The vault to create: the one given, or the default in the home, which
-/// is created private if missing.
-pub fn new_vault(given: &Option<PathBuf>) -> Result<PathBuf> {
-    match given {
-        Some(p) => Ok(p.clone()),
-        None => Ok(private_home()?.join(VAULT_FILE)),
+/// Whether `vault` is the home's vault of the old layout (directly in the
+/// home, next to the records).
+pub fn is_legacy_vault(vault: &Path) -> bool {
+    let Ok(home) = home() else { return false };
+    match (
+        fs::canonicalize(vault),
+        fs::canonicalize(legacy_vault(&home)),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Moves the home's vault of the old layout and its kept generations into
+/// `vault/` and returns the new path. The caller makes sure no container
+/// has the home mounted (its guard would seal into the old place). Each
+/// step is a rename in one file system, the generations first and the
+/// vault last, so a crash leaves every file under one name or the other
+/// and `vault` finds the current file either way.
+pub fn move_legacy_vault() -> Result<PathBuf> {
+    let home = private_home()?;
+    let (old, new) = (legacy_vault(&home), default_vault(&home));
+    if exists(&new) {
+        return Err(Error::usage(format!(
+            "both {} and {} exist",
+            old.display(),
+            new.display()
+        ))
+        .with_hint("keep one: move the other out of safeclaw's home"));
+    }
+    private_dir(&home.join(VAULT_DIR))?;
+    for (n, from) in crate::vault::generations::older(&old)? {
+        let to = crate::vault::generations::path_of(&new, n);
+        fs::rename(&from, &to).map_err(|e| Error::io("moving", &from, e))?;
+    }
+    fs::rename(&old, &new).map_err(|e| Error::io("moving", &old, e))?;
+    crate::private_fs::sync_dir(&home.join(VAULT_DIR))?;
+    crate::private_fs::sync_dir(&home)?;
+    Ok(new)
+}
+
+/// The vault's directory is mounted read-write into the container: it must
+/// hold nothing but the vault, its kept generations and a seal's
+/// temporaries, and it must not be safeclaw's home. Another file there
+/// would be the gateway's to read and rewrite (a trust record, a second
+/// vault, the user's own files).
+pub fn check_dedicated_dir(vault: &Path) -> Result<()> {
+    let dir = crate::private_fs::parent_of(vault);
+    let name = vault
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::usage(format!("{} is not a file path", vault.display())))?;
+    let canonical = match fs::canonicalize(&dir) {
+        // Made empty and private when the vault is created.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        r => r.map_err(|e| Error::io("reading", &dir, e))?,
+    };
+    let is_home = home()
+        .ok()
+        .and_then(|h| fs::canonicalize(h).ok())
+        .is_some_and(|h| h == canonical);
+    let hint = || {
+        format!(
+            "keep the vault in a directory of its own: mkdir -m 700 DIR && mv {v} {v}.g* DIR/",
+            v = vault.display()
+        )
+    };
+    if is_home {
+        return Err(Error::usage(format!(
+            "{} is in safeclaw's home {}, which holds its trust records; the container would get them read-write",
+            vault.display(),
+            dir.display()
+        ))
+        .with_hint(hint()));
+    }
+    let mut others = Vec::new();
+    for entry in fs::read_dir(&dir).map_err(|e| Error::io("reading", &dir, e))? {
+        let entry = entry.map_err(|e| Error::io("reading", &dir, e))?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if !belongs_to_vault(&name, &file) {
+            others.push(file);
+        }
+    }
+    if others.is_empty() {
+        return Ok(());
+    }
+    others.sort();
+    let shown: Vec<String> = others.iter().take(3).map(|o| format!("{o:?}")).collect();
+    let more = match others.len() {
+        n if n > 3 => format!(" and {} more", n - 3),
+        _ => String::new(),
+    };
+    Err(Error::usage(format!(
+        "the vault's directory {} also holds {}{more}; the container gets that directory read-write",
+        dir.display(),
+        shown.join(", ")
+    ))
+    .with_hint(hint()))
+}
+
+/// Whether `file` is the vault `vault_name`, one of its kept generations
+/// (`NAME.gN`), or a temporary of a seal (`NAME.gN.tmp-X`, `.NAME.tmp-X`).
+fn belongs_to_vault(vault_name: &str, file: &str) -> bool {
+    if file == vault_name {
+        return true;
+    }
+    if let Some(rest) = file
+        .strip_prefix('.')
+        .and_then(|f| f.strip_prefix(vault_name))
+    {
+        return rest.starts_with(".tmp-");
+    }
+    let Some(rest) = file
+        .strip_prefix(vault_name)
+        .and_then(|r| r.strip_prefix(".g"))
+    else {
+        return false;
+    };
+    let (digits, tail) = rest.split_at(
+        rest.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len()),
+    );
+    !digits.is_empty() && (tail.is_empty() || tail.starts_with(".tmp-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_belongs_to_a_vault() {
+        for ok in ["v", "v.g1", "v.g12", "v.g3.tmp-abcdef", ".v.tmp-123456"] {
+            assert!(belongs_to_vault("v", ok), "{ok}");
+        }
+        for other in [
+            "w",
+            "v.g",
+            "v.gx",
+            "v.g1x",
+            "v.bak",
+            "seen-generations.json",
+            "image-pins",
+            ".v.onboard-12",
+            "pw",
+        ] {
+            assert!(!belongs_to_vault("v", other), "{other}");
+        }
     }
 }

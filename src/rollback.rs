@@ -5,7 +5,10 @@
 //! Limits (docs/vault-format.md): vaults are told apart by their canonical
 //! path, and the record is as trustworthy as the home directory it lives
 //! in; it catches a restored backup or a swapped file, not an attacker who
-//! can also edit the record.
+//! can also edit the record. The home is never mounted into a container
+//! (the vault has a directory of its own, `paths`), and the record is only
+//! written from a header whose MAC was checked: a forged header can make a
+//! command warn, never raise what is recorded.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,16 +21,34 @@ const RECORD: &str = "seen-generations.json";
 const MAX_RECORD: u64 = 1 << 20;
 
 /// Records `generation` for `vault` and warns if a higher one was seen.
-/// Best effort: a missing home or an unreadable record never fails the
-/// command it is part of.
-pub fn observe(vault: &Path, generation: u64, printer: &Printer) {
+/// Only for a generation read from a header that authenticated with the
+/// data key (an unauthenticated one goes to `warn_if_older`). Best effort:
+/// a missing home or an unreadable record never fails the command it is
+/// part of.
+pub fn record_authenticated(vault: &Path, generation: u64, printer: &Printer) {
     if let Some(seen) = record(vault, generation) {
-        printer.warn(&format!(
-            "{} is at generation {generation}, but generation {seen} was seen on this host: \
-             an older copy may have been put in place (rollback); `safeclaw vault generations` lists what is kept",
-            vault.display()
-        ));
+        warn(vault, generation, seen, printer);
     }
+}
+
+/// Warns if a higher generation than `generation` was seen for `vault`,
+/// writing nothing: for headers read without the key (`vault info`,
+/// `status`), which anyone who can write the vault's directory can forge.
+pub fn warn_if_older(vault: &Path, generation: u64, printer: &Printer) {
+    let Ok(home) = crate::paths::home() else {
+        return;
+    };
+    if let Some(seen) = highest_seen(&home, vault).filter(|&seen| seen > generation) {
+        warn(vault, generation, seen, printer);
+    }
+}
+
+fn warn(vault: &Path, generation: u64, seen: u64, printer: &Printer) {
+    printer.warn(&format!(
+        "{} is at generation {generation}, but generation {seen} was seen on this host: \
+         an older copy may have been put in place (rollback); `safeclaw vault generations` lists what is kept",
+        vault.display()
+    ));
 }
 
 /// The highest generation recorded for `vault` in the record under

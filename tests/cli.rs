@@ -270,7 +270,7 @@ fn create_never_overwrites() {
 }
 
 #[test]
-fn passwd_rewraps_without_touching_the_payload() {
+fn passwd_reseals_under_a_new_key() {
     let s = Setup::new();
     let before = fs::read(s.path("v.vault")).unwrap();
     let new = write_password(s.dir.path(), "new", "battery staple");
@@ -287,8 +287,7 @@ fn passwd_rewraps_without_touching_the_payload() {
         header_len(&s.path("v.vault")),
         header_len(&s.path("v.vault")),
     );
-    assert_eq!(before[hb..], after[ha..], "payload bytes changed");
-    assert_ne!(before[..hb], after[..ha], "header unchanged");
+    assert_ne!(before[hb..], after[ha..], "payload not re-sealed");
     assert_eq!(
         fs::metadata(s.path("v.vault")).unwrap().mode() & 0o777,
         0o600
@@ -334,7 +333,25 @@ fn password_from_stdin_and_crlf_files() {
         .args(["vault", "verify", &s.vault(), "--password-stdin"])
         .write_stdin("correct horse\nignored second line\n")
         .assert()
-        .success();
+        .success()
+        .stderr(predicate::str::contains(
+            "stdin has more than one line; only its first line is the vault password, the rest is ignored",
+        ));
+    // A key file of several lines is not cut to its first one silently.
+    let keyfile = pw_file(
+        s.dir.path(),
+        "keyfile",
+        b"correct horse\nmore key material\n",
+    );
+    safeclaw()
+        .args(["vault", "verify", &s.vault(), "--password-file"])
+        .arg(&keyfile)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "{} has more than one line; only its first line is the vault password",
+            keyfile.display()
+        )));
     fs::write(s.path("crlf"), "correct horse\r\n").unwrap();
     fs::set_permissions(
         s.path("crlf"),
@@ -492,8 +509,94 @@ fn create_defaults_to_the_private_home() {
         .assert()
         .success();
     assert_eq!(fs::metadata(&home).unwrap().mode() & 0o777, 0o700);
+    // The vault has a directory of its own (the one a container gets), and
+    // the home keeps only what the container must not reach.
     assert_eq!(
-        fs::metadata(home.join("openclaw.vault")).unwrap().mode() & 0o777,
+        fs::metadata(home.join("vault")).unwrap().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(
+        fs::metadata(home.join("vault/openclaw.vault"))
+            .unwrap()
+            .mode()
+            & 0o777,
         0o600
     );
+    assert!(!home.join("openclaw.vault").exists());
+}
+
+/// The rollback record only ever takes a generation from a header whose
+/// MAC was checked. On 4212b1f `vault info` (no key) recorded whatever a
+/// header said, so a forged one raised the record to 999999 and every
+/// later start warned of a rollback that never happened.
+#[test]
+fn a_forged_header_never_raises_the_rollback_record() {
+    let s = Setup::new();
+    let home = s.path("home");
+    private_dir(&home);
+    let record = home.join("seen-generations.json");
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .args(["vault", "verify", &s.vault(), "--password-file"])
+        .arg(s.path("pw"))
+        .assert()
+        .success();
+    let recorded = fs::read(&record).unwrap();
+    assert!(String::from_utf8_lossy(&recorded).contains(": 1"));
+
+    // Generation 999999 in the header; the MAC no longer matches.
+    let mut bytes = fs::read(s.path("v.vault")).unwrap();
+    // magic (8), version (2), header length H (2), then the generation;
+    // the SHA-256 checksum at H-64 is recomputed, the MAC cannot be.
+    bytes[12..20].copy_from_slice(&999_999u64.to_be_bytes());
+    let h = usize::from(u16::from_be_bytes([bytes[10], bytes[11]]));
+    let sum = <sha2::Sha256 as sha2::Digest>::digest(&bytes[..h - 64]);
+    bytes[h - 64..h - 32].copy_from_slice(&sum);
+    fs::write(s.path("v.vault"), &bytes).unwrap();
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .args(["vault", "info", &s.vault()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("generation  999999"));
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .args(["vault", "verify", &s.vault(), "--password-file"])
+        .arg(s.path("pw"))
+        .assert()
+        .code(4);
+    assert_eq!(fs::read(&record).unwrap(), recorded);
+}
+
+/// The host process holds the password and the data key: no core dump of
+/// it, from the first instruction of a command on.
+#[test]
+fn the_cli_runs_without_core_dumps() {
+    let s = Setup::new();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("safeclaw"))
+        .args(["vault", "verify", &s.vault(), "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let limits = format!("/proc/{}/limits", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let core_line = loop {
+        let text = fs::read_to_string(&limits).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Max core file size"))
+            .unwrap()
+            .to_string();
+        // Soft limits are often 0 already: wait for the hard one.
+        if line.split_whitespace().nth(5) == Some("0") || std::time::Instant::now() > deadline {
+            break line;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let fields: Vec<&str> = core_line.split_whitespace().collect();
+    assert_eq!(&fields[4..6], ["0", "0"], "{core_line}");
 }

@@ -663,3 +663,61 @@ fn a_sqlite_database_written_continuously_is_consistent_in_every_checkpoint() {
     }
     assert!(checked >= 3, "only {checked} generations had a database");
 }
+
+/// The readable, writable memory of process `pid` (heap, stacks, anonymous
+/// maps), as root reads it through /proc.
+fn writable_memory(pid: u32) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    let mut mem = fs::File::open(format!("/proc/{pid}/mem"))?;
+    let mut all = Vec::new();
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let path = fields.nth(3).unwrap_or("");
+        if !perms.starts_with("rw") || path.starts_with('/') || path == "[vvar]" {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let mut buf = vec![0u8; (end - start) as usize];
+        if mem.seek(SeekFrom::Start(start)).is_ok() && mem.read_exact(&mut buf).is_ok() {
+            all.extend_from_slice(&buf);
+        }
+    }
+    Ok(all)
+}
+
+/// The key line crosses fd 0 into a zeroizing buffer and is wiped once
+/// parsed. On 4212b1f it went through std's `Stdin`, whose global buffer is
+/// never wiped: the line stayed in the guard's heap for its whole life.
+#[test]
+fn no_copy_of_the_key_line_stays_in_the_guards_memory() {
+    let s = Setup::new();
+    let line = guard::key_line(&s.key());
+    let hex = line.trim_end().strip_prefix(guard::KEY_PREFIX).unwrap();
+    let mut child = s.started(&["--checkpoint-ms", "0"], &["sleep", "30"]);
+    // Ready: the key was read, parsed and used to unpack the vault.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert!(first.starts_with(guard::READY), "{first}");
+    let memory = writable_memory(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let memory = match memory {
+        Ok(m) => m,
+        // The guard is non-dumpable: only root (CAP_SYS_PTRACE) reads it.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            skip_unless_ci("reading the guard's memory needs root");
+            return;
+        }
+        Err(e) => panic!("reading the guard's memory: {e}"),
+    };
+    assert!(memory.len() > 4096, "read {} bytes", memory.len());
+    let found = memory.windows(hex.len()).any(|w| w == hex.as_bytes());
+    assert!(!found, "the key's hex form is still in the guard's memory");
+}

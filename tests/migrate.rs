@@ -198,7 +198,32 @@ fn password_files_are_read_as_openssl_reads_them() {
     let g = Guide::new(&["-pbkdf2", "-iter", "100000"], "pass:placeholder");
     let crlf = pw_file(g.dir.path(), "crlf", b"crlf password\r\n");
     Guide::encrypt_again(&g, &format!("file:{}", crlf.display()));
-    g.migrate(&crlf, &["--keep-password"]).success();
+    g.migrate(&crlf, &["--keep-password"])
+        .success()
+        .stderr(predicate::str::contains("ends in CR"))
+        // The kept legacy file opens with the same password, at openssl's cost.
+        .stderr(predicate::str::contains(
+            "secrets.enc.migrated opens with the same password",
+        ));
+    // The new vault's password is one a user can give again: the same
+    // CRLF file, the line typed on stdin, an LF file. (On 4212b1f it was
+    // "crlf password\r", which none of them produces: locked out.)
+    g.assert_vault_matches_the_tree(&crlf);
+    let lf = pw_file(g.dir.path(), "lf", b"crlf password\n");
+    safeclaw()
+        .args(["vault", "verify"])
+        .arg(g.out())
+        .arg("--password-file")
+        .arg(&lf)
+        .assert()
+        .success();
+    safeclaw()
+        .args(["vault", "verify"])
+        .arg(g.out())
+        .arg("--password-stdin")
+        .write_stdin("crlf password\n")
+        .assert()
+        .success();
 
     // Typed at openssl's prompt (no CR), given to us in a CRLF file.
     let g = Guide::new(&["-pbkdf2", "-iter", "100000"], "pass:typed password");
@@ -362,7 +387,7 @@ fn the_default_output_is_the_private_home() {
         std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
         0o700
     );
-    assert!(home.join("openclaw.vault").is_file());
+    assert!(home.join("vault/openclaw.vault").is_file());
 }
 
 #[test]

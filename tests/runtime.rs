@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -1033,5 +1034,71 @@ fn the_onboarding_wizard_runs_through_a_real_tty() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["v.vault"]);
+    });
+}
+
+/// The vault's directory is what the container gets read-write: a start
+/// refuses one that holds anything but the vault and its generations (on
+/// 4212b1f it mounted whatever was there, trust records included).
+#[test]
+fn a_vault_directory_shared_with_other_files_is_refused() {
+    with_fixture("shared-dir", |rt, docker, f| {
+        let other = f.dir.path().join("home/notes.txt");
+        fs::write(&other, "the user's own file").unwrap();
+        f.start()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "also holds \"notes.txt\"; the container gets that directory read-write",
+            ))
+            .stderr(predicate::str::contains("keep the vault in a directory of its own"));
+        let made = rt.block_on(docker.inspect_container(&f.name, None));
+        assert!(made.is_err(), "a container was made");
+        fs::remove_file(&other).unwrap();
+    });
+}
+
+/// A home of the old layout (the vault directly in it, beside the trust
+/// records) is moved on start: the vault and its kept generations go to
+/// `vault/`, and only that directory is mounted.
+#[test]
+fn a_home_of_the_old_layout_moves_its_vault_on_start() {
+    with_fixture("old-home", |rt, docker, f| {
+        let home = f.dir.path().join("home");
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+        let key = VaultFile::open(&f.vault())
+            .unwrap()
+            .unlock(&Password::new(f.password.as_bytes()).unwrap())
+            .unwrap()
+            .0;
+        let state = f.dir.path().join("state");
+        safeclaw::vault::seal_next_generation(&f.vault(), &key, &state, 5).unwrap();
+        safeclaw()
+            .env("SAFECLAW_HOME", &home)
+            .args(["start", "--name", &f.name, "--image", &f.image])
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .assert()
+            .success()
+            .stderr(predicate::str::contains("moved the vault and its generations"));
+        let moved = home.join("vault/openclaw.vault");
+        assert!(moved.is_file() && home.join("vault/openclaw.vault.g1").is_file());
+        assert!(!home.join("openclaw.vault").exists());
+        assert!(!home.join("openclaw.vault.g1").exists());
+        assert!(home.join("seen-generations.json").is_file());
+        let binds = rt
+            .block_on(docker.inspect_container(&f.name, None))
+            .unwrap()
+            .host_config
+            .unwrap()
+            .binds
+            .unwrap();
+        let vault_dir = fs::canonicalize(home.join("vault")).unwrap();
+        assert_eq!(binds[0], format!("{}:/vault:rw", vault_dir.display()));
+        safeclaw()
+            .env("SAFECLAW_HOME", &home)
+            .args(["stop", "--name", &f.name])
+            .assert()
+            .success();
+        assert_eq!(VaultFile::open(&moved).unwrap().header().generation, 3);
     });
 }

@@ -25,7 +25,7 @@ pub fn run(args: AuditArgs, printer: &Printer) -> Result<()> {
     let vault = args
         .vault
         .clone()
-        .unwrap_or_else(|| home.join(crate::paths::VAULT_FILE));
+        .unwrap_or_else(|| crate::paths::vault_in(&home));
     let guide = args.guide_dir.clone().or_else(|| {
         std::env::var_os(env_vars::HOME)
             .filter(|h| !h.is_empty())

@@ -28,7 +28,8 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Vault(VaultCommand::Info(args)) => vault_info::run(args, printer),
         Command::Vault(VaultCommand::Verify(args)) => vault_verify::run(args, printer),
         Command::Vault(VaultCommand::Export(args)) => vault_export::run(args, printer),
-        Command::Vault(VaultCommand::Passwd(args)) => vault_passwd::run(args, printer),
+        Command::Vault(VaultCommand::Passwd(args)) => vault_passwd::passwd(args, printer),
+        Command::Vault(VaultCommand::Rekey(args)) => vault_passwd::rekey(args, printer),
         Command::Vault(VaultCommand::Migrate(args)) => vault_migrate::run(args, printer),
         Command::Vault(VaultCommand::Generations(args)) => vault_info::generations(args, printer),
         Command::Up(args) => up::run(args, printer),
@@ -67,7 +68,11 @@ fn read_password(
     printer: &Printer,
 ) -> Result<Password> {
     warn_if_exposed(source, printer);
-    password::read(source, label, confirm)
+    let (password, warning) = password::read(source, label, confirm)?;
+    if let Some(warning) = warning {
+        printer.warn(&warning);
+    }
+    Ok(password)
 }
 
 /// Warns when a password file can be read by other users.

@@ -73,8 +73,9 @@ async fn remove_abandoned(docker: &Docker) {
         }
         if let Some(staging) = labels.get(LABEL_ONBOARD_STAGING).map(PathBuf::from) {
             let ours = staging
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().contains(".onboard-"));
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n.to_string_lossy().contains(STAGING_MARK));
             if ours {
                 discard_staging(&staging);
             }
@@ -82,14 +83,19 @@ async fn remove_abandoned(docker: &Docker) {
     }
 }
 
-/// Removes a staging vault: its kept generations, a seal's temporaries and
-/// the file itself (after a success only the first two are left).
+/// Marks the name of a staging directory (`.NAME.onboard-HEX`).
+const STAGING_MARK: &str = ".onboard-";
+
+/// Removes a staging vault: its kept generations, a seal's temporaries,
+/// the file itself (after a success only the first two are left), and the
+/// private directory it was made in.
 fn discard_staging(staging: &Path) {
     for (_, older) in vault::generations::older(staging).unwrap_or_default() {
         let _ = std::fs::remove_file(older);
     }
     vault::generations::remove_stale_temporaries(staging);
     let _ = std::fs::remove_file(staging);
+    let _ = std::fs::remove_dir(crate::private_fs::parent_of(staging));
 }
 
 /// The secrets given to safeclaw for OpenClaw, read before anything starts.
@@ -125,13 +131,17 @@ pub fn onboard(
     let kdf = super::vault_create::checked_kdf(args.extras.kdf.params(), printer)?;
     let password = super::read_new_password(&args.password.source(), printer)?;
 
-    // The new vault starts as a hidden file next to its final place, empty.
+    // The new vault starts empty in a private directory of its own next to
+    // its final place (one file system, so the final link is atomic): that
+    // directory, not the target's, is what the container gets read-write.
     let dir = crate::private_fs::parent_of(&target);
-    let staging = dir.join(format!(
-        ".{}.onboard-{}",
-        super::start::file_name_of(&target)?,
+    let file_name = super::start::file_name_of(&target)?;
+    let staging_dir = dir.join(format!(
+        ".{file_name}{STAGING_MARK}{}",
         crate::private_fs::hex(&vault::crypto::random_array::<6>())
     ));
+    crate::private_fs::create_private_dir(&staging_dir)?;
+    let staging = staging_dir.join(&file_name);
     let key = DataKey::generate();
     let spinner = printer.spinner("creating the vault (Argon2id)");
     let created = vault::create_with_key(&staging, &key, password, kdf, |w| {
@@ -141,7 +151,10 @@ pub fn onboard(
             .map_err(|e| Error::failure(format!("writing an empty archive: {e}")))
     });
     spinner.finish_and_clear();
-    created?;
+    if let Err(e) = created {
+        discard_staging(&staging);
+        return Err(e);
+    }
 
     let name = format!(
         "safeclaw-onboard-{}",
@@ -164,7 +177,14 @@ pub fn onboard(
     });
     discard_staging(&staging);
     let generation = outcome?;
-    crate::rollback::observe(&target, generation, printer);
+    crate::rollback::record_authenticated(&target, generation, printer);
+    if let Err(e) = crate::paths::check_dedicated_dir(&target) {
+        printer.warn(&format!(
+            "`safeclaw start` will refuse this vault where it is: {}{}",
+            e.message,
+            e.hint.map(|h| format!(" ({h})")).unwrap_or_default()
+        ));
+    }
     printer.result(
         &format!(
             "onboarded: OpenClaw's state sealed into {} (generation {generation}); `safeclaw start` runs it",
@@ -178,8 +198,7 @@ pub fn onboard(
 fn read_secrets(args: &OnboardExtras, printer: &Printer) -> Result<Secrets> {
     let read = |path: &Path, label: &str| {
         let source = Source::File(path.to_path_buf());
-        super::warn_if_exposed(&source, printer);
-        password::read(&source, label, Confirm::Once)
+        super::read_password(&source, label, Confirm::Once, printer)
     };
     Ok(Secrets {
         api_key: args

@@ -38,12 +38,18 @@ struct Prepared {
 /// The image comes first: a refused image costs no password prompt.
 fn prepare(args: &StartArgs, image: String, printer: &Printer) -> Result<Prepared> {
     let vault_path = paths::vault(&args.vault)?;
+    let vault_path = if paths::is_legacy_vault(&vault_path) {
+        move_legacy_vault(printer)?
+    } else {
+        vault_path
+    };
     let vault_path =
         std::fs::canonicalize(&vault_path).map_err(|e| Error::io("opening", &vault_path, e))?;
     let vault = VaultFile::open(&vault_path)?;
     let generation = vault.header().generation;
-    crate::rollback::observe(&vault_path, generation, printer);
     let (key, _) = super::unlock(&vault, &args.password.source(), printer)?;
+    // Only now, with the header's MAC checked, may its generation count.
+    crate::rollback::record_authenticated(&vault_path, generation, printer);
     drop(vault);
     prepare_with_key(args, image, vault_path, generation, key)
 }
@@ -55,6 +61,7 @@ fn prepare_with_key(
     generation: u64,
     key: DataKey,
 ) -> Result<Prepared> {
+    paths::check_dedicated_dir(&vault_path)?;
     let vault_dir = crate::private_fs::parent_of(&vault_path);
     let (uid, gid) = container_user(&vault_dir, &vault_path)?;
     let spec = Spec {
@@ -84,6 +91,34 @@ fn prepare_with_key(
         key,
         spec,
     })
+}
+
+/// A home of the old layout keeps the vault next to the trust records, so
+/// a start would mount them into the container: the vault moves into
+/// `vault/` first, unless a container still has the home mounted (its
+/// guard seals into the old place; moving the file under it would lose
+/// that seal).
+fn move_legacy_vault(printer: &Printer) -> Result<std::path::PathBuf> {
+    let home = paths::home()?;
+    let home = std::fs::canonicalize(&home).map_err(|e| Error::io("reading", &home, e))?;
+    let in_use = engine::runtime()?
+        .block_on(async { engine::running_with_mount(&engine::connect().await?, &home).await })?;
+    if let Some(name) = in_use {
+        return Err(Error::usage(format!(
+            "{name} is running with safeclaw's home {} mounted (the layout before the vault had its own directory)",
+            home.display()
+        ))
+        .with_hint(format!(
+            "`safeclaw stop --name {name}`, then start again: the vault then moves to {}",
+            paths::default_vault(&home).display()
+        )));
+    }
+    let moved = paths::move_legacy_vault()?;
+    printer.note(&format!(
+        "moved the vault and its generations to {}: the container no longer sees safeclaw's records",
+        moved.display()
+    ));
+    Ok(moved)
 }
 
 pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {

@@ -110,7 +110,7 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
         .ok()
         .map(|v| v.header().generation);
     if let Some(g) = generation {
-        crate::rollback::observe(&vault_path, g, printer);
+        crate::rollback::warn_if_older(&vault_path, g, printer);
     }
     let (inspected, checkpoint) = engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;

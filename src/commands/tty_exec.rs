@@ -109,14 +109,22 @@ pub async fn run(docker: &Docker, name: &str, cmd: Vec<String>) -> Result<i64> {
     resize(docker, &created.id).await;
     // Our stdin is read on a thread of its own (blocking reads); it may
     // outlive the command by one keystroke, which is then dropped.
-    let (tx, mut keys) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    // Keystrokes carry what the wizard asks for (API keys, tokens): read
+    // from fd 0 directly (std's `Stdin` buffer is never wiped) and passed
+    // on in zeroizing buffers.
+    let (tx, mut keys) = tokio::sync::mpsc::channel::<zeroize::Zeroizing<Vec<u8>>>(16);
     std::thread::spawn(move || {
-        let mut buf = [0u8; 1024];
+        let mut buf = zeroize::Zeroizing::new([0u8; 1024]);
         loop {
-            match std::io::stdin().lock().read(&mut buf) {
-                Ok(0) | Err(_) => break,
+            match crate::password::RawStdin.read(&mut buf[..]) {
+                Ok(0) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
                 Ok(n) => {
-                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                    if tx
+                        .blocking_send(zeroize::Zeroizing::new(buf[..n].to_vec()))
+                        .is_err()
+                    {
                         break;
                     }
                 }

@@ -35,6 +35,8 @@ pub fn run(args: UpArgs, printer: &Printer) -> Result<()> {
     if vault.exists() {
         return super::start::run_in(&args.start, image, printer);
     }
+    // Onboarding takes minutes: find out first that the start would be refused.
+    crate::paths::check_dedicated_dir(&vault)?;
     printer.note(&format!(
         "no vault at {}: onboarding first",
         vault.display()

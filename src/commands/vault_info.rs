@@ -11,7 +11,7 @@ use crate::vault::VaultFile;
 pub fn run(args: InfoArgs, printer: &Printer) -> Result<()> {
     let vault = VaultFile::open(&args.file)?;
     let h = vault.header();
-    crate::rollback::observe(&args.file, h.generation, printer);
+    crate::rollback::warn_if_older(&args.file, h.generation, printer);
     let created = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.created),
     )

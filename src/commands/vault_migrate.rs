@@ -79,7 +79,14 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
     };
 
     let new_password = if args.keep_password {
-        legacy_password.clone()
+        let (kept, had_cr) = legacy_password.without_trailing_cr();
+        if had_cr {
+            printer.note(
+                "the legacy password's line ends in CR (a Windows line ending), which openssl kept; \
+                 the new vault's password is the same without it, as every safeclaw prompt and file reads it",
+            );
+        }
+        kept
     } else {
         let source = match &args.new_password_file {
             Some(p) => Source::File(p.clone()),
@@ -133,6 +140,15 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
         printer.warn(&format!(
             "plaintext left by the guide: {} (it holds keys in clear; delete it once you no longer need it)",
             path.display()
+        ));
+    }
+    if let (true, Some(now)) = (args.keep_password, &legacy_now) {
+        printer.warn(&format!(
+            "{} opens with the same password as the new vault, and its key derivation (openssl {}) is far cheaper to guess against than Argon2id: \
+             anyone with a copy of it attacks the vault's password at that speed; delete it once you no longer need it (rm {})",
+            now.display(),
+            used.describe(),
+            now.display()
         ));
     }
     if args.remove_legacy {
@@ -192,7 +208,11 @@ fn settings(args: &MigrateArgs) -> Vec<Settings> {
 
 fn read_legacy_password(source: &Source, printer: &Printer) -> Result<Vec<Password>> {
     super::warn_if_exposed(source, printer);
-    password::read_openssl(source, "legacy password")
+    let (candidates, warning) = password::read_openssl(source, "legacy password")?;
+    if let Some(warning) = warning {
+        printer.warn(&warning);
+    }
+    Ok(candidates)
 }
 
 fn wrong_password(path: &Path, tried: &[Settings]) -> Error {

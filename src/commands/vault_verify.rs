@@ -11,7 +11,7 @@ pub fn run(args: VerifyArgs, printer: &Printer) -> Result<()> {
     let vault = VaultFile::open(&args.file)?;
     let (key, _) = super::unlock(&vault, &args.password.source(), printer)?;
     let generation = vault.header().generation;
-    crate::rollback::observe(&args.file, generation, printer);
+    crate::rollback::record_authenticated(&args.file, generation, printer);
     let bar = printer.bar(vault.payload_len(), "verifying");
     let stats = vault.verify(&key, |n| bar.set_position(n));
     bar.finish_and_clear();

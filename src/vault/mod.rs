@@ -234,28 +234,6 @@ impl VaultFile {
         drain(&mut payload)?;
         Ok(stats)
     }
-
-    /// Writes this vault with a new header (same payload bytes) to `dest`
-    /// atomically. The header must keep generation, salt and chunk size.
-    pub fn rewrite_header(mut self, key: &DataKey, header: &Header, dest: &Path) -> Result<()> {
-        let old = &self.parsed.header;
-        assert!(
-            header.generation == old.generation
-                && header.payload_salt == old.payload_salt
-                && header.chunk_size == old.chunk_size,
-            "a header rewrite must not change what the payload key is derived from"
-        );
-        let mut out = AtomicFile::create(dest)?;
-        out.file()
-            .write_all(&encode_header(key, header)?)
-            .map_err(|e| Error::io("writing", dest, e))?;
-        self.file
-            .seek(SeekFrom::Start(self.parsed.len as u64))
-            .map_err(|e| Error::io("reading", &self.path, e))?;
-        io::copy(&mut self.file, out.file())
-            .map_err(|e| Error::io("copying the payload to", dest, e))?;
-        out.commit()
-    }
 }
 
 /// Reads the rest of the payload so that every chunk up to the one flagged
@@ -324,6 +302,28 @@ pub fn seal_next_generation(path: &Path, key: &DataKey, dir: &Path, keep: usize)
         return Err(e);
     }
     generations::prune(path, keep)?;
+    Ok(header.generation)
+}
+
+/// Re-seals the vault file at `path`, which must authenticate with
+/// `old_key`, under `new_key` with `slots`: same generation and creation
+/// time, a fresh payload salt, written atomically over it. The payload is
+/// read through to its last chunk, so a damaged file is refused whole and
+/// left as it was. Returns the generation.
+pub fn reseal(path: &Path, old_key: &DataKey, new_key: &DataKey, slots: &[Slot]) -> Result<u64> {
+    let current = VaultFile::open(path)?;
+    current.authenticate(old_key)?;
+    let header = Header {
+        payload_salt: crypto::random_array(),
+        slots: slots.to_vec(),
+        ..current.header().clone()
+    };
+    let mut payload = current.payload(old_key, |_| {})?;
+    write(path, Replace::Atomically, new_key, &header, |w| {
+        io::copy(&mut payload, w)
+            .map(|_| ())
+            .map_err(|e| archive::classify_read_error(e, "payload"))
+    })?;
     Ok(header.generation)
 }
 

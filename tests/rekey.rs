@@ -1,0 +1,194 @@
+//! `vault passwd` and `vault rekey` revoke: after them no file safeclaw
+//! leaves behind opens with the old password, and no key obtainable with
+//! the old password opens any generation, kept or written afterwards.
+//! (On 4212b1f passwd only rewrapped the current file's slot: the old
+//! password still opened every `.gN`, and the data key never changed.)
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use predicates::prelude::*;
+use safeclaw::error::Class;
+use safeclaw::password::Password;
+use safeclaw::vault::{self, crypto::DataKey, VaultFile};
+use tempfile::TempDir;
+
+const OLD: &str = "old horse";
+const NEW: &str = "new battery";
+
+/// A vault at generation 4 with generations 1 to 3 kept beside it, and a
+/// copy of generation 4 made before any password change (a backup).
+struct Setup {
+    dir: TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = TempDir::new().unwrap();
+        let p = dir.path();
+        openclaw_like_tree(&p.join("state"));
+        write_password(p, "old", OLD);
+        write_password(p, "new", NEW);
+        private_dir(&p.join("vault"));
+        let s = Setup { dir };
+        create_vault(&s.path("state"), &s.vault(), &s.path("old"));
+        let key = s.key_of(&s.vault(), OLD).unwrap();
+        for _ in 0..3 {
+            vault::seal_next_generation(&s.vault(), &key, &s.path("state"), 5).unwrap();
+        }
+        fs::copy(s.vault(), s.path("backup.vault")).unwrap();
+        s
+    }
+
+    fn vault(&self) -> PathBuf {
+        self.dir.path().join("vault/v.vault")
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The vault and every kept generation.
+    fn files(&self) -> Vec<PathBuf> {
+        let mut all = vec![self.vault()];
+        all.extend(
+            vault::generations::older(&self.vault())
+                .unwrap()
+                .into_iter()
+                .map(|(_, p)| p),
+        );
+        all
+    }
+
+    fn key_of(&self, file: &Path, password: &str) -> Result<DataKey, Class> {
+        VaultFile::open(file)
+            .unwrap()
+            .unlock(&Password::new(password.as_bytes()).unwrap())
+            .map(|(k, _)| k)
+            .map_err(|e| e.class)
+    }
+}
+
+fn opens_with_key(file: &Path, key: &DataKey) -> bool {
+    VaultFile::open(file).unwrap().authenticate(key).is_ok()
+}
+
+#[test]
+fn passwd_revokes_the_old_password_and_the_old_key_everywhere() {
+    let s = Setup::new();
+    let old_key = s.key_of(&s.path("backup.vault"), OLD).unwrap();
+    assert_eq!(s.files().len(), 4);
+    safeclaw()
+        .args(["vault", "passwd"])
+        .arg(s.vault())
+        .arg("--password-file")
+        .arg(s.path("old"))
+        .arg("--new-password-file")
+        .arg(s.path("new"))
+        .args(FAST_KDF)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("3 kept generation(s) re-sealed"));
+
+    let files = s.files();
+    assert_eq!(files.len(), 4, "kept generations are re-sealed, not lost");
+    let new_key = s.key_of(&s.vault(), NEW).unwrap();
+    for (i, file) in files.iter().enumerate() {
+        assert_eq!(
+            s.key_of(file, OLD).err(),
+            Some(Class::WrongPassword),
+            "{file:?}"
+        );
+        assert!(
+            !opens_with_key(file, &old_key),
+            "{file:?} opens with the old key"
+        );
+        assert!(opens_with_key(file, &new_key), "{file:?}");
+        // Same generation numbers and content as before.
+        let g = VaultFile::open(file).unwrap().header().generation;
+        assert_eq!(g, 4 - i as u64);
+        let out = s.path(&format!("out{g}"));
+        export_cmd(file, &out, s.path("new")).assert().success();
+        assert_eq!(snapshot(&out), snapshot(&s.path("state")));
+    }
+
+    // A generation written afterwards (as the guard does, with the key the
+    // new password gives) does not open with the key the old one gave.
+    let next = vault::seal_next_generation(&s.vault(), &new_key, &s.path("state"), 5).unwrap();
+    assert_eq!(next, 5);
+    assert!(!opens_with_key(&s.vault(), &old_key));
+    // The backup made before still opens with the old password: that is
+    // what the command says it cannot reach.
+    assert!(s.key_of(&s.path("backup.vault"), OLD).is_ok());
+}
+
+#[test]
+fn rekey_keeps_the_password_and_can_drop_the_kept_generations() {
+    let s = Setup::new();
+    let old_key = s.key_of(&s.vault(), OLD).unwrap();
+    let out = safeclaw()
+        .args(["--json", "vault", "rekey"])
+        .arg(s.vault())
+        .arg("--password-file")
+        .arg(s.path("old"))
+        .arg("--drop-generations")
+        .args(FAST_KDF)
+        .assert()
+        .success();
+    let result: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(
+        result["kept_generations"]["deleted"],
+        serde_json::json!([3, 2, 1])
+    );
+    assert_eq!(s.files(), vec![s.vault()]);
+    let new_key = s.key_of(&s.vault(), OLD).unwrap();
+    assert_ne!(new_key.as_bytes(), old_key.as_bytes());
+    assert!(!opens_with_key(&s.vault(), &old_key));
+}
+
+#[test]
+fn a_kept_file_that_is_not_under_the_key_is_left_and_named() {
+    let s = Setup::new();
+    // A planted "generation": another vault, another key.
+    let planted = vault::generations::path_of(&s.vault(), 9);
+    create_vault(&s.path("state"), &planted, &s.path("new"));
+    safeclaw()
+        .args(["vault", "passwd"])
+        .arg(s.vault())
+        .arg("--password-file")
+        .arg(s.path("old"))
+        .arg("--new-password-file")
+        .arg(s.path("new"))
+        .args(FAST_KDF)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("generation 9"))
+        .stderr(predicate::str::contains("was left as it is"));
+    // Untouched: it still opens with what opened it before, and nothing
+    // else of the vault opens with the old password.
+    assert!(s.key_of(&planted, NEW).is_ok());
+    for file in s.files().iter().filter(|f| **f != planted) {
+        assert_eq!(s.key_of(file, OLD).err(), Some(Class::WrongPassword));
+    }
+}
+
+#[test]
+fn wrong_old_password_changes_nothing() {
+    let s = Setup::new();
+    let before: Vec<Vec<u8>> = s.files().iter().map(|f| fs::read(f).unwrap()).collect();
+    safeclaw()
+        .args(["vault", "passwd"])
+        .arg(s.vault())
+        .arg("--password-file")
+        .arg(s.path("new"))
+        .arg("--new-password-file")
+        .arg(s.path("new"))
+        .args(FAST_KDF)
+        .assert()
+        .code(3);
+    let after: Vec<Vec<u8>> = s.files().iter().map(|f| fs::read(f).unwrap()).collect();
+    assert_eq!(before, after);
+}
