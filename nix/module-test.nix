@@ -36,13 +36,14 @@ self:
     machine.succeed(
         "install -o safeclaw -m 0400 /etc/safeclaw-password /var/lib/safeclaw/.pw",
         "runuser -u safeclaw -- env SAFECLAW_HOME=/var/lib/safeclaw HOME=/var/lib/safeclaw "
-        "safeclaw --no-progress onboard --vault /var/lib/safeclaw/openclaw.vault "
+        "safeclaw --no-progress onboard --vault /var/lib/safeclaw/vault/openclaw.vault "
         "--password-file /var/lib/safeclaw/.pw --kdf-memory 64MiB --kdf-iterations 1 -- "
         "--non-interactive --accept-risk --mode local --auth-choice skip --skip-channels "
         "--skip-health --skip-daemon --skip-search --skip-skills --skip-ui --skip-hooks",
         "rm /var/lib/safeclaw/.pw",
     )
     machine.succeed("stat -c %a /var/lib/safeclaw | grep -qx 700")
+    machine.succeed("stat -c %a /var/lib/safeclaw/vault | grep -qx 700")
 
     machine.systemctl("start safeclaw.service")
     machine.wait_until_succeeds(
@@ -58,6 +59,6 @@ self:
 
     machine.systemctl("stop safeclaw.service")
     # Onboarding sealed generation 2; the stop sealed the next one.
-    machine.succeed("safeclaw vault info /var/lib/safeclaw/openclaw.vault | grep -qE '^generation +3$'")
+    machine.succeed("safeclaw vault info /var/lib/safeclaw/vault/openclaw.vault | grep -qE '^generation +3$'")
   '';
 }

@@ -9,6 +9,13 @@ let
   cfg = config.services.safeclaw;
   inherit (lib) mkEnableOption mkIf mkOption optionals types;
 
+  # The home keeps safeclaw's records; the vault has a directory of its
+  # own, the only one the container may write. Before that layout the
+  # vault sat in the home itself: `safeclaw run` moves it on start.
+  home = "/var/lib/safeclaw";
+  defaultVault = "${home}/vault/openclaw.vault";
+  legacyVault = "${home}/openclaw.vault";
+
   args = [
     "${cfg.package}/bin/safeclaw"
     "--no-progress"
@@ -72,7 +79,7 @@ in
 
     vault = mkOption {
       type = types.str;
-      default = "/var/lib/safeclaw/openclaw.vault";
+      default = defaultVault;
       description = ''
         The vault holding OpenClaw's state (made by `safeclaw onboard`,
         `safeclaw vault create` or `safeclaw vault migrate`, as the service
@@ -181,13 +188,14 @@ in
       isSystemUser = true;
       inherit (cfg) group;
       extraGroups = [ "docker" ];
-      home = "/var/lib/safeclaw";
+      inherit home;
     };
     users.groups.${cfg.group} = { };
 
     # The vault's directory exists from boot, so the first onboarding (as
     # the service user, before the unit ever ran) has somewhere to write.
     systemd.tmpfiles.rules = [
+      "d ${home} 0700 ${cfg.user} ${cfg.group} -"
       "d ${dirOf cfg.vault} 0700 ${cfg.user} ${cfg.group} -"
     ];
 
@@ -197,11 +205,14 @@ in
       after = [ "docker.service" "network-online.target" ];
       requires = [ "docker.service" ];
       wants = [ "network-online.target" ];
-      unitConfig.ConditionPathExists = cfg.vault;
+      # "|": either one (systemd.unit(5)); a vault of the old layout is
+      # moved into place by the first start.
+      unitConfig.ConditionPathExists =
+        if cfg.vault == defaultVault then [ "|${cfg.vault}" "|${legacyVault}" ] else cfg.vault;
 
       environment = {
-        SAFECLAW_HOME = "/var/lib/safeclaw";
-        HOME = "/var/lib/safeclaw";
+        SAFECLAW_HOME = home;
+        HOME = home;
       };
 
       serviceConfig = {

@@ -141,17 +141,20 @@ fn private_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Whether `vault` is the home's vault of the old layout (directly in the
-/// home, next to the records).
-pub fn is_legacy_vault(vault: &Path) -> bool {
+/// Whether starting `vault` first needs `move_legacy_vault`: it is the
+/// home's vault of the old layout (directly in the home, next to the
+/// records), or it is the new default, missing, while the old one exists
+/// (a NixOS module or a script that names the new default explicitly).
+pub fn needs_move(vault: &Path) -> bool {
     let Ok(home) = home() else { return false };
-    match (
-        fs::canonicalize(vault),
-        fs::canonicalize(legacy_vault(&home)),
-    ) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
+    let Ok(old) = fs::canonicalize(legacy_vault(&home)) else {
+        return false;
+    };
+    if fs::canonicalize(vault).is_ok_and(|v| v == old) {
+        return true;
     }
+    let new = default_vault(&home);
+    !exists(&new) && std::path::absolute(vault).ok() == std::path::absolute(&new).ok()
 }
 
 /// Moves the home's vault of the old layout and its kept generations into

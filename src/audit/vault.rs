@@ -50,7 +50,7 @@ pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
                 "the password's key derivation is weaker than RFC 9106 recommends",
                 format!("{shown}: {params}"),
                 &format!(
-                    "safeclaw vault passwd {shown} (rewraps with m={} KiB t={})",
+                    "safeclaw vault rekey {shown} (a new data key, the vault and its kept generations re-sealed, the slot at m={} KiB t={})",
                     d.m_kib, d.t
                 ),
                 "RFC 9106 section 4",
@@ -64,7 +64,7 @@ pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
                     "{shown}: {params}; new vaults use m={} KiB t={}",
                     d.m_kib, d.t
                 ),
-                &format!("safeclaw vault passwd {shown}"),
+                &format!("safeclaw vault rekey {shown}"),
                 "docs/vault-format.md",
             );
         }

@@ -38,7 +38,7 @@ struct Prepared {
 /// The image comes first: a refused image costs no password prompt.
 fn prepare(args: &StartArgs, image: String, printer: &Printer) -> Result<Prepared> {
     let vault_path = paths::vault(&args.vault)?;
-    let vault_path = if paths::is_legacy_vault(&vault_path) {
+    let vault_path = if paths::needs_move(&vault_path) {
         move_legacy_vault(printer)?
     } else {
         vault_path
