@@ -191,6 +191,11 @@ pub fn move_legacy_vault() -> Result<PathBuf> {
 /// would be the gateway's to read and rewrite (a trust record, a second
 /// vault, the user's own files).
 pub fn check_dedicated_dir(vault: &Path) -> Result<()> {
+    check_dedicated_dir_of(vault, home().ok().as_deref())
+}
+
+/// `check_dedicated_dir` against a given home (`safeclaw audit --home`).
+pub fn check_dedicated_dir_of(vault: &Path, home: Option<&Path>) -> Result<()> {
     let dir = crate::private_fs::parent_of(vault);
     let name = vault
         .file_name()
@@ -201,8 +206,7 @@ pub fn check_dedicated_dir(vault: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         r => r.map_err(|e| Error::io("reading", &dir, e))?,
     };
-    let is_home = home()
-        .ok()
+    let is_home = home
         .and_then(|h| fs::canonicalize(h).ok())
         .is_some_and(|h| h == canonical);
     let hint = || {

@@ -462,12 +462,13 @@ fn vault_checks_on_temporary_files() {
     fs::create_dir(&state).unwrap();
     fs::write(state.join("openclaw.json"), "{}").unwrap();
     write_password(dir.path(), "pw", "vault-audit-password");
-    let vault = home.join("openclaw.vault");
+    private_dir(&home.join("vault"));
+    let vault = home.join("vault/openclaw.vault");
     // FAST_KDF: far below RFC 9106.
     create_vault(&state, &vault, &dir.path().join("pw"));
-    let audit = || {
+    let audit_of = |home: &Path| {
         let out = safeclaw()
-            .env("SAFECLAW_HOME", &home)
+            .env("SAFECLAW_HOME", home)
             .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
             .args(["--json", "audit", "--guide-dir"])
             .arg(dir.path().join("no-guide"))
@@ -476,6 +477,7 @@ fn vault_checks_on_temporary_files() {
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         (out.status.code().unwrap(), report)
     };
+    let audit = || audit_of(&home);
     let (code, report) = audit();
     assert_eq!(code, 0);
     let got = ids(&report);
@@ -483,7 +485,20 @@ fn vault_checks_on_temporary_files() {
         got.contains("vault.kdf-weak") && got.contains("vault.format"),
         "{got:?}"
     );
-    assert!(!got.contains("vault.rollback"));
+    assert!(!got.contains("vault.rollback") && !got.contains("vault.dir-shared"));
+
+    // A home of the old layout: the vault beside the records, all of it
+    // the container's to rewrite.
+    let old_home = dir.path().join("old-home");
+    private_dir(&old_home);
+    create_vault(
+        &state,
+        &old_home.join("openclaw.vault"),
+        &dir.path().join("pw"),
+    );
+    let (code, report) = audit_of(&old_home);
+    assert_eq!(code, 6);
+    assert!(ids(&report).contains("vault.dir-shared"), "{report}");
 
     // A generation seen before that is higher than the file's: a rollback.
     let canonical = fs::canonicalize(&vault).unwrap();

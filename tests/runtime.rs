@@ -1050,7 +1050,9 @@ fn a_vault_directory_shared_with_other_files_is_refused() {
             .stderr(predicate::str::contains(
                 "also holds \"notes.txt\"; the container gets that directory read-write",
             ))
-            .stderr(predicate::str::contains("keep the vault in a directory of its own"));
+            .stderr(predicate::str::contains(
+                "keep the vault in a directory of its own",
+            ));
         let made = rt.block_on(docker.inspect_container(&f.name, None));
         assert!(made.is_err(), "a container was made");
         fs::remove_file(&other).unwrap();
@@ -1079,7 +1081,9 @@ fn a_home_of_the_old_layout_moves_its_vault_on_start() {
             .arg(f.dir.path().join("pw"))
             .assert()
             .success()
-            .stderr(predicate::str::contains("moved the vault and its generations"));
+            .stderr(predicate::str::contains(
+                "moved the vault and its generations",
+            ));
         let moved = home.join("vault/openclaw.vault");
         assert!(moved.is_file() && home.join("vault/openclaw.vault.g1").is_file());
         assert!(!home.join("openclaw.vault").exists());

@@ -70,10 +70,31 @@ pub fn check_home(home: &Path, uid: u32) -> Vec<Finding> {
             "safeclaw",
         );
     }
-    let Ok(entries) = std::fs::read_dir(home) else {
-        return out.into_vec();
-    };
-    let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    let vault_dir = home.join(crate::paths::VAULT_DIR);
+    if let Ok(meta) = std::fs::symlink_metadata(&vault_dir) {
+        let mode = meta.mode() & 0o7777;
+        if !meta.is_dir() || mode & 0o077 != 0 || !owner_ok(meta.uid(), uid) {
+            out.add(
+                "host.vault-dir-permissions",
+                Severity::Medium,
+                "the vault's directory is not a private directory of this user",
+                format!(
+                    "{} has mode {mode:04o}, owner uid {}",
+                    vault_dir.display(),
+                    meta.uid()
+                ),
+                &format!("chmod 700 {}", vault_dir.display()),
+                "safeclaw: files 0600, directories 0700",
+            );
+        }
+    }
+    // Vaults of the current layout (in `vault/`) and of the old one (in
+    // the home itself).
+    let mut names: Vec<_> = [home, vault_dir.as_path()]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.flatten().map(|e| e.path()))
+        .collect();
     names.sort();
     for path in names {
         let name = path

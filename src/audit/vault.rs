@@ -69,6 +69,17 @@ pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
             );
         }
     }
+    if let Err(e) = crate::paths::check_dedicated_dir_of(vault, Some(home)) {
+        out.add(
+            "vault.dir-shared",
+            Severity::High,
+            "the vault's directory, which the container gets read-write, holds more than the vault: \
+             the gateway could read and rewrite it (safeclaw's trust records, other vaults, your files)",
+            e.message.clone(),
+            &e.hint.clone().unwrap_or_default(),
+            "docs/vault-format.md (rollback record)",
+        );
+    }
     if let Some(seen) = crate::rollback::highest_seen(home, vault) {
         if seen > h.generation {
             out.add(
