@@ -1106,3 +1106,30 @@ fn a_home_of_the_old_layout_moves_its_vault_on_start() {
         assert_eq!(VaultFile::open(&moved).unwrap().header().generation, 3);
     });
 }
+
+/// A running guard holds the data key and seals under it: a rekey under it
+/// would make that seal fail, so passwd and rekey refuse until it stops.
+#[test]
+fn passwd_refuses_while_a_bot_runs_from_the_vault() {
+    with_fixture("passwd-running", |_, _, f| {
+        f.start().success();
+        let before = fs::read(f.vault()).unwrap();
+        let new = write_password(f.dir.path(), "new", "another password");
+        safeclaw()
+            .args(["vault", "passwd"])
+            .arg(f.vault())
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .arg("--new-password-file")
+            .arg(&new)
+            .args(FAST_KDF)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "{} is running from this vault",
+                f.name
+            )));
+        assert_eq!(fs::read(f.vault()).unwrap(), before);
+        f.stop().success();
+    });
+}
