@@ -115,6 +115,18 @@ pub fn new_vault(given: &Option<PathBuf>) -> Result<PathBuf> {
     Ok(default_vault(&home))
 }
 
+/// `path` with its directory resolved (absolute, no links), the file name
+/// kept: bind mounts need an absolute source, and a relative `--vault
+/// v.sclaw` means the one in the current directory.
+pub fn in_resolved_dir(path: &Path) -> Result<PathBuf> {
+    let dir = crate::private_fs::parent_of(path);
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::usage(format!("{} is not a file path", path.display())))?;
+    let dir = fs::canonicalize(&dir).map_err(|e| Error::io("reading", &dir, e))?;
+    Ok(dir.join(name))
+}
+
 fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
 }

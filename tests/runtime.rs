@@ -1133,3 +1133,59 @@ fn passwd_refuses_while_a_bot_runs_from_the_vault() {
         f.stop().success();
     });
 }
+
+/// As a user types it: relative paths, from a subdirectory, a password
+/// file that ends in CRLF. Onboarding into a directory that holds other
+/// files works (it is staged in a private directory of its own) but says
+/// that `start` will refuse it there; in a directory of its own it starts.
+#[test]
+fn onboard_and_start_with_relative_paths_from_a_subdirectory() {
+    with_fixture("relative", |_, _, f| {
+        let work = f.dir.path().join("work");
+        fs::create_dir_all(work.join("sub")).unwrap();
+        private_dir(&work.join("vaults"));
+        pw_file(&work, "pw-crlf", format!("{}\r\n", f.password).as_bytes());
+        let in_sub = |args: &[&str]| {
+            let mut c = safeclaw();
+            c.current_dir(work.join("sub")).args(args);
+            c
+        };
+        let onboard = |vault: &str| {
+            in_sub(&["onboard", "--image", &f.image, "--vault", vault])
+                .args(["--password-file", "../pw-crlf"])
+                .args(FAST_KDF)
+                .args(["--", "--non-interactive"])
+                .assert()
+        };
+        onboard("../vaults/v.sclaw")
+            .success()
+            .stdout(predicate::str::contains("(generation 2)"));
+        let start = |vault: &str| {
+            in_sub(&[
+                "start", "--name", &f.name, "--image", &f.image, "--vault", vault,
+            ])
+            .args(["--password-file", "../pw-crlf"])
+            .assert()
+        };
+        start("../vaults/v.sclaw")
+            .success()
+            .stdout(predicate::str::contains("(generation 2)"));
+        in_sub(&["stop", "--name", &f.name]).assert().success();
+
+        // In the working directory itself, beside the user's files.
+        fs::write(work.join("sub/notes.txt"), "mine").unwrap();
+        onboard("v.sclaw")
+            .success()
+            .stderr(predicate::str::contains(
+                "`safeclaw start` will refuse this vault where it is",
+            ));
+        let left: Vec<String> = fs::read_dir(work.join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(left, ["notes.txt", "v.sclaw"], "staging left behind");
+        start("v.sclaw").code(2);
+    });
+}

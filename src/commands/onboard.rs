@@ -118,6 +118,7 @@ pub fn onboard(
 ) -> Result<(PathBuf, DataKey, u64)> {
     let target = crate::paths::new_vault(&args.vault)?;
     super::vault_create::check_new_vault_path(&target)?;
+    let target = crate::paths::in_resolved_dir(&target)?;
     if args.extras.openclaw_args.is_empty() && !std::io::IsTerminal::is_terminal(&std::io::stdin())
     {
         return Err(Error::usage(
