@@ -63,6 +63,19 @@ impl Setup {
         all
     }
 
+    /// `vault passwd` to the password in "new", with the one in `current`.
+    fn passwd(&self, current: &str) -> assert_cmd::assert::Assert {
+        safeclaw()
+            .args(["vault", "passwd"])
+            .arg(self.vault())
+            .arg("--password-file")
+            .arg(self.path(current))
+            .arg("--new-password-file")
+            .arg(self.path("new"))
+            .args(FAST_KDF)
+            .assert()
+    }
+
     fn key_of(&self, file: &Path, password: &str) -> Result<DataKey, Class> {
         VaultFile::open(file)
             .unwrap()
@@ -81,15 +94,7 @@ fn passwd_revokes_the_old_password_and_the_old_key_everywhere() {
     let s = Setup::new();
     let old_key = s.key_of(&s.path("backup.vault"), OLD).unwrap();
     assert_eq!(s.files().len(), 4);
-    safeclaw()
-        .args(["vault", "passwd"])
-        .arg(s.vault())
-        .arg("--password-file")
-        .arg(s.path("old"))
-        .arg("--new-password-file")
-        .arg(s.path("new"))
-        .args(FAST_KDF)
-        .assert()
+    s.passwd("old")
         .success()
         .stdout(predicate::str::contains("3 kept generation(s) re-sealed"));
 
@@ -155,15 +160,7 @@ fn a_kept_file_that_is_not_under_the_key_is_left_and_named() {
     // A planted "generation": another vault, another key.
     let planted = vault::generations::path_of(&s.vault(), 9);
     create_vault(&s.path("state"), &planted, &s.path("new"));
-    safeclaw()
-        .args(["vault", "passwd"])
-        .arg(s.vault())
-        .arg("--password-file")
-        .arg(s.path("old"))
-        .arg("--new-password-file")
-        .arg(s.path("new"))
-        .args(FAST_KDF)
-        .assert()
+    s.passwd("old")
         .success()
         .stderr(predicate::str::contains("generation 9"))
         .stderr(predicate::str::contains("was left as it is"));
@@ -179,16 +176,7 @@ fn a_kept_file_that_is_not_under_the_key_is_left_and_named() {
 fn wrong_old_password_changes_nothing() {
     let s = Setup::new();
     let before: Vec<Vec<u8>> = s.files().iter().map(|f| fs::read(f).unwrap()).collect();
-    safeclaw()
-        .args(["vault", "passwd"])
-        .arg(s.vault())
-        .arg("--password-file")
-        .arg(s.path("new"))
-        .arg("--new-password-file")
-        .arg(s.path("new"))
-        .args(FAST_KDF)
-        .assert()
-        .code(3);
+    s.passwd("new").code(3);
     let after: Vec<Vec<u8>> = s.files().iter().map(|f| fs::read(f).unwrap()).collect();
     assert_eq!(before, after);
 }
