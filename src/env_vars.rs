@@ -13,6 +13,16 @@ pub const HOME: &str = "HOME";
 /// The engine's address (bollard reads it; safeclaw only names it in errors).
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
 
+/// The docker CLI's configuration directory (default `~/.docker`): its
+/// `config.json` names the current context.
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+
+/// Selects a docker context by name, over `currentContext`.
+pub const DOCKER_CONTEXT: &str = "DOCKER_CONTEXT";
+
+/// The user's runtime directory, where rootless engines put their sockets.
+pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+
 /// Set by clients that talk TLS to a TCP engine (`safeclaw audit` reads it).
 pub const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
 

@@ -20,6 +20,7 @@ pub mod commands;
 pub mod container_spec;
 pub mod docker_archive;
 pub mod engine;
+pub mod engine_endpoint;
 pub mod env_vars;
 pub mod error;
 pub mod guard;
