@@ -216,7 +216,7 @@ fn in_legacy(e: Error, path: &Path) -> Error {
     if e.class != Class::Damaged {
         return e;
     }
-    let message = if e.message.starts_with("refused archive entry") {
+    let message = if e.message.starts_with("refused archive") {
         format!("{}: {}", path.display(), e.message)
     } else {
         let detail = e.message.strip_prefix("is damaged: ").unwrap_or(&e.message);
