@@ -448,6 +448,57 @@ fn hostile_kdf_header_is_refused_before_any_work() {
         )));
 }
 
+/// Issue 12: each slot within the caps, but 8 of them at the caps made
+/// `vault verify` run 107 s at 2.1 GB before answering "wrong password".
+/// The slots' total is capped too, and checked while parsing.
+#[test]
+fn password_slots_beyond_the_caps_together_are_refused_before_any_work() {
+    use safeclaw::vault::format::*;
+    let s = Setup::new();
+    let at_caps = Slot::Password(PasswordSlot {
+        kdf: KdfParams {
+            m_kib: KdfParams::MAX_M_KIB,
+            t: KdfParams::MAX_T,
+            p: 4,
+        },
+        salt: [0; SALT_LEN],
+        wrapped_key: [0; WRAPPED_KEY_LEN],
+    });
+    let header = Header {
+        generation: 1,
+        created: 0,
+        chunk_size: DEFAULT_CHUNK_SIZE,
+        payload_salt: [0; SALT_LEN],
+        slots: vec![at_caps; MAX_SLOTS],
+    };
+    let mut bytes = serialize_mac_input(&header).unwrap();
+    bytes.extend_from_slice(&[0; MAC_LEN]);
+    assert_eq!(bytes.len(), 889);
+    let path = s.path("slots.vault");
+    fs::write(&path, &bytes).unwrap();
+    let expected = format!(
+        "error: {} asks for key derivation beyond the safety caps in total: its 8 password slots together ask for \
+         memory x passes = 268435456 KiB; the cap is 33554432 KiB (one slot at m=2097152 KiB, t=16)\n  \
+         hint: the header is damaged or hostile; nothing was derived or allocated\n",
+        path.display()
+    );
+    let pw = s.path("pw").display().to_string();
+    for args in [vec!["verify", "--password-file", &pw], vec!["info"]] {
+        let started = std::time::Instant::now();
+        safeclaw()
+            .arg("vault")
+            .args(&args)
+            .arg(&path)
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+            .code(4)
+            .stderr(diff(expected.clone()));
+        let took = started.elapsed();
+        // One slot at the caps alone takes over ten seconds here.
+        assert!(took.as_secs_f64() < 2.0, "vault {args:?} took {took:?}");
+    }
+}
+
 #[test]
 fn wipe_source_removes_the_plaintext_after_a_verified_seal() {
     let s = Setup::new();
