@@ -499,6 +499,76 @@ fn password_slots_beyond_the_caps_together_are_refused_before_any_work() {
     }
 }
 
+/// Issue 12: a FIFO in place of a vault hung the CLI in open(), before any
+/// check, and a symbolic link was followed. Both are refused at once, for
+/// the vault and for a kept generation alike. (The timeout turns a hang
+/// into a failure instead of a stuck test run.)
+#[test]
+fn a_fifo_or_a_link_in_place_of_a_vault_is_refused_at_once() {
+    let s = Setup::new();
+    let fifo = s.path("fifo.vault");
+    mkfifo(&fifo);
+    let not_regular = |path: &Path| {
+        format!(
+            "error: {} is a FIFO (named pipe), not a regular file\n  \
+             hint: pass the path of the file itself; nothing was read from it\n",
+            path.display()
+        )
+    };
+    let pw = s.path("pw").display().to_string();
+    for args in [
+        vec!["info"],
+        vec!["verify", "--password-file", &pw],
+        vec!["export", "--to", "out", "--password-file", &pw],
+    ] {
+        safeclaw()
+            .current_dir(s.dir.path())
+            .arg("vault")
+            .args(&args)
+            .arg(&fifo)
+            .timeout(std::time::Duration::from_secs(10))
+            .assert()
+            .code(2)
+            .stderr(diff(not_regular(&fifo)));
+    }
+    assert!(!s.path("out").exists());
+
+    // A kept generation is read from the same directory.
+    let kept = s.path("v.vault.g7");
+    mkfifo(&kept);
+    safeclaw()
+        .args(["vault", "generations"])
+        .arg(s.path("v.vault"))
+        .timeout(std::time::Duration::from_secs(10))
+        .assert()
+        .code(2)
+        .stderr(diff(not_regular(&kept)));
+    fs::remove_file(&kept).unwrap();
+
+    let link = s.path("link.vault");
+    std::os::unix::fs::symlink(s.path("v.vault"), &link).unwrap();
+    for args in [vec!["info"], vec!["verify", "--password-file", &pw]] {
+        safeclaw()
+            .arg("vault")
+            .args(&args)
+            .arg(&link)
+            .timeout(std::time::Duration::from_secs(10))
+            .assert()
+            .code(2)
+            .stderr(diff(format!(
+                "error: {} is a symbolic link\n  \
+                 hint: safeclaw does not follow a link here; pass the real path of the file (readlink -f shows it)\n",
+                link.display()
+            )));
+    }
+    // The real path still works.
+    safeclaw()
+        .args(["vault", "info"])
+        .arg(s.path("v.vault"))
+        .assert()
+        .success();
+}
+
 #[test]
 fn wipe_source_removes_the_plaintext_after_a_verified_seal() {
     let s = Setup::new();

@@ -79,11 +79,8 @@ fn format_error(path: &Path, e: FormatError) -> Error {
 impl VaultFile {
     /// Opens and parses the header. Needs no password.
     pub fn open(path: &Path) -> Result<Self> {
-        let mut file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let mut file = crate::private_fs::open_regular(path)?;
         let meta = file.metadata().map_err(|e| Error::io("reading", path, e))?;
-        if !meta.is_file() {
-            return Err(Error::usage(format!("{} is not a file", path.display())));
-        }
         let mut prefix = Vec::with_capacity(format::PREFIX_LEN);
         (&mut file)
             .take(format::PREFIX_LEN as u64)
