@@ -91,6 +91,62 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Opens for reading a file that lives where others may write (a vault, a
+/// kept generation `<vault>.gN`, the guide's `secrets.enc`): the one way
+/// safeclaw opens such a file, refusing anything but a regular file.
+///
+/// - `O_NONBLOCK`: opening a FIFO for reading otherwise waits for a
+///   writer, possibly forever, before any check can run; this way the open
+///   returns at once and the type check below refuses it. On a regular
+///   file the flag changes nothing.
+/// - `O_NOFOLLOW`: a symbolic link as the last component fails (`ELOOP`)
+///   instead of being followed to wherever it points.
+/// - `O_CLOEXEC`: not inherited by the processes safeclaw starts.
+///
+/// Not for password files: `--password-file <(cmd)` is a pipe on purpose.
+pub fn open_regular(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            // ELOOP also means a loop of links further up the path: say
+            // "symbolic link" only when the last component is one.
+            let is_link = e.raw_os_error() == Some(libc::ELOOP)
+                && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            if is_link {
+                Error::usage(format!("{} is a symbolic link", path.display())).with_hint(
+                    "safeclaw does not follow a link here; pass the real path of the file (readlink -f shows it)",
+                )
+            } else {
+                Error::io("opening", path, e)
+            }
+        })?;
+    let kind = file
+        .metadata()
+        .map_err(|e| Error::io("reading", path, e))?
+        .file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let what = if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "of an unknown type"
+    };
+    Err(
+        Error::usage(format!("{} is {what}, not a regular file", path.display()))
+            .with_hint("pass the path of the file itself; nothing was read from it"),
+    )
+}
+
 /// The directory a path lives in (`.` for a bare file name).
 pub fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {

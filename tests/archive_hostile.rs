@@ -230,3 +230,119 @@ fn a_benign_archive_with_the_same_builder_is_accepted() {
     assert_eq!(fs::read(base.join("target/l")).unwrap(), b"hello");
     assert_eq!(fs::read(base.join("target/d/h")).unwrap(), b"hello");
 }
+
+/// A tar of one empty file whose path has `components` components, carried
+/// by a GNU long name header as tar writes it.
+fn deep_name_tar(components: usize) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(0);
+    h.set_mode(0o600);
+    let name = "a/".repeat(components - 1) + "f";
+    b.append_data(&mut h, name, std::io::empty()).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// The CLI with its heap (the data segment limit, which counts malloc's
+/// arenas and anonymous mappings) capped at `mib` MiB: past it an
+/// allocation fails and the process aborts.
+fn safeclaw_within_mib(mib: u64) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -d {} && exec \"$0\" \"$@\"", mib * 1024))
+        .arg(env!("CARGO_BIN_EXE_safeclaw"))
+        .env_remove("NO_COLOR")
+        .env_remove("SAFECLAW_IMAGE")
+        .env("SAFECLAW_HOME", test_home());
+    cmd
+}
+
+/// Issue 12: a 350-byte authenticated vault whose one entry has a 32,000
+/// component name took 1 GB and 9 s to verify (every ancestor of the name
+/// was stored in full). It is now refused at once by its length, in
+/// bounded memory, by verify and export alike.
+#[test]
+fn a_name_of_32000_components_is_refused_at_once_in_bounded_memory() {
+    let dir = TempDir::new().unwrap();
+    let base = dir.path();
+    let pw = write_password(base, "pw", "correct horse");
+    let vault_path = base.join("deep.vault");
+    seal_tar(&vault_path, &deep_name_tar(32_000));
+    assert!(fs::metadata(&vault_path).unwrap().len() < 1024);
+    let expected = format!(
+        "error: refused archive: the path \"{}\"... is 63999 bytes long; the limit is 4096\n",
+        "a/".repeat(50)
+    );
+    let before = snapshot(base);
+    for args in [
+        vec!["vault", "verify"],
+        vec!["vault", "export", "--to", "target"],
+    ] {
+        let started = std::time::Instant::now();
+        safeclaw_within_mib(200)
+            .current_dir(base)
+            .args(&args)
+            .arg(&vault_path)
+            .arg("--password-file")
+            .arg(&pw)
+            .timeout(std::time::Duration::from_secs(30))
+            .assert()
+            .code(4)
+            .stderr(predicate::str::starts_with(expected.clone()));
+        let took = started.elapsed();
+        assert!(took.as_secs_f64() < 3.0, "{args:?} took {took:?}");
+    }
+    assert_eq!(snapshot(base), before, "export changed the filesystem");
+}
+
+/// A tree at the limits (a path of MAX_DEPTH components, and one of
+/// nearly PATH_MAX bytes in 255-byte names) seals and exports unchanged.
+#[test]
+fn a_tree_at_the_limits_round_trips() {
+    use safeclaw::vault::archive::{MAX_DEPTH, MAX_PATH_BYTES};
+    let dir = TempDir::new().unwrap();
+    let base = dir.path();
+    let tree = base.join("t");
+    let deepest = vec!["d"; MAX_DEPTH - 1].join("/");
+    fs::create_dir_all(tree.join(&deepest)).unwrap();
+    fs::write(tree.join(&deepest).join("f"), "deep").unwrap();
+    let long: Vec<String> = (0..15)
+        .map(|i| format!("{i:02}{}", "n".repeat(253)))
+        .collect();
+    let long = long.join("/");
+    assert!(long.len() > MAX_PATH_BYTES - 512 && long.len() <= MAX_PATH_BYTES);
+    fs::create_dir_all(tree.join(&long)).unwrap();
+    fs::write(tree.join(&long).join("f"), "long").unwrap();
+    let pw = write_password(base, "pw", "correct horse");
+    let vault_path = base.join("v.vault");
+    create_vault(&tree, &vault_path, &pw);
+    export_cmd(&vault_path, base.join("o"), &pw)
+        .assert()
+        .success();
+    assert_eq!(snapshot(&base.join("o")), snapshot(&tree));
+}
+
+/// A tree beyond the limits is refused when sealing: safeclaw never writes
+/// a vault it would refuse to read back.
+#[test]
+fn a_tree_beyond_the_depth_limit_is_not_sealed() {
+    use safeclaw::vault::archive::MAX_DEPTH;
+    let dir = TempDir::new().unwrap();
+    let base = dir.path();
+    let tree = base.join("t");
+    fs::create_dir_all(tree.join(vec!["d"; MAX_DEPTH + 1].join("/"))).unwrap();
+    let pw = write_password(base, "pw", "correct horse");
+    let vault_path = base.join("v.vault");
+    create_cmd(&tree, &vault_path)
+        .arg("--password-file")
+        .arg(&pw)
+        .args(FAST_KDF)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "error: {} cannot be sealed: the path \"{}\"... has 257 components; the limit is 256\n",
+            tree.display(),
+            "d/".repeat(50)
+        )));
+    assert!(!vault_path.exists());
+}

@@ -429,3 +429,36 @@ fn garbage_that_passes_the_key_check_never_migrates() {
         g.assert_nothing_written(&before);
     }
 }
+
+/// Issue 12: a FIFO in place of `secrets.enc` hung `vault migrate` in
+/// open(); it and a symbolic link are refused at once, nothing written.
+#[test]
+fn a_fifo_or_a_link_in_place_of_the_legacy_file_is_refused_at_once() {
+    let dir = TempDir::new().unwrap();
+    let pw = write_password(dir.path(), "pw", "guide password");
+    let fifo = dir.path().join("secrets.enc");
+    mkfifo(&fifo);
+    let link = dir.path().join("link.enc");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    for (legacy, expected) in [
+        (&fifo, "is a FIFO (named pipe), not a regular file"),
+        (&link, "is a symbolic link"),
+    ] {
+        safeclaw()
+            .args(["vault", "migrate"])
+            .arg(legacy)
+            .arg("--out")
+            .arg(dir.path().join("v.vault"))
+            .arg("--password-file")
+            .arg(&pw)
+            .args(FAST_KDF)
+            .timeout(std::time::Duration::from_secs(10))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "error: {} {expected}\n",
+                legacy.display()
+            )));
+    }
+    assert!(!dir.path().join("v.vault").exists());
+}

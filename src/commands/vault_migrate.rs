@@ -32,7 +32,7 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
     }
     let kdf = super::vault_create::checked_kdf(args.kdf.params(), printer)?;
 
-    let file = File::open(legacy_path).map_err(|e| Error::io("opening", legacy_path, e))?;
+    let file = private_fs::open_regular(legacy_path)?;
     let size = file
         .metadata()
         .map_err(|e| Error::io("reading", legacy_path, e))?
@@ -236,7 +236,7 @@ fn in_legacy(e: Error, path: &Path) -> Error {
     if e.class != Class::Damaged {
         return e;
     }
-    let message = if e.message.starts_with("refused archive entry") {
+    let message = if e.message.starts_with("refused archive") {
         format!("{}: {}", path.display(), e.message)
     } else {
         let detail = e.message.strip_prefix("is damaged: ").unwrap_or(&e.message);

@@ -3,6 +3,7 @@
 //! hostile input: nothing outside the target, no devices, no writes through
 //! links.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
@@ -27,6 +28,43 @@ pub struct Stats {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
 }
+
+/// Limits on what one archive may hold (docs/vault-format.md, "Limits").
+/// Readers refuse an archive beyond them before it can make them allocate
+/// without bound, and `pack` refuses to seal a directory beyond them, so
+/// safeclaw never writes a vault it would not read back.
+///
+/// Bytes of one entry's path, and of a link's target: Linux's PATH_MAX.
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Components of one entry's path. Real trees, node_modules included, stay
+/// under a few dozen levels; each level costs a lookup for every entry
+/// below it, and a directory check on extraction.
+pub const MAX_DEPTH: usize = 256;
+/// Entries in one archive: ten times a large node_modules tree.
+pub const MAX_ENTRIES: u64 = 1_000_000;
+/// Bound on the memory the names bookkeeping of one archive takes, as
+/// charged by `Names` (see `NAME_OVERHEAD` and `KEPT_OVERHEAD`): enough
+/// for `MAX_ENTRIES` entries of ordinary names.
+pub const MAX_NAMES_MEMORY: usize = 256 * 1024 * 1024;
+/// What one distinct path costs in the names table besides its last
+/// component's bytes: a hash-table slot of 24 bytes plus a control byte,
+/// at a load between 7/16 and 7/8 and, while the table grows, with the old
+/// table alive too (at most 86 bytes), and the key's own allocation
+/// (4 bytes of parent number, malloc's header and rounding: at most 27
+/// bytes, 32 at least). A unit test holds the table to this charge.
+const NAME_OVERHEAD: usize = 128;
+/// What one path (or path and link target) costs besides its bytes while
+/// it waits in a list until the end of the archive: a list slot of at most
+/// 72 bytes, three times while the list grows (old and new buffers), and
+/// malloc's share of two allocations (at most 32 bytes each). A unit test
+/// holds the lists' element sizes to this.
+const KEPT_OVERHEAD: usize = 288;
+/// Bytes the tar reader may consume between two entries: the header
+/// blocks, padding and the GNU long name, GNU long link and PAX extension
+/// data that come before an entry. tar 0.4 reads the last three into memory
+/// whole, whatever size their header claims, before the caller sees the
+/// entry; this is what bounds that allocation.
+pub const MAX_ENTRY_HEADER_BYTES: u64 = 1024 * 1024;
 
 /// An error while writing the new archive into the vault.
 fn write_error(e: io::Error) -> Error {
@@ -64,28 +102,49 @@ pub fn content_size(root: &Path) -> u64 {
 pub fn pack(root: &Path, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> Result<Stats> {
     let mut builder = tar::Builder::new(out);
     builder.mode(tar::HeaderMode::Complete);
-    let mut stats = Stats::default();
-    let mut done = 0u64;
-    pack_dir(
-        &mut builder,
+    let mut walk = Walk {
         root,
-        Path::new(""),
-        &mut stats,
-        &mut done,
+        stats: Stats::default(),
+        names: Names::new(),
+        done: 0,
         progress,
-    )?;
+    };
+    pack_dir(&mut builder, &mut walk, Path::new(""))?;
     builder.into_inner().map_err(write_error)?;
-    Ok(stats)
+    Ok(walk.stats)
+}
+
+/// What `pack` carries through its walk.
+struct Walk<'a> {
+    root: &'a Path,
+    stats: Stats,
+    /// The readers' bookkeeping, run while sealing so that a directory
+    /// beyond their limits is refused now rather than sealed unreadable.
+    names: Names,
+    done: u64,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl Walk<'_> {
+    fn refused(&self, r: Refusal) -> Error {
+        Error::failure(format!(
+            "{} cannot be sealed: {}",
+            self.root.display(),
+            r.message()
+        ))
+        .with_hint(format!(
+            "a vault holds at most {MAX_ENTRIES} entries, paths of {MAX_PATH_BYTES} bytes and \
+             {MAX_DEPTH} levels (docs/vault-format.md, \"Limits\"); move what is not needed out of the directory"
+        ))
+    }
 }
 
 fn pack_dir<W: Write>(
     builder: &mut tar::Builder<W>,
-    root: &Path,
+    walk: &mut Walk<'_>,
     rel: &Path,
-    stats: &mut Stats,
-    done: &mut u64,
-    progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
+    let root = walk.root;
     let dir = root.join(rel);
     let mut names: Vec<OsString> = fs::read_dir(&dir)
         .map_err(|e| Error::io("reading", &dir, e))?
@@ -105,22 +164,27 @@ fn pack_dir<W: Write>(
         header.set_uid(0);
         header.set_gid(0);
         if ft.is_dir() {
+            walk.names.dir(&rel).map_err(|r| walk.refused(r))?;
             header.set_entry_type(tar::EntryType::Directory);
             header.set_size(0);
             builder
                 .append_data(&mut header, &rel, io::empty())
                 .map_err(write_error)?;
-            stats.dirs += 1;
-            pack_dir(builder, root, &rel, stats, done, progress)?;
+            walk.stats.dirs += 1;
+            pack_dir(builder, walk, &rel)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(&path).map_err(|e| Error::io("reading", &path, e))?;
+            walk.names
+                .symlink(&rel, &target)
+                .map_err(|r| walk.refused(r))?;
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_size(0);
             builder
                 .append_link(&mut header, &rel, &target)
                 .map_err(write_error)?;
-            stats.symlinks += 1;
+            walk.stats.symlinks += 1;
         } else if ft.is_file() {
+            walk.names.file(&rel).map_err(|r| walk.refused(r))?;
             // O_NOFOLLOW: the entry was a regular file a moment ago; refuse
             // to follow a link swapped in since.
             let file = OpenOptions::new()
@@ -137,8 +201,8 @@ fn pack_dir<W: Write>(
             let mut counted = Counted {
                 inner: file.take(len),
                 count: 0,
-                done,
-                progress,
+                done: &mut walk.done,
+                progress: &mut *walk.progress,
             };
             builder
                 .append_data(&mut header, &rel, &mut counted)
@@ -166,10 +230,10 @@ fn pack_dir<W: Write>(
                 ))
                 .with_hint("stop whatever writes to that directory and try again"));
             }
-            stats.files += 1;
-            stats.bytes += len;
+            walk.stats.files += 1;
+            walk.stats.bytes += len;
         } else {
-            stats.skipped.push(rel.display().to_string());
+            walk.stats.skipped.push(rel.display().to_string());
         }
     }
     Ok(())
@@ -226,14 +290,32 @@ fn hostile(what: String) -> Error {
     )
 }
 
+/// Refuses an archive beyond the limits (`MAX_PATH_BYTES` and the rest).
+fn over_limit(what: String) -> Error {
+    Error::damaged(format!("refused archive: {what}")).with_hint(
+        "the vault's archive is beyond the limits a reader accepts (docs/vault-format.md, \"Limits\"); nothing was extracted",
+    )
+}
+
+/// A name as errors show it: quoted, and cut short, since a hostile name
+/// can be a megabyte long.
+fn quoted(raw: &[u8]) -> String {
+    const SHOWN: usize = 100;
+    if raw.len() <= SHOWN {
+        format!("{:?}", String::from_utf8_lossy(raw))
+    } else {
+        format!("{:?}...", String::from_utf8_lossy(&raw[..SHOWN]))
+    }
+}
+
 /// A path inside the root, as normal components only. `None` for the root.
 fn safe_relative(raw: &[u8]) -> Result<Option<PathBuf>> {
-    let shown = String::from_utf8_lossy(raw);
+    let shown = quoted(raw);
     if raw.is_empty() {
         return Err(hostile("empty path".into()));
     }
     if raw.contains(&0) {
-        return Err(hostile(format!("{shown:?} contains a NUL byte")));
+        return Err(hostile(format!("{shown} contains a NUL byte")));
     }
     let path = Path::new(OsStr::from_bytes(raw));
     let mut out = PathBuf::new();
@@ -241,9 +323,9 @@ fn safe_relative(raw: &[u8]) -> Result<Option<PathBuf>> {
         match c {
             Component::Normal(p) => out.push(p),
             Component::CurDir => {}
-            Component::ParentDir => return Err(hostile(format!("{shown:?} contains '..'"))),
+            Component::ParentDir => return Err(hostile(format!("{shown} contains '..'"))),
             Component::RootDir | Component::Prefix(_) => {
-                return Err(hostile(format!("{shown:?} is an absolute path")))
+                return Err(hostile(format!("{shown} is an absolute path")))
             }
         }
     }
@@ -257,7 +339,7 @@ fn safe_relative(raw: &[u8]) -> Result<Option<PathBuf>> {
 fn plan(entry: &tar::Entry<'_, impl Read>) -> Result<Plan> {
     let header = entry.header();
     let raw_path = entry.path_bytes();
-    let shown = String::from_utf8_lossy(&raw_path).into_owned();
+    let shown = quoted(&raw_path);
     let damaged = |e: io::Error| classify_read_error(e, "archive's header");
     let mode = header.mode().map_err(damaged)? & 0o777;
     let mtime = header.mtime().map_err(damaged)?;
@@ -267,17 +349,17 @@ fn plan(entry: &tar::Entry<'_, impl Read>) -> Result<Plan> {
             Ok(Plan::Root)
         } else {
             Err(hostile(format!(
-                "{shown:?} is not a directory but names the root"
+                "{shown} is not a directory but names the root"
             )))
         };
     };
     let link_target = || -> Result<PathBuf> {
         let t = entry
             .link_name_bytes()
-            .ok_or_else(|| hostile(format!("{shown:?} is a link without a target")))?;
+            .ok_or_else(|| hostile(format!("{shown} is a link without a target")))?;
         if t.is_empty() || t.contains(&0) {
             return Err(hostile(format!(
-                "{shown:?} has an empty or invalid link target"
+                "{shown} has an empty or invalid link target"
             )));
         }
         Ok(PathBuf::from(OsStr::from_bytes(&t)))
@@ -292,14 +374,14 @@ fn plan(entry: &tar::Entry<'_, impl Read>) -> Result<Plan> {
         tar::EntryType::Link => {
             let raw = link_target()?;
             let target = safe_relative(raw.as_os_str().as_bytes())?
-                .ok_or_else(|| hostile(format!("{shown:?} is a hard link to the root")))?;
+                .ok_or_else(|| hostile(format!("{shown} is a hard link to the root")))?;
             Plan::Hardlink { path, target }
         }
         tar::EntryType::Char | tar::EntryType::Block => {
-            return Err(hostile(format!("{shown:?} is a device node")))
+            return Err(hostile(format!("{shown} is a device node")))
         }
-        tar::EntryType::Fifo => return Err(hostile(format!("{shown:?} is a FIFO"))),
-        other => return Err(hostile(format!("{shown:?} has unsupported type {other:?}"))),
+        tar::EntryType::Fifo => return Err(hostile(format!("{shown} is a FIFO"))),
+        other => return Err(hostile(format!("{shown} has unsupported type {other:?}"))),
     })
 }
 
@@ -333,11 +415,56 @@ pub fn classify_read_error(e: io::Error, context: &str) -> Error {
     }
 }
 
+/// Why `Names` refused an entry.
+#[derive(Debug)]
+enum Refusal {
+    /// An extraction rule: a duplicate, a path under a non-directory, a
+    /// hard link to nothing extracted before.
+    Rule(String),
+    /// One of the limits (`MAX_PATH_BYTES` and the rest).
+    Limit(String),
+}
+
+impl Refusal {
+    fn message(&self) -> &str {
+        match self {
+            Refusal::Rule(m) | Refusal::Limit(m) => m,
+        }
+    }
+
+    /// As a reader reports it.
+    fn in_archive(self) -> Error {
+        match self {
+            Refusal::Rule(m) => hostile(m),
+            Refusal::Limit(m) => over_limit(m),
+        }
+    }
+}
+
 /// The names an archive has used so far, and what each is: the rules on
-/// duplicates and on parents are the same for `check` and `unpack`.
-#[derive(Default)]
+/// duplicates and on parents, and the limits, are the same for `check`,
+/// `unpack` and `pack`.
+///
+/// Names form a tree: a path is found by walking from the root one
+/// component at a time, so each distinct path stores one component, not
+/// itself in full (storing every ancestor in full made a path of n
+/// components cost O(n^2) bytes). Everything kept is charged against
+/// `MAX_NAMES_MEMORY`.
 struct Names {
-    kinds: HashMap<PathBuf, Kind>,
+    /// Key: the parent's node number (4 bytes, big-endian) then the
+    /// component's bytes. The root is node 0 and has no key.
+    nodes: HashMap<Box<[u8]>, Node>,
+    entries: u64,
+    /// Bytes charged so far (`NAME_OVERHEAD`, `KEPT_OVERHEAD`).
+    charged: usize,
+    /// `MAX_NAMES_MEMORY`; smaller in unit tests.
+    budget: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    id: u32,
+    kind: Kind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,38 +475,145 @@ enum Kind {
 }
 
 impl Names {
-    fn add(&mut self, path: &Path, kind: Kind) -> Result<()> {
-        let shown = || format!("{:?}", path.display().to_string());
-        for parent in path.ancestors().skip(1) {
-            if parent.as_os_str().is_empty() {
-                break;
-            }
-            match self.kinds.get(parent) {
-                None => {
-                    self.kinds.insert(parent.to_path_buf(), Kind::Dir);
-                }
-                Some(Kind::Dir) => {}
-                Some(_) => return Err(hostile(format!("{} is under a non-directory", shown()))),
-            }
-        }
-        match self.kinds.get(path) {
-            None => {
-                self.kinds.insert(path.to_path_buf(), kind);
-                Ok(())
-            }
-            Some(Kind::Dir) if kind == Kind::Dir => Ok(()),
-            Some(_) => Err(hostile(format!("{} appears twice", shown()))),
+    fn new() -> Self {
+        Self::with_budget(MAX_NAMES_MEMORY)
+    }
+
+    fn with_budget(budget: usize) -> Self {
+        Names {
+            nodes: HashMap::new(),
+            entries: 0,
+            charged: 0,
+            budget,
         }
     }
 
-    fn hardlink(&mut self, path: &Path, target: &Path) -> Result<()> {
-        if self.kinds.get(target) != Some(&Kind::File) {
-            return Err(hostile(format!(
-                "hard link {:?} does not point to a file extracted before it",
-                path.display().to_string()
+    /// A directory entry. `unpack` keeps each one until the end to set its
+    /// mode last; every caller charges that, so `check` refuses exactly
+    /// what `unpack` would.
+    fn dir(&mut self, path: &Path) -> Result<(), Refusal> {
+        self.add(path, Kind::Dir)?;
+        self.keep(path.as_os_str().len())
+    }
+
+    fn file(&mut self, path: &Path) -> Result<(), Refusal> {
+        self.add(path, Kind::File)
+    }
+
+    /// A symbolic link entry, kept (with its target) until the end because
+    /// links are created last.
+    fn symlink(&mut self, path: &Path, target: &Path) -> Result<(), Refusal> {
+        Self::check_len(target, "the link target")?;
+        self.add(path, Kind::Symlink)?;
+        self.keep(path.as_os_str().len() + target.as_os_str().len())
+    }
+
+    fn hardlink(&mut self, path: &Path, target: &Path) -> Result<(), Refusal> {
+        Self::check_len(target, "the link target")?;
+        if self.find(target).map(|n| n.kind) != Some(Kind::File) {
+            return Err(Refusal::Rule(format!(
+                "hard link {} does not point to a file extracted before it",
+                quoted(path.as_os_str().as_bytes())
             )));
         }
         self.add(path, Kind::File)
+    }
+
+    /// Charges a path (or path and target) of `bytes` that a caller keeps
+    /// in a list until the end of the archive.
+    fn keep(&mut self, bytes: usize) -> Result<(), Refusal> {
+        self.charge(bytes + KEPT_OVERHEAD)
+    }
+
+    fn charge(&mut self, bytes: usize) -> Result<(), Refusal> {
+        self.charged += bytes;
+        if self.charged > self.budget {
+            return Err(Refusal::Limit(format!(
+                "its names need more than {} MiB of memory to check",
+                self.budget >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_len(path: &Path, what: &str) -> Result<(), Refusal> {
+        let len = path.as_os_str().len();
+        if len > MAX_PATH_BYTES {
+            return Err(Refusal::Limit(format!(
+                "{what} {} is {len} bytes long; the limit is {MAX_PATH_BYTES}",
+                quoted(path.as_os_str().as_bytes())
+            )));
+        }
+        Ok(())
+    }
+
+    fn key(parent: u32, component: &OsStr) -> Vec<u8> {
+        let mut key = Vec::with_capacity(4 + component.len());
+        key.extend_from_slice(&parent.to_be_bytes());
+        key.extend_from_slice(component.as_bytes());
+        key
+    }
+
+    /// The node of `path`, if the archive has named it.
+    fn find(&self, path: &Path) -> Option<Node> {
+        let mut node = Node {
+            id: 0,
+            kind: Kind::Dir,
+        };
+        for c in path.components() {
+            node = *self
+                .nodes
+                .get(Self::key(node.id, c.as_os_str()).as_slice())?;
+        }
+        Some(node)
+    }
+
+    fn add(&mut self, path: &Path, kind: Kind) -> Result<(), Refusal> {
+        let shown = || quoted(path.as_os_str().as_bytes());
+        Self::check_len(path, "the path")?;
+        let depth = path.components().count();
+        if depth > MAX_DEPTH {
+            return Err(Refusal::Limit(format!(
+                "the path {} has {depth} components; the limit is {MAX_DEPTH}",
+                shown()
+            )));
+        }
+        self.entries += 1;
+        if self.entries > MAX_ENTRIES {
+            return Err(Refusal::Limit(format!(
+                "it has more than {MAX_ENTRIES} entries"
+            )));
+        }
+        let mut parent = 0;
+        for (i, c) in path.components().enumerate() {
+            let last = i + 1 == depth;
+            let key = Self::key(parent, c.as_os_str());
+            match self.nodes.get(key.as_slice()) {
+                None => {
+                    self.charge(key.len() + NAME_OVERHEAD)?;
+                    // Fits: the charge bounds the node count far below 2^32.
+                    let id = self.nodes.len() as u32 + 1;
+                    let kind = if last { kind } else { Kind::Dir };
+                    self.nodes.insert(key.into_boxed_slice(), Node { id, kind });
+                    parent = id;
+                }
+                Some(n) if last => {
+                    return if n.kind == Kind::Dir && kind == Kind::Dir {
+                        Ok(())
+                    } else {
+                        Err(Refusal::Rule(format!("{} appears twice", shown())))
+                    };
+                }
+                Some(n) if n.kind == Kind::Dir => parent = n.id,
+                Some(_) => {
+                    return Err(Refusal::Rule(format!(
+                        "{} is under a non-directory",
+                        shown()
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -428,22 +662,101 @@ pub fn transcode<R: Read>(input: R, out: &mut dyn Write) -> Result<(Stats, Vec<I
     Ok(result)
 }
 
+/// The tar reader's input. While `left` holds a count (between entries,
+/// see `next_entry`) at most that many more bytes may be read; while it is
+/// `None` (an entry's content, read by the caller in bounded buffers)
+/// reads are not limited.
+struct Metered<'a, R> {
+    inner: R,
+    left: &'a Cell<Option<u64>>,
+}
+
+/// The error `Metered` stops the tar reader with.
+#[derive(Debug)]
+struct HeadersTooLarge;
+
+impl std::fmt::Display for HeadersTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "an entry's headers (GNU long name or link, PAX extensions) exceed {} KiB",
+            MAX_ENTRY_HEADER_BYTES >> 10
+        )
+    }
+}
+
+impl std::error::Error for HeadersTooLarge {}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(left) = self.left.get() else {
+            return self.inner.read(buf);
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if left == 0 {
+            return Err(io::Error::other(HeadersTooLarge));
+        }
+        let max = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left.set(Some(left - n as u64));
+        Ok(n)
+    }
+}
+
+/// The next entry, with what the tar reader may read to reach it bounded
+/// by `MAX_ENTRY_HEADER_BYTES` (the caller has read the previous entry's
+/// content to its end, see `skip_rest`, so only headers are left).
+fn next_entry<'a, R: Read>(
+    entries: &mut tar::Entries<'a, R>,
+    meter: &Cell<Option<u64>>,
+) -> Result<Option<tar::Entry<'a, R>>> {
+    meter.set(Some(MAX_ENTRY_HEADER_BYTES));
+    let next = entries.next();
+    meter.set(None);
+    match next {
+        None => Ok(None),
+        Some(Ok(entry)) => Ok(Some(entry)),
+        Some(Err(e)) => {
+            if let Some(too_large) = e
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<HeadersTooLarge>())
+            {
+                return Err(over_limit(too_large.to_string()));
+            }
+            Err(classify_read_error(e, "archive"))
+        }
+    }
+}
+
+/// Reads what is left of an entry's content (a directory or link entry
+/// that claims a size), so the tar reader need not skip it under the meter.
+fn skip_rest(entry: &mut impl Read) -> Result<()> {
+    io::copy(entry, &mut io::sink())
+        .map(|_| ())
+        .map_err(|e| classify_read_error(e, "archive content"))
+}
+
 /// The one loop behind `check`, `manifest` and `transcode`.
 fn scan<R: Read>(
     input: R,
     mut copy_to: Option<&mut tar::Builder<&mut dyn Write>>,
     hash: bool,
 ) -> Result<(Stats, Vec<Item>)> {
-    let mut archive = tar::Archive::new(input);
+    let meter = Cell::new(None);
+    let mut archive = tar::Archive::new(Metered {
+        inner: input,
+        left: &meter,
+    });
     let mut stats = Stats::default();
-    let mut names = Names::default();
+    let mut names = Names::new();
     let mut items = Vec::new();
-    let entries = archive
+    let mut entries = archive
         .entries()
         .map_err(|e| classify_read_error(e, "archive"))?;
-    for entry in entries {
+    while let Some(mut entry) = next_entry(&mut entries, &meter)? {
         interrupt::check()?;
-        let mut entry = entry.map_err(|e| classify_read_error(e, "archive"))?;
         let plan = plan(&entry)?;
         let mut header = tar::Header::new_gnu();
         header.set_uid(0);
@@ -452,7 +765,7 @@ fn scan<R: Read>(
         match plan {
             Plan::Root => {}
             Plan::Dir { path, mode, mtime } => {
-                names.add(&path, Kind::Dir)?;
+                names.dir(&path).map_err(Refusal::in_archive)?;
                 stats.dirs += 1;
                 if let Some(b) = copy_to.as_deref_mut() {
                     header.set_entry_type(tar::EntryType::Directory);
@@ -462,11 +775,19 @@ fn scan<R: Read>(
                         .map_err(write_error)?;
                 }
                 if hash {
+                    names
+                        .keep(path.as_os_str().len())
+                        .map_err(Refusal::in_archive)?;
                     items.push(Item::Dir { path, mode });
                 }
             }
             Plan::File { path, mode, mtime } => {
-                names.add(&path, Kind::File)?;
+                names.file(&path).map_err(Refusal::in_archive)?;
+                if hash {
+                    names
+                        .keep(path.as_os_str().len())
+                        .map_err(Refusal::in_archive)?;
+                }
                 let len = entry.size();
                 let mut hashing = Hashing {
                     inner: &mut entry,
@@ -514,7 +835,7 @@ fn scan<R: Read>(
                 }
             }
             Plan::Symlink { path, target } => {
-                names.add(&path, Kind::Symlink)?;
+                names.symlink(&path, &target).map_err(Refusal::in_archive)?;
                 if let Some(b) = copy_to.as_deref_mut() {
                     header.set_entry_type(tar::EntryType::Symlink);
                     header.set_mode(0o777);
@@ -522,6 +843,9 @@ fn scan<R: Read>(
                         .map_err(write_error)?;
                 }
                 if hash {
+                    names
+                        .keep(path.as_os_str().len() + target.as_os_str().len())
+                        .map_err(Refusal::in_archive)?;
                     items.push(Item::Symlink {
                         path: path.clone(),
                         target: target.clone(),
@@ -530,18 +854,24 @@ fn scan<R: Read>(
                 stats.symlinks += 1;
             }
             Plan::Hardlink { path, target } => {
-                names.hardlink(&path, &target)?;
+                names
+                    .hardlink(&path, &target)
+                    .map_err(Refusal::in_archive)?;
                 if let Some(b) = copy_to.as_deref_mut() {
                     header.set_entry_type(tar::EntryType::Link);
                     b.append_link(&mut header, &path, &target)
                         .map_err(write_error)?;
                 }
                 if hash {
+                    names
+                        .keep(path.as_os_str().len() + target.as_os_str().len())
+                        .map_err(Refusal::in_archive)?;
                     items.push(Item::Hardlink { path, target });
                 }
                 stats.hardlinks += 1;
             }
         }
+        skip_rest(&mut entry)?;
     }
     Ok((stats, items))
 }
@@ -564,34 +894,43 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// A directory `unpack` sets the mode and time of at the end: path, mode, mtime.
+type KeptDir = (Box<Path>, u32, u64);
+/// A symbolic link `unpack` creates at the end: path, target.
+type KeptLink = (Box<Path>, Box<Path>);
+
 /// Extracts into `dest`, an empty directory the caller created privately.
 /// Symlinks are data: made last, with their targets as stored (OpenClaw
 /// links into its own install, e.g. `/opt/openclaw/...`), so no write of
 /// this function ever goes through one and none is ever followed. On error the caller removes `dest`.
 pub fn unpack<R: Read>(input: R, dest: &Path, progress: &mut dyn FnMut(u64)) -> Result<Stats> {
-    let mut archive = tar::Archive::new(input);
+    let meter = Cell::new(None);
+    let mut archive = tar::Archive::new(Metered {
+        inner: input,
+        left: &meter,
+    });
     let mut stats = Stats::default();
-    let mut names = Names::default();
-    let mut links: HashMap<PathBuf, PathBuf> = HashMap::new();
-    let mut dirs: Vec<(PathBuf, u32, u64)> = Vec::new();
-    let entries = archive
+    let mut names = Names::new();
+    // Kept until the end, charged to `names` (`Names::dir`, `Names::symlink`).
+    let mut links: Vec<KeptLink> = Vec::new();
+    let mut dirs: Vec<KeptDir> = Vec::new();
+    let mut entries = archive
         .entries()
         .map_err(|e| classify_read_error(e, "archive"))?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
-    for entry in entries {
+    while let Some(mut entry) = next_entry(&mut entries, &meter)? {
         interrupt::check()?;
-        let mut entry = entry.map_err(|e| classify_read_error(e, "archive"))?;
         match plan(&entry)? {
             Plan::Root => {}
             Plan::Dir { path, mode, mtime } => {
-                names.add(&path, Kind::Dir)?;
+                names.dir(&path).map_err(Refusal::in_archive)?;
                 make_dirs(dest, &path)?;
-                dirs.push((path, mode, mtime));
+                dirs.push((path.into_boxed_path(), mode, mtime));
                 stats.dirs += 1;
             }
             Plan::File { path, mode, mtime } => {
-                names.add(&path, Kind::File)?;
+                names.file(&path).map_err(Refusal::in_archive)?;
                 if let Some(parent) = path.parent() {
                     make_dirs(dest, parent)?;
                 }
@@ -621,12 +960,14 @@ pub fn unpack<R: Read>(input: R, dest: &Path, progress: &mut dyn FnMut(u64)) -> 
                 stats.bytes += written;
             }
             Plan::Symlink { path, target } => {
-                names.add(&path, Kind::Symlink)?;
-                links.insert(path, target);
+                names.symlink(&path, &target).map_err(Refusal::in_archive)?;
+                links.push((path.into_boxed_path(), target.into_boxed_path()));
                 stats.symlinks += 1;
             }
             Plan::Hardlink { path, target } => {
-                names.hardlink(&path, &target)?;
+                names
+                    .hardlink(&path, &target)
+                    .map_err(Refusal::in_archive)?;
                 if let Some(parent) = path.parent() {
                     make_dirs(dest, parent)?;
                 }
@@ -636,10 +977,10 @@ pub fn unpack<R: Read>(input: R, dest: &Path, progress: &mut dyn FnMut(u64)) -> 
                 stats.hardlinks += 1;
             }
         }
+        skip_rest(&mut entry)?;
     }
-    let mut sorted: Vec<_> = links.into_iter().collect();
-    sorted.sort();
-    for (path, target) in sorted {
+    links.sort();
+    for (path, target) in links {
         if let Some(parent) = path.parent() {
             make_dirs(dest, parent)?;
         }
@@ -710,5 +1051,183 @@ mod tests {
         assert!(safe_relative(b"/etc/passwd").is_err());
         assert!(safe_relative(b"a/../../b").is_err());
         assert!(safe_relative(b"").is_err());
+    }
+
+    fn limit_message(r: Result<(), Refusal>) -> String {
+        match r {
+            Err(Refusal::Limit(m)) => m,
+            Err(Refusal::Rule(m)) => panic!("a rule, not a limit: {m}"),
+            Ok(()) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn path_length_and_depth_are_capped() {
+        let mut names = Names::new();
+        let longest = "n".repeat(MAX_PATH_BYTES);
+        names.file(Path::new(&longest)).unwrap();
+        let m = limit_message(names.file(Path::new(&format!("{longest}x"))));
+        assert!(m.contains("4097 bytes long; the limit is 4096"), "{m}");
+
+        let deepest = vec!["d"; MAX_DEPTH].join("/");
+        names.file(Path::new(&deepest)).unwrap();
+        let m = limit_message(names.file(Path::new(&format!("{deepest}/x"))));
+        assert!(m.contains("has 257 components; the limit is 256"), "{m}");
+
+        let m = limit_message(names.symlink(Path::new("l"), Path::new(&format!("{longest}x"))));
+        assert!(m.contains("the link target \"nnn"), "{m}");
+    }
+
+    #[test]
+    fn entries_are_capped() {
+        let mut names = Names::new();
+        // The same directory again costs no name, only an entry.
+        for _ in 0..MAX_ENTRIES {
+            names.add(Path::new("d"), Kind::Dir).unwrap();
+        }
+        let m = limit_message(names.add(Path::new("d"), Kind::Dir));
+        assert_eq!(m, "it has more than 1000000 entries");
+    }
+
+    #[test]
+    fn the_names_budget_is_enforced() {
+        let budget = 1 << 20;
+        let mut names = Names::with_budget(budget);
+        let mut refused = None;
+        for i in 0..100_000 {
+            match names.file(Path::new(&format!("dir-{i}/{}", "f".repeat(200)))) {
+                Ok(()) => assert!(names.charged <= budget),
+                Err(r) => {
+                    refused = Some(limit_message(Err(r)));
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            refused.as_deref(),
+            Some("its names need more than 1 MiB of memory to check")
+        );
+        // Lists kept until the end are charged to the same budget.
+        let mut names = Names::with_budget(budget);
+        let m = limit_message((0..).try_for_each(|_| names.dir(Path::new("same"))));
+        assert!(m.contains("1 MiB"), "{m}");
+    }
+
+    /// Holds `NAME_OVERHEAD` to what the table really allocates: the slots
+    /// of the hash table (at their worst, right after it grew, with the old
+    /// table counted too) and the keys' allocations, for every size up to
+    /// 50,000 names, stay within what was charged (plus the fixed cost of a
+    /// small table).
+    #[test]
+    fn the_names_table_stays_within_its_charge() {
+        let slot = std::mem::size_of::<(Box<[u8]>, Node)>() + 1;
+        let alloc = |n: usize| (n + 8).div_ceil(16).max(2) * 16;
+        let mut names = Names::new();
+        let mut keys = 0;
+        for i in 0..50_000u32 {
+            let name = format!("{:x}", i % 4096);
+            // Two levels, so parents other than the root are exercised.
+            names
+                .file(Path::new(&format!("{:x}/{name}", i / 4096)))
+                .unwrap();
+            keys += alloc(4 + name.len());
+            if i % 4096 == 0 {
+                keys += alloc(4 + format!("{:x}", i / 4096).len());
+            }
+            let buckets = (names.nodes.capacity() * 8 / 7).next_power_of_two();
+            let table = buckets * slot + buckets / 2 * slot;
+            assert!(
+                table + keys <= names.charged + 1024,
+                "{} names: {} bytes allocated, {} charged",
+                names.nodes.len(),
+                table + keys,
+                names.charged
+            );
+        }
+    }
+
+    #[test]
+    fn kept_lists_stay_within_their_charge() {
+        use std::mem::size_of;
+        for slot in [
+            size_of::<KeptDir>(),
+            size_of::<KeptLink>(),
+            size_of::<Item>(),
+        ] {
+            assert!(3 * slot + 2 * 32 <= KEPT_OVERHEAD, "{slot}");
+        }
+        assert!(size_of::<(Box<[u8]>, Node)>() <= 24);
+    }
+
+    fn long_name_tar(name_len: usize) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_mode(0o600);
+        b.append_data(&mut h, "a/".repeat(name_len / 2) + "f", io::empty())
+            .unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn pax_tar(record_len: usize) -> Vec<u8> {
+        let value = "v".repeat(record_len);
+        let mut record = format!(" comment={value}\n");
+        // The length field counts itself.
+        let digits = (record.len() + 8).to_string().len();
+        record = format!("{}{record}", record.len() + digits);
+        let mut out = Vec::new();
+        let mut x = tar::Header::new_ustar();
+        x.set_path("pax").unwrap();
+        x.set_entry_type(tar::EntryType::XHeader);
+        x.set_size(record.len() as u64);
+        x.set_cksum();
+        out.extend_from_slice(x.as_bytes());
+        out.extend_from_slice(record.as_bytes());
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        let mut f = tar::Header::new_ustar();
+        f.set_path("f").unwrap();
+        f.set_size(0);
+        f.set_mode(0o600);
+        f.set_cksum();
+        out.extend_from_slice(f.as_bytes());
+        out.extend_from_slice(&[0; 1024]);
+        out
+    }
+
+    #[test]
+    fn extension_headers_are_bounded_before_tar_reads_them_whole() {
+        // Within the bound, a long name is read and then refused by its length.
+        let err = check(&long_name_tar(64_000)[..]).unwrap_err();
+        assert!(
+            err.message
+                .contains("is 64001 bytes long; the limit is 4096"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.class, crate::error::Class::Damaged);
+        // Beyond it, the tar reader is stopped while it reads.
+        for tar in [long_name_tar(2 << 20), pax_tar(2 << 20)] {
+            let err = check(&tar[..]).unwrap_err();
+            assert_eq!(
+                err.message,
+                "refused archive: an entry's headers (GNU long name or link, PAX extensions) exceed 1024 KiB"
+            );
+            assert_eq!(err.class, crate::error::Class::Damaged);
+        }
+        // A PAX header of ordinary size still reads.
+        assert_eq!(check(&pax_tar(100)[..]).unwrap().files, 1);
+    }
+
+    #[test]
+    fn a_directory_entry_with_content_is_skipped_outside_the_meter() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(3 << 20);
+        h.set_mode(0o700);
+        b.append_data(&mut h, "d", io::repeat(0).take(3 << 20))
+            .unwrap();
+        let tar = b.into_inner().unwrap();
+        assert_eq!(check(&tar[..]).unwrap().dirs, 1);
     }
 }

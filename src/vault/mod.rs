@@ -40,6 +40,9 @@ pub struct VaultFile {
     file: File,
 }
 
+/// Hint for a header whose key derivation is over the caps.
+const KDF_CAPS_HINT: &str = "the header is damaged or hostile; nothing was derived or allocated";
+
 /// Turns a header problem into the error users see.
 fn format_error(path: &Path, e: FormatError) -> Error {
     let shown = path.display();
@@ -62,18 +65,22 @@ fn format_error(path: &Path, e: FormatError) -> Error {
             format::KdfParams::MAX_T,
             format::KdfParams::MAX_P
         ))
-        .with_hint("the header is damaged or hostile; nothing was derived or allocated"),
+        .with_hint(KDF_CAPS_HINT),
+        FormatError::KdfTotalOverCaps { slots, cost } => Error::damaged(format!(
+            "{shown} asks for key derivation beyond the safety caps in total: its {slots} password slots together ask for memory x passes = {cost} KiB; the cap is {} KiB (one slot at m={} KiB, t={})",
+            format::KdfParams::MAX_TOTAL_COST,
+            format::KdfParams::MAX_M_KIB,
+            format::KdfParams::MAX_T
+        ))
+        .with_hint(KDF_CAPS_HINT),
     }
 }
 
 impl VaultFile {
     /// Opens and parses the header. Needs no password.
     pub fn open(path: &Path) -> Result<Self> {
-        let mut file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let mut file = crate::private_fs::open_regular(path)?;
         let meta = file.metadata().map_err(|e| Error::io("reading", path, e))?;
-        if !meta.is_file() {
-            return Err(Error::usage(format!("{} is not a file", path.display())));
-        }
         let mut prefix = Vec::with_capacity(format::PREFIX_LEN);
         (&mut file)
             .take(format::PREFIX_LEN as u64)

@@ -175,6 +175,15 @@ pub fn create_vault(tree: &Path, out: &Path, password_file: &Path) {
         .success();
 }
 
+/// A FIFO (named pipe) at `path`, as `mkfifo` makes it.
+pub fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
 /// Tar archives with arbitrary (hostile) entries. Names are written into
 /// the header bytes directly because the tar crate (rightly) refuses to
 /// build most of these.
