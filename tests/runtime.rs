@@ -355,6 +355,32 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
     assert!(out.contains("state sealed as generation 5"), "{out}");
 }
 
+/// Run as root, `start` gives the vault's directory to the container's
+/// uid, which can then plant links there. A later root start must not
+/// follow `openclaw.vault.g99 -> FILE` and hand FILE over (issue 12, A).
+#[test]
+fn a_root_start_hands_over_the_vault_and_not_what_a_planted_link_points_to() {
+    if rustix::process::getuid().as_raw() != 0 {
+        skip_unless_ci("the hand-over to the container's uid happens only as root");
+        return;
+    }
+    with_fixture("nofollow", |_rt, _docker, f| {
+        // The test's own file, standing for /etc/shadow.
+        let target = f.dir.path().join("owned-by-root");
+        fs::write(&target, "not the vault's").unwrap();
+        let link = f.dir.path().join("home/openclaw.vault.g99");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        f.start().success();
+        let owner =
+            |p: &Path| std::os::unix::fs::MetadataExt::uid(&fs::symlink_metadata(p).unwrap());
+        let handed = safeclaw::container_spec::FALLBACK_UID;
+        assert_eq!(owner(&target), 0, "the link's target was handed over");
+        assert_eq!(owner(&link), 0);
+        assert_eq!(owner(&f.vault()), handed);
+        assert_eq!(owner(&f.dir.path().join("home")), handed);
+    });
+}
+
 #[test]
 fn wrong_password_and_damaged_vault_leave_no_container() {
     let Some((rt, docker)) = engine() else { return };

@@ -21,6 +21,7 @@ use crate::error::{Class, Error, Result};
 use crate::guard;
 use crate::paths;
 use crate::printer::Printer;
+use crate::private_fs::{self, Kind};
 use crate::vault::{crypto::DataKey, VaultFile};
 
 /// How long the guard may take to decrypt the vault and start the gateway.
@@ -223,6 +224,12 @@ pub(super) fn file_name_of(vault: &Path) -> Result<String> {
 /// The container runs as the caller's uid:gid so the vault it writes stays
 /// the caller's. Run as root, safeclaw uses an unprivileged uid instead and
 /// gives it the vault directory (root can still read it).
+///
+/// That uid can write the directory, so by the next root start anything in
+/// it may be a link planted for root to follow (`openclaw.vault.g99 ->
+/// /etc/shadow`): owners are changed through a descriptor opened without
+/// following links (`private_fs::chown_nofollow`), and only regular files
+/// are generations.
 pub(super) fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32)> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
@@ -230,15 +237,31 @@ pub(super) fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32
         return Ok((uid, gid));
     }
     let id = container_spec::FALLBACK_UID;
-    let mut files = vec![vault_dir.to_path_buf(), vault.to_path_buf()];
-    files.extend(
-        crate::vault::generations::older(vault)?
-            .into_iter()
-            .map(|(_, p)| p),
-    );
-    for p in &files {
-        std::os::unix::fs::chown(p, Some(id), Some(id))
-            .map_err(|e| Error::io("handing over", p, e))?;
+    // The links in the directory's own path are the user's choice (the
+    // container cannot write its parent): resolved here, so that only a
+    // link inside it is refused.
+    let vault_dir =
+        std::fs::canonicalize(vault_dir).map_err(|e| Error::io("opening", vault_dir, e))?;
+    let vault = vault_dir.join(file_name_of(vault)?);
+    // Both were just opened as a directory and a vault: anything else now
+    // is a swap under our feet, and the guard could not seal anyway.
+    for (path, kind) in [(&vault_dir, Kind::Dir), (&vault, Kind::File)] {
+        if !private_fs::chown_nofollow(path, kind, id, id)? {
+            return Err(Error::failure(format!(
+                "{} is not a {} (a link?); not handing it to uid {id}",
+                path.display(),
+                if kind == Kind::Dir {
+                    "directory"
+                } else {
+                    "regular file"
+                }
+            ))
+            .with_hint("check what is in the vault's directory; the container can write it"));
+        }
+    }
+    // A generation swapped for a link since it was listed is skipped.
+    for (_, path) in crate::vault::generations::older(&vault)? {
+        private_fs::chown_nofollow(&path, Kind::File, id, id)?;
     }
     Ok((id, id))
 }

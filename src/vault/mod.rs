@@ -15,6 +15,7 @@ pub mod stream;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -69,7 +70,15 @@ fn format_error(path: &Path, e: FormatError) -> Error {
 impl VaultFile {
     /// Opens and parses the header. Needs no password.
     pub fn open(path: &Path) -> Result<Self> {
-        let mut file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        // Non-blocking: a FIFO put where a vault or a generation was
+        // expected (the container can write the vault's directory) must
+        // not hang the host; it is refused as "not a file" below. Reads
+        // of a regular file ignore the flag.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| Error::io("opening", path, e))?;
         let meta = file.metadata().map_err(|e| Error::io("reading", path, e))?;
         if !meta.is_file() {
             return Err(Error::usage(format!("{} is not a file", path.display())));
