@@ -8,8 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder,
 };
 use bollard::Docker;
 use common::*;
@@ -378,6 +380,33 @@ fn a_root_start_hands_over_the_vault_and_not_what_a_planted_link_points_to() {
         assert_eq!(owner(&link), 0);
         assert_eq!(owner(&f.vault()), handed);
         assert_eq!(owner(&f.dir.path().join("home")), handed);
+    });
+}
+
+/// `start` never removes a container safeclaw did not make: a stopped one
+/// of the chosen name without safeclaw's label stays where it is, and the
+/// start fails with what to do (issue 12, B).
+#[test]
+fn start_leaves_a_container_it_did_not_make_and_says_so() {
+    with_fixture("foreign", |rt, docker, f| {
+        let foreign = rt
+            .block_on(docker.create_container(
+                Some(CreateContainerOptionsBuilder::new().name(&f.name).build()),
+                ContainerCreateBody {
+                    image: Some(f.image.clone()),
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
+        f.start().code(2).stderr(predicate::str::diff(format!(
+            "error: a container named {} exists and was not made by safeclaw\n  \
+             hint: remove it yourself (`docker rm`) or choose another --name\n",
+            f.name
+        )));
+        let still = rt
+            .block_on(docker.inspect_container(&f.name, None))
+            .expect("the foreign container was removed");
+        assert_eq!(still.id.as_deref(), Some(foreign.id.as_str()));
     });
 }
 

@@ -321,13 +321,15 @@ pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<Stri
                 .with_hint("load or build it first (see the README)"),
             e => engine::failed("creating", name, e),
         })?;
-    match hand_over(&docker, name, key).await {
+    // From here on by ID: the name could be given to another container
+    // (removed and re-created by someone else) between two requests.
+    match hand_over(&docker, &created.id, name, key).await {
         Ok(()) => Ok(created.id),
         Err(e) => {
             // No half-started container: it holds nothing, remove it.
             let _ = docker
                 .remove_container(
-                    name,
+                    &created.id,
                     Some(RemoveContainerOptionsBuilder::new().force(true).build()),
                 )
                 .await;
@@ -336,36 +338,48 @@ pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<Stri
     }
 }
 
-/// A container of that name that is not running is left from an earlier
-/// run: remove it. A running one is an error.
+/// A container of that name that safeclaw made and that is not running is
+/// left from an earlier run: remove it. A running one is an error, and so
+/// is one safeclaw did not make (without its label): it may be someone's.
 async fn remove_stale(docker: &Docker, name: &str) -> Result<()> {
-    match docker.inspect_container(name, None).await {
-        Ok(c) => {
-            if c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
-                return Err(Error::usage(format!("{name} is already running"))
-                    .with_hint("`safeclaw status` shows it; `safeclaw stop` stops it"));
-            }
-            docker
-                .remove_container(
-                    name,
-                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-                )
-                .await
-                .map_err(|e| engine::failed("removing the old container", name, e))
-        }
+    let c = match docker.inspect_container(name, None).await {
+        Ok(c) => c,
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
-        }) => Ok(()),
-        Err(e) => Err(engine::failed("inspecting", name, e)),
+        }) => return Ok(()),
+        Err(e) => return Err(engine::failed("inspecting", name, e)),
+    };
+    let inspect = serde_json::to_value(&c)
+        .map_err(|e| Error::failure(format!("reading the inspect of {name}: {e}")))?;
+    if !crate::audit::container::is_managed(&inspect) {
+        return Err(Error::usage(format!(
+            "a container named {name} exists and was not made by safeclaw"
+        ))
+        .with_hint("remove it yourself (`docker rm`) or choose another --name"));
     }
+    if c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+        return Err(Error::usage(format!("{name} is already running"))
+            .with_hint("`safeclaw status` shows it; `safeclaw stop` stops it"));
+    }
+    // By the ID inspected: never whatever holds the name by now.
+    let id =
+        c.id.ok_or_else(|| Error::new(Class::Engine, format!("the engine gave no ID for {name}")))?;
+    docker
+        .remove_container(
+            &id,
+            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+        )
+        .await
+        .map_err(|e| engine::failed("removing the old container", name, e))
 }
 
 /// Attach (before start), start, write the key, close stdin, wait for the
-/// guard to say ready or fail.
-async fn hand_over(docker: &Docker, name: &str, key: &DataKey) -> Result<()> {
+/// guard to say ready or fail. `id` is the container created; `name` is
+/// for messages.
+async fn hand_over(docker: &Docker, id: &str, name: &str, key: &DataKey) -> Result<()> {
     let mut attached = docker
         .attach_container(
-            name,
+            id,
             Some(
                 AttachContainerOptionsBuilder::new()
                     .stdin(true)
@@ -378,7 +392,7 @@ async fn hand_over(docker: &Docker, name: &str, key: &DataKey) -> Result<()> {
         .await
         .map_err(|e| engine::failed("attaching to", name, e))?;
     docker
-        .start_container(name, None)
+        .start_container(id, None)
         .await
         .map_err(|e| engine::failed("starting", name, e))?;
     let line = guard::key_line(key);
