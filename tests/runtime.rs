@@ -179,6 +179,14 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
     let binds = host.binds.unwrap();
     assert_eq!(binds.len(), 1, "{binds:?}");
     assert!(binds[0].ends_with(":/vault:rw") && !binds.iter().any(|b| b.contains("docker.sock")));
+    // The engine's plaintext log of the gateway's output is bounded.
+    let log = host.log_config.unwrap();
+    assert_eq!(log.typ.as_deref(), Some("json-file"));
+    let log = log.config.unwrap();
+    assert_eq!(
+        (log["max-size"].as_str(), log["max-file"].as_str()),
+        ("1m", "3")
+    );
     wait_healthy(rt, docker, &f.name);
 
     // No secret anywhere: the marker in the vault's config, the password,
