@@ -459,6 +459,61 @@ fn a_missing_engine_is_one_clear_error() {
         ));
 }
 
+/// An engine on another machine is refused before anything is sent to
+/// it: bollard has no TLS, so the key line would cross the network in
+/// clear (issue 12, D). The remote case runs in a network namespace of its
+/// own (`unshare -rn`, no route), so that even a regression of the check
+/// dials nothing beyond this machine; a loopback listener of the test's
+/// own, named with TLS asked for, must see no connection.
+#[test]
+fn an_engine_the_key_could_reach_in_clear_is_refused_before_connecting() {
+    const HINT: &str = "  hint: use the engine's unix socket (unset DOCKER_HOST), or forward it over SSH: \
+        `ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST`, then DOCKER_HOST=unix:///tmp/docker.sock\n";
+    match safeclaw_offline() {
+        Some(mut offline) => {
+            let began = Instant::now();
+            offline
+                .args(["status", "--name", "openclaw"])
+                .env("DOCKER_HOST", "tcp://192.0.2.1:2376")
+                .env_remove("DOCKER_TLS_VERIFY")
+                .env_remove("DOCKER_CERT_PATH")
+                .timeout(Duration::from_secs(30))
+                .assert()
+                .code(5)
+                .stderr(predicate::str::diff(format!(
+                    "error: refusing DOCKER_HOST=tcp://192.0.2.1:2376: the engine is not on this machine, \
+                     and safeclaw would send it the vault's key in clear (no TLS)\n{HINT}"
+                )));
+            assert!(
+                began.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                began.elapsed()
+            );
+        }
+        None => skip_unless_ci("no network namespace (unshare -rn) to name a remote engine in"),
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    safeclaw()
+        .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+        .env("DOCKER_TLS_VERIFY", "1")
+        .args(["status", "--name", "openclaw"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(5)
+        .stderr(predicate::str::diff(format!(
+            "error: refusing DOCKER_HOST=tcp://127.0.0.1:{port}: it asks for TLS \
+             (DOCKER_TLS_VERIFY or DOCKER_CERT_PATH is set), which safeclaw cannot speak to the engine, \
+             and the vault's key would go in clear\n{HINT}"
+        )));
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("safeclaw connected to the engine it refused: {other:?}"),
+    }
+}
+
 #[test]
 fn shares_ports_and_limits_are_as_asked_and_status_reports_the_vault() {
     with_fixture("options", |rt, docker, f| {
