@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, PortBinding, RestartPolicy,
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
 
@@ -28,6 +28,15 @@ pub const GATEWAY_HEALTH_ADDR: &str = "127.0.0.1:18789";
 pub const GATEWAY_PORT: &str = "18789/tcp";
 /// Where the image has safeclaw (entrypoint and health check).
 pub const SAFECLAW_IN_IMAGE: &str = "/usr/local/bin/safeclaw";
+/// The engine keeps the gateway's stdout and stderr in plaintext files on
+/// the host disk (under its data root). `safeclaw logs` and the stop's
+/// report of the sealed generation read them, so they are kept, but
+/// bounded: at most `LOG_MAX_FILES` files of `LOG_MAX_SIZE_MB` MB each
+/// (the engine's units are decimal: "1m" is 10^6 bytes; docs/container.md).
+/// The engine's own default keeps one file that grows without bound.
+pub const LOG_DRIVER: &str = "json-file";
+pub const LOG_MAX_SIZE_MB: u64 = 1;
+pub const LOG_MAX_FILES: u64 = 3;
 
 /// Resource limits, overridable from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +221,13 @@ pub fn create_body(spec: &Spec) -> ContainerCreateBody {
             ),
             publish_all_ports: Some(false),
             init: Some(false),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some(LOG_DRIVER.to_string()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), format!("{LOG_MAX_SIZE_MB}m")),
+                    ("max-file".to_string(), LOG_MAX_FILES.to_string()),
+                ])),
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -287,6 +303,12 @@ mod tests {
         assert_eq!(body.open_stdin, Some(true));
         assert_eq!(body.stdin_once, Some(true));
         assert_eq!(body.hostname.as_deref(), Some(HOSTNAME));
+        // The engine's log of the gateway's output is bounded: 3 × 1 MB.
+        let log = host.log_config.as_ref().unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        let log = log.config.as_ref().unwrap();
+        assert_eq!(log["max-size"], "1m");
+        assert_eq!(log["max-file"], "3");
         // Nothing secret-looking in env or cmd.
         for v in body.env.unwrap().iter().chain(body.cmd.unwrap().iter()) {
             assert!(

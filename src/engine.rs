@@ -1,30 +1,133 @@
 //! The Docker Engine API, through bollard: connection (honouring
-//! DOCKER_HOST), API version negotiation down to Debian's 20.10 (API 1.41),
-//! and the one error users see when no engine answers.
+//! DOCKER_HOST, refusing one the data key could cross a network to in
+//! clear), API version negotiation down to Debian's 20.10 (API 1.41), and
+//! the one error users see when no engine answers.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bollard::Docker;
 
+use crate::env_vars;
 use crate::error::{Class, Error, Result};
 
-/// Where the engine is expected, for messages.
+/// The engine when DOCKER_HOST is unset (bollard's default too).
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Where the engine is: DOCKER_HOST, else the default socket.
 fn endpoint() -> String {
-    std::env::var(crate::env_vars::DOCKER_HOST)
-        .unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+    std::env::var(env_vars::DOCKER_HOST).unwrap_or_else(|_| DEFAULT_HOST.into())
 }
 
-fn unreachable(e: bollard::errors::Error) -> Error {
+/// True when the environment asks for TLS to a TCP engine (the docker
+/// CLI's variables; an empty one is unset, as the CLI reads it).
+fn tls_requested() -> bool {
+    [env_vars::DOCKER_TLS_VERIFY, env_vars::DOCKER_CERT_PATH]
+        .iter()
+        .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
+}
+
+const OVER_SSH: &str = "use the engine's unix socket (unset DOCKER_HOST), or forward it over SSH: \
+`ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST`, then DOCKER_HOST=unix:///tmp/docker.sock";
+
+/// Refuses an engine address over which the data key (sent to the guard
+/// through the attach stream) could cross a network in clear: safeclaw's
+/// bollard has no TLS, so `tcp://` and `http://` are plain HTTP, and with
+/// TLS asked for (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, `https://`) it
+/// would not be honoured. Only a loopback host is accepted for those
+/// schemes; `unix://` and anything bollard refuses by itself pass. Pure,
+/// so that it runs before any connection.
+pub fn check_host(docker_host: &str, tls_requested: bool) -> Result<()> {
+    let Some((scheme, rest)) = docker_host.split_once("://") else {
+        return Ok(());
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "tcp" | "http" | "https") {
+        return Ok(());
+    }
+    let shown = shown(&scheme, rest);
+    if scheme == "https" || tls_requested {
+        return Err(Error::new(
+            Class::Engine,
+            format!(
+                "refusing DOCKER_HOST={shown}: it asks for TLS ({}), which safeclaw cannot speak to the engine, and the vault's key would go in clear",
+                if scheme == "https" { "https://" } else { "DOCKER_TLS_VERIFY or DOCKER_CERT_PATH is set" }
+            ),
+        )
+        .with_hint(OVER_SSH));
+    }
+    if !is_loopback(rest) {
+        return Err(Error::new(
+            Class::Engine,
+            format!(
+                "refusing DOCKER_HOST={shown}: the engine is not on this machine, and safeclaw would send it the vault's key in clear (no TLS)"
+            ),
+        )
+        .with_hint(OVER_SSH));
+    }
+    Ok(())
+}
+
+/// The address for messages, without user information (which could be a
+/// password).
+fn shown(scheme: &str, rest: &str) -> String {
+    match rest.rfind('@') {
+        Some(i) => format!("{scheme}://…@{}", &rest[i + 1..]),
+        None => format!("{scheme}://{rest}"),
+    }
+}
+
+/// True when the address after `scheme://` is `HOST[:PORT][/PATH]` with
+/// HOST `localhost`, an IPv4 loopback address or `[::1]`. Anything a URL
+/// parser could read differently from this (user information, a query, a
+/// fragment, escapes) is refused: what is checked must be what is dialled.
+fn is_loopback(rest: &str) -> bool {
+    let odd =
+        |c: char| matches!(c, '@' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control();
+    if rest.chars().any(odd) {
+        return false;
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, port)) => (
+                host.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback()),
+                port,
+            ),
+            None => return false,
+        },
+        None => {
+            let (host, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback());
+            (loopback, port)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| p.parse::<u16>().is_ok() && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+fn unreachable(host: &str, e: bollard::errors::Error) -> Error {
     Error::new(
         Class::Engine,
-        format!("cannot reach a Docker engine at {}: {e}", endpoint()),
+        format!("cannot reach a Docker engine at {host}: {e}"),
     )
     .with_hint("start Docker (Docker Desktop, or `sudo systemctl start docker`), or point DOCKER_HOST at it")
 }
 
-/// Connects, negotiates the API version and pings.
+/// Checks the address, then connects, negotiates the API version and pings.
 pub async fn connect() -> Result<Docker> {
-    let docker = Docker::connect_with_defaults().map_err(unreachable)?;
-    let docker = docker.negotiate_version().await.map_err(unreachable)?;
-    docker.ping().await.map_err(unreachable)?;
+    let host = endpoint();
+    // Before the first packet: a refused address is never dialled.
+    check_host(&host, tls_requested())?;
+    let docker = Docker::connect_with_host(&host).map_err(|e| unreachable(&host, e))?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .map_err(|e| unreachable(&host, e))?;
+    docker.ping().await.map_err(|e| unreachable(&host, e))?;
     Ok(docker)
 }
 
@@ -71,4 +174,101 @@ pub async fn running_with_mount(
                 .to_string()
         })
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(host: &str, tls: bool) -> Option<String> {
+        check_host(host, tls).err().map(|e| {
+            assert_eq!(e.class, Class::Engine);
+            assert_eq!(e.hint.as_deref(), Some(OVER_SSH));
+            e.message
+        })
+    }
+
+    #[test]
+    fn a_unix_socket_or_a_loopback_engine_is_accepted() {
+        for host in [
+            "unix:///var/run/docker.sock",
+            "unix:///tmp/docker.sock",
+            "tcp://127.0.0.1:2375",
+            "tcp://127.1.2.3:2375",
+            "tcp://localhost:2375",
+            "tcp://LOCALHOST",
+            "http://127.0.0.1:2375",
+            "tcp://[::1]:2375",
+            "tcp://[::1]",
+            "tcp://127.0.0.1:2375/",
+        ] {
+            assert_eq!(refused(host, false), None, "{host}");
+        }
+        // TLS variables change nothing for a socket.
+        assert_eq!(refused("unix:///var/run/docker.sock", true), None);
+        // Not something bollard connects to: its own error, no packet.
+        assert_eq!(refused("ssh://me@host", false), None);
+        assert_eq!(refused("192.0.2.1:2375", false), None);
+    }
+
+    #[test]
+    fn another_machine_is_refused() {
+        for host in [
+            "tcp://192.0.2.1:2376",
+            "tcp://10.0.0.1:2375",
+            "TCP://10.0.0.1:2375",
+            "http://192.0.2.1:2375",
+            "tcp://docker.example.com:2375",
+            "tcp://localhost.example.com:2375",
+            "tcp://[2001:db8::1]:2375",
+            "tcp://0.0.0.0:2375",
+            "tcp://:2375",
+            "tcp://",
+            // Read differently by different URL parsers: refused.
+            "tcp://127.0.0.1@192.0.2.1:2375",
+            "tcp://127.0.0.1:2375@192.0.2.1",
+            "tcp://127.0.0.1#@192.0.2.1:2375",
+            "tcp://127.0.0.1%2f@192.0.2.1",
+            "tcp://127.0.0.1\\@192.0.2.1",
+            "tcp://127.0.0.1 192.0.2.1",
+            "tcp://127.1:2375",
+            "tcp://2130706433:2375",
+            "tcp://[::ffff:127.0.0.1]:2375",
+            "tcp://127.0.0.1:notaport",
+            "tcp://127.0.0.1:99999",
+            "tcp://[::1:2375",
+        ] {
+            let why = refused(host, false).unwrap_or_else(|| panic!("{host} was accepted"));
+            assert!(why.starts_with("refusing DOCKER_HOST="), "{why}");
+        }
+        assert_eq!(
+            refused("tcp://192.0.2.1:2376", false).unwrap(),
+            "refusing DOCKER_HOST=tcp://192.0.2.1:2376: the engine is not on this machine, \
+             and safeclaw would send it the vault's key in clear (no TLS)"
+        );
+    }
+
+    #[test]
+    fn tls_that_cannot_be_honoured_is_refused_even_on_loopback() {
+        for host in [
+            "tcp://127.0.0.1:2376",
+            "http://localhost:2376",
+            "tcp://192.0.2.1:2376",
+        ] {
+            let why = refused(host, true).unwrap_or_else(|| panic!("{host} was accepted"));
+            assert!(
+                why.contains("DOCKER_TLS_VERIFY or DOCKER_CERT_PATH is set"),
+                "{why}"
+            );
+        }
+        let why = refused("https://127.0.0.1:2376", false).unwrap();
+        assert!(why.contains("it asks for TLS (https://)"), "{why}");
+    }
+
+    #[test]
+    fn user_information_is_never_shown() {
+        let why = refused("tcp://admin:hunter2@192.0.2.1:2375", false).unwrap();
+        assert!(!why.contains("hunter2") && !why.contains("admin"), "{why}");
+        assert!(why.contains("tcp://…@192.0.2.1:2375"), "{why}");
+    }
 }

@@ -10,7 +10,8 @@ pub const SAFECLAW_HOME: &str = "SAFECLAW_HOME";
 /// The user's home, for the default of `SAFECLAW_HOME`.
 pub const HOME: &str = "HOME";
 
-/// The engine's address (bollard reads it; safeclaw only names it in errors).
+/// The engine's address: checked (no engine on another machine, see
+/// `engine::check_host`), then given to bollard.
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
 
 /// The docker CLI's configuration directory (default `~/.docker`): its
@@ -23,8 +24,13 @@ pub const DOCKER_CONTEXT: &str = "DOCKER_CONTEXT";
 /// The user's runtime directory, where rootless engines put their sockets.
 pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 
-/// Set by clients that talk TLS to a TCP engine (`safeclaw audit` reads it).
+/// Set by clients that talk TLS to a TCP engine: safeclaw cannot, so it
+/// refuses a TCP engine when it is set; `safeclaw audit` reads it too.
 pub const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
+
+/// The docker CLI's client certificates for TLS: refused like
+/// DOCKER_TLS_VERIFY for a TCP engine.
+pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
 
 /// Where the npm install of the image twin is cached (default `~/.cache`).
 pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";

@@ -19,7 +19,8 @@ pub enum Class {
     /// The vault is not a vault, is damaged, truncated, modified, over the
     /// KDF caps, or holds a refused archive entry.
     Damaged,
-    /// No Docker engine answers, or it refused a request.
+    /// No Docker engine answers, or it refused a request, or DOCKER_HOST
+    /// names an engine safeclaw refuses to send the key to.
     Engine,
     /// Stopped by SIGINT or SIGTERM before finishing; nothing was left half-done.
     Interrupted,

@@ -184,11 +184,83 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
         .create(path)
         .map_err(|e| Error::io("creating", path, e))?;
     let meta = fs::symlink_metadata(path).map_err(|e| Error::io("reading", path, e))?;
-    if !meta.is_dir() || meta.mode() & 0o7777 != 0o700 {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::io("setting the mode of", path, e))?;
+    if meta.is_dir() && meta.mode() & 0o7777 == 0o700 {
+        return Ok(());
+    }
+    // Through the descriptor: whoever can write the parent may have put a
+    // link where the new directory was.
+    if !chmod_nofollow(path, Kind::Dir, 0o700)? {
+        return Err(Error::failure(format!(
+            "{} was replaced by something that is not a directory",
+            path.display()
+        )));
     }
     Ok(())
+}
+
+/// What `chown_nofollow` and `chmod_nofollow` may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+}
+
+/// Opens `path` so that its owner or mode can be changed through the
+/// descriptor. A directory the container can write (the vault's) may hold
+/// a symlink to any host file, planted for root to follow, so the last
+/// component is never followed (O_NOFOLLOW: a link fails with ELOOP), a
+/// FIFO does not block the open (O_NONBLOCK), and the descriptor must be
+/// a regular file or a directory as `kind` says. None, without an error,
+/// for anything else, including a path that is gone.
+fn open_nofollow(path: &Path, kind: Kind) -> Result<Option<File>> {
+    let mut flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if kind == Kind::Dir {
+        flags |= libc::O_DIRECTORY;
+    }
+    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(file) => file,
+        // A link (ELOOP), not a directory (ENOTDIR), a socket (ENXIO), gone.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ELOOP | libc::ENOTDIR | libc::ENXIO | libc::ENOENT)
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(Error::io("opening", path, e)),
+    };
+    let file_type = file
+        .metadata()
+        .map_err(|e| Error::io("reading", path, e))?
+        .file_type();
+    let expected = match kind {
+        Kind::File => file_type.is_file(),
+        Kind::Dir => file_type.is_dir(),
+    };
+    Ok(expected.then_some(file))
+}
+
+/// Gives `path` to `uid:gid` without following a link: false (and nothing
+/// changed) when it is not a regular file or directory as `kind` says.
+pub fn chown_nofollow(path: &Path, kind: Kind, uid: u32, gid: u32) -> Result<bool> {
+    let Some(file) = open_nofollow(path, kind)? else {
+        return Ok(false);
+    };
+    std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+        .map_err(|e| Error::io("handing over", path, e))?;
+    Ok(true)
+}
+
+/// Sets the mode of `path` without following a link: false (and nothing
+/// changed) when it is not a regular file or directory as `kind` says.
+pub fn chmod_nofollow(path: &Path, kind: Kind, mode: u32) -> Result<bool> {
+    let Some(file) = open_nofollow(path, kind)? else {
+        return Ok(false);
+    };
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("setting the mode of", path, e))?;
+    Ok(true)
 }
 
 /// A warning when a file holding secrets can be read by others.
@@ -214,4 +286,76 @@ pub fn is_absent_or_empty_dir(path: &Path) -> io::Result<bool> {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_link_is_never_followed_to_its_target() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"not ours to change").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("vault.g99");
+        symlink(&target, &link).unwrap();
+        let uid = fs::metadata(&target).unwrap().uid();
+        assert!(!chmod_nofollow(&link, Kind::File, 0o666).unwrap());
+        assert!(!chown_nofollow(&link, Kind::File, uid + 1, uid + 1).unwrap());
+        assert_eq!(mode_of(&target), 0o600);
+        assert_eq!(fs::metadata(&target).unwrap().uid(), uid);
+        // A link to a directory, expected to be a directory: the same.
+        let linked_dir = dir.path().join("linked-dir");
+        symlink(dir.path(), &linked_dir).unwrap();
+        let before = mode_of(dir.path());
+        assert!(!chmod_nofollow(&linked_dir, Kind::Dir, 0o777).unwrap());
+        assert_eq!(mode_of(dir.path()), before);
+        // What it is asked for is changed.
+        assert!(chmod_nofollow(&target, Kind::File, 0o640).unwrap());
+        assert_eq!(mode_of(&target), 0o640);
+        assert!(!chmod_nofollow(&target, Kind::Dir, 0o700).unwrap());
+        assert!(!chmod_nofollow(&dir.path().join("gone"), Kind::File, 0o600).unwrap());
+    }
+
+    #[test]
+    fn a_fifo_is_skipped_without_blocking() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let fifo = dir.path().join("vault.g7");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // A blocking open would wait here for a writer forever.
+        assert!(!chown_nofollow(&fifo, Kind::File, 0, 0).unwrap());
+        assert!(!chmod_nofollow(&fifo, Kind::File, 0o600).unwrap());
+    }
+
+    #[test]
+    fn root_hands_over_a_regular_file_and_not_a_links_target() {
+        if rustix::process::getuid().as_raw() != 0 {
+            eprintln!("skipping: changing a file's owner needs root");
+            return;
+        }
+        let dir = tempfile::TempDir::new().unwrap();
+        let vault = dir.path().join("openclaw.vault");
+        fs::write(&vault, b"vault").unwrap();
+        let target = dir.path().join("elsewhere");
+        fs::write(&target, b"root's").unwrap();
+        let link = dir.path().join("openclaw.vault.g99");
+        symlink(&target, &link).unwrap();
+        assert!(chown_nofollow(dir.path(), Kind::Dir, 10001, 10001).unwrap());
+        assert!(chown_nofollow(&vault, Kind::File, 10001, 10001).unwrap());
+        assert!(!chown_nofollow(&link, Kind::File, 10001, 10001).unwrap());
+        assert_eq!(fs::metadata(dir.path()).unwrap().uid(), 10001);
+        assert_eq!(fs::metadata(&vault).unwrap().uid(), 10001);
+        assert_eq!(fs::metadata(&target).unwrap().uid(), 0);
+        assert_eq!(fs::symlink_metadata(&link).unwrap().uid(), 0);
+    }
 }

@@ -415,6 +415,45 @@ fn the_json_schema_is_pinned() {
     assert!(ids(&report).contains("vault.absent"));
 }
 
+/// A TCP engine without TLS off this machine: safeclaw refuses to connect
+/// (issue 12, D), and the audit still reports the setting (high), with the
+/// refusal as why the engine checks were skipped.
+#[test]
+fn a_refused_remote_engine_is_still_reported() {
+    let Some(mut offline) = safeclaw_offline() else {
+        skip_unless_ci("no network namespace (unshare -rn) to name a remote engine in");
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let out = offline
+        .env("SAFECLAW_HOME", dir.path().join("home"))
+        .env("DOCKER_HOST", "tcp://192.0.2.1:2375")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .args(["--json", "audit", "--guide-dir"])
+        .arg(dir.path().join("guide"))
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = ids(&report);
+    assert!(got.contains("host.engine-tcp-no-tls"), "{report:#}");
+    let skipped = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "host.engine-unreachable")
+        .unwrap();
+    assert!(
+        skipped["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("refusing DOCKER_HOST=tcp://192.0.2.1:2375"),
+        "{skipped}"
+    );
+}
+
 #[test]
 fn every_check_id_is_documented() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

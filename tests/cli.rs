@@ -196,6 +196,42 @@ fn not_a_vault_and_truncated_header() {
         )));
 }
 
+/// What someone who can write the vault's directory (the container can)
+/// puts there: a FIFO where the vault was does not hang the host, and a
+/// link or FIFO named like a kept generation is not listed as one.
+#[test]
+fn a_fifo_or_link_in_the_vaults_directory_neither_hangs_nor_counts() {
+    let s = Setup::new();
+    let mkfifo = |p: &Path| {
+        let made = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    };
+    mkfifo(&s.path("fifo.vault"));
+    safeclaw()
+        .args(["vault", "info"])
+        .arg(s.path("fifo.vault"))
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2)
+        .stderr(diff(format!(
+            "error: {} is not a file\n",
+            s.path("fifo.vault").display()
+        )));
+    mkfifo(&s.path("v.vault.g98"));
+    fs::write(s.path("elsewhere"), "not a generation").unwrap();
+    std::os::unix::fs::symlink(s.path("elsewhere"), s.path("v.vault.g99")).unwrap();
+    safeclaw()
+        .args(["vault", "generations"])
+        .arg(s.vault())
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("v.vault.g9").not());
+}
+
 #[test]
 fn export_refuses_a_non_empty_target_unless_forced() {
     let s = Setup::new();

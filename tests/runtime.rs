@@ -9,8 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder,
 };
 use bollard::Docker;
 use common::*;
@@ -178,6 +180,14 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
     let binds = host.binds.unwrap();
     assert_eq!(binds.len(), 1, "{binds:?}");
     assert!(binds[0].ends_with(":/vault:rw") && !binds.iter().any(|b| b.contains("docker.sock")));
+    // The engine's plaintext log of the gateway's output is bounded.
+    let log = host.log_config.unwrap();
+    assert_eq!(log.typ.as_deref(), Some("json-file"));
+    let log = log.config.unwrap();
+    assert_eq!(
+        (log["max-size"].as_str(), log["max-file"].as_str()),
+        ("1m", "3")
+    );
     wait_healthy(rt, docker, &f.name);
 
     // No secret anywhere: the marker in the vault's config, the password,
@@ -356,6 +366,59 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
     assert!(out.contains("state sealed as generation 5"), "{out}");
 }
 
+/// Run as root, `start` gives the vault's directory to the container's
+/// uid, which can then plant links there. A later root start must not
+/// follow `openclaw.vault.g99 -> FILE` and hand FILE over (issue 12, A).
+#[test]
+fn a_root_start_hands_over_the_vault_and_not_what_a_planted_link_points_to() {
+    if rustix::process::getuid().as_raw() != 0 {
+        skip_unless_ci("the hand-over to the container's uid happens only as root");
+        return;
+    }
+    with_fixture("nofollow", |_rt, _docker, f| {
+        // The test's own file, standing for /etc/shadow.
+        let target = f.dir.path().join("owned-by-root");
+        fs::write(&target, "not the vault's").unwrap();
+        let link = f.dir.path().join("home/openclaw.vault.g99");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        f.start().success();
+        let owner =
+            |p: &Path| std::os::unix::fs::MetadataExt::uid(&fs::symlink_metadata(p).unwrap());
+        let handed = safeclaw::container_spec::FALLBACK_UID;
+        assert_eq!(owner(&target), 0, "the link's target was handed over");
+        assert_eq!(owner(&link), 0);
+        assert_eq!(owner(&f.vault()), handed);
+        assert_eq!(owner(&f.dir.path().join("home")), handed);
+    });
+}
+
+/// `start` never removes a container safeclaw did not make: a stopped one
+/// of the chosen name without safeclaw's label stays where it is, and the
+/// start fails with what to do (issue 12, B).
+#[test]
+fn start_leaves_a_container_it_did_not_make_and_says_so() {
+    with_fixture("foreign", |rt, docker, f| {
+        let foreign = rt
+            .block_on(docker.create_container(
+                Some(CreateContainerOptionsBuilder::new().name(&f.name).build()),
+                ContainerCreateBody {
+                    image: Some(f.image.clone()),
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
+        f.start().code(2).stderr(predicate::str::diff(format!(
+            "error: a container named {} exists and was not made by safeclaw\n  \
+             hint: remove it yourself (`docker rm`) or choose another --name\n",
+            f.name
+        )));
+        let still = rt
+            .block_on(docker.inspect_container(&f.name, None))
+            .expect("the foreign container was removed");
+        assert_eq!(still.id.as_deref(), Some(foreign.id.as_str()));
+    });
+}
+
 #[test]
 fn wrong_password_and_damaged_vault_leave_no_container() {
     let Some((rt, docker)) = engine() else { return };
@@ -395,6 +458,61 @@ fn a_missing_engine_is_one_clear_error() {
         .stderr(predicate::str::contains(
             "hint: start Docker (Docker Desktop, or `sudo systemctl start docker`), or point DOCKER_HOST at it",
         ));
+}
+
+/// An engine on another machine is refused before anything is sent to
+/// it: bollard has no TLS, so the key line would cross the network in
+/// clear (issue 12, D). The remote case runs in a network namespace of its
+/// own (`unshare -rn`, no route), so that even a regression of the check
+/// dials nothing beyond this machine; a loopback listener of the test's
+/// own, named with TLS asked for, must see no connection.
+#[test]
+fn an_engine_the_key_could_reach_in_clear_is_refused_before_connecting() {
+    const HINT: &str = "  hint: use the engine's unix socket (unset DOCKER_HOST), or forward it over SSH: \
+        `ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST`, then DOCKER_HOST=unix:///tmp/docker.sock\n";
+    match safeclaw_offline() {
+        Some(mut offline) => {
+            let began = Instant::now();
+            offline
+                .args(["status", "--name", "openclaw"])
+                .env("DOCKER_HOST", "tcp://192.0.2.1:2376")
+                .env_remove("DOCKER_TLS_VERIFY")
+                .env_remove("DOCKER_CERT_PATH")
+                .timeout(Duration::from_secs(30))
+                .assert()
+                .code(5)
+                .stderr(predicate::str::diff(format!(
+                    "error: refusing DOCKER_HOST=tcp://192.0.2.1:2376: the engine is not on this machine, \
+                     and safeclaw would send it the vault's key in clear (no TLS)\n{HINT}"
+                )));
+            assert!(
+                began.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                began.elapsed()
+            );
+        }
+        None => skip_unless_ci("no network namespace (unshare -rn) to name a remote engine in"),
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    safeclaw()
+        .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+        .env("DOCKER_TLS_VERIFY", "1")
+        .args(["status", "--name", "openclaw"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(5)
+        .stderr(predicate::str::diff(format!(
+            "error: refusing DOCKER_HOST=tcp://127.0.0.1:{port}: it asks for TLS \
+             (DOCKER_TLS_VERIFY or DOCKER_CERT_PATH is set), which safeclaw cannot speak to the engine, \
+             and the vault's key would go in clear\n{HINT}"
+        )));
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("safeclaw connected to the engine it refused: {other:?}"),
+    }
 }
 
 #[test]

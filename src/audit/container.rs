@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::secrets;
 use super::{Area, Finding, Findings, Severity};
+use crate::container_spec::{LOG_MAX_FILES, LOG_MAX_SIZE_MB};
 
 /// What was gathered about one container.
 pub struct Subject<'a> {
@@ -175,6 +176,93 @@ fn state_dirs(inspect: &Value) -> Vec<String> {
     } else {
         vec!["/home/node/.openclaw".into()]
     }
+}
+
+/// Bytes of a log size as the engine's log options give it ("1m", "10k",
+/// "1.5g", "2MB"): decimal units, as the engine's own parser (go-units
+/// FromHumanSize) reads them.
+fn log_size_bytes(size: &str) -> Option<u64> {
+    let size = size.trim().to_ascii_lowercase();
+    let number = size.trim_end_matches(['b', 'i']);
+    let (number, unit) = match number.char_indices().last()? {
+        (i, 'k') => (&number[..i], 1e3),
+        (i, 'm') => (&number[..i], 1e6),
+        (i, 'g') => (&number[..i], 1e9),
+        (i, 't') => (&number[..i], 1e12),
+        _ => (number, 1.0),
+    };
+    let n: f64 = number.trim().parse().ok()?;
+    (n > 0.0).then_some((n * unit) as u64)
+}
+
+/// "3 MB", "1.5 GB", "512 kB": decimal, like the option.
+fn decimal_size(bytes: u64) -> String {
+    for (unit, name) in [(1e9, "GB"), (1e6, "MB"), (1e3, "kB")] {
+        if bytes as f64 >= unit {
+            return format!("{} {name}", bytes as f64 / unit);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// The engine keeps what the container prints in files under its data
+/// root, plaintext: a driver that never rotates (json-file without
+/// max-size, the engine's default) grows without bound; a bounded one
+/// still keeps its last few MB, noted for the record.
+fn check_log(c: &Value, name: &str, out: &mut Findings) {
+    let driver = str_at(c, "/HostConfig/LogConfig/Type").unwrap_or_default();
+    let option = |key: &str| {
+        str_at(c, &format!("/HostConfig/LogConfig/Config/{key}")).filter(|v| !v.is_empty())
+    };
+    let place = str_at(c, "/LogPath")
+        .filter(|p| !p.is_empty())
+        .map(|p| format!(", in {p}"))
+        .unwrap_or_default();
+    // The drivers' defaults: json-file keeps one file and never rotates;
+    // local rotates at 20m and keeps 5 files.
+    let (default_size, default_files) = match driver {
+        "json-file" => (None, "1"),
+        "local" => (Some("20m"), "5"),
+        "" | "none" => return,
+        other => {
+            out.add(
+                "container.log-kept",
+                Severity::Info,
+                "the container's output goes to a log driver outside the engine",
+                format!("{name}: HostConfig.LogConfig is {other}: what the gateway prints is kept wherever that driver sends it"),
+                "keep secrets out of the gateway's output; safeclaw containers use json-file, bounded",
+                "safeclaw (docs/container.md)",
+            );
+            return;
+        }
+    };
+    let Some(size) = option("max-size").or(default_size) else {
+        out.add(
+            "container.log-unbounded",
+            Severity::Medium,
+            "the engine's log of the container's output grows without bound, in plaintext on the host disk",
+            format!("{name}: HostConfig.LogConfig is json-file without max-size{place}"),
+            &format!(
+                "--log-opt max-size={LOG_MAX_SIZE_MB}m --log-opt max-file={LOG_MAX_FILES} (safeclaw start sets them)"
+            ),
+            "safeclaw (docs/container.md)",
+        );
+        return;
+    };
+    let files = option("max-file").unwrap_or(default_files);
+    let most = log_size_bytes(size)
+        .zip(files.parse::<u64>().ok())
+        .and_then(|(size, files)| size.checked_mul(files))
+        .map(|total| format!(" (at most {})", decimal_size(total)))
+        .unwrap_or_default();
+    out.add(
+        "container.log-kept",
+        Severity::Info,
+        "the engine keeps the container's latest output, unencrypted, on the host disk",
+        format!("{name}: {driver}, max-size {size} × max-file {files}{most}{place}"),
+        "nothing to change while the gateway prints no secrets; `safeclaw logs` and `safeclaw stop` read this log",
+        "safeclaw (docs/container.md)",
+    );
 }
 
 pub fn check(s: &Subject) -> Vec<Finding> {
@@ -456,6 +544,8 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         );
     }
 
+    check_log(c, name, &mut out);
+
     // Secrets visible to anyone who can inspect the container.
     for entry in strings_at(c, "/Config/Env") {
         if let Some(why) = secrets::in_env(&entry) {
@@ -734,6 +824,95 @@ mod tests {
         // Not OpenClaw: no product checks.
         assert!(!got.iter().any(|i| i.starts_with("container.state")));
         assert_eq!(ids(&check_image(&s)), ["image.not-pinned"]);
+    }
+
+    fn log_findings(log_config: Value) -> Vec<Finding> {
+        let inspect = json!({
+            "Name": "/o", "LogPath": "/var/lib/docker/containers/abc/abc-json.log",
+            "Config": { "User": "10001", "Image": "x:1" },
+            "HostConfig": { "LogConfig": log_config }
+        });
+        let s = Subject {
+            inspect: &inspect,
+            image: None,
+            changes: &[],
+            pinned_image_id: None,
+        };
+        check(&s)
+            .into_iter()
+            .filter(|f| f.id.starts_with("container.log-"))
+            .collect()
+    }
+
+    #[test]
+    fn an_unbounded_log_is_found_and_a_bounded_one_noted() {
+        // The engine's default: json-file, no options.
+        let found = log_findings(json!({ "Type": "json-file", "Config": {} }));
+        assert_eq!(ids(&found), ["container.log-unbounded"]);
+        assert_eq!(found[0].severity, Severity::Medium);
+        assert_eq!(
+            found[0].evidence,
+            "o: HostConfig.LogConfig is json-file without max-size, in /var/lib/docker/containers/abc/abc-json.log"
+        );
+        assert!(found[0].fix.contains("max-size=1m") && found[0].fix.contains("max-file=3"));
+        // A max-file alone bounds nothing.
+        let found = log_findings(json!({ "Type": "json-file", "Config": { "max-file": "3" } }));
+        assert_eq!(ids(&found), ["container.log-unbounded"]);
+
+        // What safeclaw sets: bounded, and what it keeps is said.
+        let found = log_findings(
+            json!({ "Type": "json-file", "Config": { "max-size": "1m", "max-file": "3" } }),
+        );
+        assert_eq!(ids(&found), ["container.log-kept"]);
+        assert_eq!(found[0].severity, Severity::Info);
+        assert_eq!(
+            found[0].evidence,
+            "o: json-file, max-size 1m × max-file 3 (at most 3 MB), in /var/lib/docker/containers/abc/abc-json.log"
+        );
+        // max-file defaults to 1; local rotates by itself (20m × 5).
+        let found = log_findings(json!({ "Type": "json-file", "Config": { "max-size": "10k" } }));
+        assert!(found[0]
+            .evidence
+            .contains("max-size 10k × max-file 1 (at most 10 kB)"));
+        let found = log_findings(json!({ "Type": "local", "Config": {} }));
+        assert_eq!(ids(&found), ["container.log-kept"]);
+        assert!(found[0]
+            .evidence
+            .contains("local, max-size 20m × max-file 5 (at most 100 MB)"));
+        // Elsewhere: noted; none: nothing kept, nothing said.
+        let found = log_findings(json!({ "Type": "syslog", "Config": {} }));
+        assert_eq!(ids(&found), ["container.log-kept"]);
+        assert!(found[0].evidence.contains("syslog"));
+        assert!(log_findings(json!({ "Type": "none" })).is_empty());
+        assert!(log_findings(Value::Null).is_empty());
+    }
+
+    #[test]
+    fn the_create_body_passes_its_own_log_check() {
+        let spec = crate::container_spec::Spec {
+            image: "x:1".into(),
+            vault_dir: "/v".into(),
+            vault_file: "openclaw.vault".into(),
+            uid: 10001,
+            gid: 10001,
+            limits: Default::default(),
+            shares: Vec::new(),
+            gateway: Vec::new(),
+            publish: None,
+            keep_generations: 5,
+            checkpoint_secs: 0,
+            drain_secs: 30,
+            labels: Vec::new(),
+        };
+        let body = crate::container_spec::create_body(&spec);
+        let found =
+            log_findings(serde_json::to_value(body.host_config.unwrap().log_config).unwrap());
+        assert_eq!(ids(&found), ["container.log-kept"]);
+        assert!(
+            found[0].evidence.contains("(at most 3 MB)"),
+            "{}",
+            found[0].evidence
+        );
     }
 
     #[test]

@@ -75,15 +75,26 @@ pub fn run(args: AuditArgs, printer: &Printer) -> Result<()> {
             }
         }
         Err(e) if args.container.is_some() => return Err(e),
-        Err(e) => findings.push(Finding::new(
-            "host.engine-unreachable",
-            Area::Host,
-            Severity::Info,
-            "no Docker engine answered: engine and container checks were skipped",
-            e.message,
-            "start the engine, or set DOCKER_HOST",
-            "safeclaw",
-        )),
+        Err(e) => {
+            findings.push(Finding::new(
+                "host.engine-unreachable",
+                Area::Host,
+                Severity::Info,
+                "no Docker engine answered: engine and container checks were skipped",
+                e.message,
+                "start the engine, or set DOCKER_HOST",
+                "safeclaw",
+            ));
+            // How the environment says to reach the engine still counts:
+            // a TCP engine without TLS is refused by `connect`, not fixed.
+            let (docker_host, tls_verify) = engine_env();
+            findings.extend(audit::host::check_engine(&audit::host::EngineFacts {
+                docker_host: docker_host.as_deref(),
+                tls_verify,
+                socket: None,
+                rootless: None,
+            }));
+        }
     }
 
     let report = Report::new(subjects, findings);
@@ -101,11 +112,17 @@ pub fn run(args: AuditArgs, printer: &Printer) -> Result<()> {
     }
 }
 
-async fn engine_findings(docker: &Docker) -> Vec<Finding> {
+/// DOCKER_HOST when set, and whether DOCKER_TLS_VERIFY asks for TLS.
+fn engine_env() -> (Option<String>, bool) {
     let docker_host = std::env::var(env_vars::DOCKER_HOST)
         .ok()
         .filter(|h| !h.is_empty());
     let tls_verify = std::env::var_os(env_vars::DOCKER_TLS_VERIFY).is_some_and(|v| !v.is_empty());
+    (docker_host, tls_verify)
+}
+
+async fn engine_findings(docker: &Docker) -> Vec<Finding> {
+    let (docker_host, tls_verify) = engine_env();
     let socket = match docker_host.as_deref() {
         None => Some(PathBuf::from("/var/run/docker.sock")),
         Some(h) => h.strip_prefix("unix://").map(PathBuf::from),

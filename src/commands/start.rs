@@ -21,6 +21,7 @@ use crate::error::{Class, Error, Result};
 use crate::guard;
 use crate::paths;
 use crate::printer::Printer;
+use crate::private_fs::{self, Kind};
 use crate::vault::{crypto::DataKey, VaultFile};
 
 /// How long the guard may take to decrypt the vault and start the gateway.
@@ -43,8 +44,10 @@ fn prepare(args: &StartArgs, image: String, printer: &Printer) -> Result<Prepare
     } else {
         vault_path
     };
-    let vault_path =
-        std::fs::canonicalize(&vault_path).map_err(|e| Error::io("opening", &vault_path, e))?;
+    // The directory resolved, not the file: a link planted in place of
+    // the vault must be refused (VaultFile::open does not follow it), not
+    // resolved to wherever it points.
+    let vault_path = paths::in_resolved_dir(&vault_path)?;
     let vault = VaultFile::open(&vault_path)?;
     let generation = vault.header().generation;
     let (key, _) = super::unlock(&vault, &args.password.source(), printer)?;
@@ -141,8 +144,7 @@ pub fn run_with_key(
     key: DataKey,
     printer: &Printer,
 ) -> Result<()> {
-    let vault_path =
-        std::fs::canonicalize(&vault_path).map_err(|e| Error::io("opening", &vault_path, e))?;
+    let vault_path = paths::in_resolved_dir(&vault_path)?;
     launch(
         prepare_with_key(args, image, vault_path, generation, key)?,
         printer,
@@ -258,6 +260,12 @@ pub(super) fn file_name_of(vault: &Path) -> Result<String> {
 /// The container runs as the caller's uid:gid so the vault it writes stays
 /// the caller's. Run as root, safeclaw uses an unprivileged uid instead and
 /// gives it the vault directory (root can still read it).
+///
+/// That uid can write the directory, so by the next root start anything in
+/// it may be a link planted for root to follow (`openclaw.vault.g99 ->
+/// /etc/shadow`): owners are changed through a descriptor opened without
+/// following links (`private_fs::chown_nofollow`), and only regular files
+/// are generations.
 pub(super) fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32)> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
@@ -265,15 +273,31 @@ pub(super) fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32
         return Ok((uid, gid));
     }
     let id = container_spec::FALLBACK_UID;
-    let mut files = vec![vault_dir.to_path_buf(), vault.to_path_buf()];
-    files.extend(
-        crate::vault::generations::older(vault)?
-            .into_iter()
-            .map(|(_, p)| p),
-    );
-    for p in &files {
-        std::os::unix::fs::chown(p, Some(id), Some(id))
-            .map_err(|e| Error::io("handing over", p, e))?;
+    // The links in the directory's own path are the user's choice (the
+    // container cannot write its parent): resolved here, so that only a
+    // link inside it is refused.
+    let vault_dir =
+        std::fs::canonicalize(vault_dir).map_err(|e| Error::io("opening", vault_dir, e))?;
+    let vault = vault_dir.join(file_name_of(vault)?);
+    // Both were just opened as a directory and a vault: anything else now
+    // is a swap under our feet, and the guard could not seal anyway.
+    for (path, kind) in [(&vault_dir, Kind::Dir), (&vault, Kind::File)] {
+        if !private_fs::chown_nofollow(path, kind, id, id)? {
+            return Err(Error::failure(format!(
+                "{} is not a {} (a link?); not handing it to uid {id}",
+                path.display(),
+                if kind == Kind::Dir {
+                    "directory"
+                } else {
+                    "regular file"
+                }
+            ))
+            .with_hint("check what is in the vault's directory; the container can write it"));
+        }
+    }
+    // A generation swapped for a link since it was listed is skipped.
+    for (_, path) in crate::vault::generations::older(&vault)? {
+        private_fs::chown_nofollow(&path, Kind::File, id, id)?;
     }
     Ok((id, id))
 }
@@ -333,13 +357,15 @@ pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<Stri
                 .with_hint("load or build it first (see the README)"),
             e => engine::failed("creating", name, e),
         })?;
-    match hand_over(&docker, name, key).await {
+    // From here on by ID: the name could be given to another container
+    // (removed and re-created by someone else) between two requests.
+    match hand_over(&docker, &created.id, name, key).await {
         Ok(()) => Ok(created.id),
         Err(e) => {
             // No half-started container: it holds nothing, remove it.
             let _ = docker
                 .remove_container(
-                    name,
+                    &created.id,
                     Some(RemoveContainerOptionsBuilder::new().force(true).build()),
                 )
                 .await;
@@ -348,36 +374,48 @@ pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<Stri
     }
 }
 
-/// A container of that name that is not running is left from an earlier
-/// run: remove it. A running one is an error.
+/// A container of that name that safeclaw made and that is not running is
+/// left from an earlier run: remove it. A running one is an error, and so
+/// is one safeclaw did not make (without its label): it may be someone's.
 async fn remove_stale(docker: &Docker, name: &str) -> Result<()> {
-    match docker.inspect_container(name, None).await {
-        Ok(c) => {
-            if c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
-                return Err(Error::usage(format!("{name} is already running"))
-                    .with_hint("`safeclaw status` shows it; `safeclaw stop` stops it"));
-            }
-            docker
-                .remove_container(
-                    name,
-                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-                )
-                .await
-                .map_err(|e| engine::failed("removing the old container", name, e))
-        }
+    let c = match docker.inspect_container(name, None).await {
+        Ok(c) => c,
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
-        }) => Ok(()),
-        Err(e) => Err(engine::failed("inspecting", name, e)),
+        }) => return Ok(()),
+        Err(e) => return Err(engine::failed("inspecting", name, e)),
+    };
+    let inspect = serde_json::to_value(&c)
+        .map_err(|e| Error::failure(format!("reading the inspect of {name}: {e}")))?;
+    if !crate::audit::container::is_managed(&inspect) {
+        return Err(Error::usage(format!(
+            "a container named {name} exists and was not made by safeclaw"
+        ))
+        .with_hint("remove it yourself (`docker rm`) or choose another --name"));
     }
+    if c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+        return Err(Error::usage(format!("{name} is already running"))
+            .with_hint("`safeclaw status` shows it; `safeclaw stop` stops it"));
+    }
+    // By the ID inspected: never whatever holds the name by now.
+    let id =
+        c.id.ok_or_else(|| Error::new(Class::Engine, format!("the engine gave no ID for {name}")))?;
+    docker
+        .remove_container(
+            &id,
+            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+        )
+        .await
+        .map_err(|e| engine::failed("removing the old container", name, e))
 }
 
 /// Attach (before start), start, write the key, close stdin, wait for the
-/// guard to say ready or fail.
-async fn hand_over(docker: &Docker, name: &str, key: &DataKey) -> Result<()> {
+/// guard to say ready or fail. `id` is the container created; `name` is
+/// for messages.
+async fn hand_over(docker: &Docker, id: &str, name: &str, key: &DataKey) -> Result<()> {
     let mut attached = docker
         .attach_container(
-            name,
+            id,
             Some(
                 AttachContainerOptionsBuilder::new()
                     .stdin(true)
@@ -390,7 +428,7 @@ async fn hand_over(docker: &Docker, name: &str, key: &DataKey) -> Result<()> {
         .await
         .map_err(|e| engine::failed("attaching to", name, e))?;
     docker
-        .start_container(name, None)
+        .start_container(id, None)
         .await
         .map_err(|e| engine::failed("starting", name, e))?;
     let line = guard::key_line(key);

@@ -15,6 +15,9 @@ pub fn path_of(vault: &Path, n: u64) -> PathBuf {
 }
 
 /// The kept older generations of `vault`, newest first, by file name.
+/// Only regular files count: generations are hard links made by the guard,
+/// and a symlink or FIFO with such a name was planted by someone who can
+/// write the directory (the container can), for the host to follow.
 pub fn older(vault: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let dir = crate::private_fs::parent_of(vault);
     let Some(name) = vault.file_name().map(|n| n.to_string_lossy().into_owned()) else {
@@ -27,7 +30,8 @@ pub fn older(vault: &Path) -> Result<Vec<(u64, PathBuf)>> {
         .filter_map(|e| {
             let file = e.file_name().to_string_lossy().into_owned();
             let n = file.strip_prefix(&prefix)?.parse::<u64>().ok()?;
-            Some((n, e.path()))
+            // The entry's own type (d_type, else lstat): links not followed.
+            e.file_type().ok()?.is_file().then(|| (n, e.path()))
         })
         .collect();
     found.sort_by_key(|f| std::cmp::Reverse(f.0));
@@ -89,5 +93,35 @@ pub fn remove_stale_temporaries(vault: &Path) {
         if file.starts_with(&temp) || (file.starts_with(&staged) && file.contains(".tmp-")) {
             let _ = fs::remove_file(e.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_are_generations() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let vault = dir.path().join("openclaw.vault");
+        fs::write(&vault, b"3").unwrap();
+        fs::write(path_of(&vault, 2), b"2").unwrap();
+        fs::write(path_of(&vault, 1), b"1").unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, b"not a generation").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, path_of(&vault, 99)).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(path_of(&vault, 98))
+            .status()
+            .unwrap();
+        assert!(fifo.success());
+        fs::create_dir(path_of(&vault, 97)).unwrap();
+        let found: Vec<u64> = older(&vault).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(found, [2, 1]);
+        // Pruning leaves what is not a generation alone (and its target).
+        prune(&vault, 0).unwrap();
+        assert!(older(&vault).unwrap().is_empty());
+        assert!(fs::symlink_metadata(path_of(&vault, 99)).is_ok());
+        assert_eq!(fs::read(&elsewhere).unwrap(), b"not a generation");
     }
 }

@@ -30,6 +30,27 @@ pub fn safeclaw() -> Command {
     cmd
 }
 
+/// `safeclaw` as `safeclaw()` sets it up, in a network namespace of its
+/// own with no route (`unshare -rn`), for tests that name an address off
+/// this machine: even a bug dials nothing. None where this user may not
+/// make one.
+pub fn safeclaw_offline() -> Option<Command> {
+    let allowed = std::process::Command::new("unshare")
+        .args(["-rn", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !allowed {
+        return None;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.arg("-rn")
+        .arg(env!("CARGO_BIN_EXE_safeclaw"))
+        .env_remove("NO_COLOR")
+        .env_remove("SAFECLAW_IMAGE")
+        .env("SAFECLAW_HOME", test_home());
+    Some(cmd)
+}
+
 /// The SAFECLAW_HOME every command of this test process runs with.
 pub fn test_home() -> PathBuf {
     std::env::temp_dir().join(format!("safeclaw-test-home-{}", std::process::id()))
