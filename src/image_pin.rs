@@ -70,7 +70,7 @@ impl Pin {
     pub fn read_record(&self) -> Option<Record> {
         let path = self.record_path().ok()?;
         let mut bytes = Vec::new();
-        std::fs::File::open(path)
+        crate::private_fs::open_regular(&path)
             .ok()?
             .take(MAX_RECORD)
             .read_to_end(&mut bytes)

@@ -62,7 +62,9 @@ pub fn highest_seen(home: &Path, vault: &Path) -> Option<u64> {
 }
 
 fn read_record(path: &Path) -> BTreeMap<String, u64> {
-    std::fs::File::open(path)
+    // No link followed, no FIFO waited on: the home is private, but a
+    // record is no reason to hang a start.
+    crate::private_fs::open_regular(path)
         .ok()
         .and_then(|f| {
             let mut buf = Vec::new();

@@ -216,10 +216,9 @@ fn a_fifo_or_link_in_the_vaults_directory_neither_hangs_nor_counts() {
         .timeout(std::time::Duration::from_secs(20))
         .assert()
         .code(2)
-        .stderr(diff(format!(
-            "error: {} is not a file\n",
-            s.path("fifo.vault").display()
-        )));
+        .stderr(predicate::str::contains(
+            "is a FIFO (named pipe), not a regular file",
+        ));
     mkfifo(&s.path("v.vault.g98"));
     fs::write(s.path("elsewhere"), "not a generation").unwrap();
     std::os::unix::fs::symlink(s.path("elsewhere"), s.path("v.vault.g99")).unwrap();
@@ -586,17 +585,8 @@ fn a_fifo_or_a_link_in_place_of_a_vault_is_refused_at_once() {
     }
     assert!(!s.path("out").exists());
 
-    // A kept generation is read from the same directory.
-    let kept = s.path("v.vault.g7");
-    mkfifo(&kept);
-    safeclaw()
-        .args(["vault", "generations"])
-        .arg(s.path("v.vault"))
-        .timeout(std::time::Duration::from_secs(10))
-        .assert()
-        .code(2)
-        .stderr(diff(not_regular(&kept)));
-    fs::remove_file(&kept).unwrap();
+    // A FIFO named like a kept generation is not one: see
+    // a_fifo_or_link_in_the_vaults_directory_neither_hangs_nor_counts.
 
     let link = s.path("link.vault");
     std::os::unix::fs::symlink(s.path("v.vault"), &link).unwrap();

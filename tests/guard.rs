@@ -527,13 +527,18 @@ fn an_older_generation_put_in_place_is_noticed() {
     let home = s.dir.path().join("home");
     let tree = s.dir.path().join("tree");
     safeclaw::vault::seal_next_generation(&s.vault(), &s.key(), &tree, 5).unwrap();
+    // Recorded from an authenticated header (verify), never from `info`.
     safeclaw()
         .env("SAFECLAW_HOME", &home)
-        .args(["vault", "info"])
+        .args(["vault", "verify"])
         .arg(s.vault())
+        .arg("--password-file")
+        .arg(s.dir.path().join("pw"))
         .assert()
         .success()
-        .stderr("");
+        .stderr(predicates::prelude::PredicateBooleanExt::not(
+            predicates::str::contains("rollback"),
+        ));
     // Someone restores the older file over the newest.
     fs::copy(
         safeclaw::vault::generations::path_of(&s.vault(), 1),

@@ -36,7 +36,7 @@ impl Journey {
         self.dir.path().join("home")
     }
     fn vault(&self) -> PathBuf {
-        self.home().join("openclaw.vault")
+        self.home().join("vault/openclaw.vault")
     }
     fn pw(&self) -> PathBuf {
         self.dir.path().join("pw")
@@ -504,7 +504,9 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     assert!(enc.success());
     fs::remove_dir_all(&data).unwrap();
     fs::remove_file(guide.join("config.tar.gz")).unwrap();
-    let migrated = j.home().join("guide.vault");
+    // A vault of its own directory: the one its container gets.
+    private_dir(&j.dir.path().join("guide-vault"));
+    let migrated = j.dir.path().join("guide-vault/guide.vault");
     j.safeclaw()
         .args(["vault", "migrate"])
         .arg(guide.join("secrets.enc"))
