@@ -35,6 +35,11 @@ pub struct Cli {
     /// Never draw progress bars
     #[arg(long, global = true)]
     pub no_progress: bool,
+
+    /// The engine's address, e.g. unix:///run/user/1000/podman/podman.sock
+    /// [default: DOCKER_HOST, the current docker context, then the usual sockets]
+    #[arg(long, global = true, value_name = "URL")]
+    pub engine: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

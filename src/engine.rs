@@ -1,21 +1,36 @@
-//! The Docker Engine API, through bollard: connection (honouring
-//! DOCKER_HOST, refusing one the data key could cross a network to in
-//! clear), API version negotiation down to Debian's 20.10 (API 1.41), and
-//! the one error users see when no engine answers.
+//! The Docker Engine API, through bollard: connection to the engine
+//! `engine_endpoint` finds (`--engine`, DOCKER_HOST, the docker context,
+//! rootless and system sockets), refusing one the data key could cross a
+//! network to in clear, API version negotiation down to Debian's 20.10
+//! (API 1.41), and the one error users see when no engine answers.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::OnceLock;
 
 use bollard::Docker;
 
+use crate::engine_endpoint::{self, Endpoint, Inputs};
 use crate::env_vars;
 use crate::error::{Class, Error, Result};
 
-/// The engine when DOCKER_HOST is unset (bollard's default too).
-const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+/// `--engine`, set once by `main` before any command runs.
+static ENGINE_FLAG: OnceLock<String> = OnceLock::new();
 
-/// Where the engine is: DOCKER_HOST, else the default socket.
-fn endpoint() -> String {
-    std::env::var(env_vars::DOCKER_HOST).unwrap_or_else(|_| DEFAULT_HOST.into())
+/// Records `--engine URL` for every later connection of this process.
+pub fn use_engine(url: Option<String>) {
+    if let Some(url) = url.filter(|u| !u.is_empty()) {
+        let _ = ENGINE_FLAG.set(url);
+    }
+}
+
+/// The engine to talk to, found as docs/engines.md says.
+pub fn endpoint() -> Result<Endpoint> {
+    let inputs = Inputs::from_env(ENGINE_FLAG.get().cloned());
+    engine_endpoint::resolve(
+        &inputs,
+        &engine_endpoint::read_small,
+        &engine_endpoint::is_socket,
+    )
 }
 
 /// True when the environment asks for TLS to a TCP engine (the docker
@@ -37,6 +52,11 @@ const OVER_SSH: &str = "use the engine's unix socket (unset DOCKER_HOST), or for
 /// schemes; `unix://` and anything bollard refuses by itself pass. Pure,
 /// so that it runs before any connection.
 pub fn check_host(docker_host: &str, tls_requested: bool) -> Result<()> {
+    check_endpoint(docker_host, tls_requested, env_vars::DOCKER_HOST)
+}
+
+/// `check_host` for an address that came from `origin` (named in errors).
+fn check_endpoint(docker_host: &str, tls_requested: bool, origin: &str) -> Result<()> {
     let Some((scheme, rest)) = docker_host.split_once("://") else {
         return Ok(());
     };
@@ -49,8 +69,8 @@ pub fn check_host(docker_host: &str, tls_requested: bool) -> Result<()> {
         return Err(Error::new(
             Class::Engine,
             format!(
-                "refusing DOCKER_HOST={shown}: it asks for TLS ({}), which safeclaw cannot speak to the engine, and the vault's key would go in clear",
-                if scheme == "https" { "https://" } else { "DOCKER_TLS_VERIFY or DOCKER_CERT_PATH is set" }
+                "refusing {origin}={shown}: it asks for TLS ({}), which safeclaw cannot speak to the engine, and the vault's key would go in clear",
+                if scheme == "https" { "https://" } else { "DOCKER_TLS_VERIFY or DOCKER_CERT_PATH is set, or the context has TLS material" }
             ),
         )
         .with_hint(OVER_SSH));
@@ -59,7 +79,7 @@ pub fn check_host(docker_host: &str, tls_requested: bool) -> Result<()> {
         return Err(Error::new(
             Class::Engine,
             format!(
-                "refusing DOCKER_HOST={shown}: the engine is not on this machine, and safeclaw would send it the vault's key in clear (no TLS)"
+                "refusing {origin}={shown}: the engine is not on this machine, and safeclaw would send it the vault's key in clear (no TLS)"
             ),
         )
         .with_hint(OVER_SSH));
@@ -109,25 +129,31 @@ fn is_loopback(rest: &str) -> bool {
     host_ok && port_ok
 }
 
-fn unreachable(host: &str, e: bollard::errors::Error) -> Error {
+fn unreachable(at: &Endpoint, e: bollard::errors::Error) -> Error {
     Error::new(
         Class::Engine,
-        format!("cannot reach a Docker engine at {host}: {e}"),
+        format!("cannot reach an engine at {} ({}): {e}", at.url, at.origin),
     )
-    .with_hint("start Docker (Docker Desktop, or `sudo systemctl start docker`), or point DOCKER_HOST at it")
+    .with_hint("start Docker or Podman (Docker Desktop, `sudo systemctl start docker`, `systemctl --user start podman.socket`), or name it with --engine or DOCKER_HOST")
 }
 
-/// Checks the address, then connects, negotiates the API version and pings.
+/// Finds the engine, checks its address, then connects, negotiates the
+/// API version and pings.
 pub async fn connect() -> Result<Docker> {
-    let host = endpoint();
+    let at = endpoint()?;
     // Before the first packet: a refused address is never dialled.
-    check_host(&host, tls_requested())?;
-    let docker = Docker::connect_with_host(&host).map_err(|e| unreachable(&host, e))?;
+    let origin = match &at.origin {
+        engine_endpoint::Origin::Flag => "--engine".to_string(),
+        engine_endpoint::Origin::Context(name) => format!("docker context {name:?}: host"),
+        _ => env_vars::DOCKER_HOST.to_string(),
+    };
+    check_endpoint(&at.url, tls_requested() || at.wants_tls, &origin)?;
+    let docker = Docker::connect_with_host(&at.url).map_err(|e| unreachable(&at, e))?;
     let docker = docker
         .negotiate_version()
         .await
-        .map_err(|e| unreachable(&host, e))?;
-    docker.ping().await.map_err(|e| unreachable(&host, e))?;
+        .map_err(|e| unreachable(&at, e))?;
+    docker.ping().await.map_err(|e| unreachable(&at, e))?;
     Ok(docker)
 }
 

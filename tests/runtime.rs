@@ -453,11 +453,104 @@ fn a_missing_engine_is_one_clear_error() {
         .assert()
         .code(5)
         .stderr(predicate::str::starts_with(
-            "error: cannot reach a Docker engine at unix:///nonexistent/docker.sock",
+            "error: cannot reach an engine at unix:///nonexistent/docker.sock (DOCKER_HOST)",
         ))
         .stderr(predicate::str::contains(
-            "hint: start Docker (Docker Desktop, or `sudo systemctl start docker`), or point DOCKER_HOST at it",
+            "hint: start Docker or Podman (Docker Desktop, `sudo systemctl start docker`, `systemctl --user start podman.socket`), or name it with --engine or DOCKER_HOST",
         ));
+}
+
+/// Docker Desktop, rootless Docker and colima name their socket in the
+/// current docker context, not in DOCKER_HOST. A context the test writes
+/// names the real engine's socket under another path (a link to it): it is
+/// found and used, and `audit` says which engine it talked to. A context
+/// whose socket is missing is one clear error naming the context, never a
+/// silent fall-back to another engine.
+#[test]
+fn the_current_docker_context_names_the_engine() {
+    let Some((rt, docker)) = engine() else { return };
+    let real = match std::env::var("DOCKER_HOST") {
+        Ok(h) => h.strip_prefix("unix://").map(PathBuf::from),
+        Err(_) => Some(PathBuf::from("/var/run/docker.sock")),
+    };
+    let Some(real) = real else {
+        skip_unless_ci("the engine under test is not a unix socket");
+        return;
+    };
+    drop((rt, docker));
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("docker-config");
+    let socket = dir.path().join("elsewhere/engine.sock");
+    fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&real, &socket).unwrap();
+    let write_context = |name: &str, host: &str| {
+        use sha2::Digest;
+        let id = safeclaw::private_fs::hex(&sha2::Sha256::digest(name.as_bytes()));
+        let meta = config.join("contexts/meta").join(id);
+        fs::create_dir_all(&meta).unwrap();
+        fs::write(
+            meta.join("meta.json"),
+            serde_json::json!({
+                "Name": name,
+                "Metadata": {},
+                "Endpoints": { "docker": { "Host": host, "SkipTLSVerify": false } }
+            })
+            .to_string(),
+        )
+        .unwrap();
+        fs::write(
+            config.join("config.json"),
+            serde_json::json!({ "auths": {}, "currentContext": name }).to_string(),
+        )
+        .unwrap();
+    };
+    let in_context = || {
+        let mut c = safeclaw();
+        c.env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", &config)
+            .env("XDG_RUNTIME_DIR", dir.path().join("no-runtime-dir"));
+        c
+    };
+    write_context("test-desktop", &format!("unix://{}", socket.display()));
+    let out = in_context()
+        .args([
+            "--json",
+            "audit",
+            "--no-openclaw",
+            "--container",
+            "no-such-container-here",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no container named no-such-container-here"),
+        "the engine in the context was not reached: {stderr}"
+    );
+    let out = in_context()
+        .args(["--json", "audit", "--no-openclaw"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let subjects = report["subjects"].to_string();
+    assert!(
+        subjects.contains(&format!("unix://{}", socket.display()))
+            && subjects.contains("docker context \\\"test-desktop\\\""),
+        "{subjects}"
+    );
+
+    write_context(
+        "test-gone",
+        &format!("unix://{}", dir.path().join("gone.sock").display()),
+    );
+    in_context()
+        .args(["status", "--name", "openclaw"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains(format!(
+            "cannot reach an engine at unix://{} (docker context \"test-gone\")",
+            dir.path().join("gone.sock").display()
+        )));
 }
 
 /// An engine on another machine is refused before anything is sent to

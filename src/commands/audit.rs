@@ -45,7 +45,10 @@ pub fn run(args: AuditArgs, printer: &Printer) -> Result<()> {
     let rt = engine::runtime()?;
     match rt.block_on(engine::connect()) {
         Ok(docker) => {
-            subjects.push("engine".into());
+            subjects.push(match engine::endpoint() {
+                Ok(at) => format!("engine {} ({})", at.url, at.origin),
+                Err(_) => "engine".into(),
+            });
             findings.extend(rt.block_on(engine_findings(&docker)));
             let name = args
                 .container
@@ -123,10 +126,11 @@ fn engine_env() -> (Option<String>, bool) {
 
 async fn engine_findings(docker: &Docker) -> Vec<Finding> {
     let (docker_host, tls_verify) = engine_env();
-    let socket = match docker_host.as_deref() {
-        None => Some(PathBuf::from("/var/run/docker.sock")),
-        Some(h) => h.strip_prefix("unix://").map(PathBuf::from),
-    };
+    // The socket actually used (a context's, a rootless one), not only
+    // DOCKER_HOST's.
+    let socket = engine::endpoint()
+        .ok()
+        .and_then(|at| at.url.strip_prefix("unix://").map(PathBuf::from));
     let rootless = docker.info().await.ok().map(|info| {
         info.security_options
             .unwrap_or_default()
