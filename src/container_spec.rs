@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, PortBinding,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 
 /// The vault's directory inside the container (the only host path mounted
@@ -94,12 +94,49 @@ pub struct Spec {
     pub labels: Vec<(String, String)>,
 }
 
-fn tmpfs_options(bytes: u64, uid: u32, gid: u32) -> String {
-    format!("rw,nosuid,nodev,noexec,size={bytes},mode=0700,uid={uid},gid={gid}")
+/// The engine behind the Docker-compatible API: where they differ in what
+/// the same hardening must be written as (docs/engines.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Docker,
+    /// Podman's compatible API (`podman system service`). Without explicit
+    /// limits Podman applies containers.conf's defaults (1048576 open
+    /// files, 4194304 processes), and runc fails at start wherever the
+    /// service's own hard limits are lower: so safeclaw passes its own,
+    /// within this process's hard limits.
+    Podman {
+        /// This process's hard limit on open files.
+        max_files: u64,
+        /// This process's hard limit on processes.
+        max_processes: u64,
+    },
+}
+
+/// Open files a Podman container may have (capped by `max_files`).
+const PODMAN_NOFILE: u64 = 65536;
+/// RLIMIT_NPROC counts every process of the uid on the host (rootful
+/// Podman maps none): room for a few containers of the same user at
+/// their pids limit each.
+const PODMAN_NPROC_PER_PIDS: u64 = 4;
+
+/// The tmpfs options: private to the container user, no exec, no devices,
+/// no setuid, a size cap. Docker takes the owner as `uid=`/`gid=`; Podman
+/// 4 refuses those and chowns to the container's user with `U`.
+fn tmpfs_options(bytes: u64, uid: u32, gid: u32, engine: Engine) -> String {
+    let owner = match engine {
+        Engine::Docker => format!("uid={uid},gid={gid}"),
+        Engine::Podman { .. } => "U".to_string(),
+    };
+    format!("rw,nosuid,nodev,noexec,size={bytes},mode=0700,{owner}")
+}
+
+fn nproc(pids: i64, max_processes: u64) -> i64 {
+    let wanted = (pids.max(1) as u64).saturating_mul(PODMAN_NPROC_PER_PIDS);
+    wanted.min(max_processes).min(i64::MAX as u64) as i64
 }
 
 /// The create body. Stdin is opened once for the key and closed after.
-pub fn create_body(spec: &Spec) -> ContainerCreateBody {
+pub fn create_body(spec: &Spec, engine: Engine) -> ContainerCreateBody {
     let Spec {
         uid, gid, limits, ..
     } = spec;
@@ -115,19 +152,19 @@ pub fn create_body(spec: &Spec) -> ContainerCreateBody {
     let tmpfs = HashMap::from([
         (
             STATE_DIR.to_string(),
-            tmpfs_options(limits.state_tmpfs_bytes, *uid, *gid),
+            tmpfs_options(limits.state_tmpfs_bytes, *uid, *gid, engine),
         ),
         (
             CHECKPOINT_DIR.to_string(),
-            tmpfs_options(limits.state_tmpfs_bytes, *uid, *gid),
+            tmpfs_options(limits.state_tmpfs_bytes, *uid, *gid, engine),
         ),
         (
             HOME_DIR.to_string(),
-            tmpfs_options(limits.tmp_tmpfs_bytes, *uid, *gid),
+            tmpfs_options(limits.tmp_tmpfs_bytes, *uid, *gid, engine),
         ),
         (
             "/tmp".to_string(),
-            tmpfs_options(limits.tmp_tmpfs_bytes, *uid, *gid),
+            tmpfs_options(limits.tmp_tmpfs_bytes, *uid, *gid, engine),
         ),
     ]);
     let mut cmd = vec![
@@ -192,6 +229,24 @@ pub fn create_body(spec: &Spec) -> ContainerCreateBody {
             security_opt: Some(vec!["no-new-privileges:true".to_string()]),
             privileged: Some(false),
             pids_limit: Some(limits.pids),
+            ulimits: match engine {
+                Engine::Docker => None,
+                Engine::Podman {
+                    max_files,
+                    max_processes,
+                } => Some(vec![
+                    ResourcesUlimits {
+                        name: Some("nofile".to_string()),
+                        soft: Some(PODMAN_NOFILE.min(max_files) as i64),
+                        hard: Some(PODMAN_NOFILE.min(max_files) as i64),
+                    },
+                    ResourcesUlimits {
+                        name: Some("nproc".to_string()),
+                        soft: Some(nproc(limits.pids, max_processes)),
+                        hard: Some(nproc(limits.pids, max_processes)),
+                    },
+                ]),
+            },
             memory: Some(limits.memory_bytes),
             memory_swap: Some(limits.memory_bytes),
             nano_cpus: Some(limits.nano_cpus),
@@ -264,7 +319,7 @@ mod tests {
     fn a_published_port_binds_loopback_only() {
         let mut s = spec();
         s.publish = Some(28789);
-        let body = create_body(&s);
+        let body = create_body(&s, Engine::Docker);
         let ports = body.host_config.unwrap().port_bindings.unwrap();
         let binding = ports[GATEWAY_PORT].as_ref().unwrap();
         assert_eq!(binding.len(), 1);
@@ -274,7 +329,7 @@ mod tests {
 
     #[test]
     fn every_hardening_item_is_explicit() {
-        let body = create_body(&spec());
+        let body = create_body(&spec(), Engine::Docker);
         let host = body.host_config.as_ref().unwrap();
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         assert_eq!(host.readonly_rootfs, Some(true));

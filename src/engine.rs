@@ -157,6 +157,27 @@ pub async fn connect() -> Result<Docker> {
     Ok(docker)
 }
 
+/// Which engine answers: Podman names itself in the version's components.
+pub async fn kind(docker: &Docker) -> Result<crate::container_spec::Engine> {
+    let version = docker
+        .version()
+        .await
+        .map_err(|e| Error::new(Class::Engine, format!("asking the engine's version: {e}")))?;
+    let podman = version
+        .components
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.name.to_ascii_lowercase().contains("podman"));
+    if !podman {
+        return Ok(crate::container_spec::Engine::Docker);
+    }
+    let hard = |r| rustix::process::getrlimit(r).maximum.unwrap_or(u64::MAX);
+    Ok(crate::container_spec::Engine::Podman {
+        max_files: hard(rustix::process::Resource::Nofile),
+        max_processes: hard(rustix::process::Resource::Nproc),
+    })
+}
+
 /// A single-threaded runtime for one command's engine work.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()

@@ -904,7 +904,7 @@ mod tests {
             drain_secs: 30,
             labels: Vec::new(),
         };
-        let body = crate::container_spec::create_body(&spec);
+        let body = crate::container_spec::create_body(&spec, crate::container_spec::Engine::Docker);
         let found =
             log_findings(serde_json::to_value(body.host_config.unwrap().log_config).unwrap());
         assert_eq!(ids(&found), ["container.log-kept"]);

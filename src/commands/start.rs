@@ -344,10 +344,11 @@ fn parse_shares(specs: &[String]) -> Result<Vec<Share>> {
 pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<String> {
     let docker = engine::connect().await?;
     remove_stale(&docker, name).await?;
+    let kind = engine::kind(&docker).await?;
     let created = docker
         .create_container(
             Some(CreateContainerOptionsBuilder::new().name(name).build()),
-            container_spec::create_body(spec),
+            container_spec::create_body(spec, kind),
         )
         .await
         .map_err(|e| match e {
