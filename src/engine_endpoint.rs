@@ -70,6 +70,10 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// Root skips the rootless sockets: `$XDG_RUNTIME_DIR` left over from a
+    /// user's session (`sudo -E`, `su` without `-`) would let that user
+    /// serve a fake engine and receive the data key. The docker CLI never
+    /// probes there either.
     pub fn from_env(flag: Option<String>) -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let docker_config = var(crate::env_vars::DOCKER_CONFIG)
@@ -80,7 +84,9 @@ impl Inputs {
             docker_host: var(crate::env_vars::DOCKER_HOST),
             docker_context: var(crate::env_vars::DOCKER_CONTEXT),
             docker_config,
-            xdg_runtime_dir: var(crate::env_vars::XDG_RUNTIME_DIR).map(PathBuf::from),
+            xdg_runtime_dir: var(crate::env_vars::XDG_RUNTIME_DIR)
+                .map(PathBuf::from)
+                .filter(|_| !rustix::process::geteuid().is_root()),
         }
     }
 }
@@ -223,11 +229,45 @@ fn from_context(
     }))
 }
 
+/// Whether a file or socket whose owner is `owner` with `mode`, in a
+/// directory owned by `dir_owner` with `dir_mode`, may name the engine for
+/// a process of `euid`: someone else who could write either could point
+/// safeclaw, and the data key it hands over, at an engine of theirs.
+/// Sockets are group-writable by design (the `docker` group), files not.
+pub fn trusted(
+    euid: u32,
+    (owner, mode): (u32, u32),
+    (dir_owner, dir_mode): (u32, u32),
+    is_socket: bool,
+) -> bool {
+    let ours = |uid: u32| uid == euid || uid == 0;
+    let writable_by_others = if is_socket { 0o002 } else { 0o022 };
+    ours(owner) && ours(dir_owner) && mode & writable_by_others == 0 && dir_mode & 0o022 == 0
+}
+
+/// `trusted` for the file at `path` (not following a link at its end).
+fn trusted_path(path: &Path, is_socket: bool) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let dir = crate::private_fs::parent_of(path);
+    match (std::fs::metadata(path), std::fs::metadata(&dir)) {
+        (Ok(m), Ok(d)) => trusted(
+            rustix::process::geteuid().as_raw(),
+            (m.uid(), m.mode()),
+            (d.uid(), d.mode()),
+            is_socket,
+        ),
+        _ => false,
+    }
+}
+
 /// Reads a small file, at most `MAX_CONFIG_FILE` bytes (a larger one reads
-/// as missing).
+/// as missing), if `trusted`.
 pub fn read_small(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
-    let file = std::fs::File::open(path).ok()?;
+    if !trusted_path(path, false) {
+        return None;
+    }
+    let file = crate::private_fs::open_regular(path).ok()?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_FILE + 1)
         .read_to_end(&mut bytes)
@@ -235,10 +275,10 @@ pub fn read_small(path: &Path) -> Option<Vec<u8>> {
     (bytes.len() as u64 <= MAX_CONFIG_FILE).then_some(bytes)
 }
 
-/// Whether a Unix socket is at `path`.
+/// Whether a Unix socket is at `path`, and `trusted`.
 pub fn is_socket(path: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
-    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket()) && trusted_path(path, true)
 }
 
 #[cfg(test)]
@@ -268,6 +308,20 @@ mod tests {
             xdg_runtime_dir: Some(PathBuf::from("/run/user/1000")),
             ..Inputs::default()
         }
+    }
+
+    #[test]
+    fn only_files_of_the_caller_or_root_name_the_engine() {
+        let (me, other) = (1000, 1001);
+        // ~/.docker/config.json 0600 in a 0700 dir; /var/run/docker.sock.
+        assert!(trusted(me, (me, 0o100600), (me, 0o40700), false));
+        assert!(trusted(me, (0, 0o140660), (0, 0o40755), true));
+        // Another user's, or writable by others, or in a directory others write.
+        assert!(!trusted(me, (other, 0o100600), (me, 0o40700), false));
+        assert!(!trusted(me, (me, 0o100620), (me, 0o40700), false));
+        assert!(!trusted(0, (other, 0o140600), (other, 0o40700), true));
+        assert!(!trusted(me, (me, 0o140666), (me, 0o40700), true));
+        assert!(!trusted(me, (me, 0o140600), (0, 0o41777), true));
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn from_env() -> Result<Option<Pin>> {
 impl Pin {
     fn record_path(&self) -> Result<PathBuf> {
         Ok(crate::paths::private_home()?
-            .join("image-pins")
+            .join(crate::paths::IMAGE_PINS_DIR)
             .join(format!("{}.json", self.store_path.hash_part())))
     }
 

@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 pub const VAULT_FILE: &str = "openclaw.vault";
 /// The vault's own directory inside the home.
 pub const VAULT_DIR: &str = "vault";
+/// The records of pinned images inside the home (`image_pin`).
+pub const IMAGE_PINS_DIR: &str = "image-pins";
 
 /// The default vault of a home.
 pub fn default_vault(home: &Path) -> PathBuf {
@@ -83,7 +85,20 @@ pub fn vault(given: &Option<PathBuf>) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.clone());
     }
-    Ok(vault_in(&home()?))
+    let home = home()?;
+    // A link in place of `vault/` (planted by a container that had the
+    // home mounted, in the old layout) would send every command elsewhere.
+    let dir = home.join(VAULT_DIR);
+    if let Ok(meta) = fs::symlink_metadata(&dir) {
+        if !meta.is_dir() {
+            return Err(Error::failure(format!(
+                "{} is not a directory (a link?)",
+                dir.display()
+            ))
+            .with_hint("it must be safeclaw's own directory: remove it, then make it again with mkdir -m 700"));
+        }
+    }
+    Ok(vault_in(&home))
 }
 
 /// The vault of `home`: `vault/openclaw.vault`, or in a home of the old
@@ -193,6 +208,15 @@ pub fn move_legacy_vault() -> Result<PathBuf> {
     }
     fs::rename(&old, &new).map_err(|e| Error::io("moving", &old, e))?;
     crate::private_fs::sync_dir(&home.join(VAULT_DIR))?;
+    // The image pins were in the container's reach until now: dropped,
+    // they are made again from the store path at the next start.
+    let pins = home.join(IMAGE_PINS_DIR);
+    if fs::symlink_metadata(&pins).is_ok_and(|m| m.is_dir()) {
+        for entry in fs::read_dir(&pins).map_err(|e| Error::io("reading", &pins, e))? {
+            let entry = entry.map_err(|e| Error::io("reading", &pins, e))?;
+            let _ = fs::remove_file(entry.path());
+        }
+    }
     crate::private_fs::sync_dir(&home)?;
     Ok(new)
 }
@@ -270,19 +294,23 @@ fn belongs_to_vault(vault_name: &str, file: &str) -> bool {
         .strip_prefix('.')
         .and_then(|f| f.strip_prefix(vault_name))
     {
-        return rest.starts_with(".tmp-");
+        // `.NAME.tmp-X` (a seal) or `.NAME.gN.tmp-X` (a rekey).
+        return rest.starts_with(".tmp-") || is_generation_suffix(rest, true);
     }
-    let Some(rest) = file
-        .strip_prefix(vault_name)
-        .and_then(|r| r.strip_prefix(".g"))
-    else {
+    file.strip_prefix(vault_name)
+        .is_some_and(|rest| is_generation_suffix(rest, false))
+}
+
+/// `.gN` or `.gN.tmp-X`; with `temporary`, only the latter.
+fn is_generation_suffix(rest: &str, temporary: bool) -> bool {
+    let Some(rest) = rest.strip_prefix(".g") else {
         return false;
     };
     let (digits, tail) = rest.split_at(
         rest.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len()),
     );
-    !digits.is_empty() && (tail.is_empty() || tail.starts_with(".tmp-"))
+    !digits.is_empty() && (tail.starts_with(".tmp-") || (tail.is_empty() && !temporary))
 }
 
 #[cfg(test)]
@@ -291,7 +319,14 @@ mod tests {
 
     #[test]
     fn what_belongs_to_a_vault() {
-        for ok in ["v", "v.g1", "v.g12", "v.g3.tmp-abcdef", ".v.tmp-123456"] {
+        for ok in [
+            "v",
+            "v.g1",
+            "v.g12",
+            "v.g3.tmp-abcdef",
+            ".v.tmp-123456",
+            ".v.g2.tmp-123456",
+        ] {
             assert!(belongs_to_vault("v", ok), "{ok}");
         }
         for other in [
@@ -303,6 +338,7 @@ mod tests {
             "seen-generations.json",
             "image-pins",
             ".v.onboard-12",
+            ".v.g2",
             "pw",
         ] {
             assert!(!belongs_to_vault("v", other), "{other}");

@@ -230,13 +230,13 @@ fn open_nofollow(path: &Path, kind: Kind) -> Result<Option<File>> {
         }
         Err(e) => return Err(Error::io("opening", path, e)),
     };
-    let file_type = file
-        .metadata()
-        .map_err(|e| Error::io("reading", path, e))?
-        .file_type();
+    let meta = file.metadata().map_err(|e| Error::io("reading", path, e))?;
     let expected = match kind {
-        Kind::File => file_type.is_file(),
-        Kind::Dir => file_type.is_dir(),
+        // One name only: a second hard link to it may be anywhere on the
+        // file system (a root-owned file linked in by someone who could),
+        // and a change of owner would reach it too.
+        Kind::File => meta.file_type().is_file() && meta.nlink() == 1,
+        Kind::Dir => meta.file_type().is_dir(),
     };
     Ok(expected.then_some(file))
 }
@@ -321,6 +321,12 @@ mod tests {
         assert_eq!(mode_of(&target), 0o640);
         assert!(!chmod_nofollow(&target, Kind::Dir, 0o700).unwrap());
         assert!(!chmod_nofollow(&dir.path().join("gone"), Kind::File, 0o600).unwrap());
+        // A second hard link: the other name could be any file of the
+        // file system (found by review).
+        let second = dir.path().join("vault.g98");
+        fs::hard_link(&target, &second).unwrap();
+        assert!(!chown_nofollow(&second, Kind::File, uid + 1, uid + 1).unwrap());
+        assert_eq!(fs::metadata(&target).unwrap().uid(), uid);
     }
 
     #[test]

@@ -54,11 +54,18 @@ fn warn(vault: &Path, generation: u64, seen: u64, printer: &Printer) {
 /// The highest generation recorded for `vault` in the record under
 /// `home`, without writing anything (`safeclaw audit`).
 pub fn highest_seen(home: &Path, vault: &Path) -> Option<u64> {
-    let key = std::fs::canonicalize(vault)
-        .ok()?
-        .to_string_lossy()
-        .into_owned();
+    let key = record_key(vault)?;
     read_record(&home.join(RECORD)).get(&key).copied()
+}
+
+/// A vault's name in the record: its directory resolved, the file name as
+/// it is. Not `canonicalize`: a link swapped in place of the vault (the
+/// container can write its directory) must not move the record to
+/// wherever it points.
+fn record_key(vault: &Path) -> Option<String> {
+    crate::paths::in_resolved_dir(vault)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 fn read_record(path: &Path) -> BTreeMap<String, u64> {
@@ -77,8 +84,7 @@ fn read_record(path: &Path) -> BTreeMap<String, u64> {
 /// Returns the higher generation seen before, if any; otherwise stores
 /// `generation` as the newest seen.
 fn record(vault: &Path, generation: u64) -> Option<u64> {
-    let vault = std::fs::canonicalize(vault).ok()?;
-    let key = vault.to_string_lossy().into_owned();
+    let key = record_key(vault)?;
     let home = crate::paths::private_home().ok()?;
     let path = home.join(RECORD);
     let mut seen = read_record(&path);

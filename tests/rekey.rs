@@ -180,3 +180,66 @@ fn wrong_old_password_changes_nothing() {
     let after: Vec<Vec<u8>> = s.files().iter().map(|f| fs::read(f).unwrap()).collect();
     assert_eq!(before, after);
 }
+
+/// A damaged current file stops the rekey before any kept generation is
+/// touched: with `--drop-generations` they would otherwise be deleted and
+/// only the damaged file left (found by review).
+#[test]
+fn a_damaged_current_file_touches_no_kept_generation() {
+    let s = Setup::new();
+    let mut bytes = fs::read(s.vault()).unwrap();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 1;
+    fs::write(s.vault(), &bytes).unwrap();
+    let before: Vec<Vec<u8>> = s.files().iter().map(|f| fs::read(f).unwrap()).collect();
+    safeclaw()
+        .args(["vault", "rekey"])
+        .arg(s.vault())
+        .arg("--password-file")
+        .arg(s.path("old"))
+        .arg("--drop-generations")
+        .args(FAST_KDF)
+        .assert()
+        .code(4);
+    let after: Vec<Vec<u8>> = s.files().iter().map(|f| fs::read(f).unwrap()).collect();
+    assert_eq!(before.len(), 4);
+    assert_eq!(before, after);
+    let names: Vec<String> = fs::read_dir(s.path("vault"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "temporaries left: {names:?}");
+}
+
+/// A kept generation under the old key whose payload is damaged cannot be
+/// re-sealed; left there it would still open with the old password, so it
+/// is deleted and said. A temporary a killed seal or rekey left (a whole
+/// copy under the old key) goes too (found by review).
+#[test]
+fn a_damaged_kept_generation_and_stale_copies_do_not_outlive_the_old_password() {
+    let s = Setup::new();
+    let g1 = vault::generations::path_of(&s.vault(), 1);
+    let bytes = fs::read(&g1).unwrap();
+    fs::write(&g1, &bytes[..bytes.len() - 1]).unwrap();
+    let staged = s.path("vault/v.vault.g2.tmp-0123456789ab");
+    let hidden = s.path("vault/.v.vault.g3.tmp-0123456789ab");
+    fs::copy(vault::generations::path_of(&s.vault(), 2), &staged).unwrap();
+    fs::copy(vault::generations::path_of(&s.vault(), 3), &hidden).unwrap();
+    s.passwd("old")
+        .success()
+        .stderr(predicate::str::contains("generation 1 was damaged"))
+        .stderr(predicate::str::contains("it was deleted"));
+    assert!(!g1.exists() && !staged.exists() && !hidden.exists());
+    let left: Vec<PathBuf> = fs::read_dir(s.path("vault"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(left.len(), 3, "{left:?}");
+    for file in left {
+        assert_eq!(
+            s.key_of(&file, OLD).err(),
+            Some(Class::WrongPassword),
+            "{file:?}"
+        );
+    }
+}

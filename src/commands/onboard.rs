@@ -54,7 +54,18 @@ async fn remove_abandoned(docker: &Docker) {
         return;
     };
     for c in found {
+        // Labels come with images too: only a container of our own naming
+        // that carries safeclaw's mark is ours to remove.
+        let ours = c
+            .names
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|n| n.trim_start_matches('/').starts_with(CONTAINER_PREFIX));
         let labels = c.labels.unwrap_or_default();
+        if !ours || !labels.contains_key(crate::container_spec::LABEL_MANAGED) {
+            continue;
+        }
         let alive = labels
             .get(LABEL_ONBOARD_PID)
             .and_then(|p| p.parse::<i32>().ok())
@@ -82,6 +93,9 @@ async fn remove_abandoned(docker: &Docker) {
         }
     }
 }
+
+/// Onboarding containers are named this and a random suffix.
+const CONTAINER_PREFIX: &str = "safeclaw-onboard-";
 
 /// Marks the name of a staging directory (`.NAME.onboard-HEX`).
 const STAGING_MARK: &str = ".onboard-";
@@ -158,7 +172,7 @@ pub fn onboard(
     }
 
     let name = format!(
-        "safeclaw-onboard-{}",
+        "{CONTAINER_PREFIX}{}",
         crate::private_fs::hex(&vault::crypto::random_array::<4>())
     );
     let outcome = onboard_in_container(args, image, &name, &staging, &key, &secrets, printer);

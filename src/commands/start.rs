@@ -118,7 +118,8 @@ fn move_legacy_vault(printer: &Printer) -> Result<std::path::PathBuf> {
     }
     let moved = paths::move_legacy_vault()?;
     printer.note(&format!(
-        "moved the vault and its generations to {}: the container no longer sees safeclaw's records",
+        "moved the vault and its generations to {}: the container no longer sees safeclaw's records \
+         (the image pins it could have rewritten were dropped and are made again; the rollback record is kept)",
         moved.display()
     ));
     Ok(moved)
@@ -279,12 +280,19 @@ pub(super) fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32
     let vault_dir =
         std::fs::canonicalize(vault_dir).map_err(|e| Error::io("opening", vault_dir, e))?;
     let vault = vault_dir.join(file_name_of(vault)?);
+    // A seal killed between keeping the current file as `.gN` (a hard
+    // link) and renaming the new one over it leaves two names for one
+    // file: drop the redundant one, so the vault has one name again.
+    for (n, _) in crate::vault::generations::older(&vault)? {
+        crate::vault::generations::unkeep(&vault, n);
+    }
     // Both were just opened as a directory and a vault: anything else now
-    // is a swap under our feet, and the guard could not seal anyway.
+    // (a link, a second hard link) is a swap under our feet, and the guard
+    // could not seal anyway.
     for (path, kind) in [(&vault_dir, Kind::Dir), (&vault, Kind::File)] {
         if !private_fs::chown_nofollow(path, kind, id, id)? {
             return Err(Error::failure(format!(
-                "{} is not a {} (a link?); not handing it to uid {id}",
+                "{} is not a {} with one name (a symbolic or second hard link?); not handing it to uid {id}",
                 path.display(),
                 if kind == Kind::Dir {
                     "directory"

@@ -84,38 +84,42 @@ fn run(s: Settings, printer: &Printer) -> Result<()> {
     ))];
     spinner.finish_and_clear();
 
-    // The kept generations first, the current file last: until the last
-    // rename the vault still opens as before, and a rerun after a crash
-    // finds the kept files it already did under a key it cannot open
-    // (they open with the new password) and leaves them.
+    // A killed seal or rekey leaves temporaries: a staged link is a whole
+    // copy under the old key, so it goes before anything else.
+    vault::generations::remove_stale_temporaries(&s.file);
+    // The current file first, staged, not committed: a damaged one stops
+    // everything before any kept generation is touched (or deleted).
     let kept = vault::generations::older(&s.file)?;
     let bar = printer.bar(kept.len() as u64 + 1, "re-sealing under a new data key");
-    let mut resealed = Vec::new();
-    let mut left = Vec::new();
+    let current = vault::reseal(VaultFile::open(&s.file)?, &old_key, &new_key, &slots)?;
+    bar.inc(1);
+    let generation = current.generation;
+    let mut outcome = Outcome::default();
     for (n, path) in &kept {
         if s.drop_generations {
             std::fs::remove_file(path).map_err(|e| Error::io("removing", path, e))?;
+            outcome.deleted.push(*n);
         } else {
-            match vault::reseal(path, &old_key, &new_key, &slots) {
-                Ok(_) => resealed.push(*n),
-                // Not a file under the current key: not ours to re-seal (a
-                // rerun after an interrupted rekey, or a file put there).
-                Err(e) if matches!(e.class, Class::Damaged | Class::Usage) => {
-                    left.push((*n, path.clone(), e.message))
-                }
-                Err(e) => return Err(e),
-            }
+            rekey_kept(*n, path, &old_key, &new_key, &slots, &mut outcome)?;
         }
         bar.inc(1);
     }
-    let generation = vault::reseal(&s.file, &old_key, &new_key, &slots)?;
+    // Last: until this rename the vault opens exactly as before, and a
+    // rerun after a crash finds the kept files it already did under a key
+    // it cannot open (they open with the new password) and leaves them.
+    current.commit()?;
     bar.finish_and_clear();
     crate::rollback::record_authenticated(&s.file, generation, printer);
 
-    for (n, path, why) in &left {
+    for (n, path, why) in &outcome.left {
         printer.warn(&format!(
-            "generation {n} ({}) was left as it is: {why}; delete it if you do not need it",
+            "generation {n} ({}) was left as it is: {why}; it is not one of this vault's (if it is a copy of another vault with the same password, the old password still opens it)",
             path.display()
+        ));
+    }
+    for (n, why) in &outcome.damaged {
+        printer.warn(&format!(
+            "generation {n} was damaged ({why}) and opened with the old password: it was deleted, since it could not be re-sealed"
         ));
     }
     if other_slots > 0 {
@@ -131,7 +135,10 @@ fn run(s: Settings, printer: &Printer) -> Result<()> {
     let kept_text = if s.drop_generations {
         format!("{} kept generation(s) deleted", kept.len())
     } else {
-        format!("{} kept generation(s) re-sealed under it", resealed.len())
+        format!(
+            "{} kept generation(s) re-sealed under it",
+            outcome.resealed.len()
+        )
     };
     printer.result(
         &format!(
@@ -145,14 +152,71 @@ fn run(s: Settings, printer: &Printer) -> Result<()> {
             "generation": generation,
             "new_data_key": true,
             "kept_generations": {
-                "resealed": resealed,
-                "deleted": if s.drop_generations { kept.iter().map(|(n, _)| *n).collect() } else { Vec::new() },
-                "left": left.iter().map(|(n, p, why)| json!({ "generation": n, "path": p, "why": why })).collect::<Vec<_>>(),
+                "resealed": outcome.resealed,
+                "deleted": outcome.deleted,
+                "deleted_damaged": outcome.damaged.iter().map(|(n, why)| json!({ "generation": n, "why": why })).collect::<Vec<_>>(),
+                "left": outcome.left.iter().map(|(n, p, why)| json!({ "generation": n, "path": p, "why": why })).collect::<Vec<_>>(),
             },
             "removed_slots": other_slots,
             "kdf": { "algorithm": "argon2id", "memory_kib": kdf.m_kib, "iterations": kdf.t, "parallelism": kdf.p },
         }),
     );
+    Ok(())
+}
+
+/// What became of the kept generations.
+#[derive(Default)]
+struct Outcome {
+    resealed: Vec<u64>,
+    /// Deleted as asked (`--drop-generations`).
+    deleted: Vec<u64>,
+    /// Under the old key but damaged: they opened with the old password
+    /// and could not be re-sealed, so they are gone.
+    damaged: Vec<(u64, String)>,
+    /// Not under the vault's key at all: not ours to touch.
+    left: Vec<(u64, PathBuf, String)>,
+}
+
+/// Re-seals one kept generation, or says why not. Only a file whose header
+/// authenticates with the old key is one of this vault's: such a file must
+/// not survive under the old key, so a damaged one is deleted. Anything
+/// else (not a vault, another key: a file put there, or one an interrupted
+/// rekey already did) is left and named.
+fn rekey_kept(
+    n: u64,
+    path: &Path,
+    old_key: &DataKey,
+    new_key: &DataKey,
+    slots: &[Slot],
+    outcome: &mut Outcome,
+) -> Result<()> {
+    let file = match VaultFile::open(path) {
+        Ok(file) => file,
+        Err(e) if matches!(e.class, Class::Damaged | Class::Usage) => {
+            outcome.left.push((n, path.to_path_buf(), e.message));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    if file.authenticate(old_key).is_err() {
+        outcome.left.push((
+            n,
+            path.to_path_buf(),
+            "its header does not authenticate with the vault's key".to_string(),
+        ));
+        return Ok(());
+    }
+    match vault::reseal(file, old_key, new_key, slots) {
+        Ok(resealed) => {
+            resealed.commit()?;
+            outcome.resealed.push(n);
+        }
+        Err(e) if e.class == Class::Damaged => {
+            std::fs::remove_file(path).map_err(|e| Error::io("removing", path, e))?;
+            outcome.damaged.push((n, e.message));
+        }
+        Err(e) => return Err(e),
+    }
     Ok(())
 }
 

@@ -84,13 +84,20 @@ pub fn remove_stale_temporaries(vault: &Path) {
     let Some(name) = vault.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return;
     };
-    let (temp, staged) = (format!(".{name}.tmp-"), format!("{name}.g"));
+    // `.NAME.tmp-X`: a seal's new file; `NAME.gN.tmp-X`: a staged link of
+    // `keep`; `.NAME.gN.tmp-X`: a kept generation being re-sealed (rekey).
+    let (temp, staged, hidden) = (
+        format!(".{name}.tmp-"),
+        format!("{name}.g"),
+        format!(".{name}.g"),
+    );
     let Ok(entries) = fs::read_dir(&dir) else {
         return;
     };
     for e in entries.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        if file.starts_with(&temp) || (file.starts_with(&staged) && file.contains(".tmp-")) {
+        let staged_or_hidden = file.starts_with(&staged) || file.starts_with(&hidden);
+        if file.starts_with(&temp) || (staged_or_hidden && file.contains(".tmp-")) {
             let _ = fs::remove_file(e.path());
         }
     }

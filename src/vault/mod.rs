@@ -312,26 +312,55 @@ pub fn seal_next_generation(path: &Path, key: &DataKey, dir: &Path, keep: usize)
     Ok(header.generation)
 }
 
-/// Re-seals the vault file at `path`, which must authenticate with
-/// `old_key`, under `new_key` with `slots`: same generation and creation
-/// time, a fresh payload salt, written atomically over it. The payload is
-/// read through to its last chunk, so a damaged file is refused whole and
-/// left as it was. Returns the generation.
-pub fn reseal(path: &Path, old_key: &DataKey, new_key: &DataKey, slots: &[Slot]) -> Result<u64> {
-    let current = VaultFile::open(path)?;
+/// A vault file re-sealed under a new key, complete under a temporary
+/// name next to it: `commit` renames it over the original, dropping it
+/// removes it and leaves the original as it was.
+pub struct Resealed {
+    file: AtomicFile,
+    pub generation: u64,
+}
+
+impl Resealed {
+    pub fn commit(self) -> Result<()> {
+        self.file.commit()
+    }
+}
+
+/// Re-seals the vault file `current` (opened, authenticated with
+/// `old_key`) under `new_key` with `slots`: same generation and creation
+/// time, a fresh payload salt. The payload is read through to its last
+/// chunk, so a damaged file fails whole; nothing replaces the original
+/// until `Resealed::commit`.
+pub fn reseal(
+    current: VaultFile,
+    old_key: &DataKey,
+    new_key: &DataKey,
+    slots: &[Slot],
+) -> Result<Resealed> {
     current.authenticate(old_key)?;
+    let path = current.path.clone();
     let header = Header {
         payload_salt: crypto::random_array(),
         slots: slots.to_vec(),
         ..current.header().clone()
     };
     let mut payload = current.payload(old_key, |_| {})?;
-    write(path, Replace::Atomically, new_key, &header, |w| {
-        io::copy(&mut payload, w)
-            .map(|_| ())
-            .map_err(|e| archive::classify_read_error(e, "payload"))
-    })?;
-    Ok(header.generation)
+    let shape = header.clone();
+    let (file, ()) = write_staged(
+        &path,
+        new_key,
+        &shape,
+        || Ok(header),
+        |w| {
+            io::copy(&mut payload, w)
+                .map(|_| ())
+                .map_err(|e| archive::classify_read_error(e, "payload"))
+        },
+    )?;
+    Ok(Resealed {
+        file,
+        generation: shape.generation,
+    })
 }
 
 /// Whether `write` may replace an existing file at its destination.
@@ -421,6 +450,24 @@ fn write_late_header<T>(
     header: impl FnOnce() -> Result<Header>,
     fill: impl FnOnce(&mut dyn Write) -> Result<T>,
 ) -> Result<T> {
+    let (out, value) = write_staged(dest, key, shape, header, fill)?;
+    match replace {
+        Replace::Never => out.commit_new()?,
+        Replace::Atomically => out.commit()?,
+    }
+    Ok(value)
+}
+
+/// `write_late_header` up to, not including, the final rename: the sealed
+/// file is complete under its temporary name, and dropping the returned
+/// `AtomicFile` removes it.
+fn write_staged<T>(
+    dest: &Path,
+    key: &DataKey,
+    shape: &Header,
+    header: impl FnOnce() -> Result<Header>,
+    fill: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<(AtomicFile, T)> {
     let mut out = AtomicFile::create(dest)?;
     let io_err = |e: io::Error| Error::io("writing", dest, e);
     let header_len = encode_header(key, shape)?.len();
@@ -452,11 +499,7 @@ fn write_late_header<T>(
         ));
     }
     std::os::unix::fs::FileExt::write_all_at(out.file(), &bytes, 0).map_err(io_err)?;
-    match replace {
-        Replace::Never => out.commit_new()?,
-        Replace::Atomically => out.commit()?,
-    }
-    Ok(value)
+    Ok((out, value))
 }
 
 /// Counts bytes read from the vault file (for progress) and stops on a signal.
