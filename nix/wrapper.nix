@@ -1,7 +1,7 @@
 # The safeclaw users run: the binary, told which image it runs. The pin is
 # the image archive's store path; safeclaw validates it, loads the archive
-# into the engine when needed and checks the engine's image ID against the
-# archive's config digest (src/image_pin.rs, docs/image.md).
+# into the engine when needed and checks that the engine's image is the
+# archive's, on either image store (src/image_pin.rs, docs/engines.md).
 { runCommand, makeWrapper, safeclaw, image }:
 runCommand "safeclaw-${safeclaw.version}"
 {

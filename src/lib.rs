@@ -11,7 +11,9 @@
 //! - `audit/`: the checks of `safeclaw audit`, pure over what was gathered;
 //! - `image_build.rs`, `image_twin.rs`: images built through the Engine API;
 //! - `image_pin.rs`, `docker_archive.rs`, `nix_store_path.rs`: the pinned Nix
-//!   image, the archives it comes in and the store paths that name it.
+//!   image, the archives it comes in and the store paths that name it;
+//!   `image_identity.rs`: whether the engine's image is an archive's, on
+//!   either image store.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -25,6 +27,7 @@ pub mod env_vars;
 pub mod error;
 pub mod guard;
 pub mod image_build;
+pub mod image_identity;
 pub mod image_pin;
 pub mod image_twin;
 pub mod interrupt;

@@ -17,8 +17,10 @@ pub struct Subject<'a> {
     pub image: Option<&'a Value>,
     /// Paths the container added or changed in its writable layer.
     pub changes: &'a [String],
-    /// The pinned image's ID, when safeclaw has a pin.
-    pub pinned_image_id: Option<&'a str>,
+    /// Every image ID the pinned image is known under, when safeclaw has a
+    /// pin: the ID depends on the engine's image store (its config digest,
+    /// or the digest of a manifest naming that config; `image_identity`).
+    pub pinned_image_ids: Option<&'a [String]>,
 }
 
 const SAFECLAW_LABEL: &str = crate::container_spec::LABEL_MANAGED;
@@ -674,12 +676,15 @@ pub fn check_image(s: &Subject) -> Vec<Finding> {
     let name = str_at(c, "/Name").unwrap_or("?").trim_start_matches('/');
     let reference = str_at(c, "/Config/Image").unwrap_or_default();
     let id = str_at(c, "/Image").unwrap_or_default();
-    match s.pinned_image_id {
-        Some(pinned) if pinned != id => out.add(
+    match s.pinned_image_ids {
+        Some(pinned) if !pinned.iter().any(|p| p == id) => out.add(
             "image.not-pinned",
             Severity::Medium,
             "the container does not run the pinned image",
-            format!("{name}: runs {reference} ({id}); pinned is {pinned}"),
+            format!(
+                "{name}: runs {reference} ({id}); pinned is {}",
+                pinned.join(" or ")
+            ),
             "restart it with safeclaw start (no --image)",
             "safeclaw",
         ),
@@ -744,7 +749,7 @@ mod tests {
             inspect: &inspect,
             image: None,
             changes: &changes,
-            pinned_image_id: None,
+            pinned_image_ids: None,
         };
         let found = check(&s);
         let got = ids(&found);
@@ -792,11 +797,12 @@ mod tests {
             "Mounts": [{ "Type": "bind", "Source": "/var/run/docker.sock", "Destination": "/s", "RW": true },
                        { "Type": "bind", "Source": "/etc", "Destination": "/host-etc", "RW": false }]
         });
+        let pinned = ["sha256:2".to_string(), "sha256:3".to_string()];
         let s = Subject {
             inspect: &inspect,
             image: None,
             changes: &[],
-            pinned_image_id: Some("sha256:2"),
+            pinned_image_ids: Some(&pinned),
         };
         let got = check(&s);
         let got = ids(&got);
@@ -823,7 +829,16 @@ mod tests {
         }
         // Not OpenClaw: no product checks.
         assert!(!got.iter().any(|i| i.starts_with("container.state")));
-        assert_eq!(ids(&check_image(&s)), ["image.not-pinned"]);
+        let image = check_image(&s);
+        assert_eq!(ids(&image), ["image.not-pinned"]);
+        assert!(image[0].evidence.contains("sha256:2 or sha256:3"));
+        // Any of the pinned image's IDs is the pinned image (one per store).
+        let also = ["sha256:0".to_string(), "sha256:1".to_string()];
+        let s = Subject {
+            pinned_image_ids: Some(&also),
+            ..s
+        };
+        assert!(!ids(&check_image(&s)).contains(&"image.not-pinned"));
     }
 
     fn log_findings(log_config: Value) -> Vec<Finding> {
@@ -925,7 +940,7 @@ mod tests {
             inspect: &inspect,
             image: None,
             changes: &[],
-            pinned_image_id: None,
+            pinned_image_ids: None,
         };
         assert!(!ids(&check(&s))
             .iter()
@@ -936,7 +951,7 @@ mod tests {
             inspect: &inspect,
             image: None,
             changes: &[],
-            pinned_image_id: None,
+            pinned_image_ids: None,
         };
         assert!(ids(&check(&s)).contains(&"container.state-plaintext-mount"));
     }

@@ -185,12 +185,12 @@ async fn container_findings(
         .ok()
         .flatten()
         .and_then(|p| p.read_record())
-        .map(|r| r.image_id);
+        .map(|r| r.image_ids().map(String::from).collect::<Vec<_>>());
     let subject = Subject {
         inspect: &inspect,
         image: image.as_ref(),
         changes: &changes,
-        pinned_image_id: pinned.as_deref(),
+        pinned_image_ids: pinned.as_deref(),
     };
     let mut out = audit::container::check(&subject);
     out.extend(audit::container::check_image(&subject));

@@ -1,6 +1,7 @@
 //! `safeclaw image build|load|show`, and which image a container runs:
-//! the pinned Nix image (`image_pin`), loaded and checked by image ID, or
-//! the twin (`image_twin`) built through the Engine API.
+//! the pinned Nix image (`image_pin`), loaded and checked to be the
+//! archive's (`image_identity`), or the twin (`image_twin`) built through
+//! the Engine API.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -14,13 +15,15 @@ use crate::cli::{ImageBuildArgs, ImageChoice, ImageLoadArgs};
 use crate::docker_archive::{self, ArchiveIndex};
 use crate::engine;
 use crate::error::{Class, Error, Result};
+use crate::image_identity::{self, Identity};
 use crate::image_pin::{self, Pin, Record};
 use crate::image_twin;
 use crate::printer::Printer;
 
 /// The image a container will run, checked: with a pin, the engine must
 /// hold exactly the pinned image (it is loaded from the store when it does
-/// not) and another `--image` is refused unless allowed. Without a pin,
+/// not) and another `--image` (one whose ID is none the pinned image is
+/// known under) is refused unless allowed. Without a pin,
 /// `--image` or the twin's tag; `build_twin` builds a missing twin (`up`).
 pub fn resolve(choice: &ImageChoice, build_twin: bool, printer: &Printer) -> Result<String> {
     let Some(pin) = image_pin::from_env()? else {
@@ -47,12 +50,12 @@ pub fn resolve(choice: &ImageChoice, build_twin: bool, printer: &Printer) -> Res
         return Ok(record.repo_tag);
     };
     match rt.block_on(image_id(&docker, image)) {
-        Some(id) if id == record.image_id => Ok(image.clone()),
+        Some(id) if record.recognises(&id) => Ok(image.clone()),
         id => Err(Error::usage(format!(
             "refusing to run {image} ({}): it is not the pinned image {} ({})",
             id.as_deref().unwrap_or("not in the engine"),
             record.repo_tag,
-            record.image_id
+            record.image_ids().collect::<Vec<_>>().join(" or ")
         ))
         .with_hint("drop --image to run the pinned image, or add --allow-unpinned-image")),
     }
@@ -92,7 +95,8 @@ async fn image_id(docker: &Docker, image: &str) -> Option<String> {
 /// it: loaded from the store when absent, unrecorded, or replaced.
 async fn ensure_pinned(docker: &Docker, pin: &Pin, printer: &Printer) -> Result<Record> {
     if let Some(record) = pin.read_record() {
-        if image_id(docker, &record.repo_tag).await.as_deref() == Some(&record.image_id) {
+        let held = image_id(docker, &record.repo_tag).await;
+        if held.is_some_and(|id| record.recognises(&id)) {
             return Ok(record);
         }
     }
@@ -100,33 +104,57 @@ async fn ensure_pinned(docker: &Docker, pin: &Pin, printer: &Printer) -> Result<
         "loading the pinned image from {}",
         pin.archive().display()
     ));
-    load_pinned(docker, pin, printer).await
+    Ok(load_pinned(docker, pin, printer).await?.0)
 }
 
-async fn load_pinned(docker: &Docker, pin: &Pin, printer: &Printer) -> Result<Record> {
+async fn load_pinned(docker: &Docker, pin: &Pin, printer: &Printer) -> Result<(Record, Loaded)> {
     // Where the record goes is checked first: no load that cannot be recorded.
     crate::paths::private_home()?;
-    let index = load_archive(docker, pin.archive(), printer).await?;
-    let [repo_tag] = <[String; 1]>::try_from(index.repo_tags).map_err(|tags| {
+    let loaded = load_archive(docker, pin.archive(), printer).await?;
+    let [repo_tag] = <[String; 1]>::try_from(loaded.index.repo_tags.clone()).map_err(|tags| {
         Error::damaged(format!(
             "the pinned archive {} names {} images; the Nix image names exactly one",
             pin.archive().display(),
             tags.len()
         ))
     })?;
-    let record = Record {
+    let mut record = Record {
         store_path: pin.store_path.to_path_string(),
         repo_tag,
-        image_id: index.image_id,
+        config_digest: loaded.index.config_digest.clone(),
+        manifest_digests: Vec::new(),
     };
+    // Manifest digests checked by earlier loads (into another engine) stay
+    // true: they name this same config.
+    if let Some(earlier) = pin
+        .read_record()
+        .filter(|r| r.config_digest == record.config_digest)
+    {
+        record.manifest_digests = earlier.manifest_digests;
+    }
+    if let Identity::Manifest(digest) = &loaded.identity {
+        record.add_manifest_digest(digest);
+    }
     pin.write_record(&record)?;
-    Ok(record)
+    Ok((record, loaded))
+}
+
+/// An archive in the engine, checked.
+pub struct Loaded {
+    pub index: ArchiveIndex,
+    /// The engine's ID for the image (`identity` says what it is).
+    pub image_id: String,
+    pub identity: Identity,
+    /// Where the manifest the ID names was read: "archive" (predicted from
+    /// it), "engine" (an export, a second pass over the image), or None
+    /// when the ID is the config digest.
+    pub manifest_from: Option<&'static str>,
 }
 
 /// Streams a docker-archive (plain or gzip) into the engine while indexing
 /// the same bytes, then checks that the engine's image under every
 /// reference the archive names is the one whose config was streamed.
-pub async fn load_archive(docker: &Docker, path: &Path, printer: &Printer) -> Result<ArchiveIndex> {
+pub async fn load_archive(docker: &Docker, path: &Path, printer: &Printer) -> Result<Loaded> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
     let size = file
         .metadata()
@@ -136,13 +164,7 @@ pub async fn load_archive(docker: &Docker, path: &Path, printer: &Printer) -> Re
     // The indexer reads what the engine is sent, through a bounded channel:
     // memory stays at a few MiB whatever the archive's size.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-    let indexer = std::thread::spawn(move || {
-        index_stream(ChannelReader {
-            rx,
-            buf: Vec::new(),
-            at: 0,
-        })
-    });
+    let indexer = std::thread::spawn(move || index_stream(ChannelReader::new(rx)));
     let progress = bar.clone();
     let chunks = futures_util::stream::iter(std::iter::from_fn(move || {
         // Ctrl-C aborts the upload; the engine discards a partial load.
@@ -191,31 +213,115 @@ pub async fn load_archive(docker: &Docker, path: &Path, printer: &Printer) -> Re
         ))
     })?;
     loaded?;
-    let held = image_id(docker, &index.image_id).await;
-    if held.as_deref() != Some(&index.image_id) {
-        return Err(Error::new(
-            Class::Engine,
-            format!(
-                "the engine accepted {} but holds no image {}",
-                path.display(),
-                index.image_id
-            ),
-        ));
-    }
-    for tag in &index.repo_tags {
-        let id = image_id(docker, tag).await;
-        if id.as_deref() != Some(&index.image_id) {
+    check_loaded(docker, path, index).await
+}
+
+/// After a load, the engine's image under every reference the archive
+/// names (naming none, under its config digest) must be the archive's, and
+/// the same image under all of them.
+async fn check_loaded(docker: &Docker, path: &Path, index: ArchiveIndex) -> Result<Loaded> {
+    let untagged = index.repo_tags.is_empty();
+    let names = if untagged {
+        std::slice::from_ref(&index.config_digest)
+    } else {
+        &index.repo_tags[..]
+    };
+    let mut found: Option<(String, Identity, Option<&'static str>)> = None;
+    for name in names {
+        let Some(id) = image_id(docker, name).await else {
+            let err = Error::new(
+                Class::Engine,
+                format!(
+                    "the engine accepted {} but holds no image {name}",
+                    path.display()
+                ),
+            );
+            // The containerd store does not look images up by config digest.
+            return Err(if untagged {
+                err.with_hint(
+                    "the archive names no image (no RepoTags); an engine whose image IDs are not \
+                     config digests (the containerd image store) cannot find it: save or build it \
+                     with a name",
+                )
+            } else {
+                err
+            });
+        };
+        if let Some((first, ..)) = &found {
+            if *first == id {
+                continue;
+            }
             return Err(Error::new(
                 Class::Engine,
                 format!(
-                    "after loading, {tag} is {} instead of {}",
-                    id.as_deref().unwrap_or("absent"),
-                    index.image_id
+                    "after loading {}, {name} is {id}, another image than {first}",
+                    path.display()
                 ),
             ));
         }
+        // An ID that is the config digest needs nothing more; any other
+        // names a manifest: the one predicted from the archive when that is
+        // it (no second pass over the image), else the engine's own copy.
+        let predicted = index
+            .containerd_manifest
+            .as_ref()
+            .filter(|m| image_identity::digest_of(m) == id);
+        let (root, manifest_from) = match predicted {
+            _ if id == index.config_digest => (None, None),
+            Some(manifest) => (Some(manifest.clone()), Some("archive")),
+            None => (root_blob(docker, name, &id).await?, Some("engine")),
+        };
+        let identity =
+            image_identity::verify(&id, &index.config_digest, root.as_deref()).map_err(|why| {
+                Error::new(
+                    Class::Engine,
+                    format!(
+                        "after loading {}, {name} is not its image: {why}",
+                        path.display()
+                    ),
+                )
+            })?;
+        found = Some((id, identity, manifest_from));
     }
-    Ok(index)
+    let (image_id, identity, manifest_from) =
+        found.ok_or_else(|| Error::failure("no image reference to check"))?;
+    Ok(Loaded {
+        index,
+        image_id,
+        identity,
+        manifest_from,
+    })
+}
+
+/// The blob whose digest is `id` in an export of `reference` (`docker
+/// save`): on the containerd store, the image's manifest. The export is
+/// read only until that blob has been seen (its entries are in name order,
+/// so on average half of it).
+async fn root_blob(docker: &Docker, reference: &str, id: &str) -> Result<Option<Vec<u8>>> {
+    let failed = |why: String| {
+        Error::new(
+            Class::Engine,
+            format!("exporting {reference} to check what the engine holds: {why}"),
+        )
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    let wanted = id.to_string();
+    let finder =
+        std::thread::spawn(move || image_identity::find_blob(ChannelReader::new(rx), &wanted));
+    let mut export = docker.export_image(reference);
+    while let Some(chunk) = export.next().await {
+        crate::interrupt::check()?;
+        let chunk = chunk.map_err(|e| failed(e.to_string()))?;
+        // A finder that is done stops listening: the rest is not needed.
+        if tx.send(chunk.to_vec()).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    finder
+        .join()
+        .map_err(|_| Error::failure("the export reader panicked"))?
+        .map_err(failed)
 }
 
 /// Indexes a plain or gzip-compressed archive (nixpkgs' buildLayeredImage
@@ -234,10 +340,21 @@ fn index_stream<R: Read>(reader: R) -> std::result::Result<ArchiveIndex, String>
     result
 }
 
+/// Bytes from another thread's chunks, for the synchronous tar readers.
 struct ChannelReader {
     rx: std::sync::mpsc::Receiver<Vec<u8>>,
     buf: Vec<u8>,
     at: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        ChannelReader {
+            rx,
+            buf: Vec::new(),
+            at: 0,
+        }
+    }
 }
 
 impl Read for ChannelReader {
@@ -262,19 +379,18 @@ pub fn load(args: ImageLoadArgs, printer: &Printer) -> Result<()> {
     let pin = image_pin::from_env()?;
     let rt = engine::runtime()?;
     let docker = rt.block_on(engine::connect())?;
-    let (path, image_id, repo_tags, pinned) = match (&args.from, &pin) {
+    let (path, loaded, pinned) = match (&args.from, &pin) {
         (Some(from), _) => {
-            let index = rt.block_on(load_archive(&docker, from, printer))?;
+            let loaded = rt.block_on(load_archive(&docker, from, printer))?;
             let pinned = pin
                 .as_ref()
                 .and_then(|p| p.read_record())
-                .is_some_and(|r| r.image_id == index.image_id);
-            (from.clone(), index.image_id, index.repo_tags, pinned)
+                .is_some_and(|r| r.config_digest == loaded.index.config_digest);
+            (from.clone(), loaded, pinned)
         }
         (None, Some(pin)) => {
-            let record = rt.block_on(load_pinned(&docker, pin, printer))?;
-            let archive = pin.archive().to_path_buf();
-            (archive, record.image_id, vec![record.repo_tag], true)
+            let (_, loaded) = rt.block_on(load_pinned(&docker, pin, printer))?;
+            (pin.archive().to_path_buf(), loaded, true)
         }
         (None, None) => {
             return Err(
@@ -283,19 +399,31 @@ pub fn load(args: ImageLoadArgs, printer: &Printer) -> Result<()> {
             )
         }
     };
+    let Loaded {
+        index,
+        image_id,
+        identity,
+        manifest_from,
+    } = loaded;
+    let config = match identity {
+        Identity::Config => String::new(),
+        Identity::Manifest(_) => format!(", a manifest of the config {}", index.config_digest),
+    };
     printer.result(
         &format!(
-            "loaded {} as {} ({}){}",
+            "loaded {} as {} ({image_id}{config}){}",
             path.display(),
-            repo_tags.join(", "),
-            image_id,
+            index.repo_tags.join(", "),
             if pinned { ": the pinned image" } else { "" }
         ),
         json!({
             "ok": true,
             "archive": path,
             "image_id": image_id,
-            "repo_tags": repo_tags,
+            "config_digest": index.config_digest,
+            "matched_by": identity.kind(),
+            "manifest_from": manifest_from,
+            "repo_tags": index.repo_tags,
             "pinned": pinned,
         }),
     );
@@ -322,7 +450,7 @@ pub fn show(printer: &Printer) -> Result<()> {
         }
         None => None,
     };
-    let matches = matches!((&record, &held), (Some(r), Some(h)) if &r.image_id == h);
+    let matches = matches!((&record, &held), (Some(r), Some(h)) if r.recognises(h));
     let store = pin.store_path.to_path_string();
     let text = match &record {
         None => format!(
@@ -334,7 +462,7 @@ not loaded yet (`safeclaw image load`, or any start, loads it)"
 image:  {} ({})
 engine: {}",
             r.repo_tag,
-            r.image_id,
+            r.image_ids().collect::<Vec<_>>().join(" or "),
             match (&held, matches) {
                 (_, true) => "holds exactly this image".to_string(),
                 (Some(h), false) =>
@@ -351,7 +479,8 @@ engine: {}",
             "hash": pin.store_path.hash_part(),
             "archive_present": pin.archive().exists(),
             "repo_tag": record.as_ref().map(|r| &r.repo_tag),
-            "image_id": record.as_ref().map(|r| &r.image_id),
+            "config_digest": record.as_ref().map(|r| &r.config_digest),
+            "image_ids": record.as_ref().map(|r| r.image_ids().collect::<Vec<_>>()),
             "engine_image_id": held,
             "matches": matches,
         }),

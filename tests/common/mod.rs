@@ -304,6 +304,33 @@ pub fn engine() -> Option<(tokio::runtime::Runtime, Docker)> {
     }
 }
 
+/// What an image ID is on the engine's image store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageStore {
+    /// The config's digest (Docker's classic store).
+    Classic,
+    /// A manifest's digest (the containerd image store, the default of
+    /// Docker Engine >= 29 and Docker Desktop >= 4.34).
+    Containerd,
+}
+
+/// Which store the engine uses, as it says itself: its storage driver's
+/// status names containerd's snapshotter (`docker info`: "driver-type:
+/// io.containerd.snapshotter.v1").
+pub fn image_store(rt: &tokio::runtime::Runtime, docker: &Docker) -> ImageStore {
+    let info = rt.block_on(docker.info()).unwrap();
+    let containerd = info
+        .driver_status
+        .unwrap_or_default()
+        .iter()
+        .any(|kv| kv.iter().any(|v| v == "io.containerd.snapshotter.v1"));
+    if containerd {
+        ImageStore::Containerd
+    } else {
+        ImageStore::Classic
+    }
+}
+
 pub fn wait_healthy(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
     let start = Instant::now();
     loop {
