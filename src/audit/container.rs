@@ -851,7 +851,7 @@ mod tests {
             inspect: &inspect,
             image: None,
             changes: &[],
-            pinned_image_id: None,
+            pinned_image_ids: None,
         };
         check(&s)
             .into_iter()
