@@ -36,7 +36,20 @@ SYSTEM_BRIDGE=docker0
 # Debian 13 (trixie) carries the 26.1 engine (API 1.45). The signing key is
 # the same archive key Debian 12 ships.
 SUITE=trixie
-MIRROR=http://deb.debian.org/debian
+# The Debian archive this machine's apt already uses (the first URI of its
+# main archive, from deb822 .sources or a one-line sources.list): no host is
+# named here.
+system_mirror() {
+  local uri
+  uri=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+    | awk '{print $2}' | grep -v -- '-security' | head -n1 || true)
+  if [ -z "$uri" ]; then
+    uri=$(grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+      | sed -E 's/\[[^]]*\] //' | awk '{print $2}' | grep -v -- '-security' | head -n1 || true)
+  fi
+  echo "$uri"
+}
+MIRROR=$(system_mirror)
 PACKAGES=(docker.io docker-cli)
 WANT_MAJOR=26
 SNAPSHOTTER=io.containerd.snapshotter.v1
@@ -68,6 +81,7 @@ flock 9
 # it) and no system file is changed. apt checks every .deb against the
 # archive's signed index.
 fetch_debs() {
+  [ -n "$MIRROR" ] || die "no Debian archive in this machine's apt sources to fetch $SUITE's ${PACKAGES[*]} from"
   local apt_dir=$CACHE/apt
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/empty" "$CACHE/debs"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $SUITE main" \

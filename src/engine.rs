@@ -52,11 +52,18 @@ const OVER_SSH: &str = "use the engine's unix socket (unset DOCKER_HOST), or for
 /// schemes; `unix://` and anything bollard refuses by itself pass. Pure,
 /// so that it runs before any connection.
 pub fn check_host(docker_host: &str, tls_requested: bool) -> Result<()> {
-    check_endpoint(docker_host, tls_requested, env_vars::DOCKER_HOST)
+    check_endpoint(
+        docker_host,
+        tls_requested.then_some(TLS_BY_ENV),
+        env_vars::DOCKER_HOST,
+    )
 }
 
-/// `check_host` for an address that came from `origin` (named in errors).
-fn check_endpoint(docker_host: &str, tls_requested: bool, origin: &str) -> Result<()> {
+const TLS_BY_ENV: &str = "DOCKER_TLS_VERIFY or DOCKER_CERT_PATH is set";
+
+/// `check_host` for an address that came from `origin` (named in errors),
+/// with TLS asked for for the reason `tls`, if any.
+fn check_endpoint(docker_host: &str, tls: Option<&str>, origin: &str) -> Result<()> {
     let Some((scheme, rest)) = docker_host.split_once("://") else {
         return Ok(());
     };
@@ -65,12 +72,12 @@ fn check_endpoint(docker_host: &str, tls_requested: bool, origin: &str) -> Resul
         return Ok(());
     }
     let shown = shown(&scheme, rest);
-    if scheme == "https" || tls_requested {
+    if scheme == "https" || tls.is_some() {
         return Err(Error::new(
             Class::Engine,
             format!(
                 "refusing {origin}={shown}: it asks for TLS ({}), which safeclaw cannot speak to the engine, and the vault's key would go in clear",
-                if scheme == "https" { "https://" } else { "DOCKER_TLS_VERIFY or DOCKER_CERT_PATH is set, or the context has TLS material" }
+                if scheme == "https" { "https://" } else { tls.unwrap_or_default() }
             ),
         )
         .with_hint(OVER_SSH));
@@ -147,7 +154,12 @@ pub async fn connect() -> Result<Docker> {
         engine_endpoint::Origin::Context(name) => format!("docker context {name:?}: host"),
         _ => env_vars::DOCKER_HOST.to_string(),
     };
-    check_endpoint(&at.url, tls_requested() || at.wants_tls, &origin)?;
+    let tls = if at.wants_tls {
+        Some("the context has TLS material")
+    } else {
+        tls_requested().then_some(TLS_BY_ENV)
+    };
+    check_endpoint(&at.url, tls, &origin)?;
     let docker = Docker::connect_with_host(&at.url).map_err(|e| unreachable(&at, e))?;
     let docker = docker
         .negotiate_version()

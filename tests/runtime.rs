@@ -267,10 +267,13 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
         "the guard's cmdline was not among the scanned processes"
     );
     hay.extend(procs);
+    // The writable layer: overlay2 names it in GraphDriver; the containerd
+    // store leaves that empty (and Podman's differs), but on every engine
+    // it is the `upperdir` of the container's root mount.
     let upper = c
         .graph_driver
         .and_then(|g| g.data.get("UpperDir").cloned())
-        .expect("overlay2 upper dir");
+        .unwrap_or_else(|| root_upperdir(pid));
     files_under(Path::new(&upper), &mut hay);
     for (place, bytes) in &hay {
         for (what, secret) in [
@@ -1422,4 +1425,23 @@ fn onboard_and_start_with_relative_paths_from_a_subdirectory() {
         assert_eq!(left, ["notes.txt", "v.sclaw"], "staging left behind");
         start("v.sclaw").code(2);
     });
+}
+
+/// The overlay `upperdir` of the root mount of process `pid`, from
+/// /proc/PID/mountinfo (the mount at `/` in its mount namespace).
+fn root_upperdir(pid: i64) -> String {
+    let info = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let root = info
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no root mount in {info}"));
+    root.split(" - ")
+        .nth(1)
+        .and_then(|tail| tail.split_whitespace().nth(2))
+        .and_then(|options| {
+            options
+                .split(',')
+                .find_map(|o| o.strip_prefix("upperdir=").map(str::to_string))
+        })
+        .unwrap_or_else(|| panic!("the root mount is not an overlay: {root}"))
 }

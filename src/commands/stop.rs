@@ -149,6 +149,10 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
             ", last checkpoint generation {generation} (gateway paused {pause} ms)"
         ));
     }
+    let at = engine::endpoint().ok();
+    if let Some(at) = &at {
+        text.push_str(&format!("\nengine {} ({})", at.url, at.origin));
+    }
     if status == "exited" && exit != 0 {
         text.push_str(&format!(
             "\n{name} stopped with exit code {exit}: the engine cannot restart it (it cannot re-deliver the key); run `safeclaw start` and enter the password"
@@ -159,6 +163,7 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
         json!({ "ok": true, "name": name, "state": status, "health": health, "image": image,
                 "started_at": started, "uptime_seconds": uptime, "restarts": restarts, "exit_code": exit,
                 "vault": vault_path, "vault_generation": generation,
+                "engine": at.map(|a| json!({ "url": a.url, "from": a.origin.to_string() })),
                 "last_checkpoint": checkpoint.map(|(g, p)| json!({"generation": g, "pause_ms": p})) }),
     );
     Ok(())
