@@ -76,6 +76,19 @@ impl Setup {
             .assert()
     }
 
+    /// `vault rekey --drop-generations` with the old password.
+    fn rekey_dropping(&self, global: &[&str]) -> assert_cmd::assert::Assert {
+        safeclaw()
+            .args(global)
+            .args(["vault", "rekey"])
+            .arg(self.vault())
+            .arg("--password-file")
+            .arg(self.path("old"))
+            .arg("--drop-generations")
+            .args(FAST_KDF)
+            .assert()
+    }
+
     fn key_of(&self, file: &Path, password: &str) -> Result<DataKey, Class> {
         VaultFile::open(file)
             .unwrap()
@@ -134,15 +147,7 @@ fn passwd_revokes_the_old_password_and_the_old_key_everywhere() {
 fn rekey_keeps_the_password_and_can_drop_the_kept_generations() {
     let s = Setup::new();
     let old_key = s.key_of(&s.vault(), OLD).unwrap();
-    let out = safeclaw()
-        .args(["--json", "vault", "rekey"])
-        .arg(s.vault())
-        .arg("--password-file")
-        .arg(s.path("old"))
-        .arg("--drop-generations")
-        .args(FAST_KDF)
-        .assert()
-        .success();
+    let out = s.rekey_dropping(&["--json"]).success();
     let result: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(
         result["kept_generations"]["deleted"],
@@ -192,15 +197,7 @@ fn a_damaged_current_file_touches_no_kept_generation() {
     bytes[at] ^= 1;
     fs::write(s.vault(), &bytes).unwrap();
     let before: Vec<Vec<u8>> = s.files().iter().map(|f| fs::read(f).unwrap()).collect();
-    safeclaw()
-        .args(["vault", "rekey"])
-        .arg(s.vault())
-        .arg("--password-file")
-        .arg(s.path("old"))
-        .arg("--drop-generations")
-        .args(FAST_KDF)
-        .assert()
-        .code(4);
+    s.rekey_dropping(&[]).code(4);
     let after: Vec<Vec<u8>> = s.files().iter().map(|f| fs::read(f).unwrap()).collect();
     assert_eq!(before.len(), 4);
     assert_eq!(before, after);
