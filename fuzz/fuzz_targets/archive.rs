@@ -1,0 +1,12 @@
+//! The tar rules on arbitrary bytes (what a vault's payload decrypts to,
+//! authenticated but written by a hostile gateway): never panics, and the
+//! caps of docs/vault-format.md ("Limits") bound memory and work whatever
+//! the names, depth, entry count or extension headers.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use safeclaw::vault::archive;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = archive::manifest(data);
+});
