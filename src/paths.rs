@@ -51,31 +51,12 @@ pub fn home() -> Result<PathBuf> {
 /// of ours that nobody else can read.
 pub fn private_home() -> Result<PathBuf> {
     let dir = home()?;
-    match fs::symlink_metadata(&dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = dir.parent() {
-                fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
-            }
-            crate::private_fs::create_private_dir(&dir)?;
-        }
-        Err(e) => return Err(Error::io("reading", &dir, e)),
-        Ok(meta) => {
-            if !meta.is_dir() {
-                return Err(Error::failure(format!(
-                    "{} is not a directory",
-                    dir.display()
-                )));
-            }
-            if meta.mode() & 0o077 != 0 {
-                return Err(Error::failure(format!(
-                    "{} can be read by other users (mode {:04o})",
-                    dir.display(),
-                    meta.mode() & 0o7777
-                ))
-                .with_hint(format!("chmod 700 {}", dir.display())));
-            }
+    if !exists(&dir) {
+        if let Some(parent) = dir.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
         }
     }
+    private_dir(&dir)?;
     Ok(dir)
 }
 
