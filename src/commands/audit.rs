@@ -45,11 +45,13 @@ pub fn run(args: AuditArgs, printer: &Printer) -> Result<()> {
     let rt = engine::runtime()?;
     match rt.block_on(engine::connect()) {
         Ok(docker) => {
-            subjects.push(match engine::endpoint() {
-                Ok(at) => format!("engine {} ({})", at.url, at.origin),
-                Err(_) => "engine".into(),
+            // Found once, for the subject line and the socket checks.
+            let at = engine::endpoint().ok();
+            subjects.push(match &at {
+                Some(at) => format!("engine {} ({})", at.url, at.origin),
+                None => "engine".into(),
             });
-            findings.extend(rt.block_on(engine_findings(&docker)));
+            findings.extend(rt.block_on(engine_findings(&docker, at.as_ref())));
             let name = args
                 .container
                 .clone()
@@ -124,13 +126,14 @@ fn engine_env() -> (Option<String>, bool) {
     (docker_host, tls_verify)
 }
 
-async fn engine_findings(docker: &Docker) -> Vec<Finding> {
+async fn engine_findings(
+    docker: &Docker,
+    at: Option<&crate::engine_endpoint::Endpoint>,
+) -> Vec<Finding> {
     let (docker_host, tls_verify) = engine_env();
     // The socket actually used (a context's, a rootless one), not only
     // DOCKER_HOST's.
-    let socket = engine::endpoint()
-        .ok()
-        .and_then(|at| at.url.strip_prefix("unix://").map(PathBuf::from));
+    let socket = at.and_then(|at| at.url.strip_prefix("unix://").map(PathBuf::from));
     let rootless = docker.info().await.ok().map(|info| {
         info.security_options
             .unwrap_or_default()
