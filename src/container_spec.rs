@@ -289,6 +289,41 @@ pub fn create_body(spec: &Spec, engine: Engine) -> ContainerCreateBody {
     }
 }
 
+/// What the engine recorded weaker than `asked`, in words: some engines
+/// accept a limit and drop it without an error (rootless Podman on cgroups
+/// v1 creates the container with `Memory` and `PidsLimit` 0, saying so only
+/// in its own log). Read back from the created container's inspect, before
+/// anything is handed to it.
+pub fn weakened(asked: &HostConfig, recorded: &HostConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let capped = |asked: Option<i64>, recorded: Option<i64>| match (asked, recorded) {
+        (Some(a), Some(r)) if a > 0 => r > 0 && r <= a,
+        (Some(a), None) if a > 0 => false,
+        _ => true,
+    };
+    if !capped(asked.memory, recorded.memory) {
+        out.push(format!(
+            "the memory limit ({} bytes asked, {:?} recorded)",
+            asked.memory.unwrap_or(0),
+            recorded.memory.unwrap_or(0)
+        ));
+    }
+    if !capped(asked.pids_limit, recorded.pids_limit) {
+        out.push(format!(
+            "the process limit ({} asked, {} recorded)",
+            asked.pids_limit.unwrap_or(0),
+            recorded.pids_limit.unwrap_or(0)
+        ));
+    }
+    if asked.readonly_rootfs == Some(true) && recorded.readonly_rootfs != Some(true) {
+        out.push("the read-only root file system".into());
+    }
+    if recorded.privileged == Some(true) && asked.privileged != Some(true) {
+        out.push("unprivileged (the engine made it privileged)".into());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +406,33 @@ mod tests {
                 "{v}"
             );
         }
+    }
+
+    #[test]
+    fn limits_an_engine_dropped_are_named_and_kept_ones_are_not() {
+        let asked = create_body(&spec(), Engine::Docker).host_config.unwrap();
+        assert!(weakened(&asked, &asked).is_empty());
+        // What rootless Podman 4.3 on cgroups v1 records (measured).
+        let dropped = HostConfig {
+            memory: Some(0),
+            pids_limit: Some(0),
+            ..asked.clone()
+        };
+        let found = weakened(&asked, &dropped);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("the memory limit"), "{found:?}");
+        assert!(found[1].starts_with("the process limit"), "{found:?}");
+        let missing = HostConfig {
+            memory: None,
+            readonly_rootfs: Some(false),
+            ..asked.clone()
+        };
+        assert_eq!(weakened(&asked, &missing).len(), 2);
+        // A tighter limit than asked is not a weakening.
+        let tighter = HostConfig {
+            memory: asked.memory.map(|m| m / 2),
+            ..asked.clone()
+        };
+        assert!(weakened(&asked, &tighter).is_empty());
     }
 }

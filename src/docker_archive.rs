@@ -52,8 +52,10 @@ pub struct Entry {
     pub compressed: bool,
 }
 
+/// The first two bytes of a gzip member (RFC 1952).
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// gzip's and zstd's magic numbers, the compressions containerd detects.
-const COMPRESSED_MAGIC: [&[u8]; 2] = [&[0x1f, 0x8b], &[0x28, 0xb5, 0x2f, 0xfd]];
+const COMPRESSED_MAGIC: [&[u8]; 2] = [&GZIP_MAGIC, &[0x28, 0xb5, 0x2f, 0xfd]];
 /// The file that makes an archive an OCI layout, which containerd imports
 /// by its own index instead of writing a manifest.
 const OCI_LAYOUT: &str = "oci-layout";

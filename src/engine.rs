@@ -190,6 +190,92 @@ pub async fn kind(docker: &Docker) -> Result<crate::container_spec::Engine> {
     })
 }
 
+/// The engine as far as it matters to safeclaw and to whoever reads
+/// `status` or `audit`: which product, which image store (image IDs mean
+/// different things in each, docs/engines.md), and whether it runs as root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description {
+    /// "Docker 20.10.24", "Podman 4.3.1".
+    pub product: String,
+    /// "classic (overlay2)", "containerd (overlayfs)".
+    pub store: String,
+    pub rootless: bool,
+    /// "1", "2", or empty when the engine does not say.
+    pub cgroup_version: String,
+}
+
+impl std::fmt::Display for Description {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}, {}, {} image store",
+            self.product,
+            if self.rootless { "rootless" } else { "rootful" },
+            self.store
+        )?;
+        if !self.cgroup_version.is_empty() {
+            write!(f, ", cgroups v{}", self.cgroup_version)?;
+        }
+        Ok(())
+    }
+}
+
+/// The snapshotter family `docker info` names as `driver-type` on the
+/// containerd image store.
+const CONTAINERD_SNAPSHOTTER: &str = "io.containerd.snapshotter.v1";
+
+/// Describes the engine from its `/info` and `/version`, and, for Podman,
+/// the owner of the socket it was reached through: rootless Docker says
+/// `name=rootless` in its security options, Podman's compatible `/info`
+/// does not, but a rootless Podman serves its socket as the user who runs it.
+pub async fn describe(docker: &Docker, at: Option<&Endpoint>) -> Result<Description> {
+    let info = docker
+        .info()
+        .await
+        .map_err(|e| Error::new(Class::Engine, format!("asking the engine's info: {e}")))?;
+    let podman = matches!(
+        kind(docker).await?,
+        crate::container_spec::Engine::Podman { .. }
+    );
+    let socket_owner = at
+        .and_then(|at| at.url.strip_prefix("unix://"))
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    Ok(describe_info(&info, podman, socket_owner))
+}
+
+/// `describe` over what was asked: pure, for tests.
+pub fn describe_info(
+    info: &bollard::models::SystemInfo,
+    podman: bool,
+    socket_owner: Option<u32>,
+) -> Description {
+    let security = info.security_options.clone().unwrap_or_default();
+    let rootless = security.iter().any(|o| o.contains("name=rootless"))
+        || (podman && socket_owner.is_some_and(|uid| uid != 0));
+    let driver = info.driver.clone().unwrap_or_default();
+    let containerd = info
+        .driver_status
+        .iter()
+        .flatten()
+        .any(|kv| kv.len() == 2 && kv[0] == "driver-type" && kv[1] == CONTAINERD_SNAPSHOTTER);
+    let version = info.server_version.clone().unwrap_or_default();
+    Description {
+        product: format!("{} {version}", if podman { "Podman" } else { "Docker" })
+            .trim_end()
+            .to_string(),
+        store: format!(
+            "{} ({driver})",
+            if containerd { "containerd" } else { "classic" }
+        ),
+        rootless,
+        cgroup_version: info
+            .cgroup_version
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+    }
+}
+
 /// A single-threaded runtime for one command's engine work.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -238,6 +324,52 @@ pub async fn running_with_mount(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info(json: &str) -> bollard::models::SystemInfo {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_description_names_product_store_and_root() {
+        // Debian 12's docker.io, measured.
+        let docker = info(
+            r#"{"ServerVersion":"20.10.24+dfsg1","Driver":"overlay2","CgroupVersion":"1",
+                "SecurityOptions":["name=seccomp,profile=default"],
+                "DriverStatus":[["Backing Filesystem","extfs"]]}"#,
+        );
+        assert_eq!(
+            describe_info(&docker, false, Some(0)).to_string(),
+            "Docker 20.10.24+dfsg1, rootful, classic (overlay2) image store, cgroups v1"
+        );
+        // Debian 13's docker.io with the containerd snapshotter, measured.
+        let containerd = info(
+            r#"{"ServerVersion":"26.1.5+dfsg1","Driver":"overlayfs","CgroupVersion":"2",
+                "DriverStatus":[["driver-type","io.containerd.snapshotter.v1"]]}"#,
+        );
+        let d = describe_info(&containerd, false, Some(0));
+        assert_eq!(d.store, "containerd (overlayfs)");
+        assert!(!d.rootless);
+        // Rootless Docker says so; Podman does not, but its socket's owner
+        // does (Podman 4.3.1's compatible /info, measured rootful and
+        // rootless: the same SecurityOptions).
+        let rootless_docker =
+            info(r#"{"SecurityOptions":["name=seccomp,profile=default","name=rootless"]}"#);
+        assert!(describe_info(&rootless_docker, false, Some(1000)).rootless);
+        let podman = info(
+            r#"{"ServerVersion":"4.3.1","Driver":"overlay","CgroupVersion":"1",
+                "SecurityOptions":["name=seccomp,profile=default"]}"#,
+        );
+        assert!(describe_info(&podman, true, Some(1000)).rootless);
+        assert!(!describe_info(&podman, true, Some(0)).rootless);
+        assert!(!describe_info(&podman, true, None).rootless);
+        // A Docker socket owned by a user (Docker Desktop's) says nothing
+        // about the engine behind it.
+        assert!(!describe_info(&podman, false, Some(1000)).rootless);
+        assert_eq!(
+            describe_info(&podman, true, Some(0)).product,
+            "Podman 4.3.1"
+        );
+    }
 
     fn refused(host: &str, tls: bool) -> Option<String> {
         check_host(host, tls).err().map(|e| {

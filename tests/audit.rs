@@ -99,6 +99,13 @@ fn run_like_the_guide(
     data: &Path,
     env: Vec<String>,
 ) {
+    let podman_limits = match rt.block_on(safeclaw::engine::kind(docker)).unwrap() {
+        safeclaw::container_spec::Engine::Podman {
+            max_files,
+            max_processes,
+        } => Some((max_files.min(1024) as i64, max_processes.min(4096) as i64)),
+        safeclaw::container_spec::Engine::Docker => None,
+    };
     rt.block_on(async {
         docker
             .create_container(
@@ -114,6 +121,20 @@ fn run_like_the_guide(
                         restart_policy: Some(RestartPolicy {
                             name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                             maximum_retry_count: None,
+                        }),
+                        // Podman's default open-files and process limits
+                        // are above what a service started in a container
+                        // may give (runc: "error setting rlimit"); the
+                        // guide's compose file sets none, and these change
+                        // no finding.
+                        ulimits: podman_limits.map(|(files, processes)| {
+                            [("nofile", files), ("nproc", processes)]
+                                .map(|(name, n)| bollard::models::ResourcesUlimits {
+                                    name: Some(name.into()),
+                                    soft: Some(n),
+                                    hard: Some(n),
+                                })
+                                .to_vec()
                         }),
                         ..Default::default()
                     }),
@@ -233,7 +254,6 @@ fn the_guides_container_gets_every_finding_it_deserves() {
             "container.writable-rootfs",
             "container.new-privileges",
             "container.no-memory-limit",
-            "container.no-pids-limit",
             "container.no-cpu-limit",
             "container.restart-policy",
             "container.no-healthcheck",
@@ -248,6 +268,13 @@ fn the_guides_container_gets_every_finding_it_deserves() {
             assert!(got.contains(want), "missing {want} in {got:?}");
         }
         assert!(!got.contains("container.secret-in-env"), "{got:?}");
+        // Podman gives every container a process limit (containers.conf's
+        // pids_limit, 2048); Docker gives none.
+        let podman = matches!(
+            rt.block_on(safeclaw::engine::kind(&docker)).unwrap(),
+            safeclaw::container_spec::Engine::Podman { .. }
+        );
+        assert_eq!(got.contains("container.no-pids-limit"), !podman, "{got:?}");
         let on_disk = report["findings"]
             .as_array()
             .unwrap()

@@ -317,7 +317,15 @@ fn the_pinned_image_is_loaded_checked_by_id_and_others_are_refused() {
         assert_eq!(loaded["pinned"], true);
         let shown = p.json(&["image", "show"]);
         assert_eq!(shown["matches"], true, "{shown}");
-        assert_eq!(shown["repo_tag"], p.image.as_str());
+        // Podman's export names it fully qualified; Docker's as it was tagged.
+        let repo_tag = shown["repo_tag"].as_str().unwrap();
+        assert_eq!(
+            repo_tag
+                .strip_prefix("docker.io/library/")
+                .unwrap_or(repo_tag),
+            p.image.as_str(),
+            "{shown}"
+        );
         assert_eq!(shown["engine_image_id"], expected.as_str());
 
         // Another image under the pinned name is seen, and a start loads

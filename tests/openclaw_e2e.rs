@@ -280,7 +280,7 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     let mut hay = Vec::new();
     files_under(j.dir.path(), &mut hay);
     hay.retain(|(p, _)| p != &j.vault());
-    files_under(Path::new("/var/lib/docker/containers"), &mut hay);
+    files_under(&engine_containers_dir(rt, docker), &mut hay);
     hay.extend(proc_texts());
     assert_nowhere(&hay, &secrets);
     // ... and they are in the vault, where OpenClaw will find them.
@@ -334,12 +334,8 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     let c = rt
         .block_on(docker.inspect_container(&j.name, None))
         .unwrap();
-    let upper = c
-        .graph_driver
-        .and_then(|g| g.data.get("UpperDir").cloned())
-        .unwrap();
-    files_under(Path::new(&upper), &mut hay);
-    files_under(Path::new("/var/lib/docker/containers"), &mut hay);
+    files_under(Path::new(&writable_layer(&c)), &mut hay);
+    files_under(&engine_containers_dir(rt, docker), &mut hay);
     assert_nowhere(&hay, &secrets);
 
     // The audit of the running container: no high or medium finding of

@@ -21,6 +21,10 @@ pub struct Subject<'a> {
     /// pin: the ID depends on the engine's image store (its config digest,
     /// or the digest of a manifest naming that config; `image_identity`).
     pub pinned_image_ids: Option<&'a [String]>,
+    /// Podman's compatible inspect differs from Docker's: it lists the
+    /// capabilities it dropped instead of `ALL`, and leaves the log
+    /// options out (docs/engines.md).
+    pub podman: bool,
 }
 
 const SAFECLAW_LABEL: &str = crate::container_spec::LABEL_MANAGED;
@@ -43,6 +47,25 @@ const ENGINE_SOCKETS: [&str; 4] = [
     "/run/docker.sock",
     "/run/containerd/containerd.sock",
     "/run/podman/podman.sock",
+];
+/// The capabilities an engine gives a container by default: Docker's set
+/// (moby's `oci/caps/defaults.go`), which holds Podman's smaller default
+/// set (containers.conf's `default_capabilities`).
+const DEFAULT_CAPS: [&str; 14] = [
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
 ];
 /// Capabilities that break container isolation when added.
 const DANGEROUS_CAPS: [&str; 8] = [
@@ -211,7 +234,7 @@ fn decimal_size(bytes: u64) -> String {
 /// root, plaintext: a driver that never rotates (json-file without
 /// max-size, the engine's default) grows without bound; a bounded one
 /// still keeps its last few MB, noted for the record.
-fn check_log(c: &Value, name: &str, out: &mut Findings) {
+fn check_log(c: &Value, name: &str, podman: bool, out: &mut Findings) {
     let driver = str_at(c, "/HostConfig/LogConfig/Type").unwrap_or_default();
     let option = |key: &str| {
         str_at(c, &format!("/HostConfig/LogConfig/Config/{key}")).filter(|v| !v.is_empty())
@@ -238,6 +261,20 @@ fn check_log(c: &Value, name: &str, out: &mut Findings) {
             return;
         }
     };
+    let podman_unreported = podman
+        && c.pointer("/HostConfig/LogConfig/Config")
+            .map_or(true, Value::is_null);
+    if podman_unreported {
+        out.add(
+            "container.log-limits-unreported",
+            Severity::Info,
+            "Podman's compatible API does not report the log's limits",
+            format!("{name}: HostConfig.LogConfig is {driver} with no options{place}"),
+            "`podman inspect` shows LogConfig.Size (safeclaw asks for max-size; Podman keeps one file, it has no max-file)",
+            "safeclaw (docs/engines.md)",
+        );
+        return;
+    }
     let Some(size) = option("max-size").or(default_size) else {
         out.add(
             "container.log-unbounded",
@@ -298,7 +335,12 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         .iter()
         .map(|x| cap_name(x))
         .collect();
-    if !dropped.iter().any(|d| d == "ALL") {
+    let added_any = !strings_at(c, "/HostConfig/CapAdd").is_empty();
+    // Podman records `--cap-drop ALL` as the list of what it dropped: every
+    // capability of the default set dropped and none added is the same.
+    let all_dropped = dropped.iter().any(|d| d == "ALL")
+        || (!added_any && DEFAULT_CAPS.iter().all(|d| dropped.iter().any(|x| x == d)));
+    if !all_dropped {
         out.add(
             "container.capabilities-not-dropped",
             Severity::Medium,
@@ -546,7 +588,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         );
     }
 
-    check_log(c, name, &mut out);
+    check_log(c, name, s.podman, &mut out);
 
     // Secrets visible to anyone who can inspect the container.
     for entry in strings_at(c, "/Config/Env") {
@@ -750,6 +792,7 @@ mod tests {
             image: None,
             changes: &changes,
             pinned_image_ids: None,
+            podman: false,
         };
         let found = check(&s);
         let got = ids(&found);
@@ -803,6 +846,7 @@ mod tests {
             image: None,
             changes: &[],
             pinned_image_ids: Some(&pinned),
+            podman: false,
         };
         let got = check(&s);
         let got = ids(&got);
@@ -852,6 +896,7 @@ mod tests {
             image: None,
             changes: &[],
             pinned_image_ids: None,
+            podman: false,
         };
         check(&s)
             .into_iter()
@@ -941,6 +986,7 @@ mod tests {
             image: None,
             changes: &[],
             pinned_image_ids: None,
+            podman: false,
         };
         assert!(!ids(&check(&s))
             .iter()
@@ -952,7 +998,72 @@ mod tests {
             image: None,
             changes: &[],
             pinned_image_ids: None,
+            podman: false,
         };
         assert!(ids(&check(&s)).contains(&"container.state-plaintext-mount"));
+    }
+
+    /// Podman 4.3.1's compatible inspect of a container safeclaw started
+    /// (measured): capabilities as the list it dropped, the log's options
+    /// left out.
+    fn podman_inspect(cap_add: Value) -> Value {
+        json!({
+            "Name": "/safeclaw",
+            "Config": { "User": "10001:10001", "Image": "x:1" },
+            "HostConfig": {
+                "CapDrop": ["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",
+                            "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID",
+                            "SETPCAP", "SETUID", "SYS_CHROOT"],
+                "CapAdd": cap_add,
+                "SecurityOpt": ["no-new-privileges"],
+                "ReadonlyRootfs": true,
+                "LogConfig": { "Type": "json-file", "Config": null }
+            }
+        })
+    }
+
+    #[test]
+    fn podman_s_way_of_reporting_a_hardened_container_is_not_a_finding() {
+        let inspect = podman_inspect(json!([]));
+        let s = Subject {
+            inspect: &inspect,
+            image: None,
+            changes: &[],
+            pinned_image_ids: None,
+            podman: true,
+        };
+        let found = check(&s);
+        let found = ids(&found);
+        for absent in [
+            "container.capabilities-not-dropped",
+            "container.new-privileges",
+            "container.log-unbounded",
+        ] {
+            assert!(!found.contains(&absent), "{found:?}");
+        }
+        assert!(
+            found.contains(&"container.log-limits-unreported"),
+            "{found:?}"
+        );
+        // The same record from Docker would mean a log without a cap.
+        let docker = Subject { podman: false, ..s };
+        assert!(ids(&check(&docker)).contains(&"container.log-unbounded"));
+        // A capability added back is not "all dropped", whatever the list.
+        let inspect = podman_inspect(json!(["NET_RAW"]));
+        let added = Subject {
+            inspect: &inspect,
+            podman: true,
+            ..docker
+        };
+        assert!(ids(&check(&added)).contains(&"container.capabilities-not-dropped"));
+        // Most of the default set dropped is not all of it.
+        let mut partial = podman_inspect(json!([]));
+        partial["HostConfig"]["CapDrop"] = json!(["CHOWN", "KILL"]);
+        let partial_s = Subject {
+            inspect: &partial,
+            podman: true,
+            ..docker
+        };
+        assert!(ids(&check(&partial_s)).contains(&"container.capabilities-not-dropped"));
     }
 }

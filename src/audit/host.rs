@@ -224,7 +224,7 @@ pub fn check_engine(e: &EngineFacts) -> Vec<Finding> {
             "host.engine-rootful",
             Severity::Info,
             "the engine runs as root: its socket and the docker group are root-equivalent",
-            "SecurityOptions has no name=rootless".to_string(),
+            "the engine runs as root (no name=rootless in its SecurityOptions; for Podman, its socket is root's)".to_string(),
             "consider rootless Docker or Podman; keep the docker group to yourself",
             "CIS Docker 1.x",
         );

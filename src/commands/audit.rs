@@ -47,11 +47,16 @@ pub fn run(args: AuditArgs, printer: &Printer) -> Result<()> {
         Ok(docker) => {
             // Found once, for the subject line and the socket checks.
             let at = engine::endpoint().ok();
+            let described = rt.block_on(engine::describe(&docker, at.as_ref())).ok();
+            let what = described
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
             subjects.push(match &at {
-                Some(at) => format!("engine {} ({})", at.url, at.origin),
-                None => "engine".into(),
+                Some(at) => format!("engine {} ({}){what}", at.url, at.origin),
+                None => format!("engine{what}"),
             });
-            findings.extend(rt.block_on(engine_findings(&docker, at.as_ref())));
+            findings.extend(engine_findings(at.as_ref(), described.as_ref()));
             let name = args
                 .container
                 .clone()
@@ -126,25 +131,19 @@ fn engine_env() -> (Option<String>, bool) {
     (docker_host, tls_verify)
 }
 
-async fn engine_findings(
-    docker: &Docker,
+fn engine_findings(
     at: Option<&crate::engine_endpoint::Endpoint>,
+    described: Option<&engine::Description>,
 ) -> Vec<Finding> {
     let (docker_host, tls_verify) = engine_env();
     // The socket actually used (a context's, a rootless one), not only
     // DOCKER_HOST's.
     let socket = at.and_then(|at| at.url.strip_prefix("unix://").map(PathBuf::from));
-    let rootless = docker.info().await.ok().map(|info| {
-        info.security_options
-            .unwrap_or_default()
-            .iter()
-            .any(|o| o.contains("name=rootless"))
-    });
     audit::host::check_engine(&audit::host::EngineFacts {
         docker_host: docker_host.as_deref(),
         tls_verify,
         socket: socket.as_deref().filter(|p| p.exists()),
-        rootless,
+        rootless: described.map(|d| d.rootless),
     })
 }
 
@@ -194,6 +193,10 @@ async fn container_findings(
         image: image.as_ref(),
         changes: &changes,
         pinned_image_ids: pinned.as_deref(),
+        podman: matches!(
+            engine::kind(docker).await,
+            Ok(crate::container_spec::Engine::Podman { .. })
+        ),
     };
     let mut out = audit::container::check(&subject);
     out.extend(audit::container::check_image(&subject));

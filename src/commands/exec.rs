@@ -265,3 +265,53 @@ pub async fn follow_logs(docker: &Docker, name: &str, follow: bool) -> Result<()
     );
     copy_output(stream).await
 }
+
+/// How the container's health was learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthSource {
+    /// The engine's own record of its periodic checks.
+    Engine,
+    /// The image's check, run once now by safeclaw: Podman runs health
+    /// checks from systemd timers, so without systemd (inside a container,
+    /// on some WSL set-ups) its record stays `starting` for ever.
+    RunNow,
+}
+
+/// The container's health: the engine's record, or, where that record
+/// cannot move (Podman, `starting`), the image's own check run once now.
+pub async fn health(
+    docker: &Docker,
+    name: &str,
+    inspected: &bollard::models::ContainerInspectResponse,
+    engine: crate::container_spec::Engine,
+) -> Result<(String, HealthSource)> {
+    let state = inspected.state.clone().unwrap_or_default();
+    let recorded = state
+        .health
+        .and_then(|h| h.status)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "none".into());
+    let running = state.running == Some(true);
+    let podman = matches!(engine, crate::container_spec::Engine::Podman { .. });
+    if !(podman && running && recorded == "starting") {
+        return Ok((recorded, HealthSource::Engine));
+    }
+    let test = inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.clone())
+        .unwrap_or_default();
+    let cmd = match test.split_first() {
+        Some((kind, argv)) if kind == "CMD" && !argv.is_empty() => argv.to_vec(),
+        Some((kind, line)) if kind == "CMD-SHELL" && line.len() == 1 => {
+            vec!["/bin/sh".into(), "-c".into(), line[0].clone()]
+        }
+        _ => return Ok((recorded, HealthSource::Engine)),
+    };
+    // The check's output is the container's, hence hostile: only its exit
+    // code is kept.
+    let (code, _) = exec_capture(docker, name, cmd, 0).await?;
+    let status = if code == 0 { "healthy" } else { "unhealthy" };
+    Ok((status.into(), HealthSource::RunNow))
+}

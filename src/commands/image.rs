@@ -155,17 +155,40 @@ pub struct Loaded {
 /// the same bytes, then checks that the engine's image under every
 /// reference the archive names is the one whose config was streamed.
 pub async fn load_archive(docker: &Docker, path: &Path, printer: &Printer) -> Result<Loaded> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
     let size = file
         .metadata()
         .map_err(|e| Error::io("reading", path, e))?
         .len();
     let bar = printer.bar(size, "loading");
+    let counted = Counted {
+        inner: BufReader::with_capacity(1 << 16, file),
+        bar: bar.clone(),
+    };
+    // Podman 4's compatible load takes a plain docker-archive only (gzip:
+    // "payload does not match any of the supported image formats"): it is
+    // sent decompressed. The indexer reads either.
+    let podman = matches!(
+        engine::kind(docker).await?,
+        crate::container_spec::Engine::Podman { .. }
+    );
+    let mut counted = counted;
+    let gzip = counted
+        .inner
+        .fill_buf()
+        .map_err(|e| Error::io("reading", path, e))?
+        .starts_with(&docker_archive::GZIP_MAGIC);
+    let mut file: Box<dyn Read + Send> = if podman && gzip {
+        Box::new(flate2::bufread::MultiGzDecoder::new(BufReader::new(
+            counted,
+        )))
+    } else {
+        Box::new(counted)
+    };
     // The indexer reads what the engine is sent, through a bounded channel:
     // memory stays at a few MiB whatever the archive's size.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     let indexer = std::thread::spawn(move || index_stream(ChannelReader::new(rx)));
-    let progress = bar.clone();
     let chunks = futures_util::stream::iter(std::iter::from_fn(move || {
         // Ctrl-C aborts the upload; the engine discards a partial load.
         if crate::interrupt::requested() {
@@ -176,7 +199,6 @@ pub async fn load_archive(docker: &Docker, path: &Path, printer: &Printer) -> Re
             Ok(0) => None,
             Ok(n) => {
                 buf.truncate(n);
-                progress.inc(n as u64);
                 // A finished or failed indexer stops listening; its verdict
                 // is read after the load.
                 let _ = tx.send(buf.clone());
@@ -214,6 +236,20 @@ pub async fn load_archive(docker: &Docker, path: &Path, printer: &Printer) -> Re
     })?;
     loaded?;
     check_loaded(docker, path, index).await
+}
+
+/// A reader that moves the progress bar by what it reads from the file.
+struct Counted<R> {
+    inner: R,
+    bar: indicatif::ProgressBar,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
 }
 
 /// After a load, the engine's image under every reference the archive
@@ -329,7 +365,7 @@ async fn root_blob(docker: &Docker, reference: &str, id: &str) -> Result<Option<
 fn index_stream<R: Read>(reader: R) -> std::result::Result<ArchiveIndex, String> {
     let mut reader = BufReader::with_capacity(1 << 16, reader);
     let head = reader.fill_buf().map_err(|e| format!("reading: {e}"))?;
-    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    let gzip = head.starts_with(&docker_archive::GZIP_MAGIC);
     let result = if gzip {
         docker_archive::index(flate2::bufread::MultiGzDecoder::new(&mut reader))
     } else {

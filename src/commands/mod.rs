@@ -1,7 +1,7 @@
 //! One module per command, each a `run(args, printer)`.
 
 mod audit;
-pub(crate) mod exec;
+pub mod exec;
 mod image;
 mod onboard;
 mod start;

@@ -353,10 +353,12 @@ pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<Stri
     let docker = engine::connect().await?;
     remove_stale(&docker, name).await?;
     let kind = engine::kind(&docker).await?;
+    let body = container_spec::create_body(spec, kind);
+    let asked = body.host_config.clone().unwrap_or_default();
     let created = docker
         .create_container(
             Some(CreateContainerOptionsBuilder::new().name(name).build()),
-            container_spec::create_body(spec, kind),
+            body,
         )
         .await
         .map_err(|e| match e {
@@ -368,7 +370,11 @@ pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<Stri
         })?;
     // From here on by ID: the name could be given to another container
     // (removed and re-created by someone else) between two requests.
-    match hand_over(&docker, &created.id, name, key).await {
+    let handed = match check_recorded(&docker, &created.id, name, &asked).await {
+        Ok(()) => hand_over(&docker, &created.id, name, key).await,
+        Err(e) => Err(e),
+    };
+    match handed {
         Ok(()) => Ok(created.id),
         Err(e) => {
             // No half-started container: it holds nothing, remove it.
@@ -381,6 +387,34 @@ pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<Stri
             Err(e)
         }
     }
+}
+
+/// The created container as the engine recorded it must be as hardened as
+/// asked: an engine that drops a limit without an error gets no key.
+async fn check_recorded(
+    docker: &Docker,
+    id: &str,
+    name: &str,
+    asked: &bollard::models::HostConfig,
+) -> Result<()> {
+    let recorded = docker
+        .inspect_container(id, None)
+        .await
+        .map_err(|e| engine::failed("inspecting", name, e))?
+        .host_config
+        .unwrap_or_default();
+    let weakened = container_spec::weakened(asked, &recorded);
+    if weakened.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        Class::Engine,
+        format!(
+            "the engine created {name} without {}: it is removed and nothing was handed to it",
+            weakened.join(", ")
+        ),
+    )
+    .with_hint("rootless Podman on cgroups v1 ignores memory and process limits: boot with cgroups v2 (systemd.unified_cgroup_hierarchy=1), or use rootful Podman or Docker (docs/engines.md)"))
 }
 
 /// A container of that name that safeclaw made and that is not running is

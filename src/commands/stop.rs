@@ -112,24 +112,30 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
     if let Some(g) = generation {
         crate::rollback::warn_if_older(&vault_path, g, printer);
     }
-    let (inspected, checkpoint) = engine::runtime()?.block_on(async {
+    let (inspected, health, described, checkpoint) = engine::runtime()?.block_on(async {
         let docker = engine::connect().await?;
         let inspected = docker
             .inspect_container(&name, None)
             .await
             .map_err(|e| engine::failed("inspecting", &name, e))?;
-        Ok::<_, Error>((inspected, last_checkpoint(&docker, &name).await))
+        let kind = engine::kind(&docker).await?;
+        let health = super::exec::health(&docker, &name, &inspected, kind).await?;
+        let described = engine::describe(&docker, engine::endpoint().ok().as_ref())
+            .await
+            .ok();
+        Ok::<_, Error>((
+            inspected,
+            health,
+            described,
+            last_checkpoint(&docker, &name).await,
+        ))
     })?;
+    let (health, health_source) = health;
     let state = inspected.state.unwrap_or_default();
     let status = state
         .status
         .map(|s| s.to_string())
         .unwrap_or_else(|| "unknown".into());
-    let health = state
-        .health
-        .and_then(|h| h.status)
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| "none".into());
     let image = inspected.config.and_then(|c| c.image).unwrap_or_default();
     let started = state.started_at.unwrap_or_default();
     let running = status == "running";
@@ -144,6 +150,11 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
     let mut text = format!(
         "{name}: {status}, health {health}, image {image}, started {started}, restarts {restarts}"
     );
+    if health_source == super::exec::HealthSource::RunNow {
+        text.push_str(
+            " (checked now: this Podman runs no health checks of its own without systemd)",
+        );
+    }
     if let Some((generation, pause)) = &checkpoint {
         text.push_str(&format!(
             ", last checkpoint generation {generation} (gateway paused {pause} ms)"
@@ -152,6 +163,9 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
     let at = engine::endpoint().ok();
     if let Some(at) = &at {
         text.push_str(&format!("\nengine {} ({})", at.url, at.origin));
+        if let Some(d) = &described {
+            text.push_str(&format!(": {d}"));
+        }
     }
     if status == "exited" && exit != 0 {
         text.push_str(&format!(
@@ -160,10 +174,14 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
     }
     printer.result(
         &text,
-        json!({ "ok": true, "name": name, "state": status, "health": health, "image": image,
+        json!({ "ok": true, "name": name, "state": status, "health": health,
+                "health_checked_now": health_source == super::exec::HealthSource::RunNow, "image": image,
                 "started_at": started, "uptime_seconds": uptime, "restarts": restarts, "exit_code": exit,
                 "vault": vault_path, "vault_generation": generation,
-                "engine": at.map(|a| json!({ "url": a.url, "from": a.origin.to_string() })),
+                "engine": at.map(|a| json!({ "url": a.url, "from": a.origin.to_string(),
+                    "product": described.as_ref().map(|d| &d.product),
+                    "image_store": described.as_ref().map(|d| &d.store),
+                    "rootless": described.as_ref().map(|d| d.rootless) })),
                 "last_checkpoint": checkpoint.map(|(g, p)| json!({"generation": g, "pause_ms": p})) }),
     );
     Ok(())

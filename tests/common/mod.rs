@@ -333,14 +333,18 @@ pub fn image_store(rt: &tokio::runtime::Runtime, docker: &Docker) -> ImageStore 
 
 pub fn wait_healthy(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
     let start = Instant::now();
+    let kind = rt.block_on(safeclaw::engine::kind(docker)).unwrap();
     loop {
         // The container may not exist yet (`run` is still unlocking).
-        let c = rt.block_on(docker.inspect_container(name, None)).ok();
-        let health = c
-            .and_then(|c| c.state)
-            .and_then(|s| s.health)
-            .and_then(|h| h.status)
-            .map(|s| s.to_string());
+        // Where the engine's record cannot move (Podman without systemd),
+        // safeclaw's own reading runs the image's check, as `status` does.
+        let health = rt.block_on(async {
+            let c = docker.inspect_container(name, None).await.ok()?;
+            safeclaw::commands::exec::health(docker, name, &c, kind)
+                .await
+                .ok()
+                .map(|(h, _)| h)
+        });
         if health.as_deref() == Some("healthy") {
             return;
         }
@@ -389,4 +393,55 @@ pub fn proc_texts() -> Vec<(PathBuf, Vec<u8>)> {
 
 pub fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// The container's writable layer on the host: overlay2 names it in
+/// GraphDriver; the containerd store leaves that empty (and Podman's
+/// differs), but on every engine it is the `upperdir` of the root mount of
+/// the container's first process.
+pub fn writable_layer(c: &bollard::models::ContainerInspectResponse) -> String {
+    if let Some(upper) = c
+        .graph_driver
+        .as_ref()
+        .and_then(|g| g.data.get("UpperDir").cloned())
+    {
+        return upper;
+    }
+    let pid = c
+        .state
+        .as_ref()
+        .and_then(|s| s.pid)
+        .expect("a running container");
+    root_upperdir(pid)
+}
+
+/// The overlay `upperdir` of the root mount of process `pid`, from
+/// /proc/PID/mountinfo (the mount at `/` in its mount namespace).
+fn root_upperdir(pid: i64) -> String {
+    let info = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let root = info
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no root mount in {info}"));
+    root.split(" - ")
+        .nth(1)
+        .and_then(|tail| tail.split_whitespace().nth(2))
+        .and_then(|options| {
+            options
+                .split(',')
+                .find_map(|o| o.strip_prefix("upperdir=").map(str::to_string))
+        })
+        .unwrap_or_else(|| panic!("the root mount is not an overlay: {root}"))
+}
+
+/// Where the engine keeps its containers' files (logs, config): under its
+/// data root, which is not /var/lib/docker on every engine (the CI's
+/// containerd-store engine has its own).
+pub fn engine_containers_dir(rt: &tokio::runtime::Runtime, docker: &Docker) -> PathBuf {
+    let root = rt
+        .block_on(docker.info())
+        .unwrap()
+        .docker_root_dir
+        .expect("the engine names its data root");
+    Path::new(&root).join("containers")
 }

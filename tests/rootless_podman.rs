@@ -1,0 +1,218 @@
+//! safeclaw on rootless Podman, run as the unprivileged user who owns it:
+//! the engine is found at the user's own socket, described as rootless
+//! (the good answer to `host.engine-rootful`), and a start where the engine
+//! would drop the memory and process limits (rootless on cgroups v1, as on
+//! this machine) is refused with nothing left behind, never run weaker.
+//!
+//! Needs root (to act as that user) and the user's service:
+//! `SAFECLAW_TEST_ROOTLESS_USER=$(.ci/engine-podman.sh --rootless)`.
+//! Skipped without it on a developer machine, a failure in CI.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Output;
+
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveImageOptionsBuilder};
+use bollard::Docker;
+use common::*;
+
+/// Who the rootless engine belongs to, with their uid, home and runtime
+/// directory.
+struct RootlessUser {
+    name: String,
+    uid: u32,
+    runtime_dir: String,
+}
+
+impl RootlessUser {
+    fn from_env() -> Option<Self> {
+        let Ok(name) = std::env::var("SAFECLAW_TEST_ROOTLESS_USER") else {
+            skip_unless_ci(
+                "SAFECLAW_TEST_ROOTLESS_USER is not set (.ci/engine-podman.sh --rootless)",
+            );
+            return None;
+        };
+        if !rustix::process::geteuid().is_root() {
+            skip_unless_ci("acting as the rootless user needs root");
+            return None;
+        }
+        let id = std::process::Command::new("id")
+            .args(["-u", &name])
+            .output()
+            .unwrap();
+        assert!(id.status.success(), "no user {name}");
+        let uid: u32 = String::from_utf8(id.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        Some(RootlessUser {
+            runtime_dir: format!("/run/user/{uid}"),
+            name,
+            uid,
+        })
+    }
+
+    fn socket(&self) -> String {
+        format!("{}/podman/podman.sock", self.runtime_dir)
+    }
+
+    /// `safeclaw ARGS` as this user, in a clean environment as a login
+    /// would give it: the engine is found, not named.
+    fn safeclaw(&self, home: &Path, args: &[&str]) -> Output {
+        std::process::Command::new("runuser")
+            .args(["-u", &self.name, "--", "env", "-i"])
+            .arg(format!("HOME={}", home.display()))
+            .arg(format!("SAFECLAW_HOME={}", home.join("safeclaw").display()))
+            .arg(format!("XDG_RUNTIME_DIR={}", self.runtime_dir))
+            .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+            .arg(env!("CARGO_BIN_EXE_safeclaw"))
+            .args(args)
+            .current_dir(home)
+            .output()
+            .unwrap()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn rootless_podman_is_found_described_and_never_runs_a_weaker_container() {
+    let Some(user) = RootlessUser::from_env() else {
+        return;
+    };
+    let rt = safeclaw::engine::runtime().unwrap();
+    // Root reaches the user's socket directly, to build the image in the
+    // user's own store; safeclaw itself runs as the user.
+    let docker =
+        Docker::connect_with_unix(&user.socket(), 120, bollard::API_DEFAULT_VERSION).unwrap();
+    let info = rt.block_on(docker.info()).unwrap();
+    let cgroups_v1 = info.cgroup_version.map(|v| v.to_string()).as_deref() == Some("1");
+    let image = format!("safeclaw-standin:rootless-{}", std::process::id());
+    let name = format!("sc-rootless-{}", std::process::id());
+    build_standin(&rt, &docker, &image);
+
+    // A home the user owns, with a vault made by the user.
+    let dir = tempfile::TempDir::new().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir(&home).unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+    let state = home.join("state");
+    fs::create_dir(&state).unwrap();
+    fs::write(state.join("openclaw.json"), b"{}").unwrap();
+    pw_file(&home, "pw", b"rootless-password\r\n");
+    let chown = std::process::Command::new("chown")
+        .args(["-R", &format!("{}:{}", user.uid, user.uid)])
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut create = vec![
+            "vault",
+            "create",
+            "--from",
+            "state",
+            "--password-file",
+            "pw",
+        ];
+        create.extend(FAST_KDF);
+        let created = user.safeclaw(&home, &create);
+        assert!(created.status.success(), "{}", text(&created));
+
+        // Found at $XDG_RUNTIME_DIR/podman/podman.sock and described.
+        let audit = user.safeclaw(&home, &["audit", "--json"]);
+        let report: serde_json::Value =
+            serde_json::from_slice(&audit.stdout).unwrap_or_else(|_| panic!("{}", text(&audit)));
+        let subjects = report["subjects"].to_string();
+        assert!(
+            subjects.contains(&user.socket())
+                && subjects.contains("Podman")
+                && subjects.contains("rootless"),
+            "{subjects}"
+        );
+        assert!(
+            !report["findings"]
+                .to_string()
+                .contains("host.engine-rootful"),
+            "{report}"
+        );
+
+        let started = user.safeclaw(
+            &home,
+            &[
+                "start",
+                "--name",
+                &name,
+                "--image",
+                &image,
+                "--password-file",
+                "pw",
+            ],
+        );
+        if cgroups_v1 {
+            // The engine accepts the limits and drops them: refused, the
+            // container removed, nothing handed over.
+            assert_eq!(started.status.code(), Some(5), "{}", text(&started));
+            let err = String::from_utf8_lossy(&started.stderr);
+            assert!(
+                err.contains("without the memory limit") && err.contains("the process limit"),
+                "{err}"
+            );
+            assert!(err.contains("cgroups v2"), "{err}");
+        } else {
+            assert!(started.status.success(), "{}", text(&started));
+            let stopped = user.safeclaw(&home, &["stop", "--name", &name]);
+            assert!(stopped.status.success(), "{}", text(&stopped));
+        }
+        let left = rt
+            .block_on(
+                docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).build())),
+            )
+            .unwrap();
+        let ours = left
+            .iter()
+            .filter(|c| {
+                c.names
+                    .iter()
+                    .flatten()
+                    .any(|n| n.trim_start_matches('/') == name)
+            })
+            .count();
+        assert_eq!(ours, 0, "a container was left");
+    }));
+
+    rt.block_on(async {
+        let _ = docker
+            .remove_container(
+                &name,
+                Some(
+                    bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+                        .force(true)
+                        .build(),
+                ),
+            )
+            .await;
+        let _ = docker
+            .remove_image(
+                &image,
+                Some(RemoveImageOptionsBuilder::new().force(true).build()),
+                None,
+            )
+            .await;
+    });
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
