@@ -98,11 +98,14 @@ fn main() {
             .stdin
             .take()
             .unwrap()
-            .write_all(safeclaw::guard::key_line(&key).as_bytes())
+            .write_all(safeclaw::runtime::guard::key_line(&key).as_bytes())
             .unwrap();
         let mut lines = BufReader::new(guard.stdout.take().unwrap()).lines();
         let ready = lines.next().unwrap().unwrap();
-        assert!(ready.starts_with(safeclaw::guard::READY), "{ready}");
+        assert!(
+            ready.starts_with(safeclaw::runtime::guard::READY),
+            "{ready}"
+        );
         let runs = 5;
         let (mut pauses, mut seals) = (Vec::new(), Vec::new());
         for _ in 0..runs {
@@ -113,7 +116,7 @@ fn main() {
             let start = Instant::now();
             loop {
                 let line = lines.next().unwrap().unwrap();
-                if let Some(rest) = line.strip_prefix(safeclaw::guard::CHECKPOINT) {
+                if let Some(rest) = line.strip_prefix(safeclaw::runtime::guard::CHECKPOINT) {
                     let field = |name: &str| -> f64 {
                         rest.split_whitespace()
                             .find_map(|w| w.strip_prefix(name))

@@ -67,8 +67,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rt = safeclaw::engine::runtime().unwrap();
-    let Ok(docker) = rt.block_on(safeclaw::engine::connect()) else {
+    let rt = safeclaw::runtime::engine::runtime().unwrap();
+    let Ok(docker) = rt.block_on(safeclaw::runtime::engine::connect()) else {
         println!("image_load: no Docker engine, nothing measured");
         return;
     };

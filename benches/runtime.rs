@@ -69,7 +69,7 @@ async fn start_plain(docker: &Docker, name: &str, image: &str, state: &Path) {
             ContainerCreateBody {
                 image: Some(image.to_string()),
                 // The state's gateway lease names its host (as under safeclaw).
-                hostname: Some(safeclaw::container_spec::HOSTNAME.into()),
+                hostname: Some(safeclaw::runtime::spec::HOSTNAME.into()),
                 user: Some("0:0".into()),
                 entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
                 cmd: Some(vec!["gateway".into(), "run".into()]),
@@ -118,8 +118,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rt = safeclaw::engine::runtime().unwrap();
-    let docker = match rt.block_on(safeclaw::engine::connect()) {
+    let rt = safeclaw::runtime::engine::runtime().unwrap();
+    let docker = match rt.block_on(safeclaw::runtime::engine::connect()) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("no Docker engine: {}", e.message);

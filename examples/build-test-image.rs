@@ -14,8 +14,8 @@ fn main() {
             &profile_dir.join("safeclaw"),
             &profile_dir.join("openclaw-standin"),
         )?;
-        safeclaw::engine::runtime()?.block_on(async {
-            let docker = safeclaw::engine::connect().await?;
+        safeclaw::runtime::engine::runtime()?.block_on(async {
+            let docker = safeclaw::runtime::engine::connect().await?;
             safeclaw::image_build::build(&docker, "safeclaw-standin:test", &files).await
         })
     })();

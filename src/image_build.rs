@@ -13,10 +13,10 @@ use bollard::query_parameters::BuildImageOptionsBuilder;
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use crate::container_spec::{
+use crate::error::{Class, Error, Result};
+use crate::runtime::layout::{
     CHECKPOINT_DIR, FALLBACK_UID, HOME_DIR, SAFECLAW_IN_IMAGE, STATE_DIR, VAULT_DIR,
 };
-use crate::error::{Class, Error, Result};
 
 /// One path of the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +86,7 @@ pub async fn build(docker: &Docker, tag: &str, files: &Files) -> Result<()> {
 }
 
 /// Builds `tag` from `recipe`. The image declares no secrets, no ports, no
-/// volumes; runtime hardening is in `container_spec`. The build context is
+/// volumes; runtime hardening is in `runtime::spec`. The build context is
 /// written to a temporary file first (it holds no secret: program files
 /// only) and streamed from there, so a large image costs no memory.
 pub async fn build_recipe(

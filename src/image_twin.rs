@@ -13,9 +13,9 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::container_spec::SAFECLAW_IN_IMAGE;
 use crate::error::{Error, Result};
 use crate::image_build::{add_binary, Entry, Files, Recipe};
+use crate::runtime::layout::SAFECLAW_IN_IMAGE;
 
 pub const OPENCLAW_VERSION: &str = "2026.9.6";
 pub const NODE_VERSION: &str = "24.21.0";
@@ -168,7 +168,7 @@ pub fn recipe(install: &Path, safeclaw: &Path, busybox: &Path) -> Result<Recipe>
     for legacy in LEGACY_STATE_DIRS {
         files.insert(
             legacy.to_string(),
-            Entry::Symlink(crate::container_spec::STATE_DIR.into()),
+            Entry::Symlink(crate::runtime::layout::STATE_DIR.into()),
         );
     }
     // OpenClaw's launcher starts with `#!/usr/bin/env node`.

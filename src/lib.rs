@@ -7,7 +7,7 @@
 //! - `cli.rs`: the command line; `commands/`: one module per command;
 //! - `error.rs`: failure classes and exit codes; `printer.rs`: all output;
 //! - `password.rs`: password input; `no_dumps.rs`: keys out of core dumps; `private_fs.rs`: atomic, private files;
-//! - `guard.rs`: PID 1 in the container; `container_spec.rs`: its hardening;
+//! - `runtime/`: the engine, the hardened container, the guard (PID 1 in it);
 //! - `audit/`: the checks of `safeclaw audit`, pure over what was gathered;
 //! - `image_build.rs`, `image_twin.rs`: images built through the Engine API;
 //! - `image_pin.rs`, `docker_archive.rs`, `nix_store_path.rs`: the pinned Nix
@@ -19,13 +19,9 @@
 pub mod audit;
 pub mod cli;
 pub mod commands;
-pub mod container_spec;
 pub mod docker_archive;
-pub mod engine;
-pub mod engine_endpoint;
 pub mod env_vars;
 pub mod error;
-pub mod guard;
 pub mod image_build;
 pub mod image_identity;
 pub mod image_pin;
@@ -40,5 +36,6 @@ pub mod paths;
 pub mod printer;
 pub mod private_fs;
 pub mod rollback;
+pub mod runtime;
 pub mod vault;
 pub mod wipe;

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         safeclaw::interrupt::install();
     }
     let printer = Printer::new(cli.json, cli.quiet, cli.no_progress);
-    safeclaw::engine::use_engine(cli.engine.clone());
+    safeclaw::runtime::engine::use_engine(cli.engine.clone());
     // Every command may hold a password or a data key (`run` for days):
     // before any is read, no core dumps and no ptrace by the same user.
     if let Err(e) = safeclaw::no_dumps::forbid() {

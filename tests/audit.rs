@@ -99,12 +99,15 @@ fn run_like_the_guide(
     data: &Path,
     env: Vec<String>,
 ) {
-    let podman_limits = match rt.block_on(safeclaw::engine::kind(docker)).unwrap() {
-        safeclaw::container_spec::Engine::Podman {
+    let podman_limits = match rt
+        .block_on(safeclaw::runtime::engine::kind(docker))
+        .unwrap()
+    {
+        safeclaw::runtime::spec::Engine::Podman {
             max_files,
             max_processes,
         } => Some((max_files.min(1024) as i64, max_processes.min(4096) as i64)),
-        safeclaw::container_spec::Engine::Docker => None,
+        safeclaw::runtime::spec::Engine::Docker => None,
     };
     rt.block_on(async {
         docker
@@ -271,8 +274,9 @@ fn the_guides_container_gets_every_finding_it_deserves() {
         // Podman gives every container a process limit (containers.conf's
         // pids_limit, 2048); Docker gives none.
         let podman = matches!(
-            rt.block_on(safeclaw::engine::kind(&docker)).unwrap(),
-            safeclaw::container_spec::Engine::Podman { .. }
+            rt.block_on(safeclaw::runtime::engine::kind(&docker))
+                .unwrap(),
+            safeclaw::runtime::spec::Engine::Podman { .. }
         );
         assert_eq!(got.contains("container.no-pids-limit"), !podman, "{got:?}");
         let on_disk = report["findings"]

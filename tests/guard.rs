@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use safeclaw::guard;
 use safeclaw::password::Password;
+use safeclaw::runtime::guard;
 use safeclaw::vault::{crypto::DataKey, VaultFile};
 use tempfile::TempDir;
 

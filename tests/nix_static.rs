@@ -37,8 +37,8 @@ fn the_lock_pins_nixos_26_05_and_only_nixpkgs() {
 
 #[test]
 fn the_nix_image_has_the_twins_layout() {
-    use safeclaw::container_spec::{FALLBACK_UID, SAFECLAW_IN_IMAGE, STATE_DIR};
     use safeclaw::image_twin::{APP_DIR, LEGACY_STATE_DIRS};
+    use safeclaw::runtime::layout::{FALLBACK_UID, SAFECLAW_IN_IMAGE, STATE_DIR};
     let image = read("nix/image.nix");
     let has = |needle: &str| assert!(image.contains(needle), "nix/image.nix lacks {needle:?}");
     has(&format!("uid = \"{FALLBACK_UID}\""));

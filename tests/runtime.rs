@@ -199,8 +199,9 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
     let log = host.log_config.unwrap();
     assert_eq!(log.typ.as_deref(), Some("json-file"));
     let podman = matches!(
-        rt.block_on(safeclaw::engine::kind(docker)).unwrap(),
-        safeclaw::container_spec::Engine::Podman { .. }
+        rt.block_on(safeclaw::runtime::engine::kind(docker))
+            .unwrap(),
+        safeclaw::runtime::spec::Engine::Podman { .. }
     );
     // Podman keeps the size cap (its own inspect: "Size": "1MB") but its
     // compatible inspect shows no options (docs/engines.md).
@@ -403,7 +404,7 @@ fn a_root_start_hands_over_the_vault_and_not_what_a_planted_link_points_to() {
         f.start().success();
         let owner =
             |p: &Path| std::os::unix::fs::MetadataExt::uid(&fs::symlink_metadata(p).unwrap());
-        let handed = safeclaw::container_spec::FALLBACK_UID;
+        let handed = safeclaw::runtime::layout::FALLBACK_UID;
         assert_eq!(owner(&target), 0, "the link's target was handed over");
         assert_eq!(owner(&link), 0);
         assert_eq!(owner(&f.vault()), handed);

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::secrets;
 use super::{Area, Finding, Findings, Severity};
-use crate::container_spec::{LOG_MAX_FILES, LOG_MAX_SIZE_MB};
+use crate::runtime::spec::{LOG_MAX_FILES, LOG_MAX_SIZE_MB};
 
 /// What was gathered about one container.
 pub struct Subject<'a> {
@@ -27,7 +27,7 @@ pub struct Subject<'a> {
     pub podman: bool,
 }
 
-const SAFECLAW_LABEL: &str = crate::container_spec::LABEL_MANAGED;
+const SAFECLAW_LABEL: &str = crate::runtime::spec::LABEL_MANAGED;
 
 /// CIS 5.5: host directories a container must not mount.
 const SENSITIVE: [&str; 10] = [
@@ -949,7 +949,7 @@ mod tests {
 
     #[test]
     fn the_create_body_passes_its_own_log_check() {
-        let spec = crate::container_spec::Spec {
+        let spec = crate::runtime::spec::Spec {
             image: "x:1".into(),
             vault_dir: "/v".into(),
             vault_file: "openclaw.vault".into(),
@@ -964,7 +964,7 @@ mod tests {
             drain_secs: 30,
             labels: Vec::new(),
         };
-        let body = crate::container_spec::create_body(&spec, crate::container_spec::Engine::Docker);
+        let body = crate::runtime::spec::create_body(&spec, crate::runtime::spec::Engine::Docker);
         let found =
             log_findings(serde_json::to_value(body.host_config.unwrap().log_config).unwrap());
         assert_eq!(ids(&found), ["container.log-kept"]);

@@ -9,7 +9,7 @@ use super::{Area, Finding, Findings, Severity};
 /// The owner a safeclaw file may have: the user, or when the user is root
 /// the container's user safeclaw hands the vault to (start.rs).
 fn owner_ok(owner: u32, uid: u32) -> bool {
-    owner == uid || (uid == 0 && owner == crate::container_spec::FALLBACK_UID)
+    owner == uid || (uid == 0 && owner == crate::runtime::layout::FALLBACK_UID)
 }
 
 /// safeclaw's home (0700, ours) and every vault file in it (0600, ours).

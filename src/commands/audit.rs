@@ -10,10 +10,10 @@ use bollard::Docker;
 
 use crate::audit::{self, container::Subject, Area, Finding, Report, Severity};
 use crate::cli::AuditArgs;
-use crate::engine;
 use crate::env_vars;
 use crate::error::{Class, Error, Result};
 use crate::printer::Printer;
+use crate::runtime::engine;
 
 const DEFAULT_CONTAINER: &str = "openclaw";
 
@@ -132,7 +132,7 @@ fn engine_env() -> (Option<String>, bool) {
 }
 
 fn engine_findings(
-    at: Option<&crate::engine_endpoint::Endpoint>,
+    at: Option<&crate::runtime::endpoint::Endpoint>,
     described: Option<&engine::Description>,
 ) -> Vec<Finding> {
     let (docker_host, tls_verify) = engine_env();
@@ -195,7 +195,7 @@ async fn container_findings(
         pinned_image_ids: pinned.as_deref(),
         podman: matches!(
             engine::kind(docker).await,
-            Ok(crate::container_spec::Engine::Podman { .. })
+            Ok(crate::runtime::spec::Engine::Podman { .. })
         ),
     };
     let mut out = audit::container::check(&subject);

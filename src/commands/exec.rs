@@ -11,10 +11,10 @@ use futures_util::{Stream, StreamExt};
 use std::io::Write;
 
 use crate::cli::{ExecArgs, LogsArgs, PairCommand};
-use crate::container_spec::{HOME_DIR, STATE_DIR};
-use crate::engine;
 use crate::error::{Class, Error, Result};
 use crate::printer::Printer;
+use crate::runtime::engine;
+use crate::runtime::layout::{HOME_DIR, STATE_DIR};
 
 /// The channels OpenClaw pairs (`openclaw pairing`).
 const CHANNELS: [&str; 5] = ["telegram", "discord", "signal", "slack", "whatsapp"];
@@ -283,7 +283,7 @@ pub async fn health(
     docker: &Docker,
     name: &str,
     inspected: &bollard::models::ContainerInspectResponse,
-    engine: crate::container_spec::Engine,
+    engine: crate::runtime::spec::Engine,
 ) -> Result<(String, HealthSource)> {
     let state = inspected.state.clone().unwrap_or_default();
     let recorded = state
@@ -292,7 +292,7 @@ pub async fn health(
         .map(|s| s.to_string())
         .unwrap_or_else(|| "none".into());
     let running = state.running == Some(true);
-    let podman = matches!(engine, crate::container_spec::Engine::Podman { .. });
+    let podman = matches!(engine, crate::runtime::spec::Engine::Podman { .. });
     if !(podman && running && recorded == "starting") {
         return Ok((recorded, HealthSource::Engine));
     }

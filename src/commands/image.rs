@@ -13,12 +13,12 @@ use serde_json::json;
 
 use crate::cli::{ImageBuildArgs, ImageChoice, ImageLoadArgs};
 use crate::docker_archive::{self, ArchiveIndex};
-use crate::engine;
 use crate::error::{Class, Error, Result};
 use crate::image_identity::{self, Identity};
 use crate::image_pin::{self, Pin, Record};
 use crate::image_twin;
 use crate::printer::Printer;
+use crate::runtime::engine;
 
 /// The image a container will run, checked: with a pin, the engine must
 /// hold exactly the pinned image (it is loaded from the store when it does
@@ -170,7 +170,7 @@ pub async fn load_archive(docker: &Docker, path: &Path, printer: &Printer) -> Re
     // sent decompressed. The indexer reads either.
     let podman = matches!(
         engine::kind(docker).await?,
-        crate::container_spec::Engine::Podman { .. }
+        crate::runtime::spec::Engine::Podman { .. }
     );
     let mut counted = counted;
     let gzip = counted

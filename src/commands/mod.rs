@@ -6,7 +6,6 @@ mod image;
 mod onboard;
 mod start;
 mod stop;
-mod tty_exec;
 mod up;
 mod vault_create;
 mod vault_export;
@@ -45,11 +44,11 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Image(ImageCommand::Load(args)) => image::load(args, printer),
         Command::Image(ImageCommand::Show) => image::show(printer),
         Command::Audit(args) => audit::run(args, printer),
-        Command::Idle => std::process::exit(crate::guard::idle()),
-        Command::WriteSecret { path } => crate::guard::write_secret(&path),
-        Command::Guard(args) => std::process::exit(crate::guard::run(args.into())),
-        Command::Health => std::process::exit(crate::guard::health(
-            crate::container_spec::GATEWAY_HEALTH_ADDR,
+        Command::Idle => std::process::exit(crate::runtime::guard::idle()),
+        Command::WriteSecret { path } => crate::runtime::guard::write_secret(&path),
+        Command::Guard(args) => std::process::exit(crate::runtime::guard::run(args.into())),
+        Command::Health => std::process::exit(crate::runtime::guard::health(
+            crate::runtime::layout::GATEWAY_HEALTH_ADDR,
         )),
     }
 }

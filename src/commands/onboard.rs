@@ -16,11 +16,12 @@ use bollard::Docker;
 use serde_json::json;
 
 use crate::cli::{OnboardArgs, OnboardExtras};
-use crate::container_spec::{Limits, Spec, SAFECLAW_IN_IMAGE, STATE_DIR};
-use crate::engine;
 use crate::error::{Error, Result};
 use crate::password::{self, Confirm, Source};
 use crate::printer::Printer;
+use crate::runtime::engine;
+use crate::runtime::layout::{SAFECLAW_IN_IMAGE, STATE_DIR};
+use crate::runtime::spec::{Limits, Spec};
 use crate::vault::{self, crypto::DataKey, VaultFile};
 
 use super::exec::exec_in;
@@ -63,7 +64,7 @@ async fn remove_abandoned(docker: &Docker) {
             .iter()
             .any(|n| n.trim_start_matches('/').starts_with(CONTAINER_PREFIX));
         let labels = c.labels.unwrap_or_default();
-        if !ours || !labels.contains_key(crate::container_spec::LABEL_MANAGED) {
+        if !ours || !labels.contains_key(crate::runtime::spec::LABEL_MANAGED) {
             continue;
         }
         let alive = labels
@@ -316,7 +317,7 @@ async fn steps(
     let mut wizard = openclaw(&["onboard"]);
     wizard.extend(args.openclaw_args.iter().cloned());
     let code = if args.openclaw_args.is_empty() {
-        super::tty_exec::run(docker, name, wizard).await?
+        crate::runtime::tty::run(docker, name, wizard).await?
     } else {
         exec_in(docker, name, wizard, None, printer.json).await?
     };

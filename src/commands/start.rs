@@ -15,13 +15,13 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::StartArgs;
-use crate::container_spec::{self, Limits, Share, Spec};
-use crate::engine;
 use crate::error::{Class, Error, Result};
-use crate::guard;
 use crate::paths;
 use crate::printer::Printer;
 use crate::private_fs::{self, Kind};
+use crate::runtime::engine;
+use crate::runtime::guard;
+use crate::runtime::spec::{self, Limits, Share, Spec};
 use crate::vault::{crypto::DataKey, VaultFile};
 
 /// How long the guard may take to decrypt the vault and start the gateway.
@@ -273,7 +273,7 @@ pub(super) fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32
     if uid != 0 {
         return Ok((uid, gid));
     }
-    let id = container_spec::FALLBACK_UID;
+    let id = crate::runtime::layout::FALLBACK_UID;
     // The links in the directory's own path are the user's choice (the
     // container cannot write its parent): resolved here, so that only a
     // link inside it is refused.
@@ -335,7 +335,9 @@ fn parse_shares(specs: &[String]) -> Result<Vec<Share>> {
             };
             let host = std::fs::canonicalize(host)
                 .map_err(|e| Error::io("sharing", Path::new(host), e))?;
-            if !container.starts_with('/') || container.starts_with(container_spec::VAULT_DIR) {
+            if !container.starts_with('/')
+                || container.starts_with(crate::runtime::layout::VAULT_DIR)
+            {
                 return Err(Error::usage(format!(
                     "--share {s:?}: the container path must be absolute and not under /vault"
                 )));
@@ -353,7 +355,7 @@ pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<Stri
     let docker = engine::connect().await?;
     remove_stale(&docker, name).await?;
     let kind = engine::kind(&docker).await?;
-    let body = container_spec::create_body(spec, kind);
+    let body = spec::create_body(spec, kind);
     let asked = body.host_config.clone().unwrap_or_default();
     let created = docker
         .create_container(
@@ -403,7 +405,7 @@ async fn check_recorded(
         .map_err(|e| engine::failed("inspecting", name, e))?
         .host_config
         .unwrap_or_default();
-    let weakened = container_spec::weakened(asked, &recorded);
+    let weakened = spec::weakened(asked, &recorded);
     if weakened.is_empty() {
         return Ok(());
     }

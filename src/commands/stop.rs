@@ -1,20 +1,15 @@
 //! `safeclaw stop` and `safeclaw status`.
 
-use std::time::Duration;
-
 use bollard::query_parameters::{LogsOptionsBuilder, StopContainerOptionsBuilder};
 use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::cli::{ContainerArgs, StatusArgs};
-use crate::engine;
 use crate::error::{Error, Result};
-use crate::guard;
 use crate::printer::Printer;
-
-/// Time for the guard to stop the gateway (its drain budget is 30 s) and
-/// seal, before the engine kills everything.
-pub const STOP_BUDGET: Duration = Duration::from_secs(90);
+use crate::runtime::engine;
+use crate::runtime::guard;
+use crate::runtime::layout::STOP_BUDGET;
 
 pub fn stop(args: ContainerArgs, printer: &Printer) -> Result<()> {
     let name = args.name;

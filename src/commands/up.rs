@@ -5,9 +5,9 @@
 use serde_json::json;
 
 use crate::cli::{OnboardArgs, UpArgs};
-use crate::engine;
 use crate::error::Result;
 use crate::printer::Printer;
+use crate::runtime::engine;
 
 pub fn run(args: UpArgs, printer: &Printer) -> Result<()> {
     let name = args.start.container.name.clone();

@@ -227,9 +227,9 @@ fn rekey_kept(
 fn refuse_if_running(vault: &Path, printer: &Printer) -> Result<()> {
     let dir = crate::private_fs::parent_of(vault);
     let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io("reading", &dir, e))?;
-    let found = crate::engine::runtime()?.block_on(async {
-        let docker = crate::engine::connect().await?;
-        crate::engine::running_with_mount(&docker, &dir).await
+    let found = crate::runtime::engine::runtime()?.block_on(async {
+        let docker = crate::runtime::engine::connect().await?;
+        crate::runtime::engine::running_with_mount(&docker, &dir).await
     });
     match found {
         Ok(None) => Ok(()),

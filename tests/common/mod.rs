@@ -294,8 +294,8 @@ pub fn private_dir(path: &Path) {
 
 /// An engine, or None (skip) on a developer machine without one.
 pub fn engine() -> Option<(tokio::runtime::Runtime, Docker)> {
-    let rt = safeclaw::engine::runtime().unwrap();
-    match rt.block_on(safeclaw::engine::connect()) {
+    let rt = safeclaw::runtime::engine::runtime().unwrap();
+    match rt.block_on(safeclaw::runtime::engine::connect()) {
         Ok(docker) => Some((rt, docker)),
         Err(e) => {
             skip_unless_ci(&format!("no Docker engine ({})", e.message));
@@ -333,7 +333,9 @@ pub fn image_store(rt: &tokio::runtime::Runtime, docker: &Docker) -> ImageStore 
 
 pub fn wait_healthy(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
     let start = Instant::now();
-    let kind = rt.block_on(safeclaw::engine::kind(docker)).unwrap();
+    let kind = rt
+        .block_on(safeclaw::runtime::engine::kind(docker))
+        .unwrap();
     loop {
         // The container may not exist yet (`run` is still unlocking).
         // Where the engine's record cannot move (Podman without systemd),

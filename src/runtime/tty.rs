@@ -14,9 +14,9 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::container_spec::{HOME_DIR, STATE_DIR};
-use crate::engine;
 use crate::error::{Class, Error, Result};
+use crate::runtime::engine;
+use crate::runtime::layout::{HOME_DIR, STATE_DIR};
 
 /// Puts our terminal back as it was, whatever happens.
 struct RawMode(Option<rustix::termios::Termios>);

@@ -417,7 +417,7 @@ const SECRET_MAX: usize = 64 * 1024;
 pub fn write_secret(path: &std::path::Path) -> Result<()> {
     let state = std::env::var_os(crate::env_vars::OPENCLAW_STATE_DIR)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(crate::container_spec::STATE_DIR));
+        .unwrap_or_else(|| PathBuf::from(crate::runtime::layout::STATE_DIR));
     if !path.starts_with(&state)
         || path
             .components()

@@ -1,5 +1,5 @@
 //! The Docker Engine API, through bollard: connection to the engine
-//! `engine_endpoint` finds (`--engine`, DOCKER_HOST, the docker context,
+//! `endpoint` finds (`--engine`, DOCKER_HOST, the docker context,
 //! rootless and system sockets), refusing one the data key could cross a
 //! network to in clear, API version negotiation down to Debian's 20.10
 //! (API 1.41), and the one error users see when no engine answers.
@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use bollard::Docker;
 
-use crate::engine_endpoint::{self, Endpoint, Inputs};
+use super::endpoint::{self, Endpoint, Inputs};
 use crate::env_vars;
 use crate::error::{Class, Error, Result};
 
@@ -26,11 +26,7 @@ pub fn use_engine(url: Option<String>) {
 /// The engine to talk to, found as docs/engines.md says.
 pub fn endpoint() -> Result<Endpoint> {
     let inputs = Inputs::from_env(ENGINE_FLAG.get().cloned());
-    engine_endpoint::resolve(
-        &inputs,
-        &engine_endpoint::read_small,
-        &engine_endpoint::is_socket,
-    )
+    endpoint::resolve(&inputs, &endpoint::read_small, &endpoint::is_socket)
 }
 
 /// True when the environment asks for TLS to a TCP engine (the docker
@@ -150,8 +146,8 @@ pub async fn connect() -> Result<Docker> {
     let at = endpoint()?;
     // Before the first packet: a refused address is never dialled.
     let origin = match &at.origin {
-        engine_endpoint::Origin::Flag => "--engine".to_string(),
-        engine_endpoint::Origin::Context(name) => format!("docker context {name:?}: host"),
+        endpoint::Origin::Flag => "--engine".to_string(),
+        endpoint::Origin::Context(name) => format!("docker context {name:?}: host"),
         _ => env_vars::DOCKER_HOST.to_string(),
     };
     let tls = if at.wants_tls {
@@ -170,7 +166,7 @@ pub async fn connect() -> Result<Docker> {
 }
 
 /// Which engine answers: Podman names itself in the version's components.
-pub async fn kind(docker: &Docker) -> Result<crate::container_spec::Engine> {
+pub async fn kind(docker: &Docker) -> Result<crate::runtime::spec::Engine> {
     let version = docker
         .version()
         .await
@@ -181,10 +177,10 @@ pub async fn kind(docker: &Docker) -> Result<crate::container_spec::Engine> {
         .iter()
         .any(|c| c.name.to_ascii_lowercase().contains("podman"));
     if !podman {
-        return Ok(crate::container_spec::Engine::Docker);
+        return Ok(crate::runtime::spec::Engine::Docker);
     }
     let hard = |r| rustix::process::getrlimit(r).maximum.unwrap_or(u64::MAX);
-    Ok(crate::container_spec::Engine::Podman {
+    Ok(crate::runtime::spec::Engine::Podman {
         max_files: hard(rustix::process::Resource::Nofile),
         max_processes: hard(rustix::process::Resource::Nproc),
     })
@@ -235,7 +231,7 @@ pub async fn describe(docker: &Docker, at: Option<&Endpoint>) -> Result<Descript
         .map_err(|e| Error::new(Class::Engine, format!("asking the engine's info: {e}")))?;
     let podman = matches!(
         kind(docker).await?,
-        crate::container_spec::Engine::Podman { .. }
+        crate::runtime::spec::Engine::Podman { .. }
     );
     let socket_owner = at
         .and_then(|at| at.url.strip_prefix("unix://"))
