@@ -85,12 +85,12 @@ fn main() {
     let archive = store.join(format!("{HASH}-safeclaw-openclaw.tar.gz"));
 
     if given.is_none() {
-        let files = safeclaw::image_build::standin_files(
+        let files = safeclaw::image::build::standin_files(
             Path::new(env!("CARGO_BIN_EXE_safeclaw")),
             Path::new(env!("CARGO_BIN_EXE_openclaw-standin")),
         )
         .unwrap();
-        rt.block_on(safeclaw::image_build::build(&docker, &image, &files))
+        rt.block_on(safeclaw::image::build::build(&docker, &image, &files))
             .unwrap();
     }
     let mut gz = flate2::write::GzEncoder::new(

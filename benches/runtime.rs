@@ -127,8 +127,8 @@ fn main() {
         }
     };
     let image = format!("safeclaw-standin:bench-{}", std::process::id());
-    let files = safeclaw::image_build::standin_files(Path::new(BIN), Path::new(STANDIN)).unwrap();
-    rt.block_on(safeclaw::image_build::build(&docker, &image, &files))
+    let files = safeclaw::image::build::standin_files(Path::new(BIN), Path::new(STANDIN)).unwrap();
+    rt.block_on(safeclaw::image::build::build(&docker, &image, &files))
         .unwrap();
     let work = tempfile::TempDir::new().unwrap();
     let pw = work.path().join("pw");

@@ -10,13 +10,13 @@ fn main() {
         .unwrap()
         .to_path_buf();
     let result = (|| {
-        let files = safeclaw::image_build::standin_files(
+        let files = safeclaw::image::build::standin_files(
             &profile_dir.join("safeclaw"),
             &profile_dir.join("openclaw-standin"),
         )?;
         safeclaw::runtime::engine::runtime()?.block_on(async {
             let docker = safeclaw::runtime::engine::connect().await?;
-            safeclaw::image_build::build(&docker, "safeclaw-standin:test", &files).await
+            safeclaw::image::build::build(&docker, "safeclaw-standin:test", &files).await
         })
     })();
     match result {

@@ -566,7 +566,7 @@ pub struct ImageChoice {
 #[derive(Debug, Args)]
 pub struct ImageBuildArgs {
     /// The tag to give the image
-    #[arg(long, default_value = crate::image_twin::DEFAULT_TAG)]
+    #[arg(long, default_value = crate::image::twin::DEFAULT_TAG)]
     pub tag: String,
 
     /// Where the npm install is kept between builds [default: ~/.cache/safeclaw]

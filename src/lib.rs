@@ -9,27 +9,18 @@
 //! - `password.rs`: password input; `no_dumps.rs`: keys out of core dumps; `private_fs.rs`: atomic, private files;
 //! - `runtime/`: the engine, the hardened container, the guard (PID 1 in it);
 //! - `audit/`: the checks of `safeclaw audit`, pure over what was gathered;
-//! - `image_build.rs`, `image_twin.rs`: images built through the Engine API;
-//! - `image_pin.rs`, `docker_archive.rs`, `nix_store_path.rs`: the pinned Nix
-//!   image, the archives it comes in and the store paths that name it;
-//!   `image_identity.rs`: whether the engine's image is an archive's, on
-//!   either image store.
+//! - `image/`: which image a container runs, loaded, checked or built;
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod cli;
 pub mod commands;
-pub mod docker_archive;
 pub mod env_vars;
 pub mod error;
-pub mod image_build;
-pub mod image_identity;
-pub mod image_pin;
-pub mod image_twin;
+pub mod image;
 pub mod interrupt;
 pub mod io_util;
 pub mod legacy;
-pub mod nix_store_path;
 pub mod no_dumps;
 pub mod password;
 pub mod paths;

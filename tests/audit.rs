@@ -30,7 +30,7 @@ const ANTHROPIC_KEY_SHAPE: &str =
 /// with openssl first; the key never arrives, guide flaw 1, so here the
 /// tarball is plain) and runs the "gateway".
 fn build_guide_image(rt: &tokio::runtime::Runtime, docker: &Docker, tag: &str) {
-    let busybox = safeclaw::image_twin::find_busybox(None).unwrap();
+    let busybox = safeclaw::image::twin::find_busybox(None).unwrap();
     let entrypoint = "#!/bin/sh\n\
         mkdir -p /root/.openclaw\n\
         tar -xzf /app/data/config.tar.gz -C /root/.openclaw\n\

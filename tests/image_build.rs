@@ -10,7 +10,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use common::*;
-use safeclaw::image_build::{build_recipe, Recipe};
+use safeclaw::image::build::{build_recipe, Recipe};
 
 fn recipe(label: &str) -> Recipe {
     Recipe {

@@ -238,12 +238,12 @@ fn with_pinned(layout: Layout, test: impl FnOnce(&tokio::runtime::Runtime, &Dock
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         build_standin(&rt, &docker, &p.image);
-        let other = safeclaw::image_build::Recipe {
+        let other = safeclaw::image::build::Recipe {
             files: standin_files(),
             labels: [("test".to_string(), "not the pinned one".to_string())].into(),
             ..Default::default()
         };
-        rt.block_on(safeclaw::image_build::build_recipe(
+        rt.block_on(safeclaw::image::build::build_recipe(
             &docker,
             &p.other,
             &other,

@@ -37,7 +37,7 @@ fn the_lock_pins_nixos_26_05_and_only_nixpkgs() {
 
 #[test]
 fn the_nix_image_has_the_twins_layout() {
-    use safeclaw::image_twin::{APP_DIR, LEGACY_STATE_DIRS};
+    use safeclaw::image::twin::{APP_DIR, LEGACY_STATE_DIRS};
     use safeclaw::runtime::layout::{FALLBACK_UID, SAFECLAW_IN_IMAGE, STATE_DIR};
     let image = read("nix/image.nix");
     let has = |needle: &str| assert!(image.contains(needle), "nix/image.nix lacks {needle:?}");
@@ -64,7 +64,7 @@ fn the_nix_image_has_the_twins_layout() {
     );
     // The same lock as the twin, which compiles it in.
     assert!(read("nix/openclaw.nix").contains("./openclaw/package-lock.json"));
-    assert!(read("src/image_twin.rs").contains("nix/openclaw/package-lock.json"));
+    assert!(read("src/image/twin.rs").contains("nix/openclaw/package-lock.json"));
 }
 
 #[test]

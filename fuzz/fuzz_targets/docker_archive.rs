@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use safeclaw::docker_archive;
+use safeclaw::image::docker_archive;
 
 fuzz_target!(|data: &[u8]| {
     let _ = docker_archive::index(data);

@@ -183,7 +183,7 @@ async fn container_findings(
         .filter(|c| c.kind != bollard::models::ChangeType::_2)
         .map(|c| c.path)
         .collect();
-    let pinned = crate::image_pin::from_env()
+    let pinned = crate::image::pin::from_env()
         .ok()
         .flatten()
         .and_then(|p| p.read_record())

@@ -120,7 +120,7 @@ struct Secrets {
 }
 
 pub fn run(args: OnboardArgs, printer: &Printer) -> Result<()> {
-    let image = super::image::resolve(&args.image, false, printer)?;
+    let image = crate::image::resolve::resolve(&args.image, false, printer)?;
     onboard(&args, &image, printer).map(|_| ())
 }
 

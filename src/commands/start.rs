@@ -126,7 +126,7 @@ fn move_legacy_vault(printer: &Printer) -> Result<std::path::PathBuf> {
 }
 
 pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
-    let image = super::image::resolve(&args.image, false, printer)?;
+    let image = crate::image::resolve::resolve(&args.image, false, printer)?;
     run_in(&args, image, printer)
 }
 
@@ -176,7 +176,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// OOM kill) is started again from the newest generation with the key held
 /// here in zeroizing memory, with a bounded backoff and a limit.
 pub fn run_foreground(args: StartArgs, printer: &Printer) -> Result<()> {
-    let image = super::image::resolve(&args.image, false, printer)?;
+    let image = crate::image::resolve::resolve(&args.image, false, printer)?;
     let p = prepare(&args, image, printer)?;
     let name = p.name.clone();
     let sealed = engine::runtime()?.block_on(async {

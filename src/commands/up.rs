@@ -30,7 +30,7 @@ pub fn run(args: UpArgs, printer: &Printer) -> Result<()> {
         );
         return Ok(());
     }
-    let image = super::image::resolve(&args.start.image, true, printer)?;
+    let image = crate::image::resolve::resolve(&args.start.image, true, printer)?;
     let vault = crate::paths::vault(&args.start.vault)?;
     if vault.exists() {
         return super::start::run_in(&args.start, image, printer);

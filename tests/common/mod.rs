@@ -267,8 +267,8 @@ pub fn skip_unless_ci(missing: &str) {
 }
 
 /// The stand-in image's files: this build's safeclaw and stand-in gateway.
-pub fn standin_files() -> safeclaw::image_build::Files {
-    safeclaw::image_build::standin_files(
+pub fn standin_files() -> safeclaw::image::build::Files {
+    safeclaw::image::build::standin_files(
         Path::new(env!("CARGO_BIN_EXE_safeclaw")),
         Path::new(env!("CARGO_BIN_EXE_openclaw-standin")),
     )
@@ -277,7 +277,7 @@ pub fn standin_files() -> safeclaw::image_build::Files {
 
 /// Builds the stand-in image as `image`.
 pub fn build_standin(rt: &tokio::runtime::Runtime, docker: &Docker, image: &str) {
-    rt.block_on(safeclaw::image_build::build(
+    rt.block_on(safeclaw::image::build::build(
         docker,
         image,
         &standin_files(),

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env_vars;
 use crate::error::{Error, Result};
-use crate::nix_store_path::{StorePath, DEFAULT_STORE_DIR};
+use crate::image::nix_store_path::{StorePath, DEFAULT_STORE_DIR};
 
 #[derive(Debug, Clone)]
 pub struct Pin {
@@ -80,7 +80,7 @@ impl Record {
     /// not be; it is then ignored and the archive loaded again).
     fn is_well_formed(&self) -> bool {
         self.manifest_digests.len() <= MAX_MANIFEST_DIGESTS
-            && self.image_ids().all(crate::image_identity::is_digest)
+            && self.image_ids().all(crate::image::identity::is_digest)
     }
 }
 

@@ -186,7 +186,7 @@ pub fn resolve(manifest: &[u8], files: &BTreeMap<String, Entry>) -> Result<Archi
     if entry.layers.is_empty() {
         return Err("manifest.json lists no layers".into());
     }
-    let config_digest = crate::image_identity::sha256_digest(digest);
+    let config_digest = crate::image::identity::sha256_digest(digest);
     // What containerd's importer would describe: each layer by the file the
     // manifest names (a symlink or a missing one: no prediction).
     let layers: Option<Vec<_>> = entry
@@ -195,7 +195,7 @@ pub fn resolve(manifest: &[u8], files: &BTreeMap<String, Entry>) -> Result<Archi
         .map(|l| {
             files.get(l.trim_start_matches("./")).map(|f| {
                 (
-                    crate::image_identity::sha256_digest(&f.sha256),
+                    crate::image::identity::sha256_digest(&f.sha256),
                     f.size,
                     f.compressed,
                 )
@@ -204,7 +204,7 @@ pub fn resolve(manifest: &[u8], files: &BTreeMap<String, Entry>) -> Result<Archi
         .collect();
     let containerd_manifest = match layers {
         Some(layers) if !files.contains_key(OCI_LAYOUT) => Some(
-            crate::image_identity::containerd_manifest(&config_digest, config_entry.size, &layers),
+            crate::image::identity::containerd_manifest(&config_digest, config_entry.size, &layers),
         ),
         _ => None,
     };

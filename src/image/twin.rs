@@ -11,10 +11,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::image_build::{add_binary, Entry, Files, Recipe};
+use crate::image::build::{add_binary, Entry, Files, Recipe};
+use crate::printer::Printer;
+use crate::runtime::engine;
 use crate::runtime::layout::SAFECLAW_IN_IMAGE;
 
 pub const OPENCLAW_VERSION: &str = "2026.9.6";
@@ -23,8 +26,8 @@ pub const NODE_VERSION: &str = "24.21.0";
 pub const DEFAULT_TAG: &str = "safeclaw/openclaw:2026.9.6";
 /// Where OpenClaw's packages live inside the image.
 pub const APP_DIR: &str = "/opt/openclaw";
-const PACKAGE_JSON: &str = include_str!("../nix/openclaw/package.json");
-const PACKAGE_LOCK: &str = include_str!("../nix/openclaw/package-lock.json");
+const PACKAGE_JSON: &str = include_str!("../../nix/openclaw/package.json");
+const PACKAGE_LOCK: &str = include_str!("../../nix/openclaw/package-lock.json");
 const PATH_IN_IMAGE: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Where other setups kept OpenClaw's state (see `recipe`).
 pub const LEGACY_STATE_DIRS: [&str; 2] = ["/root/.openclaw", "/home/node/.openclaw"];
@@ -256,6 +259,61 @@ pub fn find_busybox(given: Option<&Path>) -> Result<PathBuf> {
                 "install one (Debian: apt-get install busybox-static) or pass --busybox PATH",
             )
         })
+}
+
+/// Builds the twin as `tag` in the engine; returns the summary as text
+/// and JSON.
+pub fn build(
+    tag: &str,
+    cache: Option<&Path>,
+    busybox: Option<&Path>,
+    printer: &Printer,
+) -> Result<(String, serde_json::Value)> {
+    let busybox = find_busybox(busybox)?;
+    let safeclaw = std::env::current_exe()
+        .map_err(|e| Error::failure(format!("finding safeclaw's own binary: {e}")))?;
+    if cfg!(debug_assertions) {
+        printer.warn(
+            "this safeclaw is a debug build and becomes the image's guard: decrypting the vault \
+             at start will be several times slower (cargo run --release -- image build)",
+        );
+    }
+    let cache = cache_dir(cache)?;
+    let rt = engine::runtime()?;
+    // The engine first: no point downloading 650 MB for nothing.
+    let docker = rt.block_on(engine::connect())?;
+    let spinner = printer.spinner("installing node and openclaw from the lock (npm ci)");
+    let install = install(&cache);
+    spinner.finish_and_clear();
+    let install = install?;
+    let recipe = recipe(&install, &safeclaw, &busybox)?;
+    let bar = printer.bar(0, "building");
+    let built = rt.block_on(super::build::build_recipe(&docker, tag, &recipe, &bar));
+    bar.finish_and_clear();
+    built?;
+    let inspected = rt
+        .block_on(docker.inspect_image(tag))
+        .map_err(|e| engine::failed("inspecting", tag, e))?;
+    let id = inspected.id.unwrap_or_default();
+    let size = inspected.size.unwrap_or(0);
+    Ok((
+        format!(
+            "built {} ({}, {} MB): openclaw {}, node {}",
+            tag,
+            id,
+            size / 1_000_000,
+            OPENCLAW_VERSION,
+            NODE_VERSION
+        ),
+        json!({
+            "tag": tag,
+            "id": id,
+            "size": size,
+            "openclaw": OPENCLAW_VERSION,
+            "node": NODE_VERSION,
+            "lock_sha256": lock_digest(),
+        }),
+    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,21 @@
+//! Which image a container runs, and getting it into the engine: the
+//! pinned Nix image (`pin`, `nix_store_path`), loaded from its archive
+//! (`load`, `docker_archive`) and checked to be exactly the archive's on
+//! either image store (`identity`); or the twin (`twin`) built through the
+//! Engine API (`build`). `resolve` chooses.
+
+use bollard::Docker;
+
+pub mod build;
+pub mod docker_archive;
+pub mod identity;
+pub mod load;
+pub mod nix_store_path;
+pub mod pin;
+pub mod resolve;
+pub mod twin;
+
+/// The engine's ID for `image`, or None when it has no such image.
+pub async fn image_id(docker: &Docker, image: &str) -> Option<String> {
+    docker.inspect_image(image).await.ok().and_then(|i| i.id)
+}
