@@ -67,8 +67,11 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rt = safeclaw::runtime::engine::runtime().unwrap();
-    let Ok(docker) = rt.block_on(safeclaw::runtime::engine::connect()) else {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Ok(docker) = rt.block_on(safeclaw::runtime::engine::connect(None)) else {
         println!("image_load: no Docker engine, nothing measured");
         return;
     };

@@ -118,8 +118,11 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rt = safeclaw::runtime::engine::runtime().unwrap();
-    let docker = match rt.block_on(safeclaw::runtime::engine::connect()) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let docker = match rt.block_on(safeclaw::runtime::engine::connect(None)) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("no Docker engine: {}", e.message);

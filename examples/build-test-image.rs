@@ -14,10 +14,12 @@ fn main() {
             &profile_dir.join("safeclaw"),
             &profile_dir.join("openclaw-standin"),
         )?;
-        safeclaw::runtime::engine::runtime()?.block_on(async {
-            let docker = safeclaw::runtime::engine::connect().await?;
-            safeclaw::image::build::build(&docker, "safeclaw-standin:test", &files).await
-        })
+        let engine = safeclaw::runtime::engine::Engine::new(None)?;
+        engine.block_on(safeclaw::image::build::build(
+            engine.docker()?,
+            "safeclaw-standin:test",
+            &files,
+        ))
     })();
     match result {
         Ok(()) => println!("built safeclaw-standin:test"),

@@ -15,14 +15,13 @@ fn main() -> ExitCode {
         safeclaw::interrupt::install();
     }
     let printer = Printer::new(cli.json, cli.quiet, cli.no_progress);
-    safeclaw::runtime::engine::use_engine(cli.engine.clone());
     // Every command may hold a password or a data key (`run` for days):
     // before any is read, no core dumps and no ptrace by the same user.
     if let Err(e) = safeclaw::no_dumps::forbid() {
         printer.error(&e);
         return ExitCode::from(e.exit_code());
     }
-    match safeclaw::commands::run(cli.command, &printer) {
+    match safeclaw::commands::run(cli.command, cli.engine, &printer) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             printer.error(&e);

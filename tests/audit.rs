@@ -103,11 +103,11 @@ fn run_like_the_guide(
         .block_on(safeclaw::runtime::engine::kind(docker))
         .unwrap()
     {
-        safeclaw::runtime::spec::Engine::Podman {
+        safeclaw::runtime::spec::EngineKind::Podman {
             max_files,
             max_processes,
         } => Some((max_files.min(1024) as i64, max_processes.min(4096) as i64)),
-        safeclaw::runtime::spec::Engine::Docker => None,
+        safeclaw::runtime::spec::EngineKind::Docker => None,
     };
     rt.block_on(async {
         docker
@@ -276,7 +276,7 @@ fn the_guides_container_gets_every_finding_it_deserves() {
         let podman = matches!(
             rt.block_on(safeclaw::runtime::engine::kind(&docker))
                 .unwrap(),
-            safeclaw::runtime::spec::Engine::Podman { .. }
+            safeclaw::runtime::spec::EngineKind::Podman { .. }
         );
         assert_eq!(got.contains("container.no-pids-limit"), !podman, "{got:?}");
         let on_disk = report["findings"]

@@ -91,7 +91,7 @@ fn rootless_podman_is_found_described_and_never_runs_a_weaker_container() {
     let Some(user) = RootlessUser::from_env() else {
         return;
     };
-    let rt = safeclaw::runtime::engine::runtime().unwrap();
+    let rt = runtime();
     // Root reaches the user's socket directly, to build the image in the
     // user's own store; safeclaw itself runs as the user.
     let docker =

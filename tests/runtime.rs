@@ -201,7 +201,7 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
     let podman = matches!(
         rt.block_on(safeclaw::runtime::engine::kind(docker))
             .unwrap(),
-        safeclaw::runtime::spec::Engine::Podman { .. }
+        safeclaw::runtime::spec::EngineKind::Podman { .. }
     );
     // Podman keeps the size cap (its own inspect: "Size": "1MB") but its
     // compatible inspect shows no options (docs/engines.md).

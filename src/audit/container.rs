@@ -964,7 +964,8 @@ mod tests {
             drain_secs: 30,
             labels: Vec::new(),
         };
-        let body = crate::runtime::spec::create_body(&spec, crate::runtime::spec::Engine::Docker);
+        let body =
+            crate::runtime::spec::create_body(&spec, crate::runtime::spec::EngineKind::Docker);
         let found =
             log_findings(serde_json::to_value(body.host_config.unwrap().log_config).unwrap());
         assert_eq!(ids(&found), ["container.log-kept"]);

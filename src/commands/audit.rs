@@ -13,11 +13,12 @@ use crate::cli::AuditArgs;
 use crate::env_vars;
 use crate::error::{Class, Error, Result};
 use crate::printer::Printer;
-use crate::runtime::engine;
+use crate::runtime::engine::{self, Engine};
+use crate::runtime::spec::EngineKind;
 
 const DEFAULT_CONTAINER: &str = "openclaw";
 
-pub fn run(args: AuditArgs, printer: &Printer) -> Result<()> {
+pub fn run(args: AuditArgs, engine: &Engine, printer: &Printer) -> Result<()> {
     let home = match &args.home {
         Some(h) => h.clone(),
         None => crate::paths::home()?,
@@ -42,30 +43,33 @@ pub fn run(args: AuditArgs, printer: &Printer) -> Result<()> {
     }
     findings.extend(audit::vault::check(&vault, &home));
 
-    let rt = engine::runtime()?;
-    match rt.block_on(engine::connect()) {
+    match engine.docker() {
         Ok(docker) => {
             // Found once, for the subject line and the socket checks.
-            let at = engine::endpoint().ok();
-            let described = rt.block_on(engine::describe(&docker, at.as_ref())).ok();
+            let at = engine.endpoint();
+            let described = engine.describe().ok();
             let what = described
                 .as_ref()
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default();
-            subjects.push(match &at {
+            subjects.push(match at {
                 Some(at) => format!("engine {} ({}){what}", at.url, at.origin),
                 None => format!("engine{what}"),
             });
-            findings.extend(engine_findings(at.as_ref(), described.as_ref()));
+            findings.extend(engine_findings(at, described.as_ref()));
             let name = args
                 .container
                 .clone()
                 .unwrap_or_else(|| DEFAULT_CONTAINER.into());
-            let exists = rt.block_on(docker.inspect_container(&name, None)).is_ok();
+            let exists = engine
+                .block_on(docker.inspect_container(&name, None))
+                .is_ok();
             if exists {
                 subjects.push(format!("container {name}"));
-                findings.extend(rt.block_on(container_findings(
-                    &docker,
+                let podman = matches!(engine.kind(), Ok(EngineKind::Podman { .. }));
+                findings.extend(engine.block_on(container_findings(
+                    docker,
+                    podman,
                     &name,
                     !args.no_openclaw,
                 ))?);
@@ -149,6 +153,7 @@ fn engine_findings(
 
 async fn container_findings(
     docker: &Docker,
+    podman: bool,
     name: &str,
     run_openclaw: bool,
 ) -> Result<Vec<Finding>> {
@@ -193,10 +198,7 @@ async fn container_findings(
         image: image.as_ref(),
         changes: &changes,
         pinned_image_ids: pinned.as_deref(),
-        podman: matches!(
-            engine::kind(docker).await,
-            Ok(crate::runtime::spec::Engine::Podman { .. })
-        ),
+        podman,
     };
     let mut out = audit::container::check(&subject);
     out.extend(audit::container::check_image(&subject));

@@ -13,18 +13,18 @@ use std::io::Write;
 use crate::cli::{ExecArgs, LogsArgs, PairCommand};
 use crate::error::{Class, Error, Result};
 use crate::printer::Printer;
-use crate::runtime::engine;
+use crate::runtime::engine::{self, Engine};
 use crate::runtime::layout::{HOME_DIR, STATE_DIR};
 
 /// The channels OpenClaw pairs (`openclaw pairing`).
 const CHANNELS: [&str; 5] = ["telegram", "discord", "signal", "slack", "whatsapp"];
 
-pub fn exec(args: ExecArgs, _printer: &Printer) -> Result<()> {
-    let code = run_openclaw(&args.container.name, &args.args, true)?;
+pub fn exec(args: ExecArgs, engine: &Engine, _printer: &Printer) -> Result<()> {
+    let code = run_openclaw(engine, &args.container.name, &args.args, true)?;
     exit_with(code)
 }
 
-pub fn pair(command: PairCommand, _printer: &Printer) -> Result<()> {
+pub fn pair(command: PairCommand, engine: &Engine, _printer: &Printer) -> Result<()> {
     let changes_state = matches!(command, PairCommand::Approve { .. });
     let (name, argv) = match command {
         PairCommand::List { container, channel } => {
@@ -47,7 +47,7 @@ pub fn pair(command: PairCommand, _printer: &Printer) -> Result<()> {
             )
         }
     };
-    let code = run_openclaw(&name, &argv, changes_state)?;
+    let code = run_openclaw(engine, &name, &argv, changes_state)?;
     exit_with(code)
 }
 
@@ -84,12 +84,17 @@ fn exit_with(code: i64) -> Result<()> {
 /// Runs `openclaw ARGS` in the container, streaming its output; returns its
 /// exit code. After a success that may have changed the state, asks the
 /// guard for a checkpoint (SIGUSR1) so the change is durable at once.
-fn run_openclaw(name: &str, args: &[String], checkpoint_after: bool) -> Result<i64> {
+fn run_openclaw(
+    engine: &Engine,
+    name: &str,
+    args: &[String],
+    checkpoint_after: bool,
+) -> Result<i64> {
     let mut cmd = vec!["openclaw".to_string()];
     cmd.extend(args.iter().cloned());
-    engine::runtime()?.block_on(async {
-        let docker = engine::connect().await?;
-        let code = exec_in(&docker, name, cmd, None, false).await?;
+    let docker = engine.docker()?;
+    engine.block_on(async {
+        let code = exec_in(docker, name, cmd, None, false).await?;
         if code == 0 && checkpoint_after {
             docker
                 .kill_container(
@@ -240,12 +245,9 @@ pub async fn copy_output_to(
     Ok(())
 }
 
-pub fn logs(args: LogsArgs, _printer: &Printer) -> Result<()> {
+pub fn logs(args: LogsArgs, engine: &Engine, _printer: &Printer) -> Result<()> {
     let name = args.container.name;
-    engine::runtime()?.block_on(async {
-        let docker = engine::connect().await?;
-        follow_logs(&docker, &name, args.follow).await
-    })
+    engine.block_on(follow_logs(engine.docker()?, &name, args.follow))
 }
 
 pub async fn follow_logs(docker: &Docker, name: &str, follow: bool) -> Result<()> {
@@ -283,7 +285,7 @@ pub async fn health(
     docker: &Docker,
     name: &str,
     inspected: &bollard::models::ContainerInspectResponse,
-    engine: crate::runtime::spec::Engine,
+    engine: crate::runtime::spec::EngineKind,
 ) -> Result<(String, HealthSource)> {
     let state = inspected.state.clone().unwrap_or_default();
     let recorded = state
@@ -292,7 +294,7 @@ pub async fn health(
         .map(|s| s.to_string())
         .unwrap_or_else(|| "none".into());
     let running = state.running == Some(true);
-    let podman = matches!(engine, crate::runtime::spec::Engine::Podman { .. });
+    let podman = matches!(engine, crate::runtime::spec::EngineKind::Podman { .. });
     if !(podman && running && recorded == "starting") {
         return Ok((recorded, HealthSource::Engine));
     }

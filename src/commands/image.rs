@@ -8,15 +8,14 @@ use crate::image::identity::Identity;
 use crate::image::load::{load_archive, load_pinned, Loaded};
 use crate::image::{image_id, pin, twin};
 use crate::printer::Printer;
-use crate::runtime::engine;
+use crate::runtime::engine::Engine;
 
-pub fn load(args: ImageLoadArgs, printer: &Printer) -> Result<()> {
+pub fn load(args: ImageLoadArgs, engine: &Engine, printer: &Printer) -> Result<()> {
     let pin = pin::from_env()?;
-    let rt = engine::runtime()?;
-    let docker = rt.block_on(engine::connect())?;
+    let docker = engine.docker()?;
     let (path, loaded, pinned) = match (&args.from, &pin) {
         (Some(from), _) => {
-            let loaded = rt.block_on(load_archive(&docker, from, printer))?;
+            let loaded = engine.block_on(load_archive(docker, engine.kind()?, from, printer))?;
             let pinned = pin
                 .as_ref()
                 .and_then(|p| p.read_record())
@@ -24,7 +23,7 @@ pub fn load(args: ImageLoadArgs, printer: &Printer) -> Result<()> {
             (from.clone(), loaded, pinned)
         }
         (None, Some(pin)) => {
-            let (_, loaded) = rt.block_on(load_pinned(&docker, pin, printer))?;
+            let (_, loaded) = engine.block_on(load_pinned(docker, engine.kind()?, pin, printer))?;
             (pin.archive().to_path_buf(), loaded, true)
         }
         (None, None) => {
@@ -65,7 +64,7 @@ pub fn load(args: ImageLoadArgs, printer: &Printer) -> Result<()> {
     Ok(())
 }
 
-pub fn show(printer: &Printer) -> Result<()> {
+pub fn show(engine: &Engine, printer: &Printer) -> Result<()> {
     let Some(pin) = pin::from_env()? else {
         printer.result(
             &format!(
@@ -77,12 +76,8 @@ pub fn show(printer: &Printer) -> Result<()> {
         return Ok(());
     };
     let record = pin.read_record();
-    let rt = engine::runtime()?;
     let held = match &record {
-        Some(r) => {
-            let docker = rt.block_on(engine::connect())?;
-            rt.block_on(image_id(&docker, &r.repo_tag))
-        }
+        Some(r) => engine.block_on(image_id(engine.docker()?, &r.repo_tag)),
         None => None,
     };
     let matches = matches!((&record, &held), (Some(r), Some(h)) if r.recognises(h));
@@ -123,8 +118,9 @@ engine: {}",
     Ok(())
 }
 
-pub fn build(args: ImageBuildArgs, printer: &Printer) -> Result<()> {
+pub fn build(args: ImageBuildArgs, engine: &Engine, printer: &Printer) -> Result<()> {
     let (text, json) = twin::build(
+        engine,
         &args.tag,
         args.cache.as_deref(),
         args.busybox.as_deref(),

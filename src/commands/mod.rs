@@ -18,32 +18,37 @@ use crate::cli::{Command, ImageCommand, VaultCommand};
 use crate::error::Result;
 use crate::password::{self, Confirm, Password, Source};
 use crate::printer::Printer;
+use crate::runtime::engine::Engine;
 use crate::vault::crypto::DataKey;
 use crate::vault::VaultFile;
 
-pub fn run(command: Command, printer: &Printer) -> Result<()> {
+pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> Result<()> {
+    // One engine handle per command, for the commands that use one.
+    let engine = || Engine::new(engine_flag.clone());
     match command {
         Command::Vault(VaultCommand::Create(args)) => vault_create::run(args, printer),
         Command::Vault(VaultCommand::Info(args)) => vault_info::run(args, printer),
         Command::Vault(VaultCommand::Verify(args)) => vault_verify::run(args, printer),
         Command::Vault(VaultCommand::Export(args)) => vault_export::run(args, printer),
-        Command::Vault(VaultCommand::Passwd(args)) => vault_passwd::passwd(args, printer),
-        Command::Vault(VaultCommand::Rekey(args)) => vault_passwd::rekey(args, printer),
+        Command::Vault(VaultCommand::Passwd(args)) => {
+            vault_passwd::passwd(args, &engine()?, printer)
+        }
+        Command::Vault(VaultCommand::Rekey(args)) => vault_passwd::rekey(args, &engine()?, printer),
         Command::Vault(VaultCommand::Migrate(args)) => vault_migrate::run(args, printer),
         Command::Vault(VaultCommand::Generations(args)) => vault_info::generations(args, printer),
-        Command::Up(args) => up::run(args, printer),
-        Command::Onboard(args) => onboard::run(args, printer),
-        Command::Start(args) => start::run(args, printer),
-        Command::Stop(args) => stop::stop(args, printer),
-        Command::Status(args) => stop::status(args, printer),
-        Command::Run(args) => start::run_foreground(args, printer),
-        Command::Logs(args) => exec::logs(args, printer),
-        Command::Exec(args) => exec::exec(args, printer),
-        Command::Pair(command) => exec::pair(command, printer),
-        Command::Image(ImageCommand::Build(args)) => image::build(args, printer),
-        Command::Image(ImageCommand::Load(args)) => image::load(args, printer),
-        Command::Image(ImageCommand::Show) => image::show(printer),
-        Command::Audit(args) => audit::run(args, printer),
+        Command::Up(args) => up::run(args, &engine()?, printer),
+        Command::Onboard(args) => onboard::run(args, &engine()?, printer),
+        Command::Start(args) => start::run(args, &engine()?, printer),
+        Command::Stop(args) => stop::stop(args, &engine()?, printer),
+        Command::Status(args) => stop::status(args, &engine()?, printer),
+        Command::Run(args) => start::run_foreground(args, &engine()?, printer),
+        Command::Logs(args) => exec::logs(args, &engine()?, printer),
+        Command::Exec(args) => exec::exec(args, &engine()?, printer),
+        Command::Pair(command) => exec::pair(command, &engine()?, printer),
+        Command::Image(ImageCommand::Build(args)) => image::build(args, &engine()?, printer),
+        Command::Image(ImageCommand::Load(args)) => image::load(args, &engine()?, printer),
+        Command::Image(ImageCommand::Show) => image::show(&engine()?, printer),
+        Command::Audit(args) => audit::run(args, &engine()?, printer),
         Command::Idle => std::process::exit(crate::runtime::guard::idle()),
         Command::WriteSecret { path } => crate::runtime::guard::write_secret(&path),
         Command::Guard(args) => std::process::exit(crate::runtime::guard::run(args.into())),

@@ -19,7 +19,7 @@ use crate::cli::{OnboardArgs, OnboardExtras};
 use crate::error::{Error, Result};
 use crate::password::{self, Confirm, Source};
 use crate::printer::Printer;
-use crate::runtime::engine;
+use crate::runtime::engine::Engine;
 use crate::runtime::layout::{SAFECLAW_IN_IMAGE, STATE_DIR};
 use crate::runtime::spec::{Limits, Spec};
 use crate::vault::{self, crypto::DataKey, VaultFile};
@@ -119,15 +119,16 @@ struct Secrets {
     telegram_token: Option<password::Password>,
 }
 
-pub fn run(args: OnboardArgs, printer: &Printer) -> Result<()> {
-    let image = crate::image::resolve::resolve(&args.image, false, printer)?;
-    onboard(&args, &image, printer).map(|_| ())
+pub fn run(args: OnboardArgs, engine: &Engine, printer: &Printer) -> Result<()> {
+    let image = crate::image::resolve::resolve(engine, &args.image, false, printer)?;
+    onboard(&args, engine, &image, printer).map(|_| ())
 }
 
 /// Onboards; returns the new vault, its data key and its generation (so
 /// `up` starts it without asking for the password again).
 pub fn onboard(
     args: &OnboardArgs,
+    engine: &Engine,
     image: &str,
     printer: &Printer,
 ) -> Result<(PathBuf, DataKey, u64)> {
@@ -176,7 +177,9 @@ pub fn onboard(
         "{CONTAINER_PREFIX}{}",
         crate::private_fs::hex(&vault::crypto::random_array::<4>())
     );
-    let outcome = onboard_in_container(args, image, &name, &staging, &key, &secrets, printer);
+    let outcome = onboard_in_container(
+        args, engine, image, &name, &staging, &key, &secrets, printer,
+    );
     let outcome = outcome.and_then(|sealed| {
         let vault = VaultFile::open(&staging)?;
         let generation = vault.header().generation;
@@ -232,8 +235,10 @@ fn read_secrets(args: &OnboardExtras, printer: &Printer) -> Result<Secrets> {
 
 /// Runs the container and OpenClaw's commands in it; returns the sealed
 /// generation. The container is removed on every path.
+#[allow(clippy::too_many_arguments)]
 fn onboard_in_container(
     args: &OnboardArgs,
+    engine: &Engine,
     image: &str,
     name: &str,
     staging: &Path,
@@ -267,17 +272,18 @@ fn onboard_in_container(
             ),
         ],
     };
-    engine::runtime()?.block_on(async {
-        let docker = engine::connect().await?;
-        remove_abandoned(&docker).await;
+    let docker = engine.docker()?;
+    let kind = engine.kind()?;
+    engine.block_on(async {
+        remove_abandoned(docker).await;
         let result = async {
-            super::start::start(name, &spec, key).await?;
-            steps(&docker, name, &args.extras, secrets, printer).await?;
+            super::start::start(docker, kind, name, &spec, key).await?;
+            steps(docker, name, &args.extras, secrets, printer).await?;
             let spinner = printer.spinner("sealing the onboarded state");
-            let stopped = super::stop::request_stop(&docker, name).await;
+            let stopped = super::stop::request_stop(docker, name).await;
             spinner.finish_and_clear();
             stopped?;
-            super::stop::sealed_generation(&docker, name)
+            super::stop::sealed_generation(docker, name)
                 .await
                 .ok_or_else(|| Error::failure("the onboarding container did not seal its state"))
         }

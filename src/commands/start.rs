@@ -19,8 +19,9 @@ use crate::error::{Class, Error, Result};
 use crate::paths;
 use crate::printer::Printer;
 use crate::private_fs::{self, Kind};
-use crate::runtime::engine;
+use crate::runtime::engine::{self, Engine};
 use crate::runtime::guard;
+use crate::runtime::spec::EngineKind;
 use crate::runtime::spec::{self, Limits, Share, Spec};
 use crate::vault::{crypto::DataKey, VaultFile};
 
@@ -37,10 +38,15 @@ struct Prepared {
 }
 
 /// The image comes first: a refused image costs no password prompt.
-fn prepare(args: &StartArgs, image: String, printer: &Printer) -> Result<Prepared> {
+fn prepare(
+    args: &StartArgs,
+    engine: &Engine,
+    image: String,
+    printer: &Printer,
+) -> Result<Prepared> {
     let vault_path = paths::vault(&args.vault)?;
     let vault_path = if paths::needs_move(&vault_path) {
-        move_legacy_vault(printer)?
+        move_legacy_vault(engine, printer)?
     } else {
         vault_path
     };
@@ -101,11 +107,10 @@ fn prepare_with_key(
 /// `vault/` first, unless a container still has the home mounted (its
 /// guard seals into the old place; moving the file under it would lose
 /// that seal).
-fn move_legacy_vault(printer: &Printer) -> Result<std::path::PathBuf> {
+fn move_legacy_vault(engine: &Engine, printer: &Printer) -> Result<std::path::PathBuf> {
     let home = paths::home()?;
     let home = std::fs::canonicalize(&home).map_err(|e| Error::io("reading", &home, e))?;
-    let in_use = engine::runtime()?
-        .block_on(async { engine::running_with_mount(&engine::connect().await?, &home).await })?;
+    let in_use = engine.block_on(engine::running_with_mount(engine.docker()?, &home))?;
     if let Some(name) = in_use {
         return Err(Error::usage(format!(
             "{name} is running with safeclaw's home {} mounted (the layout before the vault had its own directory)",
@@ -125,20 +130,21 @@ fn move_legacy_vault(printer: &Printer) -> Result<std::path::PathBuf> {
     Ok(moved)
 }
 
-pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
-    let image = crate::image::resolve::resolve(&args.image, false, printer)?;
-    run_in(&args, image, printer)
+pub fn run(args: StartArgs, engine: &Engine, printer: &Printer) -> Result<()> {
+    let image = crate::image::resolve::resolve(engine, &args.image, false, printer)?;
+    run_in(&args, engine, image, printer)
 }
 
 /// `start` in an image already resolved (`up`).
-pub fn run_in(args: &StartArgs, image: String, printer: &Printer) -> Result<()> {
-    launch(prepare(args, image, printer)?, printer)
+pub fn run_in(args: &StartArgs, engine: &Engine, image: String, printer: &Printer) -> Result<()> {
+    launch(prepare(args, engine, image, printer)?, engine, printer)
 }
 
 /// `start` with a key already in hand (`up` right after onboarding), in
 /// the image already resolved.
 pub fn run_with_key(
     args: &StartArgs,
+    engine: &Engine,
     image: String,
     vault_path: std::path::PathBuf,
     generation: u64,
@@ -148,13 +154,17 @@ pub fn run_with_key(
     let vault_path = paths::in_resolved_dir(&vault_path)?;
     launch(
         prepare_with_key(args, image, vault_path, generation, key)?,
+        engine,
         printer,
     )
 }
 
-fn launch(p: Prepared, printer: &Printer) -> Result<()> {
+fn launch(p: Prepared, engine: &Engine, printer: &Printer) -> Result<()> {
     let spinner = printer.spinner("starting the container");
-    let started = engine::runtime()?.block_on(start(&p.name, &p.spec, &p.key));
+    let started = engine
+        .docker()
+        .and_then(|docker| Ok((docker, engine.kind()?)))
+        .and_then(|(docker, kind)| engine.block_on(start(docker, kind, &p.name, &p.spec, &p.key)));
     spinner.finish_and_clear();
     let id = started?;
     let (name, generation) = (&p.name, p.generation);
@@ -175,18 +185,19 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// the sealed generation. A container that dies on its own (a crash, an
 /// OOM kill) is started again from the newest generation with the key held
 /// here in zeroizing memory, with a bounded backoff and a limit.
-pub fn run_foreground(args: StartArgs, printer: &Printer) -> Result<()> {
-    let image = crate::image::resolve::resolve(&args.image, false, printer)?;
-    let p = prepare(&args, image, printer)?;
+pub fn run_foreground(args: StartArgs, engine: &Engine, printer: &Printer) -> Result<()> {
+    let image = crate::image::resolve::resolve(engine, &args.image, false, printer)?;
+    let p = prepare(&args, engine, image, printer)?;
     let name = p.name.clone();
-    let sealed = engine::runtime()?.block_on(async {
-        let docker = engine::connect().await?;
+    let docker = engine.docker()?;
+    let kind = engine.kind()?;
+    let sealed = engine.block_on(async {
         let mut restarts = 0;
         let mut backoff = FIRST_BACKOFF;
         loop {
-            start(&name, &p.spec, &p.key).await?;
+            start(docker, kind, &name, &p.spec, &p.key).await?;
             printer.note(&format!("started {name} from {}", p.vault_path.display()));
-            let stopped_by_us = follow_until_exit(&docker, &name, printer).await?;
+            let stopped_by_us = follow_until_exit(docker, &name, printer).await?;
             if stopped_by_us {
                 break;
             }
@@ -220,7 +231,7 @@ pub fn run_foreground(args: StartArgs, printer: &Printer) -> Result<()> {
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        Ok::<_, Error>(super::stop::sealed_generation(&docker, &name).await)
+        Ok::<_, Error>(super::stop::sealed_generation(docker, &name).await)
     })?;
     super::stop::report_sealed(&name, sealed, printer)
 }
@@ -351,10 +362,14 @@ fn parse_shares(specs: &[String]) -> Result<Vec<Share>> {
         .collect()
 }
 
-pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<String> {
-    let docker = engine::connect().await?;
-    remove_stale(&docker, name).await?;
-    let kind = engine::kind(&docker).await?;
+pub(super) async fn start(
+    docker: &Docker,
+    kind: EngineKind,
+    name: &str,
+    spec: &Spec,
+    key: &DataKey,
+) -> Result<String> {
+    remove_stale(docker, name).await?;
     let body = spec::create_body(spec, kind);
     let asked = body.host_config.clone().unwrap_or_default();
     let created = docker
@@ -372,8 +387,8 @@ pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<Stri
         })?;
     // From here on by ID: the name could be given to another container
     // (removed and re-created by someone else) between two requests.
-    let handed = match check_recorded(&docker, &created.id, name, &asked).await {
-        Ok(()) => hand_over(&docker, &created.id, name, key).await,
+    let handed = match check_recorded(docker, &created.id, name, &asked).await {
+        Ok(()) => hand_over(docker, &created.id, name, key).await,
         Err(e) => Err(e),
     };
     match handed {

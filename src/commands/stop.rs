@@ -7,17 +7,18 @@ use serde_json::json;
 use crate::cli::{ContainerArgs, StatusArgs};
 use crate::error::{Error, Result};
 use crate::printer::Printer;
-use crate::runtime::engine;
+use crate::runtime::engine::{self, Engine};
 use crate::runtime::guard;
 use crate::runtime::layout::STOP_BUDGET;
 
-pub fn stop(args: ContainerArgs, printer: &Printer) -> Result<()> {
+pub fn stop(args: ContainerArgs, engine: &Engine, printer: &Printer) -> Result<()> {
     let name = args.name;
     let spinner = printer.spinner("stopping and sealing");
-    let sealed = engine::runtime()?.block_on(async {
-        let docker = engine::connect().await?;
-        request_stop(&docker, &name).await?;
-        Ok::<_, Error>(sealed_generation(&docker, &name).await)
+    let sealed = engine.docker().and_then(|docker| {
+        engine.block_on(async {
+            request_stop(docker, &name).await?;
+            Ok::<_, Error>(sealed_generation(docker, &name).await)
+        })
     });
     spinner.finish_and_clear();
     report_sealed(&name, sealed?, printer)
@@ -97,7 +98,7 @@ pub fn report_sealed(name: &str, sealed: Option<u64>, printer: &Printer) -> Resu
     }
 }
 
-pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
+pub fn status(args: StatusArgs, engine: &Engine, printer: &Printer) -> Result<()> {
     let name = args.container.name;
     // The vault's newest generation, from its header (no password needed).
     let vault_path = crate::paths::vault(&args.vault)?;
@@ -107,24 +108,14 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
     if let Some(g) = generation {
         crate::rollback::warn_if_older(&vault_path, g, printer);
     }
-    let (inspected, health, described, checkpoint) = engine::runtime()?.block_on(async {
-        let docker = engine::connect().await?;
-        let inspected = docker
-            .inspect_container(&name, None)
-            .await
-            .map_err(|e| engine::failed("inspecting", &name, e))?;
-        let kind = engine::kind(&docker).await?;
-        let health = super::exec::health(&docker, &name, &inspected, kind).await?;
-        let described = engine::describe(&docker, engine::endpoint().ok().as_ref())
-            .await
-            .ok();
-        Ok::<_, Error>((
-            inspected,
-            health,
-            described,
-            last_checkpoint(&docker, &name).await,
-        ))
-    })?;
+    let docker = engine.docker()?;
+    let inspected = engine
+        .block_on(docker.inspect_container(&name, None))
+        .map_err(|e| engine::failed("inspecting", &name, e))?;
+    let kind = engine.kind()?;
+    let health = engine.block_on(super::exec::health(docker, &name, &inspected, kind))?;
+    let described = engine.describe().ok();
+    let checkpoint = engine.block_on(last_checkpoint(docker, &name));
     let (health, health_source) = health;
     let state = inspected.state.unwrap_or_default();
     let status = state
@@ -155,7 +146,7 @@ pub fn status(args: StatusArgs, printer: &Printer) -> Result<()> {
             ", last checkpoint generation {generation} (gateway paused {pause} ms)"
         ));
     }
-    let at = engine::endpoint().ok();
+    let at = engine.endpoint();
     if let Some(at) = &at {
         text.push_str(&format!("\nengine {} ({})", at.url, at.origin));
         if let Some(d) = &described {

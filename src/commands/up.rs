@@ -7,22 +7,16 @@ use serde_json::json;
 use crate::cli::{OnboardArgs, UpArgs};
 use crate::error::Result;
 use crate::printer::Printer;
-use crate::runtime::engine;
+use crate::runtime::engine::Engine;
 
-pub fn run(args: UpArgs, printer: &Printer) -> Result<()> {
+pub fn run(args: UpArgs, engine: &Engine, printer: &Printer) -> Result<()> {
     let name = args.start.container.name.clone();
-    let running = engine::runtime()?.block_on(async {
-        let docker = engine::connect().await?;
-        Ok::<_, crate::error::Error>(
-            docker
-                .inspect_container(&name, None)
-                .await
-                .ok()
-                .and_then(|c| c.state)
-                .and_then(|s| s.running)
-                .unwrap_or(false),
-        )
-    })?;
+    let running = engine
+        .block_on(engine.docker()?.inspect_container(&name, None))
+        .ok()
+        .and_then(|c| c.state)
+        .and_then(|s| s.running)
+        .unwrap_or(false);
     if running {
         printer.result(
             &format!("{name} is already running (`safeclaw status` shows it)"),
@@ -30,10 +24,10 @@ pub fn run(args: UpArgs, printer: &Printer) -> Result<()> {
         );
         return Ok(());
     }
-    let image = crate::image::resolve::resolve(&args.start.image, true, printer)?;
+    let image = crate::image::resolve::resolve(engine, &args.start.image, true, printer)?;
     let vault = crate::paths::vault(&args.start.vault)?;
     if vault.exists() {
-        return super::start::run_in(&args.start, image, printer);
+        return super::start::run_in(&args.start, engine, image, printer);
     }
     // Onboarding takes minutes: find out first that the start would be refused.
     crate::paths::check_dedicated_dir(&vault)?;
@@ -47,6 +41,6 @@ pub fn run(args: UpArgs, printer: &Printer) -> Result<()> {
         password: args.start.password.clone(),
         extras: args.extras,
     };
-    let (vault, key, generation) = super::onboard::onboard(&onboard, &image, printer)?;
-    super::start::run_with_key(&args.start, image, vault, generation, key, printer)
+    let (vault, key, generation) = super::onboard::onboard(&onboard, engine, &image, printer)?;
+    super::start::run_with_key(&args.start, engine, image, vault, generation, key, printer)
 }

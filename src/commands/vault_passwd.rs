@@ -18,6 +18,7 @@ use crate::cli::{PasswdArgs, RekeyArgs};
 use crate::error::{Class, Error, Result};
 use crate::password::{Confirm, Source};
 use crate::printer::Printer;
+use crate::runtime::engine::Engine;
 use crate::vault::{self, crypto, crypto::DataKey, format::KdfParams, format::Slot, VaultFile};
 
 /// What `passwd` and `rekey` were asked, resolved.
@@ -30,7 +31,7 @@ struct Settings {
     drop_generations: bool,
 }
 
-pub fn passwd(args: PasswdArgs, printer: &Printer) -> Result<()> {
+pub fn passwd(args: PasswdArgs, engine: &Engine, printer: &Printer) -> Result<()> {
     run(
         Settings {
             file: args.file,
@@ -42,11 +43,12 @@ pub fn passwd(args: PasswdArgs, printer: &Printer) -> Result<()> {
             kdf: args.kdf.params(),
             drop_generations: args.drop_generations,
         },
+        engine,
         printer,
     )
 }
 
-pub fn rekey(args: RekeyArgs, printer: &Printer) -> Result<()> {
+pub fn rekey(args: RekeyArgs, engine: &Engine, printer: &Printer) -> Result<()> {
     run(
         Settings {
             file: args.file,
@@ -55,11 +57,12 @@ pub fn rekey(args: RekeyArgs, printer: &Printer) -> Result<()> {
             kdf: args.kdf.params(),
             drop_generations: args.drop_generations,
         },
+        engine,
         printer,
     )
 }
 
-fn run(s: Settings, printer: &Printer) -> Result<()> {
+fn run(s: Settings, engine: &Engine, printer: &Printer) -> Result<()> {
     let vault = VaultFile::open(&s.file)?;
     let old_password = super::read_password(&s.password, "vault password", Confirm::Once, printer)?;
     let spinner = printer.spinner("deriving key (Argon2id)");
@@ -68,7 +71,7 @@ fn run(s: Settings, printer: &Printer) -> Result<()> {
     let (old_key, _) = unlocked?;
     let other_slots = vault.header().slots.len() - 1;
     drop(vault);
-    refuse_if_running(&s.file, printer)?;
+    refuse_if_running(&s.file, engine, printer)?;
     let kdf = super::vault_create::checked_kdf(s.kdf, printer)?;
     let new_password = match &s.new_password {
         Some(source) => super::read_new_password(source, printer)?,
@@ -224,12 +227,11 @@ fn rekey_kept(
 /// generation under it: after a rekey that seal would fail and the state
 /// since the last checkpoint would be lost. So no rekey under a running
 /// bot. Without an engine there is no bot to ask about: say so.
-fn refuse_if_running(vault: &Path, printer: &Printer) -> Result<()> {
+fn refuse_if_running(vault: &Path, engine: &Engine, printer: &Printer) -> Result<()> {
     let dir = crate::private_fs::parent_of(vault);
     let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io("reading", &dir, e))?;
-    let found = crate::runtime::engine::runtime()?.block_on(async {
-        let docker = crate::runtime::engine::connect().await?;
-        crate::runtime::engine::running_with_mount(&docker, &dir).await
+    let found = engine.docker().and_then(|docker| {
+        engine.block_on(crate::runtime::engine::running_with_mount(docker, &dir))
     });
     match found {
         Ok(None) => Ok(()),

@@ -14,17 +14,18 @@ use super::image_id;
 use super::pin::{Pin, Record};
 use crate::error::{Class, Error, Result};
 use crate::printer::Printer;
-use crate::runtime::engine;
+use crate::runtime::spec::EngineKind;
 
 /// Loads the pinned archive and records what the engine holds it as.
 pub async fn load_pinned(
     docker: &Docker,
+    kind: EngineKind,
     pin: &Pin,
     printer: &Printer,
 ) -> Result<(Record, Loaded)> {
     // Where the record goes is checked first: no load that cannot be recorded.
     crate::paths::private_home()?;
-    let loaded = load_archive(docker, pin.archive(), printer).await?;
+    let loaded = load_archive(docker, kind, pin.archive(), printer).await?;
     let [repo_tag] = <[String; 1]>::try_from(loaded.index.repo_tags.clone()).map_err(|tags| {
         Error::damaged(format!(
             "the pinned archive {} names {} images; the Nix image names exactly one",
@@ -68,7 +69,12 @@ pub struct Loaded {
 /// Streams a docker-archive (plain or gzip) into the engine while indexing
 /// the same bytes, then checks that the engine's image under every
 /// reference the archive names is the one whose config was streamed.
-pub async fn load_archive(docker: &Docker, path: &Path, printer: &Printer) -> Result<Loaded> {
+pub async fn load_archive(
+    docker: &Docker,
+    kind: EngineKind,
+    path: &Path,
+    printer: &Printer,
+) -> Result<Loaded> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
     let size = file
         .metadata()
@@ -82,10 +88,7 @@ pub async fn load_archive(docker: &Docker, path: &Path, printer: &Printer) -> Re
     // Podman 4's compatible load takes a plain docker-archive only (gzip:
     // "payload does not match any of the supported image formats"): it is
     // sent decompressed. The indexer reads either.
-    let podman = matches!(
-        engine::kind(docker).await?,
-        crate::runtime::spec::Engine::Podman { .. }
-    );
+    let podman = matches!(kind, EngineKind::Podman { .. });
     let mut counted = counted;
     let gzip = counted
         .inner

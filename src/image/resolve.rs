@@ -1,8 +1,6 @@
 //! The image a container will run: the pinned one (loaded when the engine
 //! does not hold exactly it), another one only when allowed, or the twin.
 
-use bollard::Docker;
-
 use super::image_id;
 use super::load::load_pinned;
 use super::pin::{self, Pin, Record};
@@ -10,21 +8,26 @@ use super::twin;
 use crate::cli::ImageChoice;
 use crate::error::{Error, Result};
 use crate::printer::Printer;
-use crate::runtime::engine;
+use crate::runtime::engine::Engine;
 
 /// The image a container will run, checked: with a pin, the engine must
 /// hold exactly the pinned image (it is loaded from the store when it does
 /// not) and another `--image` (one whose ID is none the pinned image is
 /// known under) is refused unless allowed. Without a pin,
 /// `--image` or the twin's tag; `build_twin` builds a missing twin (`up`).
-pub fn resolve(choice: &ImageChoice, build_twin: bool, printer: &Printer) -> Result<String> {
+pub fn resolve(
+    engine: &Engine,
+    choice: &ImageChoice,
+    build_twin: bool,
+    printer: &Printer,
+) -> Result<String> {
     let Some(pin) = pin::from_env()? else {
         let image = choice
             .image
             .clone()
             .unwrap_or_else(|| twin::DEFAULT_TAG.to_string());
         if build_twin && image == twin::DEFAULT_TAG {
-            ensure_twin(&image, printer)?;
+            ensure_twin(engine, &image, printer)?;
         }
         return Ok(image);
     };
@@ -35,13 +38,11 @@ pub fn resolve(choice: &ImageChoice, build_twin: bool, printer: &Printer) -> Res
         ));
         return Ok(image.clone());
     }
-    let rt = engine::runtime()?;
-    let docker = rt.block_on(engine::connect())?;
-    let record = rt.block_on(ensure_pinned(&docker, &pin, printer))?;
+    let record = ensure_pinned(engine, &pin, printer)?;
     let Some(image) = &choice.image else {
         return Ok(record.repo_tag);
     };
-    match rt.block_on(image_id(&docker, image)) {
+    match engine.block_on(image_id(engine.docker()?, image)) {
         Some(id) if record.recognises(&id) => Ok(image.clone()),
         id => Err(Error::usage(format!(
             "refusing to run {image} ({}): it is not the pinned image {} ({})",
@@ -55,27 +56,26 @@ pub fn resolve(choice: &ImageChoice, build_twin: bool, printer: &Printer) -> Res
 
 /// The twin, built here when the engine does not have it yet (a few
 /// minutes once; the npm download is cached).
-fn ensure_twin(image: &str, printer: &Printer) -> Result<()> {
-    let present = engine::runtime()?.block_on(async {
-        let docker = engine::connect().await?;
-        Ok::<_, Error>(docker.inspect_image(image).await.is_ok())
-    })?;
+fn ensure_twin(engine: &Engine, image: &str, printer: &Printer) -> Result<()> {
+    let docker = engine.docker()?;
+    let present = engine.block_on(docker.inspect_image(image)).is_ok();
     if present {
         return Ok(());
     }
     printer.note(&format!(
         "{image} is not in the engine yet: building it (node and OpenClaw from the npm registry, pinned)"
     ));
-    let (text, _) = twin::build(image, None, None, printer)?;
+    let (text, _) = twin::build(engine, image, None, None, printer)?;
     printer.note(&text);
     Ok(())
 }
 
 /// The pinned image's record, after making sure the engine holds exactly
 /// it: loaded from the store when absent, unrecorded, or replaced.
-async fn ensure_pinned(docker: &Docker, pin: &Pin, printer: &Printer) -> Result<Record> {
+fn ensure_pinned(engine: &Engine, pin: &Pin, printer: &Printer) -> Result<Record> {
+    let docker = engine.docker()?;
     if let Some(record) = pin.read_record() {
-        let held = image_id(docker, &record.repo_tag).await;
+        let held = engine.block_on(image_id(docker, &record.repo_tag));
         if held.is_some_and(|id| record.recognises(&id)) {
             return Ok(record);
         }
@@ -84,5 +84,6 @@ async fn ensure_pinned(docker: &Docker, pin: &Pin, printer: &Printer) -> Result<
         "loading the pinned image from {}",
         pin.archive().display()
     ));
-    Ok(load_pinned(docker, pin, printer).await?.0)
+    let kind = engine.kind()?;
+    Ok(engine.block_on(load_pinned(docker, kind, pin, printer))?.0)
 }

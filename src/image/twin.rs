@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::image::build::{add_binary, Entry, Files, Recipe};
 use crate::printer::Printer;
-use crate::runtime::engine;
+use crate::runtime::engine::{self, Engine};
 use crate::runtime::layout::SAFECLAW_IN_IMAGE;
 
 pub const OPENCLAW_VERSION: &str = "2026.9.6";
@@ -264,6 +264,7 @@ pub fn find_busybox(given: Option<&Path>) -> Result<PathBuf> {
 /// Builds the twin as `tag` in the engine; returns the summary as text
 /// and JSON.
 pub fn build(
+    engine: &Engine,
     tag: &str,
     cache: Option<&Path>,
     busybox: Option<&Path>,
@@ -279,19 +280,18 @@ pub fn build(
         );
     }
     let cache = cache_dir(cache)?;
-    let rt = engine::runtime()?;
     // The engine first: no point downloading 650 MB for nothing.
-    let docker = rt.block_on(engine::connect())?;
+    let docker = engine.docker()?;
     let spinner = printer.spinner("installing node and openclaw from the lock (npm ci)");
     let install = install(&cache);
     spinner.finish_and_clear();
     let install = install?;
     let recipe = recipe(&install, &safeclaw, &busybox)?;
     let bar = printer.bar(0, "building");
-    let built = rt.block_on(super::build::build_recipe(&docker, tag, &recipe, &bar));
+    let built = engine.block_on(super::build::build_recipe(docker, tag, &recipe, &bar));
     bar.finish_and_clear();
     built?;
-    let inspected = rt
+    let inspected = engine
         .block_on(docker.inspect_image(tag))
         .map_err(|e| engine::failed("inspecting", tag, e))?;
     let id = inspected.id.unwrap_or_default();

@@ -1,31 +1,90 @@
-//! The Docker Engine API, through bollard: connection to the engine
-//! `endpoint` finds (`--engine`, DOCKER_HOST, the docker context,
-//! rootless and system sockets), refusing one the data key could cross a
-//! network to in clear, API version negotiation down to Debian's 20.10
-//! (API 1.41), and the one error users see when no engine answers.
+//! The Docker Engine API, through bollard: one `Engine` handle per
+//! command, connecting to the engine `endpoint` finds (`--engine`,
+//! DOCKER_HOST, the docker context, rootless and system sockets), refusing
+//! one the data key could cross a network to in clear, API version
+//! negotiation down to Debian's 20.10 (API 1.41), and the one error users
+//! see when no engine answers.
 
+use std::cell::OnceCell;
+use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::OnceLock;
 
 use bollard::Docker;
 
 use super::endpoint::{self, Endpoint, Inputs};
+use super::spec::EngineKind;
 use crate::env_vars;
 use crate::error::{Class, Error, Result};
 
-/// `--engine`, set once by `main` before any command runs.
-static ENGINE_FLAG: OnceLock<String> = OnceLock::new();
+/// One command's way to the engine: the async runtime and, from its first
+/// use on, the connection (found, checked, negotiated and pinged once),
+/// with what the engine is. Made once per command and passed down. The
+/// connection waits for the first request, so that what needs no engine
+/// (reading a vault, asking a password) is checked first, as it always was.
+pub struct Engine {
+    /// `--engine URL`, if given.
+    flag: Option<String>,
+    rt: tokio::runtime::Runtime,
+    connected: OnceCell<(Docker, Endpoint)>,
+    kind: OnceCell<EngineKind>,
+}
 
-/// Records `--engine URL` for every later connection of this process.
-pub fn use_engine(url: Option<String>) {
-    if let Some(url) = url.filter(|u| !u.is_empty()) {
-        let _ = ENGINE_FLAG.set(url);
+impl Engine {
+    /// A handle for one command; `flag` is `--engine`.
+    pub fn new(flag: Option<String>) -> Result<Engine> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::failure(format!("starting the async runtime: {e}")))?;
+        Ok(Engine {
+            flag,
+            rt,
+            connected: OnceCell::new(),
+            kind: OnceCell::new(),
+        })
+    }
+
+    /// Runs engine work to completion. Never called from inside engine work.
+    pub fn block_on<F: Future>(&self, work: F) -> F::Output {
+        self.rt.block_on(work)
+    }
+
+    /// The connection, made on the first call.
+    pub fn docker(&self) -> Result<&Docker> {
+        if let Some((docker, _)) = self.connected.get() {
+            return Ok(docker);
+        }
+        let at = endpoint(self.flag.clone())?;
+        let docker = self.block_on(connect_to(&at))?;
+        Ok(&self.connected.get_or_init(|| (docker, at)).0)
+    }
+
+    /// The engine connected to, and where its address came from.
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        self.connected.get().map(|(_, at)| at)
+    }
+
+    /// Which engine answers (asked once).
+    pub fn kind(&self) -> Result<EngineKind> {
+        if let Some(kind) = self.kind.get() {
+            return Ok(*kind);
+        }
+        let kind = self.block_on(kind(self.docker()?))?;
+        Ok(*self.kind.get_or_init(|| kind))
+    }
+
+    /// The engine described, for `status` and `audit`.
+    pub fn describe(&self) -> Result<Description> {
+        let docker = self.docker()?;
+        let podman = matches!(self.kind()?, EngineKind::Podman { .. });
+        self.block_on(describe(docker, podman, self.endpoint()))
     }
 }
 
-/// The engine to talk to, found as docs/engines.md says.
-pub fn endpoint() -> Result<Endpoint> {
-    let inputs = Inputs::from_env(ENGINE_FLAG.get().cloned());
+/// The engine to talk to, found as docs/engines.md says; `flag` is
+/// `--engine` (empty: not given).
+pub fn endpoint(flag: Option<String>) -> Result<Endpoint> {
+    let inputs = Inputs::from_env(flag.filter(|u| !u.is_empty()));
     endpoint::resolve(&inputs, &endpoint::read_small, &endpoint::is_socket)
 }
 
@@ -140,10 +199,15 @@ fn unreachable(at: &Endpoint, e: bollard::errors::Error) -> Error {
     .with_hint("start Docker or Podman (Docker Desktop, `sudo systemctl start docker`, `systemctl --user start podman.socket`), or name it with --engine or DOCKER_HOST")
 }
 
-/// Finds the engine, checks its address, then connects, negotiates the
-/// API version and pings.
-pub async fn connect() -> Result<Docker> {
-    let at = endpoint()?;
+/// Finds the engine (`flag` is `--engine`), checks its address, then
+/// connects, negotiates the API version and pings. Commands use an
+/// `Engine`; this is for code that keeps its own runtime (tests, benches).
+pub async fn connect(flag: Option<String>) -> Result<Docker> {
+    connect_to(&endpoint(flag)?).await
+}
+
+/// Checks the address of `at`, then connects, negotiates and pings.
+async fn connect_to(at: &Endpoint) -> Result<Docker> {
     // Before the first packet: a refused address is never dialled.
     let origin = match &at.origin {
         endpoint::Origin::Flag => "--engine".to_string(),
@@ -156,17 +220,17 @@ pub async fn connect() -> Result<Docker> {
         tls_requested().then_some(TLS_BY_ENV)
     };
     check_endpoint(&at.url, tls, &origin)?;
-    let docker = Docker::connect_with_host(&at.url).map_err(|e| unreachable(&at, e))?;
+    let docker = Docker::connect_with_host(&at.url).map_err(|e| unreachable(at, e))?;
     let docker = docker
         .negotiate_version()
         .await
-        .map_err(|e| unreachable(&at, e))?;
-    docker.ping().await.map_err(|e| unreachable(&at, e))?;
+        .map_err(|e| unreachable(at, e))?;
+    docker.ping().await.map_err(|e| unreachable(at, e))?;
     Ok(docker)
 }
 
 /// Which engine answers: Podman names itself in the version's components.
-pub async fn kind(docker: &Docker) -> Result<crate::runtime::spec::Engine> {
+pub async fn kind(docker: &Docker) -> Result<EngineKind> {
     let version = docker
         .version()
         .await
@@ -177,10 +241,10 @@ pub async fn kind(docker: &Docker) -> Result<crate::runtime::spec::Engine> {
         .iter()
         .any(|c| c.name.to_ascii_lowercase().contains("podman"));
     if !podman {
-        return Ok(crate::runtime::spec::Engine::Docker);
+        return Ok(EngineKind::Docker);
     }
     let hard = |r| rustix::process::getrlimit(r).maximum.unwrap_or(u64::MAX);
-    Ok(crate::runtime::spec::Engine::Podman {
+    Ok(EngineKind::Podman {
         max_files: hard(rustix::process::Resource::Nofile),
         max_processes: hard(rustix::process::Resource::Nproc),
     })
@@ -220,19 +284,15 @@ impl std::fmt::Display for Description {
 /// containerd image store.
 const CONTAINERD_SNAPSHOTTER: &str = "io.containerd.snapshotter.v1";
 
-/// Describes the engine from its `/info` and `/version`, and, for Podman,
-/// the owner of the socket it was reached through: rootless Docker says
-/// `name=rootless` in its security options, Podman's compatible `/info`
-/// does not, but a rootless Podman serves its socket as the user who runs it.
-pub async fn describe(docker: &Docker, at: Option<&Endpoint>) -> Result<Description> {
+/// Describes the engine from its `/info` and, for Podman, the owner of
+/// the socket it was reached through: rootless Docker says `name=rootless`
+/// in its security options, Podman's compatible `/info` does not, but a
+/// rootless Podman serves its socket as the user who runs it.
+async fn describe(docker: &Docker, podman: bool, at: Option<&Endpoint>) -> Result<Description> {
     let info = docker
         .info()
         .await
         .map_err(|e| Error::new(Class::Engine, format!("asking the engine's info: {e}")))?;
-    let podman = matches!(
-        kind(docker).await?,
-        crate::runtime::spec::Engine::Podman { .. }
-    );
     let socket_owner = at
         .and_then(|at| at.url.strip_prefix("unix://"))
         .and_then(|p| std::fs::metadata(p).ok())
@@ -270,14 +330,6 @@ pub fn describe_info(
             .map(|v| v.to_string())
             .unwrap_or_default(),
     }
-}
-
-/// A single-threaded runtime for one command's engine work.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::failure(format!("starting the async runtime: {e}")))
 }
 
 /// An engine error on the container `name`, doing `what`.

@@ -85,7 +85,7 @@ pub struct Spec {
 /// The engine behind the Docker-compatible API: where they differ in what
 /// the same hardening must be written as (docs/engines.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
+pub enum EngineKind {
     Docker,
     /// Podman's compatible API (`podman system service`). Without explicit
     /// limits Podman applies containers.conf's defaults (1048576 open
@@ -110,10 +110,10 @@ const PODMAN_NPROC_PER_PIDS: u64 = 4;
 /// The tmpfs options: private to the container user, no exec, no devices,
 /// no setuid, a size cap. Docker takes the owner as `uid=`/`gid=`; Podman
 /// 4 refuses those and chowns to the container's user with `U`.
-fn tmpfs_options(bytes: u64, uid: u32, gid: u32, engine: Engine) -> String {
+fn tmpfs_options(bytes: u64, uid: u32, gid: u32, engine: EngineKind) -> String {
     let owner = match engine {
-        Engine::Docker => format!("uid={uid},gid={gid}"),
-        Engine::Podman { .. } => "U".to_string(),
+        EngineKind::Docker => format!("uid={uid},gid={gid}"),
+        EngineKind::Podman { .. } => "U".to_string(),
     };
     format!("rw,nosuid,nodev,noexec,size={bytes},mode=0700,{owner}")
 }
@@ -124,7 +124,7 @@ fn nproc(pids: i64, max_processes: u64) -> i64 {
 }
 
 /// The create body. Stdin is opened once for the key and closed after.
-pub fn create_body(spec: &Spec, engine: Engine) -> ContainerCreateBody {
+pub fn create_body(spec: &Spec, engine: EngineKind) -> ContainerCreateBody {
     let Spec {
         uid, gid, limits, ..
     } = spec;
@@ -218,8 +218,8 @@ pub fn create_body(spec: &Spec, engine: Engine) -> ContainerCreateBody {
             privileged: Some(false),
             pids_limit: Some(limits.pids),
             ulimits: match engine {
-                Engine::Docker => None,
-                Engine::Podman {
+                EngineKind::Docker => None,
+                EngineKind::Podman {
                     max_files,
                     max_processes,
                 } => Some(vec![
@@ -342,7 +342,7 @@ mod tests {
     fn a_published_port_binds_loopback_only() {
         let mut s = spec();
         s.publish = Some(28789);
-        let body = create_body(&s, Engine::Docker);
+        let body = create_body(&s, EngineKind::Docker);
         let ports = body.host_config.unwrap().port_bindings.unwrap();
         let binding = ports[GATEWAY_PORT].as_ref().unwrap();
         assert_eq!(binding.len(), 1);
@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn every_hardening_item_is_explicit() {
-        let body = create_body(&spec(), Engine::Docker);
+        let body = create_body(&spec(), EngineKind::Docker);
         let host = body.host_config.as_ref().unwrap();
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         assert_eq!(host.readonly_rootfs, Some(true));
@@ -398,7 +398,9 @@ mod tests {
 
     #[test]
     fn limits_an_engine_dropped_are_named_and_kept_ones_are_not() {
-        let asked = create_body(&spec(), Engine::Docker).host_config.unwrap();
+        let asked = create_body(&spec(), EngineKind::Docker)
+            .host_config
+            .unwrap();
         assert!(weakened(&asked, &asked).is_empty());
         // What rootless Podman 4.3 on cgroups v1 records (measured).
         let dropped = HostConfig {

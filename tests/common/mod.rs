@@ -292,10 +292,19 @@ pub fn private_dir(path: &Path) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o700)).unwrap();
 }
 
+/// A runtime of the tests' own for engine work (safeclaw's commands make
+/// theirs in `runtime::engine::Engine`).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// An engine, or None (skip) on a developer machine without one.
 pub fn engine() -> Option<(tokio::runtime::Runtime, Docker)> {
-    let rt = safeclaw::runtime::engine::runtime().unwrap();
-    match rt.block_on(safeclaw::runtime::engine::connect()) {
+    let rt = runtime();
+    match rt.block_on(safeclaw::runtime::engine::connect(None)) {
         Ok(docker) => Some((rt, docker)),
         Err(e) => {
             skip_unless_ci(&format!("no Docker engine ({})", e.message));
