@@ -11,6 +11,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use safeclaw::runtime::guard::protocol::{self, GuardSettings, Status};
+
 const BIN: &str = env!("CARGO_BIN_EXE_safeclaw");
 
 fn main() {
@@ -81,15 +83,19 @@ fn main() {
         let (state, staging) = (dir.join("state"), dir.join("staging"));
         std::fs::create_dir(&state).unwrap();
         std::fs::create_dir(&staging).unwrap();
+        let settings = GuardSettings {
+            vault: vault.clone(),
+            state: state.clone(),
+            checkpoint_dir: staging.clone(),
+            key_timeout: protocol::KEY_TIMEOUT,
+            keep_generations: 1,
+            checkpoint_interval: Duration::ZERO,
+            drain: Duration::from_secs(30),
+            gateway: vec!["sleep".into(), "600".into()],
+        };
         let mut guard = Command::new(BIN)
-            .arg("guard")
-            .arg("--vault")
-            .arg(&vault)
-            .arg("--state")
-            .arg(&state)
-            .arg("--checkpoint-dir")
-            .arg(&staging)
-            .args(["--checkpoint-ms", "0", "--keep", "1", "--", "sleep", "600"])
+            .arg(protocol::COMMAND)
+            .args(settings.to_argv())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -98,12 +104,12 @@ fn main() {
             .stdin
             .take()
             .unwrap()
-            .write_all(safeclaw::runtime::guard::key_line(&key).as_bytes())
+            .write_all(protocol::key_line(&key).as_bytes())
             .unwrap();
         let mut lines = BufReader::new(guard.stdout.take().unwrap()).lines();
         let ready = lines.next().unwrap().unwrap();
         assert!(
-            ready.starts_with(safeclaw::runtime::guard::READY),
+            matches!(Status::parse(&ready), Some(Status::Ready { .. })),
             "{ready}"
         );
         let runs = 5;
@@ -116,16 +122,9 @@ fn main() {
             let start = Instant::now();
             loop {
                 let line = lines.next().unwrap().unwrap();
-                if let Some(rest) = line.strip_prefix(safeclaw::runtime::guard::CHECKPOINT) {
-                    let field = |name: &str| -> f64 {
-                        rest.split_whitespace()
-                            .find_map(|w| w.strip_prefix(name))
-                            .unwrap()
-                            .parse()
-                            .unwrap()
-                    };
-                    pauses.push(field("pause_ms="));
-                    seals.push(field("seal_ms="));
+                if let Some(Status::Checkpoint { pause, seal, .. }) = Status::parse(&line) {
+                    pauses.push(pause.as_secs_f64() * 1000.0);
+                    seals.push(seal.as_secs_f64() * 1000.0);
                     break;
                 }
                 assert!(start.elapsed() < Duration::from_secs(300));

@@ -85,9 +85,13 @@ pub enum Command {
     /// findings with evidence and a fix; exit code 6 on a high finding
     Audit(AuditArgs),
 
-    /// The in-container supervisor (the image's entrypoint)
-    #[command(hide = true)]
-    Guard(GuardArgs),
+    /// The in-container supervisor (the image's entrypoint); its arguments
+    /// are the guard protocol's (runtime/guard/protocol.rs), read there
+    #[command(hide = true, disable_help_flag = true)]
+    Guard {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 
     /// The image's health check: the gateway's /healthz
     #[command(hide = true)]
@@ -237,41 +241,6 @@ pub enum PairCommand {
         /// The 8-character code the bot sent
         code: String,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct GuardArgs {
-    /// The vault file inside the container
-    #[arg(long, default_value = "/vault/openclaw.vault")]
-    pub vault: PathBuf,
-
-    /// The (tmpfs) state directory inside the container
-    #[arg(long, default_value = "/state")]
-    pub state: PathBuf,
-
-    /// Seconds to wait for the key on stdin
-    #[arg(long, default_value_t = 30)]
-    pub key_timeout: u64,
-
-    /// Older generations to keep next to the vault
-    #[arg(long, default_value_t = 5)]
-    pub keep: usize,
-
-    /// Checkpoint interval in milliseconds (0: only on SIGUSR1)
-    #[arg(long, default_value_t = 300_000)]
-    pub checkpoint_ms: u64,
-
-    /// Where checkpoints are staged (a tmpfs in the container)
-    #[arg(long, default_value = "/checkpoint")]
-    pub checkpoint_dir: PathBuf,
-
-    /// Seconds the gateway may take to exit after SIGTERM before it is killed
-    #[arg(long, default_value_t = 30)]
-    pub drain_secs: u64,
-
-    /// The gateway command and its arguments
-    #[arg(last = true, required = true)]
-    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -521,6 +490,18 @@ mod tests {
         assert_eq!(parse_kib("8KiB"), Ok(8));
         assert!(parse_kib("5 parsecs").is_err());
         assert!(parse_kib("99999999GiB").is_err());
+    }
+
+    #[test]
+    fn the_guards_arguments_reach_it_as_they_were_written() {
+        let argv = [
+            "safeclaw", "guard", "--vault", "/vault/v", "--drain", "30s", "--", "openclaw",
+            "--json", "-q", "--", "x",
+        ];
+        let Command::Guard { args } = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not the guard");
+        };
+        assert_eq!(args, argv[2..]);
     }
 
     #[test]

@@ -56,6 +56,33 @@ impl Class {
     }
 }
 
+/// How a command ended when it did not fail: `main` turns it into the
+/// process's exit code (the only place that does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Exit 0.
+    Success,
+    /// The exit code of a process the command ran and waited for, passed
+    /// through as it is (`exec` and `pair`: OpenClaw's; the guard: the
+    /// gateway's).
+    External(u8),
+    /// A failure the command has already reported where its reader looks
+    /// (the guard's status line; the health check's exit code is its
+    /// answer): the class's exit code, and nothing printed.
+    Reported(Class),
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::External(code) => code,
+            ExitStatus::Reported(class) => class.exit_code(),
+        }
+    }
+}
+
 /// A failure as shown to the user.
 #[derive(Debug)]
 pub struct Error {

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The guard's SIGTERM means "stop the gateway, then seal", not "cancel":
     // it handles its signals itself.
-    if !matches!(cli.command, safeclaw::cli::Command::Guard(_)) {
+    if !matches!(cli.command, safeclaw::cli::Command::Guard { .. }) {
         safeclaw::interrupt::install();
     }
     let printer = Printer::new(cli.json, cli.quiet, cli.no_progress);
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         return ExitCode::from(e.exit_code());
     }
     match safeclaw::commands::run(cli.command, cli.engine, &printer) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status.code()),
         Err(e) => {
             printer.error(&e);
             ExitCode::from(e.exit_code())

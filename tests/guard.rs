@@ -11,8 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use safeclaw::error::Class;
 use safeclaw::password::Password;
-use safeclaw::runtime::guard;
+use safeclaw::runtime::guard::protocol::{self, GuardSettings, Status};
 use safeclaw::vault::{crypto::DataKey, VaultFile};
 use tempfile::TempDir;
 
@@ -47,36 +48,37 @@ impl Setup {
             .0
     }
 
-    fn spawn(&self, gateway: &[&str]) -> Child {
-        self.spawn_with(&["--checkpoint-ms", "0"], gateway)
-    }
-
-    fn spawn_with(&self, options: &[&str], gateway: &[&str]) -> Child {
+    /// What the host would tell a guard for this vault: checkpoints only
+    /// when asked, a short wait for the key.
+    fn settings(&self, gateway: &[&str]) -> GuardSettings {
         let staging = self.dir.path().join("checkpoint");
         fs::create_dir_all(&staging).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_safeclaw"))
-            .arg("guard")
-            .arg("--vault")
-            .arg(self.vault())
-            .arg("--state")
-            .arg(self.state())
-            .arg("--checkpoint-dir")
-            .arg(&staging)
-            .args(["--key-timeout", "2"])
-            .args(options)
-            .arg("--")
-            .args(gateway)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+        GuardSettings {
+            vault: self.vault(),
+            state: self.state(),
+            checkpoint_dir: staging,
+            key_timeout: Duration::from_secs(2),
+            keep_generations: 5,
+            checkpoint_interval: Duration::ZERO,
+            drain: Duration::from_secs(30),
+            gateway: gateway.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    fn spawn(&self, gateway: &[&str]) -> Child {
+        self.spawn_with(|_| {}, gateway)
+    }
+
+    fn spawn_with(&self, change: impl FnOnce(&mut GuardSettings), gateway: &[&str]) -> Child {
+        let mut settings = self.settings(gateway);
+        change(&mut settings);
+        spawn_guard(&settings)
     }
 
     /// A guard that has been handed the right key.
-    fn started(&self, options: &[&str], gateway: &[&str]) -> Child {
-        let mut child = self.spawn_with(options, gateway);
-        give(&mut child, guard::key_line(&self.key()).as_bytes());
+    fn started(&self, change: impl FnOnce(&mut GuardSettings), gateway: &[&str]) -> Child {
+        let mut child = self.spawn_with(change, gateway);
+        give(&mut child, protocol::key_line(&self.key()).as_bytes());
         child
     }
 
@@ -94,6 +96,22 @@ impl Setup {
             .unwrap();
         dir
     }
+}
+
+/// `safeclaw guard` with these settings, as the container's command runs it.
+fn spawn_guard(settings: &GuardSettings) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_safeclaw"))
+        .arg(protocol::COMMAND)
+        .args(settings.to_argv())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
 }
 
 /// Writes `bytes` to the guard's stdin and closes it, as the host does.
@@ -122,7 +140,7 @@ fn a_malformed_key_line_is_refused() {
     assert_eq!(code, Some(1));
     assert_eq!(
         out,
-        "safeclaw-guard: error: stdin did not carry a well-formed key line\n"
+        "safeclaw-guard: error reason=malformed-key: stdin did not carry a well-formed key line\n"
     );
     assert!(is_empty(&s.state()));
 }
@@ -137,7 +155,7 @@ fn no_key_in_time_is_refused() {
     assert_eq!(code, Some(1));
     assert_eq!(
         out,
-        "safeclaw-guard: error: no key arrived on stdin in time\n"
+        "safeclaw-guard: error reason=no-key: no key arrived on stdin in time\n"
     );
     assert!(start.elapsed() < Duration::from_secs(10));
 }
@@ -146,13 +164,13 @@ fn no_key_in_time_is_refused() {
 fn a_wrong_key_decrypts_nothing_and_exits_3() {
     let s = Setup::new();
     let mut child = s.spawn(&["true"]);
-    let line = guard::key_line(&DataKey::generate());
+    let line = protocol::key_line(&DataKey::generate());
     give(&mut child, line.as_bytes());
     let (code, out) = finish(child);
-    assert_eq!(code, Some(guard::EXIT_WRONG_KEY));
+    assert_eq!(code, Some(i32::from(Class::WrongPassword.exit_code())));
     assert_eq!(
         out,
-        "safeclaw-guard: error: the key does not open the vault\n"
+        "safeclaw-guard: error reason=wrong-key: the key does not open the vault\n"
     );
     assert!(is_empty(&s.state()));
     assert_eq!(s.generation(), 1);
@@ -162,7 +180,7 @@ fn a_wrong_key_decrypts_nothing_and_exits_3() {
 fn the_gateways_changes_are_sealed_and_its_status_passed_on() {
     let s = Setup::new();
     let child = s.started(
-        &["--checkpoint-ms", "0"],
+        |_| {},
         &[
             "sh",
             "-c",
@@ -237,7 +255,7 @@ fn the_gateways_changes_are_sealed_and_its_status_passed_on() {
 #[test]
 fn sigterm_is_forwarded_and_the_state_still_sealed() {
     let s = Setup::new();
-    let child = s.started(&["--checkpoint-ms", "0"], &["sleep", "30"]);
+    let child = s.started(|_| {}, &["sleep", "30"]);
     // Wait until the gateway runs (the state was decrypted).
     let start = Instant::now();
     while !s.state().join("openclaw.json").exists() {
@@ -272,7 +290,7 @@ fn processes_the_gateway_leaves_behind_are_ended_before_the_final_seal() {
          echo $i > straggler; sleep 0.01; done) >/dev/null 2>&1 & sleep 0.3; exit 7"
     );
     let started = Instant::now();
-    let child = s.started(&["--checkpoint-ms", "0"], &["sh", "-c", &gateway]);
+    let child = s.started(|_| {}, &["sh", "-c", &gateway]);
     let (code, out) = finish(child);
     assert_eq!(code, Some(7), "{out}");
     assert!(out.ends_with("sealed generation=2\n"), "{out}");
@@ -306,8 +324,27 @@ fn busy_gateway(token: &str) -> Vec<String> {
     ]
 }
 
-fn lines_with<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
-    out.lines().filter_map(|l| l.strip_prefix(prefix)).collect()
+/// The guard's status lines in its output.
+fn statuses(out: &str) -> Vec<Status> {
+    out.lines().filter_map(Status::parse).collect()
+}
+
+/// The checkpoints reported: generation and pause.
+fn checkpoints(out: &str) -> Vec<(u64, Duration)> {
+    statuses(out)
+        .into_iter()
+        .filter_map(|s| match s {
+            Status::Checkpoint {
+                generation, pause, ..
+            } => Some((generation, pause)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The output ends with the seal of `generation`.
+fn ends_sealed(out: &str, generation: u64) -> bool {
+    out.ends_with(&format!("{}\n", Status::Sealed { generation }.encode()))
 }
 
 #[test]
@@ -315,37 +352,25 @@ fn periodic_checkpoints_seal_the_running_state_with_a_short_pause() {
     let s = Setup::new();
     let gateway = busy_gateway("periodic");
     let gateway: Vec<&str> = gateway.iter().map(String::as_str).collect();
-    let child = s.started(&["--checkpoint-ms", "300"], &gateway);
+    let child = s.started(|g| g.checkpoint_interval = ms(300), &gateway);
     std::thread::sleep(Duration::from_millis(1500));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     let (_, out) = finish(child);
-    let checkpoints = lines_with(&out, guard::CHECKPOINT);
+    let checkpoints = checkpoints(&out);
     assert!(checkpoints.len() >= 2, "{out}");
     let mut expected = 2;
-    for c in &checkpoints {
-        let mut words = c.split_whitespace();
-        assert_eq!(
-            words.next().unwrap().parse::<u64>().unwrap(),
-            expected,
-            "{out}"
+    for (generation, pause) in &checkpoints {
+        assert_eq!(*generation, expected, "{out}");
+        assert!(
+            *pause < Duration::from_secs(1),
+            "gateway frozen for {pause:?}"
         );
-        let pause: f64 = words
-            .next()
-            .unwrap()
-            .strip_prefix("pause_ms=")
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(pause < 1000.0, "gateway frozen for {pause} ms");
         expected += 1;
     }
-    assert!(
-        out.ends_with(&format!("{}{expected}\n", guard::SEALED)),
-        "{out}"
-    );
+    assert!(ends_sealed(&out, expected), "{out}");
     assert_eq!(s.generation(), expected);
     // Checkpoints come from a frozen gateway: the log and the counter agree.
     for (n, path) in safeclaw::vault::generations::older(&s.vault()).unwrap() {
@@ -375,7 +400,7 @@ fn periodic_checkpoints_seal_the_running_state_with_a_short_pause() {
 fn sigusr1_asks_for_a_checkpoint_now() {
     let s = Setup::new();
     let mut child = s.started(
-        &["--checkpoint-ms", "0"],
+        |_| {},
         &[
             "sh",
             "-c",
@@ -431,8 +456,8 @@ fn kill_9_at_any_moment_leaves_the_newest_finished_generation() {
         let _ = fs::remove_dir_all(s.state());
         fs::create_dir(s.state()).unwrap();
         let before = s.generation();
-        let mut child = s.spawn_with(&["--checkpoint-ms", "50"], &gateway);
-        give(&mut child, guard::key_line(&key).as_bytes());
+        let mut child = s.spawn_with(|g| g.checkpoint_interval = ms(50), &gateway);
+        give(&mut child, protocol::key_line(&key).as_bytes());
         std::thread::sleep(Duration::from_millis(100 + seed % 600));
         // The whole container dies at once: guard, gateway and the gateway's
         // children (its process group; a checkpoint may have left them
@@ -464,10 +489,7 @@ fn kill_9_at_any_moment_leaves_the_newest_finished_generation() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let (_, out) = finish(child);
-        let finished: Vec<u64> = lines_with(&out, guard::CHECKPOINT)
-            .iter()
-            .map(|c| c.split_whitespace().next().unwrap().parse().unwrap())
-            .collect();
+        let finished: Vec<u64> = checkpoints(&out).iter().map(|(g, _)| *g).collect();
         let newest_reported = finished.last().copied().unwrap_or(before);
         // The vault opens, authenticates, and is the newest generation that
         // finished (one may have finished after its report line was lost).
@@ -497,7 +519,7 @@ fn a_gateway_that_ignores_sigterm_is_killed_after_the_drain_budget_and_still_sea
         "-c",
         "trap '' TERM; echo stubborn > \"$OPENCLAW_STATE_DIR/note\"; while :; do sleep 0.1; done",
     ];
-    let child = s.started(&["--checkpoint-ms", "0", "--drain-secs", "1"], &gateway);
+    let child = s.started(|g| g.drain = Duration::from_secs(1), &gateway);
     let start = Instant::now();
     while !s.state().join("note").exists() {
         assert!(start.elapsed() < Duration::from_secs(10));
@@ -576,26 +598,16 @@ fn a_full_disk_fails_the_seal_and_keeps_the_last_good_generation() {
         let vault = small.join("v.vault");
         fs::copy(s.vault(), &vault).unwrap();
         let good = fs::read(&vault).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_safeclaw"))
-            .arg("guard")
-            .arg("--vault")
-            .arg(&vault)
-            .arg("--state")
-            .arg(s.state())
-            .arg("--checkpoint-dir")
-            .arg(s.dir.path())
-            .args(["--checkpoint-ms", "0", "--"])
-            .args([
+        let mut child = spawn_guard(&GuardSettings {
+            vault: vault.clone(),
+            checkpoint_dir: s.dir.path().to_path_buf(),
+            ..s.settings(&[
                 "sh",
                 "-c",
                 "head -c 1000000 /dev/urandom > \"$OPENCLAW_STATE_DIR/big\"",
             ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        give(&mut child, guard::key_line(&s.key()).as_bytes());
+        });
+        give(&mut child, protocol::key_line(&s.key()).as_bytes());
         let (code, out) = finish(child);
         assert_eq!(code, Some(1), "{out}");
         assert!(out.contains("No space left on device"), "{out}");
@@ -632,7 +644,10 @@ fn a_sqlite_database_written_continuously_is_consistent_in_every_checkpoint() {
         while :; do sqlite3 db 'BEGIN; INSERT INTO t(v) VALUES (randomblob(2000)); \
         INSERT INTO t(v) VALUES (randomblob(2000)); COMMIT;'; done";
     let child = s.started(
-        &["--checkpoint-ms", "150", "--keep", "20"],
+        |g| {
+            g.checkpoint_interval = ms(150);
+            g.keep_generations = 20;
+        },
         &["sh", "-c", writer],
     );
     std::thread::sleep(Duration::from_millis(2500));
@@ -641,10 +656,14 @@ fn a_sqlite_database_written_continuously_is_consistent_in_every_checkpoint() {
         .status()
         .unwrap();
     let (_, out) = finish(child);
-    let checkpoints = lines_with(&out, guard::CHECKPOINT).len();
+    let checkpoints = checkpoints(&out).len();
     assert!(checkpoints >= 3, "{out}");
     // The final seal read the state dir with no writer left behind.
-    assert_eq!(lines_with(&out, guard::SEALED).len(), 1, "{out}");
+    let seals = statuses(&out)
+        .into_iter()
+        .filter(|s| matches!(s, Status::Sealed { .. }))
+        .count();
+    assert_eq!(seals, 1, "{out}");
     let mut checked = 0;
     let mut gens = safeclaw::vault::generations::older(&s.vault()).unwrap();
     gens.push((s.generation(), s.vault()));
@@ -702,14 +721,17 @@ fn writable_memory(pid: u32) -> std::io::Result<Vec<u8>> {
 #[test]
 fn no_copy_of_the_key_line_stays_in_the_guards_memory() {
     let s = Setup::new();
-    let line = guard::key_line(&s.key());
-    let hex = line.trim_end().strip_prefix(guard::KEY_PREFIX).unwrap();
-    let mut child = s.started(&["--checkpoint-ms", "0"], &["sleep", "30"]);
+    let line = protocol::key_line(&s.key());
+    let hex = line.trim_end().strip_prefix(protocol::KEY_PREFIX).unwrap();
+    let mut child = s.started(|_| {}, &["sleep", "30"]);
     // Ready: the key was read, parsed and used to unpack the vault.
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     std::io::BufRead::read_line(&mut out, &mut first).unwrap();
-    assert!(first.starts_with(guard::READY), "{first}");
+    assert!(
+        matches!(Status::parse(&first), Some(Status::Ready { .. })),
+        "{first}"
+    );
     let memory = writable_memory(child.id());
     let _ = child.kill();
     let _ = child.wait();

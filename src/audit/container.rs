@@ -960,8 +960,8 @@ mod tests {
             gateway: Vec::new(),
             publish: None,
             keep_generations: 5,
-            checkpoint_secs: 0,
-            drain_secs: 30,
+            checkpoint_interval: std::time::Duration::ZERO,
+            drain: std::time::Duration::from_secs(30),
             labels: Vec::new(),
         };
         let body =

@@ -11,7 +11,7 @@ use futures_util::{Stream, StreamExt};
 use std::io::Write;
 
 use crate::cli::{ExecArgs, LogsArgs, PairCommand};
-use crate::error::{Class, Error, Result};
+use crate::error::{Class, Error, ExitStatus, Result};
 use crate::printer::Printer;
 use crate::runtime::engine::{self, Engine};
 use crate::runtime::layout::{HOME_DIR, STATE_DIR};
@@ -19,12 +19,12 @@ use crate::runtime::layout::{HOME_DIR, STATE_DIR};
 /// The channels OpenClaw pairs (`openclaw pairing`).
 const CHANNELS: [&str; 5] = ["telegram", "discord", "signal", "slack", "whatsapp"];
 
-pub fn exec(args: ExecArgs, engine: &Engine, _printer: &Printer) -> Result<()> {
+pub fn exec(args: ExecArgs, engine: &Engine, _printer: &Printer) -> Result<ExitStatus> {
     let code = run_openclaw(engine, &args.container.name, &args.args, true)?;
-    exit_with(code)
+    Ok(passed_on(code))
 }
 
-pub fn pair(command: PairCommand, engine: &Engine, _printer: &Printer) -> Result<()> {
+pub fn pair(command: PairCommand, engine: &Engine, _printer: &Printer) -> Result<ExitStatus> {
     let changes_state = matches!(command, PairCommand::Approve { .. });
     let (name, argv) = match command {
         PairCommand::List { container, channel } => {
@@ -48,7 +48,7 @@ pub fn pair(command: PairCommand, engine: &Engine, _printer: &Printer) -> Result
         }
     };
     let code = run_openclaw(engine, &name, &argv, changes_state)?;
-    exit_with(code)
+    Ok(passed_on(code))
 }
 
 fn checked_channel(c: &str) -> Result<String> {
@@ -72,12 +72,13 @@ pub fn checked_code(code: &str) -> Result<String> {
     }
 }
 
-fn exit_with(code: i64) -> Result<()> {
+/// OpenClaw's own exit code, passed through (one that is not a process
+/// exit code fails as 1 or 255).
+fn passed_on(code: i64) -> ExitStatus {
     if code == 0 {
-        Ok(())
+        ExitStatus::Success
     } else {
-        // The tool's own exit code, passed through.
-        std::process::exit(code.clamp(1, 255) as i32)
+        ExitStatus::External(code.clamp(1, 255) as u8)
     }
 }
 

@@ -15,46 +15,50 @@ mod vault_passwd;
 mod vault_verify;
 
 use crate::cli::{Command, ImageCommand, VaultCommand};
-use crate::error::Result;
+use crate::error::{ExitStatus, Result};
 use crate::password::{self, Confirm, Password, Source};
 use crate::printer::Printer;
 use crate::runtime::engine::Engine;
 use crate::vault::crypto::DataKey;
 use crate::vault::VaultFile;
 
-pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> Result<()> {
+pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> Result<ExitStatus> {
+    use crate::runtime::guard::{self, protocol::GuardSettings, tools};
     // One engine handle per command, for the commands that use one.
     let engine = || Engine::new(engine_flag.clone());
+    let done = |r: Result<()>| r.map(|()| ExitStatus::Success);
     match command {
-        Command::Vault(VaultCommand::Create(args)) => vault_create::run(args, printer),
-        Command::Vault(VaultCommand::Info(args)) => vault_info::run(args, printer),
-        Command::Vault(VaultCommand::Verify(args)) => vault_verify::run(args, printer),
-        Command::Vault(VaultCommand::Export(args)) => vault_export::run(args, printer),
+        Command::Vault(VaultCommand::Create(args)) => done(vault_create::run(args, printer)),
+        Command::Vault(VaultCommand::Info(args)) => done(vault_info::run(args, printer)),
+        Command::Vault(VaultCommand::Verify(args)) => done(vault_verify::run(args, printer)),
+        Command::Vault(VaultCommand::Export(args)) => done(vault_export::run(args, printer)),
         Command::Vault(VaultCommand::Passwd(args)) => {
-            vault_passwd::passwd(args, &engine()?, printer)
+            done(vault_passwd::passwd(args, &engine()?, printer))
         }
-        Command::Vault(VaultCommand::Rekey(args)) => vault_passwd::rekey(args, &engine()?, printer),
-        Command::Vault(VaultCommand::Migrate(args)) => vault_migrate::run(args, printer),
-        Command::Vault(VaultCommand::Generations(args)) => vault_info::generations(args, printer),
-        Command::Up(args) => up::run(args, &engine()?, printer),
-        Command::Onboard(args) => onboard::run(args, &engine()?, printer),
-        Command::Start(args) => start::run(args, &engine()?, printer),
-        Command::Stop(args) => stop::stop(args, &engine()?, printer),
-        Command::Status(args) => stop::status(args, &engine()?, printer),
-        Command::Run(args) => start::run_foreground(args, &engine()?, printer),
-        Command::Logs(args) => exec::logs(args, &engine()?, printer),
+        Command::Vault(VaultCommand::Rekey(args)) => {
+            done(vault_passwd::rekey(args, &engine()?, printer))
+        }
+        Command::Vault(VaultCommand::Migrate(args)) => done(vault_migrate::run(args, printer)),
+        Command::Vault(VaultCommand::Generations(args)) => {
+            done(vault_info::generations(args, printer))
+        }
+        Command::Up(args) => done(up::run(args, &engine()?, printer)),
+        Command::Onboard(args) => done(onboard::run(args, &engine()?, printer)),
+        Command::Start(args) => done(start::run(args, &engine()?, printer)),
+        Command::Stop(args) => done(stop::stop(args, &engine()?, printer)),
+        Command::Status(args) => done(stop::status(args, &engine()?, printer)),
+        Command::Run(args) => done(start::run_foreground(args, &engine()?, printer)),
+        Command::Logs(args) => done(exec::logs(args, &engine()?, printer)),
         Command::Exec(args) => exec::exec(args, &engine()?, printer),
         Command::Pair(command) => exec::pair(command, &engine()?, printer),
-        Command::Image(ImageCommand::Build(args)) => image::build(args, &engine()?, printer),
-        Command::Image(ImageCommand::Load(args)) => image::load(args, &engine()?, printer),
-        Command::Image(ImageCommand::Show) => image::show(&engine()?, printer),
-        Command::Audit(args) => audit::run(args, &engine()?, printer),
-        Command::Idle => std::process::exit(crate::runtime::guard::idle()),
-        Command::WriteSecret { path } => crate::runtime::guard::write_secret(&path),
-        Command::Guard(args) => std::process::exit(crate::runtime::guard::run(args.into())),
-        Command::Health => std::process::exit(crate::runtime::guard::health(
-            crate::runtime::layout::GATEWAY_HEALTH_ADDR,
-        )),
+        Command::Image(ImageCommand::Build(args)) => done(image::build(args, &engine()?, printer)),
+        Command::Image(ImageCommand::Load(args)) => done(image::load(args, &engine()?, printer)),
+        Command::Image(ImageCommand::Show) => done(image::show(&engine()?, printer)),
+        Command::Audit(args) => done(audit::run(args, &engine()?, printer)),
+        Command::Guard { args } => Ok(guard::run(&GuardSettings::parse(&args)?)),
+        Command::Idle => Ok(tools::idle()),
+        Command::WriteSecret { path } => tools::write_secret(&path),
+        Command::Health => Ok(tools::health(crate::runtime::layout::GATEWAY_HEALTH_ADDR)),
     }
 }
 

@@ -259,8 +259,8 @@ fn onboard_in_container(
         gateway: vec![SAFECLAW_IN_IMAGE.to_string(), "idle".to_string()],
         publish: None,
         keep_generations: 1,
-        checkpoint_secs: 0,
-        drain_secs: 5,
+        checkpoint_interval: std::time::Duration::ZERO,
+        drain: std::time::Duration::from_secs(5),
         labels: vec![
             (
                 LABEL_ONBOARD_PID.to_string(),

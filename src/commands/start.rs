@@ -20,7 +20,7 @@ use crate::paths;
 use crate::printer::Printer;
 use crate::private_fs::{self, Kind};
 use crate::runtime::engine::{self, Engine};
-use crate::runtime::guard;
+use crate::runtime::guard::protocol::{self, Failure, Status};
 use crate::runtime::spec::EngineKind;
 use crate::runtime::spec::{self, Limits, Share, Spec};
 use crate::vault::{crypto::DataKey, VaultFile};
@@ -87,8 +87,8 @@ fn prepare_with_key(
         },
         publish: args.publish,
         keep_generations: args.keep_generations,
-        checkpoint_secs: args.checkpoint_interval,
-        drain_secs: args.drain,
+        checkpoint_interval: Duration::from_secs(args.checkpoint_interval),
+        drain: Duration::from_secs(args.drain),
         labels: Vec::new(),
         shares: parse_shares(&args.shares)?,
         gateway: args.gateway.clone(),
@@ -491,7 +491,7 @@ async fn hand_over(docker: &Docker, id: &str, name: &str, key: &DataKey) -> Resu
         .start_container(id, None)
         .await
         .map_err(|e| engine::failed("starting", name, e))?;
-    let line = guard::key_line(key);
+    let line = protocol::key_line(key);
     attached
         .input
         .write_all(line.as_bytes())
@@ -516,20 +516,19 @@ async fn hand_over(docker: &Docker, id: &str, name: &str, key: &DataKey) -> Resu
             pending.push_str(&String::from_utf8_lossy(&bytes));
             while let Some(i) = pending.find('\n') {
                 let line: String = pending.drain(..=i).collect();
-                if line.starts_with(guard::READY) {
-                    return Ok(());
-                }
-                if let Some(why) = line.strip_prefix(guard::FAILED) {
-                    let why = why.trim_end();
-                    return Err(if why.contains("does not open the vault") {
-                        Error::new(
+                match Status::parse(&line) {
+                    Some(Status::Ready { .. }) => return Ok(()),
+                    Some(Status::Failed(Failure::WrongKey)) => {
+                        return Err(Error::new(
                             Class::WrongPassword,
-                            format!("the guard in {name} refused the key: {why}"),
-                        )
-                    } else {
-                        Error::failure(format!("the guard in {name} failed: {why}"))
-                            .with_hint("`safeclaw logs` shows the container's output")
-                    });
+                            format!("the guard in {name} refused the key: {}", Failure::WrongKey),
+                        ))
+                    }
+                    Some(Status::Failed(why)) => {
+                        return Err(Error::failure(format!("the guard in {name} failed: {why}"))
+                            .with_hint("`safeclaw logs` shows the container's output"))
+                    }
+                    _ => {}
                 }
             }
         }

@@ -1,5 +1,7 @@
 //! `safeclaw stop` and `safeclaw status`.
 
+use std::time::Duration;
+
 use bollard::query_parameters::{LogsOptionsBuilder, StopContainerOptionsBuilder};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -8,7 +10,7 @@ use crate::cli::{ContainerArgs, StatusArgs};
 use crate::error::{Error, Result};
 use crate::printer::Printer;
 use crate::runtime::engine::{self, Engine};
-use crate::runtime::guard;
+use crate::runtime::guard::protocol::{self, Status};
 use crate::runtime::layout::STOP_BUDGET;
 
 pub fn stop(args: ContainerArgs, engine: &Engine, printer: &Printer) -> Result<()> {
@@ -42,43 +44,41 @@ pub async fn request_stop(docker: &bollard::Docker, name: &str) -> Result<()> {
 
 /// The generation the guard says it sealed, from the end of its output.
 pub async fn sealed_generation(docker: &bollard::Docker, name: &str) -> Option<u64> {
-    let mut logs = docker.logs(
-        name,
-        Some(LogsOptionsBuilder::new().stdout(true).tail("50").build()),
-    );
     let mut sealed = None;
-    while let Some(Ok(out)) = logs.next().await {
-        for line in out.to_string().lines() {
-            if let Some(g) = line.strip_prefix(guard::SEALED) {
-                sealed = g.trim().parse::<u64>().ok();
-            }
+    for status in statuses(docker, name, "50").await {
+        if let Status::Sealed { generation } = status {
+            sealed = Some(generation);
         }
     }
     sealed
 }
 
-/// The newest checkpoint the guard reported: generation and pause in ms.
-async fn last_checkpoint(docker: &bollard::Docker, name: &str) -> Option<(u64, String)> {
-    let mut logs = docker.logs(
-        name,
-        Some(LogsOptionsBuilder::new().stdout(true).tail("200").build()),
-    );
+/// The newest checkpoint the guard reported: generation and pause.
+async fn last_checkpoint(docker: &bollard::Docker, name: &str) -> Option<(u64, Duration)> {
     let mut last = None;
-    while let Some(Ok(out)) = logs.next().await {
-        for line in out.to_string().lines() {
-            if let Some(rest) = line.strip_prefix(guard::CHECKPOINT) {
-                let mut words = rest.split_whitespace();
-                let generation = words.next().and_then(|g| g.parse().ok());
-                let pause = words
-                    .find_map(|w| w.strip_prefix("pause_ms="))
-                    .map(str::to_string);
-                if let (Some(g), Some(p)) = (generation, pause) {
-                    last = Some((g, p));
-                }
-            }
+    for status in statuses(docker, name, "200").await {
+        if let Status::Checkpoint {
+            generation, pause, ..
+        } = status
+        {
+            last = Some((generation, pause));
         }
     }
     last
+}
+
+/// The guard's status lines among the last `tail` lines of the
+/// container's output (the engine's log), oldest first.
+async fn statuses(docker: &bollard::Docker, name: &str, tail: &str) -> Vec<Status> {
+    let mut logs = docker.logs(
+        name,
+        Some(LogsOptionsBuilder::new().stdout(true).tail(tail).build()),
+    );
+    let mut found = Vec::new();
+    while let Some(Ok(out)) = logs.next().await {
+        found.extend(out.to_string().lines().filter_map(Status::parse));
+    }
+    found
 }
 
 pub fn report_sealed(name: &str, sealed: Option<u64>, printer: &Printer) -> Result<()> {
@@ -143,7 +143,8 @@ pub fn status(args: StatusArgs, engine: &Engine, printer: &Printer) -> Result<()
     }
     if let Some((generation, pause)) = &checkpoint {
         text.push_str(&format!(
-            ", last checkpoint generation {generation} (gateway paused {pause} ms)"
+            ", last checkpoint generation {generation} (gateway paused {} ms)",
+            protocol::tenths_of_ms(*pause)
         ));
     }
     let at = engine.endpoint();
@@ -168,7 +169,7 @@ pub fn status(args: StatusArgs, engine: &Engine, printer: &Printer) -> Result<()
                     "product": described.as_ref().map(|d| &d.product),
                     "image_store": described.as_ref().map(|d| &d.store),
                     "rootless": described.as_ref().map(|d| d.rootless) })),
-                "last_checkpoint": checkpoint.map(|(g, p)| json!({"generation": g, "pause_ms": p})) }),
+                "last_checkpoint": checkpoint.map(|(g, p)| json!({"generation": g, "pause_ms": protocol::tenths_of_ms(p)})) }),
     );
     Ok(())
 }

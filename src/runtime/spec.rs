@@ -3,12 +3,14 @@
 //! `docker inspect` shows it and tests can read it back (docs/container.md).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, PortBinding,
     ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 
+use super::guard::protocol::{self, GuardSettings};
 use super::layout::{CHECKPOINT_DIR, HOME_DIR, SAFECLAW_IN_IMAGE, STATE_DIR, VAULT_DIR};
 
 /// The container's host name.
@@ -74,12 +76,29 @@ pub struct Spec {
     pub publish: Option<u16>,
     /// Older vault generations the guard keeps.
     pub keep_generations: usize,
-    /// Seconds between checkpoints of the running state (0: none).
-    pub checkpoint_secs: u64,
-    /// Seconds the gateway may drain after SIGTERM.
-    pub drain_secs: u64,
+    /// Time between checkpoints of the running state (zero: none).
+    pub checkpoint_interval: Duration,
+    /// How long the gateway may drain after SIGTERM.
+    pub drain: Duration,
     /// Labels besides `LABEL_MANAGED` (onboarding marks its containers).
     pub labels: Vec<(String, String)>,
+}
+
+impl Spec {
+    /// What the guard is told: the container's mount points, and the
+    /// settings that reach it.
+    pub fn guard(&self) -> GuardSettings {
+        GuardSettings {
+            vault: format!("{VAULT_DIR}/{}", self.vault_file).into(),
+            state: STATE_DIR.into(),
+            checkpoint_dir: CHECKPOINT_DIR.into(),
+            key_timeout: protocol::KEY_TIMEOUT,
+            keep_generations: self.keep_generations,
+            checkpoint_interval: self.checkpoint_interval,
+            drain: self.drain,
+            gateway: self.gateway.clone(),
+        }
+    }
 }
 
 /// The engine behind the Docker-compatible API: where they differ in what
@@ -155,19 +174,8 @@ pub fn create_body(spec: &Spec, engine: EngineKind) -> ContainerCreateBody {
             tmpfs_options(limits.tmp_tmpfs_bytes, *uid, *gid, engine),
         ),
     ]);
-    let mut cmd = vec![
-        "guard".to_string(),
-        "--vault".to_string(),
-        format!("{VAULT_DIR}/{}", spec.vault_file),
-        "--keep".to_string(),
-        spec.keep_generations.to_string(),
-        "--checkpoint-ms".to_string(),
-        (spec.checkpoint_secs * 1000).to_string(),
-        "--drain-secs".to_string(),
-        spec.drain_secs.to_string(),
-        "--".to_string(),
-    ];
-    cmd.extend(spec.gateway.iter().cloned());
+    let mut cmd = vec![protocol::COMMAND.to_string()];
+    cmd.extend(spec.guard().to_argv());
     let seconds = |s: i64| s * 1_000_000_000;
     ContainerCreateBody {
         image: Some(spec.image.clone()),
@@ -321,7 +329,7 @@ mod tests {
             image: "safeclaw-test:1".into(),
             vault_dir: "/home/me/.safeclaw".into(),
             vault_file: "openclaw.vault".into(),
-            drain_secs: 30,
+            drain: Duration::from_secs(30),
             labels: Vec::new(),
             uid: 1000,
             gid: 1000,
@@ -334,7 +342,7 @@ mod tests {
             gateway: vec!["openclaw".into(), "gateway".into(), "run".into()],
             publish: None,
             keep_generations: 5,
-            checkpoint_secs: 300,
+            checkpoint_interval: Duration::from_secs(300),
         }
     }
 

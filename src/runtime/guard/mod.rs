@@ -14,110 +14,61 @@
 //! budget is the engine's (`docker stop -t`), after which SIGKILL ends
 //! everything and the previous generation stays the newest.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitOptions};
-use zeroize::Zeroizing;
 
-use crate::error::{Class, Error, Result};
+use crate::error::{Error, ExitStatus, Result};
 use crate::vault::{self, crypto::DataKey, VaultFile};
 
-/// What the host writes, then closes stdin: `safeclaw-key-v1 <64 hex>\n`.
-pub const KEY_PREFIX: &str = "safeclaw-key-v1 ";
-/// Bounds what the guard reads from stdin.
-const KEY_LINE_MAX: usize = 128;
-/// Status lines on stdout, read by the host through the attach.
-pub const READY: &str = "safeclaw-guard: ready generation=";
-pub const FAILED: &str = "safeclaw-guard: error: ";
-pub const SEALED: &str = "safeclaw-guard: sealed generation=";
-pub const CHECKPOINT: &str = "safeclaw-guard: checkpoint generation=";
-/// Exit code when the key does not open the vault.
-pub const EXIT_WRONG_KEY: i32 = 3;
+pub mod checkpoint;
+pub mod protocol;
+pub mod tools;
 
-/// Encodes the key line the host sends.
-pub fn key_line(key: &DataKey) -> Zeroizing<String> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    // Digit by digit into the zeroizing string: a `hex()` String would be
-    // an unwiped copy of the key.
-    let mut line = Zeroizing::new(String::with_capacity(KEY_LINE_MAX));
-    line.push_str(KEY_PREFIX);
-    for b in key.as_bytes() {
-        line.push(DIGITS[usize::from(b >> 4)] as char);
-        line.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    line.push('\n');
-    line
-}
-
-fn parse_key_line(line: &[u8]) -> Option<DataKey> {
-    let text = std::str::from_utf8(line).ok()?.trim_end_matches('\n');
-    let hex = text.strip_prefix(KEY_PREFIX)?;
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut key = Zeroizing::new([0u8; 32]);
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(DataKey::from_bytes(*key))
-}
+use checkpoint::Checkpoints;
+use protocol::{Failure, GuardSettings, Status};
 
 /// Reads the key line from stdin, at most `KEY_LINE_MAX` bytes, within
 /// `timeout`. The reading thread is left behind on timeout; the guard
 /// exits right after, so it does not matter.
-fn read_key(timeout: Duration) -> Result<DataKey> {
+fn read_key(timeout: Duration) -> std::result::Result<DataKey, Failure> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         // fd 0 directly into one zeroizing buffer: std's `Stdin` would keep
         // a copy of the key line in its never-wiped global buffer.
-        let r = crate::password::read_all_zeroizing(crate::password::RawStdin, KEY_LINE_MAX);
+        let r =
+            crate::password::read_all_zeroizing(crate::password::RawStdin, protocol::KEY_LINE_MAX);
         let _ = tx.send(r);
     });
     let buf = rx
         .recv_timeout(timeout)
-        .map_err(|_| Error::failure("no key arrived on stdin in time"))?
-        .map_err(|e| Error::failure(format!("reading the key from stdin: {e}")))?;
-    parse_key_line(&buf).ok_or_else(|| Error::failure("stdin did not carry a well-formed key line"))
+        .map_err(|_| Failure::NoKey)?
+        .map_err(|e| Failure::Other(format!("reading the key from stdin: {e}")))?;
+    protocol::parse_key_line(&buf).ok_or(Failure::MalformedKey)
 }
 
-pub struct Settings {
-    pub vault: PathBuf,
-    pub state: PathBuf,
-    pub key_timeout: Duration,
-    /// Older generations kept by each seal.
-    pub keep: usize,
-    /// How often to checkpoint the running state (None: only on SIGUSR1).
-    pub checkpoint_interval: Option<Duration>,
-    /// Where a checkpoint's copy is staged (a tmpfs in the container).
-    pub checkpoint_dir: PathBuf,
-    /// How long the gateway may drain after SIGTERM before SIGKILL.
-    pub drain: Duration,
-    pub command: Vec<String>,
-}
-
-fn say(line: &str) {
+/// Writes one status line on stdout, where the host reads it.
+fn say(status: &Status) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    let _ = writeln!(out, "{}", status.encode());
     let _ = out.flush();
 }
 
-/// Runs the guard; returns the process exit code.
-pub fn run(settings: Settings) -> i32 {
-    match guard(&settings) {
-        Ok(code) => code,
-        Err(e) => {
-            say(&format!("{FAILED}{}", e.message));
-            if e.class == Class::WrongPassword {
-                EXIT_WRONG_KEY
-            } else {
-                1
-            }
+/// Runs the guard. It ends with the gateway's own exit status, or, when
+/// it gives up, with its failure said on stdout and its class's exit code
+/// (3 for a wrong key, 1 otherwise).
+pub fn run(settings: &GuardSettings) -> ExitStatus {
+    match guard(settings) {
+        Ok(code) => ExitStatus::External(code),
+        Err(failure) => {
+            let class = failure.class();
+            say(&Status::Failed(failure));
+            ExitStatus::Reported(class)
         }
     }
 }
@@ -134,7 +85,8 @@ fn flag_on(signals: &[i32]) -> Result<Arc<AtomicBool>> {
 
 const STOP_SIGNALS: [i32; 2] = [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT];
 
-fn guard(s: &Settings) -> Result<i32> {
+/// The guard's life; returns the gateway's exit code.
+fn guard(s: &GuardSettings) -> std::result::Result<u8, Failure> {
     let stop = flag_on(&STOP_SIGNALS)?;
     let checkpoint_now = flag_on(&[signal_hook::consts::SIGUSR1])?;
     // Before the key exists in this process: no core dumps, no ptrace and
@@ -147,16 +99,14 @@ fn guard(s: &Settings) -> Result<i32> {
         .map_err(|e| Error::failure(format!("becoming the gateway's subreaper: {e}")))?;
     let key = read_key(s.key_timeout)?;
     let vault = VaultFile::open(&s.vault)?;
-    vault
-        .authenticate(&key)
-        .map_err(|_| Error::new(Class::WrongPassword, "the key does not open the vault"))?;
+    vault.authenticate(&key).map_err(|_| Failure::WrongKey)?;
     // A seal killed half-way (SIGKILL, power cut) leaves temporaries only.
     vault::generations::remove_stale_temporaries(&s.vault);
     let generation = vault.header().generation;
     vault.unpack(&key, &s.state, |_| {})?;
 
     let (program, args) = s
-        .command
+        .gateway
         .split_first()
         .ok_or_else(|| Error::usage("no gateway command given"))?;
     // Its own process group, so a checkpoint freezes all of its processes.
@@ -168,119 +118,16 @@ fn guard(s: &Settings) -> Result<i32> {
         .spawn()
         .map_err(|e| Error::failure(format!("starting {program}: {e}")))?;
     let child_pid = Pid::from_child(&child);
-    say(&format!("{READY}{generation}"));
+    say(&Status::Ready { generation });
 
-    let mut checkpoints = Checkpoints {
-        settings: s,
-        key: &key,
-        gateway: child_pid,
-        sealing: None,
-        last: Instant::now(),
-    };
+    let mut checkpoints = Checkpoints::new(s, &key, child_pid);
     let status = supervise(child_pid, &stop, &checkpoint_now, &mut checkpoints, s.drain);
     end_the_rest(child_pid);
     checkpoints.wait();
-    let sealed = vault::seal_next_generation(&s.vault, &key, &s.state, s.keep)?;
-    say(&format!("{SEALED}{sealed}"));
-    Ok(status)
-}
-
-/// Periodic and on-demand checkpoints of the running gateway's state.
-struct Checkpoints<'a> {
-    settings: &'a Settings,
-    key: &'a DataKey,
-    gateway: Pid,
-    /// The seal of the previous checkpoint, still running in the background.
-    sealing: Option<std::thread::JoinHandle<()>>,
-    last: Instant,
-}
-
-impl Checkpoints<'_> {
-    fn due(&self) -> bool {
-        self.settings
-            .checkpoint_interval
-            .is_some_and(|every| self.last.elapsed() >= every)
-    }
-
-    /// Waits for a background seal to finish (before the next one or the final one).
-    fn wait(&mut self) {
-        if let Some(handle) = self.sealing.take() {
-            let _ = handle.join();
-        }
-    }
-
-    /// Freezes the gateway's process group, copies the state dir, thaws it,
-    /// and seals the copy into a new generation on a thread of its own.
-    /// A seal is still running: a new checkpoint waits (one at a time).
-    fn busy(&self) -> bool {
-        self.sealing.as_ref().is_some_and(|h| !h.is_finished())
-    }
-
-    fn take(&mut self) {
-        self.last = Instant::now();
-        self.wait();
-        let staging = self.settings.checkpoint_dir.join("state");
-        let _ = std::fs::remove_dir_all(&staging);
-        let started = Instant::now();
-        let _ = rustix::process::kill_process_group(self.gateway, Signal::STOP);
-        let copied = copy_tree(&self.settings.state, &staging);
-        let _ = rustix::process::kill_process_group(self.gateway, Signal::CONT);
-        let pause = started.elapsed();
-        if let Err(e) = copied {
-            say(&format!(
-                "safeclaw-guard: checkpoint skipped: {}",
-                e.message
-            ));
-            let _ = std::fs::remove_dir_all(&staging);
-            return;
-        }
-        let (vault, key, keep) = (
-            self.settings.vault.clone(),
-            self.key.clone(),
-            self.settings.keep,
-        );
-        self.sealing = Some(std::thread::spawn(move || {
-            let sealed = std::time::Instant::now();
-            match vault::seal_next_generation(&vault, &key, &staging, keep) {
-                Ok(generation) => say(&format!(
-                    "{CHECKPOINT}{generation} pause_ms={:.1} seal_ms={}",
-                    pause.as_secs_f64() * 1000.0,
-                    sealed.elapsed().as_millis()
-                )),
-                Err(e) => say(&format!("safeclaw-guard: checkpoint failed: {}", e.message)),
-            }
-            let _ = std::fs::remove_dir_all(&staging);
-        }));
-    }
-}
-
-/// Copies a directory tree (files, directories, symlinks) as it is now.
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir(to).map_err(|e| Error::io("creating", to, e))?;
-    let entries = std::fs::read_dir(from).map_err(|e| Error::io("reading", from, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("reading", from, e))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let ft = entry
-            .file_type()
-            .map_err(|e| Error::io("reading", &src, e))?;
-        if ft.is_dir() {
-            copy_tree(&src, &dst)?;
-            let mode = std::fs::metadata(&src)
-                .map_err(|e| Error::io("reading", &src, e))?
-                .permissions()
-                .mode();
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::io("copying", &dst, e))?;
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(&src).map_err(|e| Error::io("reading", &src, e))?;
-            std::os::unix::fs::symlink(target, &dst).map_err(|e| Error::io("copying", &dst, e))?;
-        } else if ft.is_file() {
-            std::fs::copy(&src, &dst).map_err(|e| Error::io("copying", &dst, e))?;
-        }
-    }
-    Ok(())
+    let generation = vault::seal_next_generation(&s.vault, &key, &s.state, s.keep_generations)?;
+    say(&Status::Sealed { generation });
+    // As the shell reports it: an exit code, or 128 and the signal.
+    Ok((status & 0xff) as u8)
 }
 
 /// Forwards one SIGTERM on a stop request, takes checkpoints when due or
@@ -304,10 +151,7 @@ fn supervise(
         // happens within the engine's stop budget (OpenClaw's own drain can
         // take minutes). SQLite's WAL is made to survive exactly this.
         if !escalated && forwarded.is_some_and(|t| t.elapsed() >= drain) {
-            say(&format!(
-                "safeclaw-guard: the gateway did not stop within {} s; killing it, then sealing",
-                drain.as_secs()
-            ));
+            say(&Status::DrainOver { drain });
             let _ = rustix::process::kill_process_group(child, Signal::KILL);
             escalated = true;
         }
@@ -352,7 +196,7 @@ fn end_the_rest(group: Pid) {
         }
         if Instant::now() >= deadline {
             if killed {
-                say("safeclaw-guard: processes of the gateway outlived SIGKILL; sealing anyway");
+                say(&Status::Outlived);
                 return;
             }
             let _ = rustix::process::kill_process_group(group, Signal::KILL);
@@ -384,123 +228,4 @@ fn own_children() -> Vec<Pid> {
             (ppid == me).then(|| Pid::from_raw(pid)).flatten()
         })
         .collect()
-}
-
-/// How long an onboarding container lives at most: if the host's
-/// `safeclaw onboard` was killed, nobody stops it, and its guard holds a key.
-const IDLE_LIMIT: Duration = Duration::from_secs(2 * 3600);
-
-/// `safeclaw idle`: the onboarding container's "gateway", so the guard
-/// holds the key and the state dir while `safeclaw onboard` runs OpenClaw's
-/// own commands in it with exec; ends (status 0) on SIGTERM, or with
-/// status 1 after `IDLE_LIMIT` (the guard then seals and exits).
-pub fn idle() -> i32 {
-    let started = Instant::now();
-    let Ok(stop) = flag_on(&STOP_SIGNALS) else {
-        return 1;
-    };
-    while !stop.load(Ordering::Relaxed) {
-        if started.elapsed() >= IDLE_LIMIT {
-            return 1;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    0
-}
-
-/// Bound on a secret given to `write-secret`.
-const SECRET_MAX: usize = 64 * 1024;
-
-/// `safeclaw write-secret PATH`: stdin (one secret, at most 64 KiB, one
-/// trailing newline dropped) into a 0600 file under the state dir, written
-/// atomically. The secret never appears in an argv or an environment.
-pub fn write_secret(path: &std::path::Path) -> Result<()> {
-    let state = std::env::var_os(crate::env_vars::OPENCLAW_STATE_DIR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(crate::runtime::layout::STATE_DIR));
-    if !path.starts_with(&state)
-        || path
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(Error::usage(format!(
-            "{} is not under the state dir {}",
-            path.display(),
-            state.display()
-        )));
-    }
-    let mut secret = crate::password::read_all_zeroizing(crate::password::RawStdin, SECRET_MAX + 1)
-        .map_err(|e| Error::failure(format!("reading the secret from stdin: {e}")))?;
-    if secret.len() > SECRET_MAX {
-        return Err(Error::usage("the secret is longer than 64 KiB"));
-    }
-    if secret.last() == Some(&b'\n') {
-        secret.pop();
-    }
-    if secret.is_empty() {
-        return Err(Error::usage("the secret is empty"));
-    }
-    let dir = crate::private_fs::parent_of(path);
-    if !dir.exists() {
-        crate::private_fs::create_private_dir(&dir)?;
-    }
-    let mut out = crate::private_fs::AtomicFile::create(path)?;
-    out.file()
-        .write_all(&secret)
-        .map_err(|e| Error::io("writing", path, e))?;
-    out.commit()
-}
-
-/// `safeclaw health`: the gateway's `/healthz`, for the engine's HEALTHCHECK.
-pub fn health(addr: &str) -> i32 {
-    let check = || -> std::io::Result<bool> {
-        let mut conn = std::net::TcpStream::connect(addr)?;
-        conn.set_read_timeout(Some(Duration::from_secs(3)))?;
-        write!(
-            conn,
-            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut head = [0u8; 64];
-        let n = conn.read(&mut head)?;
-        Ok(head[..n].starts_with(b"HTTP/1.1 200") || head[..n].starts_with(b"HTTP/1.0 200"))
-    };
-    match check() {
-        Ok(true) => 0,
-        _ => 1,
-    }
-}
-
-impl From<crate::cli::GuardArgs> for Settings {
-    fn from(a: crate::cli::GuardArgs) -> Self {
-        Settings {
-            vault: a.vault,
-            state: a.state,
-            key_timeout: Duration::from_secs(a.key_timeout),
-            keep: a.keep,
-            checkpoint_interval: (a.checkpoint_ms > 0)
-                .then(|| Duration::from_millis(a.checkpoint_ms)),
-            checkpoint_dir: a.checkpoint_dir,
-            drain: Duration::from_secs(a.drain_secs),
-            command: a.command,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_line_round_trip_and_rejects() {
-        let key = DataKey::generate();
-        let line = key_line(&key);
-        assert_eq!(
-            parse_key_line(line.as_bytes()).unwrap().as_bytes(),
-            key.as_bytes()
-        );
-        assert!(parse_key_line(b"safeclaw-key-v1 abc\n").is_none());
-        assert!(parse_key_line(b"other-prefix 00\n").is_none());
-        let bad_hex = format!("{KEY_PREFIX}{}\n", "zz".repeat(32));
-        assert!(parse_key_line(bad_hex.as_bytes()).is_none());
-    }
 }

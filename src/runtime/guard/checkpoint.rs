@@ -1,0 +1,119 @@
+//! Checkpoints of the running gateway's state: the gateway's process
+//! group frozen (SIGSTOP) while the state dir is copied into the
+//! checkpoint tmpfs, thawed (SIGCONT), and the copy sealed into the
+//! vault's next generation on a thread of its own, one seal at a time.
+
+use std::path::Path;
+use std::time::Instant;
+
+use rustix::process::{Pid, Signal};
+
+use super::protocol::{GuardSettings, Status};
+use super::say;
+use crate::error::{Error, Result};
+use crate::vault::{self, crypto::DataKey};
+
+/// Periodic and on-demand checkpoints of the running gateway's state.
+pub struct Checkpoints<'a> {
+    settings: &'a GuardSettings,
+    key: &'a DataKey,
+    gateway: Pid,
+    /// The seal of the previous checkpoint, still running in the background.
+    sealing: Option<std::thread::JoinHandle<()>>,
+    last: Instant,
+}
+
+impl<'a> Checkpoints<'a> {
+    pub fn new(settings: &'a GuardSettings, key: &'a DataKey, gateway: Pid) -> Self {
+        Checkpoints {
+            settings,
+            key,
+            gateway,
+            sealing: None,
+            last: Instant::now(),
+        }
+    }
+
+    /// A periodic checkpoint is due (never with a zero interval).
+    pub fn due(&self) -> bool {
+        let every = self.settings.checkpoint_interval;
+        !every.is_zero() && self.last.elapsed() >= every
+    }
+
+    /// Waits for a background seal to finish (before the next one or the final one).
+    pub fn wait(&mut self) {
+        if let Some(handle) = self.sealing.take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// A seal is still running: a new checkpoint waits (one at a time).
+    pub fn busy(&self) -> bool {
+        self.sealing.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// Freezes the gateway's process group, copies the state dir, thaws it,
+    /// and seals the copy into a new generation on a thread of its own.
+    pub fn take(&mut self) {
+        self.last = Instant::now();
+        self.wait();
+        let staging = self.settings.checkpoint_dir.join("state");
+        let _ = std::fs::remove_dir_all(&staging);
+        let started = Instant::now();
+        let _ = rustix::process::kill_process_group(self.gateway, Signal::STOP);
+        let copied = copy_tree(&self.settings.state, &staging);
+        let _ = rustix::process::kill_process_group(self.gateway, Signal::CONT);
+        let pause = started.elapsed();
+        if let Err(e) = copied {
+            say(&Status::CheckpointSkipped(e.message));
+            let _ = std::fs::remove_dir_all(&staging);
+            return;
+        }
+        let (vault, key, keep) = (
+            self.settings.vault.clone(),
+            self.key.clone(),
+            self.settings.keep_generations,
+        );
+        self.sealing = Some(std::thread::spawn(move || {
+            let sealing = Instant::now();
+            match vault::seal_next_generation(&vault, &key, &staging, keep) {
+                Ok(generation) => say(&Status::Checkpoint {
+                    generation,
+                    pause,
+                    seal: sealing.elapsed(),
+                }),
+                Err(e) => say(&Status::CheckpointFailed(e.message)),
+            }
+            let _ = std::fs::remove_dir_all(&staging);
+        }));
+    }
+}
+
+/// Copies a directory tree (files, directories, symlinks) as it is now.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir(to).map_err(|e| Error::io("creating", to, e))?;
+    let entries = std::fs::read_dir(from).map_err(|e| Error::io("reading", from, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("reading", from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let ft = entry
+            .file_type()
+            .map_err(|e| Error::io("reading", &src, e))?;
+        if ft.is_dir() {
+            copy_tree(&src, &dst)?;
+            let mode = std::fs::metadata(&src)
+                .map_err(|e| Error::io("reading", &src, e))?
+                .permissions()
+                .mode();
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("copying", &dst, e))?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&src).map_err(|e| Error::io("reading", &src, e))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(|e| Error::io("copying", &dst, e))?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst).map_err(|e| Error::io("copying", &dst, e))?;
+        }
+    }
+    Ok(())
+}

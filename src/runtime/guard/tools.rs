@@ -1,0 +1,93 @@
+//! The image's small tools besides the guard: the onboarding container's
+//! idle "gateway", storing a secret from stdin in the state dir, and the
+//! health check. Each answers with its exit status only.
+
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{flag_on, STOP_SIGNALS};
+use crate::error::{Class, Error, ExitStatus, Result};
+
+/// How long an onboarding container lives at most: if the host's
+/// `safeclaw onboard` was killed, nobody stops it, and its guard holds a key.
+const IDLE_LIMIT: Duration = Duration::from_secs(2 * 3600);
+
+/// `safeclaw idle`: the onboarding container's "gateway", so the guard
+/// holds the key and the state dir while `safeclaw onboard` runs OpenClaw's
+/// own commands in it with exec; ends (status 0) on SIGTERM, or with
+/// status 1 after `IDLE_LIMIT` (the guard then seals and exits).
+pub fn idle() -> ExitStatus {
+    let started = Instant::now();
+    let Ok(stop) = flag_on(&STOP_SIGNALS) else {
+        return ExitStatus::Reported(Class::Failure);
+    };
+    while !stop.load(Ordering::Relaxed) {
+        if started.elapsed() >= IDLE_LIMIT {
+            return ExitStatus::Reported(Class::Failure);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ExitStatus::Success
+}
+
+/// Bound on a secret given to `write-secret`.
+const SECRET_MAX: usize = 64 * 1024;
+
+/// `safeclaw write-secret PATH`: stdin (one secret, at most 64 KiB, one
+/// trailing newline dropped) into a 0600 file under the state dir, written
+/// atomically. The secret never appears in an argv or an environment.
+pub fn write_secret(path: &Path) -> Result<ExitStatus> {
+    let state = std::env::var_os(crate::env_vars::OPENCLAW_STATE_DIR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(crate::runtime::layout::STATE_DIR));
+    if !path.starts_with(&state) || path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(Error::usage(format!(
+            "{} is not under the state dir {}",
+            path.display(),
+            state.display()
+        )));
+    }
+    let mut secret = crate::password::read_all_zeroizing(crate::password::RawStdin, SECRET_MAX + 1)
+        .map_err(|e| Error::failure(format!("reading the secret from stdin: {e}")))?;
+    if secret.len() > SECRET_MAX {
+        return Err(Error::usage("the secret is longer than 64 KiB"));
+    }
+    if secret.last() == Some(&b'\n') {
+        secret.pop();
+    }
+    if secret.is_empty() {
+        return Err(Error::usage("the secret is empty"));
+    }
+    let dir = crate::private_fs::parent_of(path);
+    if !dir.exists() {
+        crate::private_fs::create_private_dir(&dir)?;
+    }
+    let mut out = crate::private_fs::AtomicFile::create(path)?;
+    out.file()
+        .write_all(&secret)
+        .map_err(|e| Error::io("writing", path, e))?;
+    out.commit()?;
+    Ok(ExitStatus::Success)
+}
+
+/// `safeclaw health`: the gateway's `/healthz`, for the engine's
+/// HEALTHCHECK: success when it answers 200, a failure (exit 1) otherwise.
+pub fn health(addr: &str) -> ExitStatus {
+    let check = || -> std::io::Result<bool> {
+        let mut conn = std::net::TcpStream::connect(addr)?;
+        conn.set_read_timeout(Some(Duration::from_secs(3)))?;
+        write!(
+            conn,
+            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut head = [0u8; 64];
+        let n = conn.read(&mut head)?;
+        Ok(head[..n].starts_with(b"HTTP/1.1 200") || head[..n].starts_with(b"HTTP/1.0 200"))
+    };
+    match check() {
+        Ok(true) => ExitStatus::Success,
+        _ => ExitStatus::Reported(Class::Failure),
+    }
+}
