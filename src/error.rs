@@ -73,6 +73,16 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// A child's exit code as it comes from the engine (an i64): 0 is a
+    /// success; one that is not a process exit code fails as 1 or 255.
+    pub fn of_child(code: i64) -> ExitStatus {
+        if code == 0 {
+            ExitStatus::Success
+        } else {
+            ExitStatus::External(code.clamp(1, 255) as u8)
+        }
+    }
+
     /// The process exit code.
     pub fn code(self) -> u8 {
         match self {

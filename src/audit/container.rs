@@ -955,7 +955,11 @@ mod tests {
             vault_file: "openclaw.vault".into(),
             uid: 10001,
             gid: 10001,
-            limits: Default::default(),
+            limits: crate::runtime::spec::Limits {
+                memory_bytes: 2 << 30,
+                nano_cpus: 2_000_000_000,
+                pids: 512,
+            },
             shares: Vec::new(),
             gateway: Vec::new(),
             publish: None,

@@ -215,7 +215,7 @@ async fn openclaw_findings(docker: &Docker, name: &str) -> Vec<Finding> {
         .map(String::from)
         .to_vec();
     let outcome =
-        crate::commands::exec::exec_capture(docker, name, cmd, audit::openclaw::MAX_OUTPUT)
+        crate::runtime::exec::exec_capture(docker, name, cmd, audit::openclaw::MAX_OUTPUT)
             .await
             .map_err(|e| e.message)
             .and_then(|(code, out)| match audit::openclaw::parse(&out) {

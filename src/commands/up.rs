@@ -6,28 +6,30 @@ use serde_json::json;
 
 use crate::cli::{OnboardArgs, UpArgs};
 use crate::error::Result;
+use crate::image::resolve::resolve;
 use crate::printer::Printer;
+use crate::runtime::bot::Bot;
+use crate::runtime::container;
 use crate::runtime::engine::Engine;
+
+use super::shared;
 
 pub fn run(args: UpArgs, engine: &Engine, printer: &Printer) -> Result<()> {
     let name = args.start.container.name.clone();
-    let running = engine
-        .block_on(engine.docker()?.inspect_container(&name, None))
-        .ok()
-        .and_then(|c| c.state)
-        .and_then(|s| s.running)
-        .unwrap_or(false);
-    if running {
+    if container::is_running(engine, &name)? {
         printer.result(
             &format!("{name} is already running (`safeclaw status` shows it)"),
             json!({ "ok": true, "name": name, "already_running": true }),
         );
         return Ok(());
     }
-    let image = crate::image::resolve::resolve(engine, &args.start.image, true, printer)?;
+    let image = resolve(engine, &args.start.image, true, printer)?;
     let vault = crate::paths::vault(&args.start.vault)?;
+    let settings = super::bot_settings(&args.start)?;
     if vault.exists() {
-        return super::start::run_in(&args.start, engine, image, printer);
+        let source = args.start.password.source();
+        let bot = shared::unlocked_bot(&vault, &source, &settings, engine, image, printer)?;
+        return shared::start_bot(&bot, engine, printer);
     }
     // Onboarding takes minutes: find out first that the start would be refused.
     crate::paths::check_dedicated_dir(&vault)?;
@@ -41,6 +43,8 @@ pub fn run(args: UpArgs, engine: &Engine, printer: &Printer) -> Result<()> {
         password: args.start.password.clone(),
         extras: args.extras,
     };
-    let (vault, key, generation) = super::onboard::onboard(&onboard, engine, &image, printer)?;
-    super::start::run_with_key(&args.start, engine, image, vault, generation, key, printer)
+    let (vault, key, generation) = shared::onboard(&onboard, engine, &image, printer)?;
+    let vault = crate::paths::in_resolved_dir(&vault)?;
+    let bot = Bot::new(&settings, image, vault, generation, key)?;
+    shared::start_bot(&bot, engine, printer)
 }

@@ -1,15 +1,16 @@
 //! `safeclaw vault create`: seal a plaintext directory into a new vault.
 
 use std::fs;
-use std::io;
 
 use serde_json::json;
 
 use crate::cli::CreateArgs;
 use crate::error::{Error, Result};
 use crate::printer::Printer;
-use crate::vault::{self, archive, format::KdfParams, VaultFile};
+use crate::vault::{self, archive, VaultFile};
 use crate::wipe;
+
+use super::shared;
 
 pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
     let source = &args.from;
@@ -24,9 +25,9 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
         }
         Err(e) => return Err(Error::io("reading", source, e)),
     }
-    check_new_vault_path(&out)?;
-    let kdf = checked_kdf(args.kdf.params(), printer)?;
-    let password = super::read_new_password(&args.password.source(), printer)?;
+    shared::check_new_vault_path(&out)?;
+    let kdf = shared::checked_kdf(args.kdf.params(), printer)?;
+    let password = shared::read_new_password(&args.password.source(), printer)?;
 
     let bar = printer.bar(archive::content_size(source), "sealing");
     let read_back = args.wipe_source.then(|| password.clone());
@@ -80,48 +81,5 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
             "source_wiped": args.wipe_source,
         }),
     );
-    Ok(())
-}
-
-/// Refuses parameters no reader would accept; warns below RFC 9106.
-pub fn checked_kdf(kdf: KdfParams, printer: &Printer) -> Result<KdfParams> {
-    kdf.check().map_err(|_| {
-        Error::usage(format!(
-            "invalid Argon2id parameters m={} KiB t={} p={}",
-            kdf.m_kib, kdf.t, kdf.p
-        ))
-        .with_hint(format!(
-            "use 1 <= t <= {}, 1 <= p <= {}, 8*p KiB <= m <= {} KiB",
-            KdfParams::MAX_T,
-            KdfParams::MAX_P,
-            KdfParams::MAX_M_KIB
-        ))
-    })?;
-    if kdf.is_weak() {
-        printer.warn(&format!(
-            "Argon2id m={} KiB t={} is weaker than RFC 9106's recommendation (m=65536 KiB, t=3)",
-            kdf.m_kib, kdf.t
-        ));
-    }
-    Ok(kdf)
-}
-
-/// A new vault's path: nothing there yet, in an existing directory.
-pub(super) fn check_new_vault_path(out: &std::path::Path) -> Result<()> {
-    match fs::symlink_metadata(out) {
-        Ok(_) => {
-            return Err(Error::usage(format!("{} already exists", out.display()))
-                .with_hint("choose another path; an existing vault is never overwritten"))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("reading", out, e)),
-    }
-    let out_dir = crate::private_fs::parent_of(out);
-    if !out_dir.is_dir() {
-        return Err(
-            Error::usage(format!("{} is not a directory", out_dir.display()))
-                .with_hint("create it first (mkdir -m 700), or choose another --out"),
-        );
-    }
     Ok(())
 }

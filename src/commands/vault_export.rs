@@ -13,6 +13,8 @@ use crate::printer::Printer;
 use crate::private_fs::{self, create_private_dir, hex, parent_of};
 use crate::vault::{crypto::random_array, VaultFile};
 
+use super::shared;
+
 const TMP_MARK: &str = ".safeclaw-export-";
 
 pub fn run(args: ExportArgs, printer: &Printer) -> Result<()> {
@@ -44,7 +46,7 @@ pub fn run(args: ExportArgs, printer: &Printer) -> Result<()> {
     let parent = parent_of(target);
 
     let vault = open_generation(&args.file, args.generation)?;
-    let (key, _) = super::unlock(&vault, &args.password.source(), printer)?;
+    let (key, _) = shared::unlock(&vault, &args.password.source(), printer)?;
     remove_stale_exports(&parent, &name, printer);
 
     let tmp = sibling(&parent, &name, TMP_MARK);

@@ -80,30 +80,3 @@ pub fn run(args: InfoArgs, printer: &Printer) -> Result<()> {
     );
     Ok(())
 }
-
-/// `safeclaw vault generations`: the newest and the kept older generations,
-/// from their headers (no password; not authenticated).
-pub fn generations(args: InfoArgs, printer: &Printer) -> Result<()> {
-    let mut rows = vec![(VaultFile::open(&args.file)?, args.file.clone())];
-    for (_, path) in crate::vault::generations::older(&args.file)? {
-        rows.push((VaultFile::open(&path)?, path));
-    }
-    let mut text = String::from("generation  created               bytes       file");
-    let mut list = Vec::new();
-    for (vault, path) in &rows {
-        let h = vault.header();
-        let created = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.created),
-        )
-        .to_string();
-        text.push_str(&format!(
-            "\n{:<11} {created}  {:<11} {}",
-            h.generation,
-            vault.file_len,
-            path.display()
-        ));
-        list.push(json!({ "generation": h.generation, "created": created, "bytes": vault.file_len, "path": path }));
-    }
-    printer.result(&text, json!({ "ok": true, "generations": list }));
-    Ok(())
-}

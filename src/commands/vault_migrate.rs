@@ -16,6 +16,8 @@ use crate::printer::Printer;
 use crate::vault::{self, archive, VaultFile};
 use crate::{interrupt, paths, private_fs};
 
+use super::shared;
+
 pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
     let legacy_path = &args.legacy;
     let out = paths::new_vault(&args.out)?;
@@ -30,7 +32,7 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
         ))
         .with_hint("create it first (mkdir -m 700), or choose another --out"));
     }
-    let kdf = super::vault_create::checked_kdf(args.kdf.params(), printer)?;
+    let kdf = shared::checked_kdf(args.kdf.params(), printer)?;
 
     let file = private_fs::open_regular(legacy_path)?;
     let size = file
@@ -92,7 +94,7 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
             Some(p) => Source::File(p.clone()),
             None => Source::Prompt,
         };
-        super::read_new_password(&source, printer)?
+        shared::read_new_password(&source, printer)?
     };
 
     // One pass: decrypt, gunzip, check and re-pack every entry, seal.
@@ -207,7 +209,7 @@ fn settings(args: &MigrateArgs) -> Vec<Settings> {
 }
 
 fn read_legacy_password(source: &Source, printer: &Printer) -> Result<Vec<Password>> {
-    super::warn_if_exposed(source, printer);
+    shared::warn_if_exposed(source, printer);
     let (candidates, warning) = password::read_openssl(source, "legacy password")?;
     if let Some(warning) = warning {
         printer.warn(&warning);

@@ -19,6 +19,8 @@ use crate::error::{Class, Error, Result};
 use crate::password::{Confirm, Source};
 use crate::printer::Printer;
 use crate::runtime::engine::Engine;
+
+use super::shared;
 use crate::vault::{self, crypto, crypto::DataKey, format::KdfParams, format::Slot, VaultFile};
 
 /// What `passwd` and `rekey` were asked, resolved.
@@ -64,7 +66,8 @@ pub fn rekey(args: RekeyArgs, engine: &Engine, printer: &Printer) -> Result<()> 
 
 fn run(s: Settings, engine: &Engine, printer: &Printer) -> Result<()> {
     let vault = VaultFile::open(&s.file)?;
-    let old_password = super::read_password(&s.password, "vault password", Confirm::Once, printer)?;
+    let old_password =
+        shared::read_password(&s.password, "vault password", Confirm::Once, printer)?;
     let spinner = printer.spinner("deriving key (Argon2id)");
     let unlocked = vault.unlock(&old_password);
     spinner.finish_and_clear();
@@ -72,9 +75,9 @@ fn run(s: Settings, engine: &Engine, printer: &Printer) -> Result<()> {
     let other_slots = vault.header().slots.len() - 1;
     drop(vault);
     refuse_if_running(&s.file, engine, printer)?;
-    let kdf = super::vault_create::checked_kdf(s.kdf, printer)?;
+    let kdf = shared::checked_kdf(s.kdf, printer)?;
     let new_password = match &s.new_password {
-        Some(source) => super::read_new_password(source, printer)?,
+        Some(source) => shared::read_new_password(source, printer)?,
         None => old_password,
     };
 
@@ -230,9 +233,7 @@ fn rekey_kept(
 fn refuse_if_running(vault: &Path, engine: &Engine, printer: &Printer) -> Result<()> {
     let dir = crate::private_fs::parent_of(vault);
     let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io("reading", &dir, e))?;
-    let found = engine.docker().and_then(|docker| {
-        engine.block_on(crate::runtime::engine::running_with_mount(docker, &dir))
-    });
+    let found = crate::runtime::container::running_with_mount(engine, &dir);
     match found {
         Ok(None) => Ok(()),
         Ok(Some(name)) => Err(Error::usage(format!(

@@ -7,9 +7,11 @@ use crate::error::Result;
 use crate::printer::Printer;
 use crate::vault::VaultFile;
 
+use super::shared;
+
 pub fn run(args: VerifyArgs, printer: &Printer) -> Result<()> {
     let vault = VaultFile::open(&args.file)?;
-    let (key, _) = super::unlock(&vault, &args.password.source(), printer)?;
+    let (key, _) = shared::unlock(&vault, &args.password.source(), printer)?;
     let generation = vault.header().generation;
     crate::rollback::record_authenticated(&args.file, generation, printer);
     let bar = printer.bar(vault.payload_len(), "verifying");

@@ -343,32 +343,6 @@ pub fn failed(what: &str, name: &str, e: bollard::errors::Error) -> Error {
     }
 }
 
-/// The name of a running container that has `source` (a host directory,
-/// canonical) mounted, if any: a bot whose guard would seal into it.
-pub async fn running_with_mount(
-    docker: &Docker,
-    source: &std::path::Path,
-) -> Result<Option<String>> {
-    let running = docker
-        .list_containers(None::<bollard::query_parameters::ListContainersOptions>)
-        .await
-        .map_err(|e| Error::new(Class::Engine, format!("listing containers: {e}")))?;
-    Ok(running.into_iter().find_map(|c| {
-        let mounted = c
-            .mounts
-            .unwrap_or_default()
-            .iter()
-            .any(|m| m.source.as_deref().map(std::path::Path::new) == Some(source));
-        mounted.then(|| {
-            c.names
-                .and_then(|n| n.first().cloned())
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string()
-        })
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,27 +28,18 @@ pub const LOG_DRIVER: &str = "json-file";
 pub const LOG_MAX_SIZE_MB: u64 = 1;
 pub const LOG_MAX_FILES: u64 = 3;
 
-/// Resource limits, overridable from the command line.
+/// Resource limits, from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub memory_bytes: i64,
     pub nano_cpus: i64,
     pub pids: i64,
-    pub state_tmpfs_bytes: u64,
-    pub tmp_tmpfs_bytes: u64,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_bytes: 2 << 30,
-            nano_cpus: 2_000_000_000,
-            pids: 512,
-            state_tmpfs_bytes: 1 << 30,
-            tmp_tmpfs_bytes: 256 << 20,
-        }
-    }
-}
+/// The tmpfs size of the state dir (and of the checkpoint's copy of it).
+pub const STATE_TMPFS_BYTES: u64 = 1 << 30;
+/// The tmpfs size of /tmp and of the gateway's home.
+pub const TMP_TMPFS_BYTES: u64 = 256 << 20;
 
 /// A host folder the user chose to share.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,19 +150,19 @@ pub fn create_body(spec: &Spec, engine: EngineKind) -> ContainerCreateBody {
     let tmpfs = HashMap::from([
         (
             STATE_DIR.to_string(),
-            tmpfs_options(limits.state_tmpfs_bytes, *uid, *gid, engine),
+            tmpfs_options(STATE_TMPFS_BYTES, *uid, *gid, engine),
         ),
         (
             CHECKPOINT_DIR.to_string(),
-            tmpfs_options(limits.state_tmpfs_bytes, *uid, *gid, engine),
+            tmpfs_options(STATE_TMPFS_BYTES, *uid, *gid, engine),
         ),
         (
             HOME_DIR.to_string(),
-            tmpfs_options(limits.tmp_tmpfs_bytes, *uid, *gid, engine),
+            tmpfs_options(TMP_TMPFS_BYTES, *uid, *gid, engine),
         ),
         (
             "/tmp".to_string(),
-            tmpfs_options(limits.tmp_tmpfs_bytes, *uid, *gid, engine),
+            tmpfs_options(TMP_TMPFS_BYTES, *uid, *gid, engine),
         ),
     ]);
     let mut cmd = vec![protocol::COMMAND.to_string()];
@@ -333,7 +324,11 @@ mod tests {
             labels: Vec::new(),
             uid: 1000,
             gid: 1000,
-            limits: Limits::default(),
+            limits: Limits {
+                memory_bytes: 2 << 30,
+                nano_cpus: 2_000_000_000,
+                pids: 512,
+            },
             shares: vec![Share {
                 host: "/home/me/notes".into(),
                 container: "/shared/notes".into(),

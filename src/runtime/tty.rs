@@ -15,8 +15,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Class, Error, Result};
-use crate::runtime::engine;
-use crate::runtime::layout::{HOME_DIR, STATE_DIR};
+use crate::runtime::engine::{self, Engine};
 
 /// Puts our terminal back as it was, whatever happens.
 struct RawMode(Option<rustix::termios::Termios>);
@@ -62,8 +61,12 @@ async fn resize(docker: &Docker, exec: &str) {
     }
 }
 
-/// Runs `cmd` with a TTY; returns its exit code.
-pub async fn run(docker: &Docker, name: &str, cmd: Vec<String>) -> Result<i64> {
+/// Runs `cmd` in the container `name` with a TTY; returns its exit code.
+pub fn run(engine: &Engine, name: &str, cmd: Vec<String>) -> Result<i64> {
+    engine.block_on(run_in(engine.docker()?, name, cmd))
+}
+
+async fn run_in(docker: &Docker, name: &str, cmd: Vec<String>) -> Result<i64> {
     let created = docker
         .create_exec(
             name,
@@ -73,14 +76,14 @@ pub async fn run(docker: &Docker, name: &str, cmd: Vec<String>) -> Result<i64> {
                 attach_stderr: Some(true),
                 tty: Some(true),
                 privileged: Some(false),
-                env: Some(vec![
-                    format!("OPENCLAW_STATE_DIR={STATE_DIR}"),
-                    format!("HOME={HOME_DIR}"),
-                    format!(
+                env: Some({
+                    let mut env = super::exec::environment();
+                    env.push(format!(
                         "TERM={}",
                         std::env::var(crate::env_vars::TERM).unwrap_or_else(|_| "xterm".into())
-                    ),
-                ]),
+                    ));
+                    env
+                }),
                 cmd: Some(cmd),
                 ..Default::default()
             },

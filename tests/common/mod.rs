@@ -351,7 +351,7 @@ pub fn wait_healthy(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
         // safeclaw's own reading runs the image's check, as `status` does.
         let health = rt.block_on(async {
             let c = docker.inspect_container(name, None).await.ok()?;
-            safeclaw::commands::exec::health(docker, name, &c, kind)
+            safeclaw::runtime::exec::health_in(docker, name, &c, kind)
                 .await
                 .ok()
                 .map(|(h, _)| h)

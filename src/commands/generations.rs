@@ -1,0 +1,34 @@
+//! `safeclaw vault generations`: the newest and the kept older
+//! generations, from their headers (no password; not authenticated).
+
+use serde_json::json;
+
+use crate::cli::InfoArgs;
+use crate::error::Result;
+use crate::printer::Printer;
+use crate::vault::VaultFile;
+
+pub fn run(args: InfoArgs, printer: &Printer) -> Result<()> {
+    let mut rows = vec![(VaultFile::open(&args.file)?, args.file.clone())];
+    for (_, path) in crate::vault::generations::older(&args.file)? {
+        rows.push((VaultFile::open(&path)?, path));
+    }
+    let mut text = String::from("generation  created               bytes       file");
+    let mut list = Vec::new();
+    for (vault, path) in &rows {
+        let h = vault.header();
+        let created = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.created),
+        )
+        .to_string();
+        text.push_str(&format!(
+            "\n{:<11} {created}  {:<11} {}",
+            h.generation,
+            vault.file_len,
+            path.display()
+        ));
+        list.push(json!({ "generation": h.generation, "created": created, "bytes": vault.file_len, "path": path }));
+    }
+    printer.result(&text, json!({ "ok": true, "generations": list }));
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! `safeclaw status`: the container's state, health, uptime, image and
+//! engine, the vault's generation and the last checkpoint; and, plainly,
+//! when a detached bot has died and needs the password again.
+
+use serde_json::json;
+
+use crate::cli::StatusArgs;
+use crate::error::Result;
+use crate::printer::Printer;
+use crate::runtime::engine::Engine;
+use crate::runtime::exec::{self, HealthSource};
+use crate::runtime::{container, guard::protocol};
+
+pub fn run(args: StatusArgs, engine: &Engine, printer: &Printer) -> Result<()> {
+    let name = args.container.name;
+    // The vault's newest generation, from its header (no password needed).
+    let vault_path = crate::paths::vault(&args.vault)?;
+    let generation = crate::vault::VaultFile::open(&vault_path)
+        .ok()
+        .map(|v| v.header().generation);
+    if let Some(g) = generation {
+        crate::rollback::warn_if_older(&vault_path, g, printer);
+    }
+    let inspected = container::inspect(engine, &name)?;
+    let health = exec::health(engine, &name, &inspected)?;
+    let described = engine.describe().ok();
+    let checkpoint = container::last_checkpoint(engine, &name)?;
+    let (health, health_source) = health;
+    let state = inspected.state.unwrap_or_default();
+    let status = state
+        .status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let image = inspected.config.and_then(|c| c.image).unwrap_or_default();
+    let started = state.started_at.unwrap_or_default();
+    let running = status == "running";
+    let uptime = humantime::parse_rfc3339_weak(started.trim_end_matches('Z'))
+        .ok()
+        .or_else(|| humantime::parse_rfc3339(&started).ok())
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .filter(|_| running)
+        .map(|d| d.as_secs());
+    let restarts = inspected.restart_count.unwrap_or(0);
+    let exit = state.exit_code.unwrap_or(0);
+    let mut text = format!(
+        "{name}: {status}, health {health}, image {image}, started {started}, restarts {restarts}"
+    );
+    if health_source == HealthSource::RunNow {
+        text.push_str(
+            " (checked now: this Podman runs no health checks of its own without systemd)",
+        );
+    }
+    if let Some((generation, pause)) = &checkpoint {
+        text.push_str(&format!(
+            ", last checkpoint generation {generation} (gateway paused {} ms)",
+            protocol::tenths_of_ms(*pause)
+        ));
+    }
+    let at = engine.endpoint();
+    if let Some(at) = &at {
+        text.push_str(&format!("\nengine {} ({})", at.url, at.origin));
+        if let Some(d) = &described {
+            text.push_str(&format!(": {d}"));
+        }
+    }
+    if status == "exited" && exit != 0 {
+        text.push_str(&format!(
+            "\n{name} stopped with exit code {exit}: the engine cannot restart it (it cannot re-deliver the key); run `safeclaw start` and enter the password"
+        ));
+    }
+    printer.result(
+        &text,
+        json!({ "ok": true, "name": name, "state": status, "health": health,
+                "health_checked_now": health_source == HealthSource::RunNow, "image": image,
+                "started_at": started, "uptime_seconds": uptime, "restarts": restarts, "exit_code": exit,
+                "vault": vault_path, "vault_generation": generation,
+                "engine": at.map(|a| json!({ "url": a.url, "from": a.origin.to_string(),
+                    "product": described.as_ref().map(|d| &d.product),
+                    "image_store": described.as_ref().map(|d| &d.store),
+                    "rootless": described.as_ref().map(|d| d.rootless) })),
+                "last_checkpoint": checkpoint.map(|(g, p)| json!({"generation": g, "pause_ms": protocol::tenths_of_ms(p)})) }),
+    );
+    Ok(())
+}

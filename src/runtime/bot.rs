@@ -1,0 +1,227 @@
+//! The bot: the gateway's hardened container, started from a vault with
+//! its data key (already unlocked on the host), by `start`, `run` and
+//! `up`; `run` also supervises it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::container;
+use super::engine::Engine;
+use super::layout::VAULT_DIR;
+use super::mount::VaultMount;
+use super::spec::{Limits, Share, Spec};
+use crate::error::{Error, Result};
+use crate::paths;
+use crate::printer::Printer;
+use crate::vault::crypto::DataKey;
+
+/// How the bot's container is set up, as the command line resolved it.
+#[derive(Debug, Clone)]
+pub struct BotSettings {
+    /// The container's name.
+    pub name: String,
+    pub limits: Limits,
+    /// Host port for the gateway, bound on 127.0.0.1 only.
+    pub publish: Option<u16>,
+    pub keep_generations: usize,
+    pub checkpoint_interval: Duration,
+    pub drain: Duration,
+    /// Host folders to share.
+    pub shares: Vec<ShareRequest>,
+    /// The gateway command inside the image.
+    pub gateway: Vec<String>,
+}
+
+/// A host folder to share, as asked (`--share HOST:CONTAINER[:rw]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareRequest {
+    /// Absolute; resolved (links followed) when the container is made.
+    pub host: PathBuf,
+    pub container: String,
+    pub writable: bool,
+}
+
+impl ShareRequest {
+    /// Reads `HOST:CONTAINER[:rw|:ro]`; `HOST` is made absolute by `absolute`.
+    pub fn parse(text: &str, absolute: impl Fn(&Path) -> Result<PathBuf>) -> Result<Self> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let (host, container, writable) = match parts.as_slice() {
+            [h, c] => (*h, *c, false),
+            [h, c, "rw"] => (*h, *c, true),
+            [h, c, "ro"] => (*h, *c, false),
+            _ => {
+                return Err(Error::usage(format!(
+                    "--share {text:?} is not HOST:CONTAINER[:rw]"
+                )))
+            }
+        };
+        if !container.starts_with('/') || container.starts_with(VAULT_DIR) {
+            return Err(Error::usage(format!(
+                "--share {text:?}: the container path must be absolute and not under /vault"
+            )));
+        }
+        Ok(ShareRequest {
+            host: absolute(Path::new(host))?,
+            container: container.to_string(),
+            writable,
+        })
+    }
+}
+
+/// The vault `start` runs from: its directory resolved (absolute, no
+/// links: a bind mount needs it so), and in a home of the old layout first
+/// moved into the home's `vault/` directory.
+pub fn vault_to_start(engine: &Engine, vault: PathBuf, printer: &Printer) -> Result<PathBuf> {
+    let vault = if paths::needs_move(&vault) {
+        move_legacy_vault(engine, printer)?
+    } else {
+        vault
+    };
+    // The directory resolved, not the file: a link planted in place of
+    // the vault must be refused (VaultFile::open does not follow it), not
+    // resolved to wherever it points.
+    paths::in_resolved_dir(&vault)
+}
+
+/// A home of the old layout keeps the vault next to the trust records, so
+/// a start would mount them into the container: the vault moves into
+/// `vault/` first, unless a container still has the home mounted (its
+/// guard seals into the old place; moving the file under it would lose
+/// that seal).
+fn move_legacy_vault(engine: &Engine, printer: &Printer) -> Result<PathBuf> {
+    let home = paths::home()?;
+    let home = std::fs::canonicalize(&home).map_err(|e| Error::io("reading", &home, e))?;
+    if let Some(name) = container::running_with_mount(engine, &home)? {
+        return Err(Error::usage(format!(
+            "{name} is running with safeclaw's home {} mounted (the layout before the vault had its own directory)",
+            home.display()
+        ))
+        .with_hint(format!(
+            "`safeclaw stop --name {name}`, then start again: the vault then moves to {}",
+            paths::default_vault(&home).display()
+        )));
+    }
+    let moved = paths::move_legacy_vault()?;
+    printer.note(&format!(
+        "moved the vault and its generations to {}: the container no longer sees safeclaw's records \
+         (the image pins it could have rewritten were dropped and are made again; the rollback record is kept)",
+        moved.display()
+    ));
+    Ok(moved)
+}
+
+/// Everything a start needs, resolved once: `run` reuses it to restart.
+pub struct Bot {
+    pub name: String,
+    /// The vault, its directory resolved (`vault_to_start`).
+    pub vault: PathBuf,
+    /// The generation the key was unlocked at.
+    pub generation: u64,
+    key: DataKey,
+    spec: Spec,
+}
+
+impl Bot {
+    /// The bot of `vault` (at `generation`, unlocked with `key`) in `image`.
+    /// The vault's directory must hold nothing but the vault: the
+    /// container gets it read-write.
+    pub fn new(
+        settings: &BotSettings,
+        image: String,
+        vault: PathBuf,
+        generation: u64,
+        key: DataKey,
+    ) -> Result<Bot> {
+        paths::check_dedicated_dir(&vault)?;
+        let mount = VaultMount::of(&vault)?;
+        let shares = settings
+            .shares
+            .iter()
+            .map(|s| {
+                let host =
+                    std::fs::canonicalize(&s.host).map_err(|e| Error::io("sharing", &s.host, e))?;
+                Ok(Share {
+                    host: host.display().to_string(),
+                    container: s.container.clone(),
+                    writable: s.writable,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let spec = Spec {
+            image,
+            vault_dir: mount.dir.display().to_string(),
+            vault_file: mount.file,
+            uid: mount.uid,
+            gid: mount.gid,
+            limits: settings.limits.clone(),
+            publish: settings.publish,
+            keep_generations: settings.keep_generations,
+            checkpoint_interval: settings.checkpoint_interval,
+            drain: settings.drain,
+            labels: Vec::new(),
+            shares,
+            gateway: settings.gateway.clone(),
+        };
+        Ok(Bot {
+            name: settings.name.clone(),
+            vault,
+            generation,
+            key,
+            spec,
+        })
+    }
+
+    /// Starts the container, detached; returns its ID.
+    pub fn start(&self, engine: &Engine) -> Result<String> {
+        container::start(engine, &self.name, &self.spec, &self.key)
+    }
+
+    /// `safeclaw run`: starts the container, streams its output, and on
+    /// Ctrl-C stops it; returns the generation the guard sealed. A
+    /// container that dies on its own (a crash, an OOM kill) is started
+    /// again from the newest generation with the key held here in
+    /// zeroizing memory, with a bounded backoff and a limit.
+    pub fn supervise(&self, engine: &Engine, printer: &Printer) -> Result<Option<u64>> {
+        let name = &self.name;
+        let mut restarts = 0;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let id = self.start(engine)?;
+            printer.note(&format!("started {name} from {}", self.vault.display()));
+            let stopped_by_us = container::follow_until_exit(engine, &id, name, printer)?;
+            let exit = if stopped_by_us {
+                0
+            } else {
+                container::exit_code(engine, &id)?
+            };
+            if exit == 0 {
+                return container::sealed_generation(engine, &id);
+            }
+            restarts += 1;
+            if restarts > MAX_RESTARTS {
+                return Err(Error::failure(format!(
+                    "{name} crashed {MAX_RESTARTS} times in a row (last exit code {exit}); not restarting again"
+                ))
+                .with_hint("`safeclaw logs` shows why; the vault holds the last checkpoint"));
+            }
+            printer.warn(&format!(
+                "{name} exited with code {exit}; restarting from the last checkpoint in {} s ({restarts} of {MAX_RESTARTS})",
+                backoff.as_secs()
+            ));
+            let wake = Instant::now() + backoff;
+            while Instant::now() < wake {
+                if crate::interrupt::requested() {
+                    return Ok(None);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+/// Restarts after a crash, at most this many times in a row.
+const MAX_RESTARTS: u32 = 5;
+/// The first wait before a restart; doubled each time up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);

@@ -1,0 +1,317 @@
+//! Onboarding: OpenClaw's own onboarding in a throw-away hardened
+//! container, its state sealed straight into a new vault (docs/onboard.md).
+//!
+//! The container is the runtime's own: the guard holds a fresh vault's data
+//! key and a tmpfs state dir, and runs `safeclaw idle` as its gateway.
+//! OpenClaw's commands run in it by exec: the wizard, and, for the secrets
+//! given to safeclaw, commands that read them from stdin. Stopping the
+//! container makes the guard seal the state as the vault's generation 2;
+//! only then is the vault moved to its place. The container is removed
+//! whatever happens, and a failure leaves no vault behind.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::Docker;
+
+use super::container::{self, force_remove};
+use super::engine::Engine;
+use super::layout::{SAFECLAW_IN_IMAGE, STATE_DIR};
+use super::mount::{file_name_of, VaultMount};
+use super::spec::{Limits, Spec, LABEL_MANAGED};
+use super::{exec, tty};
+use crate::error::{Error, Result};
+use crate::password::Password;
+use crate::printer::Printer;
+use crate::vault::{self, crypto::DataKey, format::KdfParams, VaultFile};
+
+/// Where a Telegram bot token given with `--telegram-token-file` is kept,
+/// inside the state (so inside the vault), for `channels.telegram.tokenFile`.
+pub const TELEGRAM_TOKEN_PATH: &str = "credentials/telegram-bot-token";
+
+/// The onboarding container's guard keeps one older generation (the empty one) and drains fast.
+const KEEP_GENERATIONS: usize = 1;
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Labels of an onboarding container: the host process that runs it and
+/// its staging vault, so a later `onboard` can clean up after one that was
+/// killed (SIGKILL leaves no chance to do it then).
+const LABEL_ONBOARD_PID: &str = "dev.safeclaw.onboard.pid";
+const LABEL_ONBOARD_STAGING: &str = "dev.safeclaw.onboard.staging";
+
+/// Onboarding containers are named this and a random suffix.
+const CONTAINER_PREFIX: &str = "safeclaw-onboard-";
+
+/// Marks the name of a staging directory (`.NAME.onboard-HEX`).
+const STAGING_MARK: &str = ".onboard-";
+
+/// Removes a staging vault: its kept generations, a seal's temporaries,
+/// the file itself (after a success only the first two are left), and the
+/// private directory it was made in.
+fn discard_staging(staging: &Path) {
+    for (_, older) in vault::generations::older(staging).unwrap_or_default() {
+        let _ = std::fs::remove_file(older);
+    }
+    vault::generations::remove_stale_temporaries(staging);
+    let _ = std::fs::remove_file(staging);
+    let _ = std::fs::remove_dir(crate::private_fs::parent_of(staging));
+}
+
+/// Removes onboarding containers whose host process is gone, and their
+/// staging vaults.
+async fn remove_abandoned(docker: &Docker) {
+    let filters = std::collections::HashMap::from([(
+        "label".to_string(),
+        vec![LABEL_ONBOARD_PID.to_string()],
+    )]);
+    let Ok(found) = docker
+        .list_containers(Some(
+            bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+    else {
+        return;
+    };
+    for c in found {
+        // Labels come with images too: only a container of our own naming
+        // that carries safeclaw's mark is ours to remove.
+        let ours = c
+            .names
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|n| n.trim_start_matches('/').starts_with(CONTAINER_PREFIX));
+        let labels = c.labels.unwrap_or_default();
+        if !ours || !labels.contains_key(LABEL_MANAGED) {
+            continue;
+        }
+        let alive = labels
+            .get(LABEL_ONBOARD_PID)
+            .and_then(|p| p.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+            .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok());
+        if alive {
+            continue;
+        }
+        if let Some(id) = c.id {
+            let _ = force_remove(docker, &id).await;
+        }
+        if let Some(staging) = labels.get(LABEL_ONBOARD_STAGING).map(PathBuf::from) {
+            let ours = staging
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n.to_string_lossy().contains(STAGING_MARK));
+            if ours {
+                discard_staging(&staging);
+            }
+        }
+    }
+}
+
+/// What onboarding needs besides the new vault's password: the vault's
+/// place (its directory resolved) and cost, and what OpenClaw is given.
+pub struct Request<'a> {
+    pub image: &'a str,
+    pub target: &'a Path,
+    pub kdf: KdfParams,
+    /// The container's resource limits.
+    pub limits: Limits,
+    pub secrets: &'a Secrets,
+    /// OpenClaw's own `onboard` flags (none: the interactive wizard).
+    pub openclaw_args: &'a [String],
+}
+
+/// The secrets given to safeclaw for OpenClaw, read before anything starts.
+pub struct Secrets {
+    /// The provider's id and its API key.
+    pub api_key: Option<(String, Password)>,
+    pub telegram_token: Option<Password>,
+}
+
+/// Onboards into a new vault at `request.target`; returns its data key and
+/// its generation (so `up` starts it without asking for the password
+/// again). Nothing is left behind on failure.
+pub fn onboard(
+    engine: &Engine,
+    request: &Request,
+    password: Password,
+    printer: &Printer,
+) -> Result<(DataKey, u64)> {
+    let target = request.target;
+    // The new vault starts empty in a private directory of its own next to
+    // its final place (one file system, so the final link is atomic): that
+    // directory, not the target's, is what the container gets read-write.
+    let dir = crate::private_fs::parent_of(target);
+    let file_name = file_name_of(target)?;
+    let staging_dir = dir.join(format!(
+        ".{file_name}{STAGING_MARK}{}",
+        crate::private_fs::hex(&vault::crypto::random_array::<6>())
+    ));
+    crate::private_fs::create_private_dir(&staging_dir)?;
+    let staging = staging_dir.join(&file_name);
+    let key = DataKey::generate();
+    let spinner = printer.spinner("creating the vault (Argon2id)");
+    let created = vault::create_with_key(&staging, &key, password, request.kdf, |w| {
+        let mut empty = tar::Builder::new(w);
+        empty
+            .finish()
+            .map_err(|e| Error::failure(format!("writing an empty archive: {e}")))
+    });
+    spinner.finish_and_clear();
+    if let Err(e) = created {
+        discard_staging(&staging);
+        return Err(e);
+    }
+
+    let outcome = in_container(engine, request, &staging, &key, printer);
+    let outcome = outcome.and_then(|sealed| {
+        let vault = VaultFile::open(&staging)?;
+        let generation = vault.header().generation;
+        let stats = vault.verify(&key, |_| {})?;
+        if generation != sealed || stats.files == 0 {
+            return Err(Error::failure("onboarding sealed no state")
+                .with_hint("run `safeclaw onboard` again; nothing was kept"));
+        }
+        // Never over a vault that appeared meanwhile: link, then unlink.
+        std::fs::hard_link(&staging, target).map_err(|e| Error::io("creating", target, e))?;
+        let _ = std::fs::remove_file(&staging);
+        crate::private_fs::sync_dir(&dir)?;
+        Ok(sealed)
+    });
+    discard_staging(&staging);
+    Ok((key, outcome?))
+}
+
+/// The onboarding container, removed (by its ID) when dropped.
+struct Running<'e> {
+    engine: &'e Engine,
+    id: String,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(docker) = self.engine.docker() {
+            let _ = self.engine.block_on(force_remove(docker, &self.id));
+        }
+    }
+}
+
+/// Runs the container and OpenClaw's commands in it; returns the sealed
+/// generation. The container is removed on every path.
+fn in_container(
+    engine: &Engine,
+    request: &Request,
+    staging: &Path,
+    key: &DataKey,
+    printer: &Printer,
+) -> Result<u64> {
+    let mount = VaultMount::of(staging)?;
+    let spec = Spec {
+        image: request.image.to_string(),
+        vault_dir: mount.dir.display().to_string(),
+        vault_file: mount.file,
+        uid: mount.uid,
+        gid: mount.gid,
+        limits: request.limits.clone(),
+        shares: Vec::new(),
+        gateway: vec![SAFECLAW_IN_IMAGE.to_string(), "idle".to_string()],
+        publish: None,
+        keep_generations: KEEP_GENERATIONS,
+        checkpoint_interval: Duration::ZERO,
+        drain: DRAIN,
+        labels: vec![
+            (
+                LABEL_ONBOARD_PID.to_string(),
+                std::process::id().to_string(),
+            ),
+            (
+                LABEL_ONBOARD_STAGING.to_string(),
+                staging.display().to_string(),
+            ),
+        ],
+    };
+    let name = format!(
+        "{CONTAINER_PREFIX}{}",
+        crate::private_fs::hex(&vault::crypto::random_array::<4>())
+    );
+    engine.block_on(remove_abandoned(engine.docker()?));
+    let running = Running {
+        id: container::start(engine, &name, &spec, key)?,
+        engine,
+    };
+    steps(engine, &name, request, printer)?;
+    let spinner = printer.spinner("sealing the onboarded state");
+    let stopped = container::request_stop(engine, &running.id, &name);
+    spinner.finish_and_clear();
+    stopped?;
+    container::sealed_generation(engine, &running.id)?
+        .ok_or_else(|| Error::failure("the onboarding container did not seal its state"))
+}
+
+/// OpenClaw's onboarding (its wizard through a TTY, or its own flags),
+/// then the secrets given to safeclaw, stored by commands that read them
+/// from stdin.
+fn steps(engine: &Engine, name: &str, request: &Request, printer: &Printer) -> Result<()> {
+    let openclaw = |rest: &[&str]| {
+        let mut cmd = vec!["openclaw".to_string()];
+        cmd.extend(rest.iter().map(|s| s.to_string()));
+        cmd
+    };
+    let check = |what: &str, code: i64| {
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(Error::failure(format!(
+                "{what} failed (exit code {code}); no vault was kept"
+            ))
+            .with_hint("its output is above; fix the flags and run `safeclaw onboard` again"))
+        }
+    };
+    let mut wizard = openclaw(&["onboard"]);
+    wizard.extend(request.openclaw_args.iter().cloned());
+    let code = if request.openclaw_args.is_empty() {
+        tty::run(engine, name, wizard)?
+    } else {
+        exec::run(engine, name, wizard, None, printer.json)?
+    };
+    check("OpenClaw's onboarding", code)?;
+    if let Some((provider, api_key)) = &request.secrets.api_key {
+        printer.note(&format!(
+            "storing the {provider} API key (read from stdin, not argv)"
+        ));
+        let cmd = openclaw(&["models", "auth", "paste-api-key", "--provider", provider]);
+        let mut line = zeroize::Zeroizing::new(api_key.as_bytes().to_vec());
+        line.push(b'\n');
+        check(
+            "storing the API key",
+            exec::run(engine, name, cmd, Some(&line), printer.json)?,
+        )?;
+    }
+    if let Some(token) = &request.secrets.telegram_token {
+        printer.note("storing the Telegram bot token as a file in the state (tokenFile)");
+        let path = format!("{STATE_DIR}/{TELEGRAM_TOKEN_PATH}");
+        let cmd = vec![
+            SAFECLAW_IN_IMAGE.to_string(),
+            "write-secret".to_string(),
+            path.clone(),
+        ];
+        check(
+            "storing the bot token",
+            exec::run(engine, name, cmd, Some(token.as_bytes()), printer.json)?,
+        )?;
+        for (key, value) in [
+            ("channels.telegram.tokenFile", path.as_str()),
+            ("channels.telegram.enabled", "true"),
+        ] {
+            let cmd = openclaw(&["config", "set", key, value]);
+            check(
+                "configuring Telegram",
+                exec::run(engine, name, cmd, None, printer.json)?,
+            )?;
+        }
+    }
+    Ok(())
+}
