@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::password::Source;
-use crate::vault::format::KdfParams;
+use crate::commands::settings as default;
 
 /// Run the OpenClaw assistant in a hardened container, its state sealed in
 /// an encrypted, authenticated vault.
@@ -135,7 +134,7 @@ pub struct AuditArgs {
 #[derive(Debug, Args)]
 pub struct ContainerArgs {
     /// Container name
-    #[arg(long, default_value = "openclaw")]
+    #[arg(long, default_value = default::NAME)]
     pub name: String,
 }
 
@@ -152,28 +151,28 @@ pub struct StartArgs {
     pub image: ImageChoice,
 
     /// The gateway command inside the image
-    #[arg(long, num_args = 1.., default_values = ["openclaw", "gateway", "run"])]
+    #[arg(long, num_args = 1.., default_values = default::GATEWAY)]
     pub gateway: Vec<String>,
 
     /// Memory limit in MiB
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = default::MEMORY_MIB)]
     pub memory_mib: i64,
 
     /// CPU limit (cores, may be fractional)
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = default::CPUS)]
     pub cpus: f64,
 
     /// Older vault generations to keep (each seal adds one)
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = default::KEEP_GENERATIONS)]
     pub keep_generations: usize,
 
     /// Seconds the gateway may drain after a stop before it is killed and
     /// its state sealed anyway (OpenClaw's own drain can take minutes)
-    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    #[arg(long, default_value_t = default::DRAIN_SECS, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
     pub drain: u64,
 
     /// Seconds between checkpoints of the running state (0: only on stop and after exec/pair)
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    #[arg(long, default_value_t = default::CHECKPOINT_INTERVAL_SECS, value_name = "SECS")]
     pub checkpoint_interval: u64,
 
     /// Publish the gateway's port 18789 on 127.0.0.1:PORT (never other addresses)
@@ -181,7 +180,7 @@ pub struct StartArgs {
     pub publish: Option<u16>,
 
     /// Process limit
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = default::PIDS)]
     pub pids: i64,
 
     /// Share a host folder: HOST:CONTAINER[:rw] (read-only unless :rw)
@@ -277,16 +276,6 @@ pub struct PasswordArgs {
     pub password_stdin: bool,
 }
 
-impl PasswordArgs {
-    pub fn source(&self) -> Source {
-        match (&self.password_file, self.password_stdin) {
-            (Some(path), _) => Source::File(path.clone()),
-            (None, true) => Source::Stdin,
-            (None, false) => Source::Prompt,
-        }
-    }
-}
-
 /// Argon2id cost for a new password slot.
 #[derive(Debug, Args)]
 pub struct KdfArgs {
@@ -301,17 +290,6 @@ pub struct KdfArgs {
     /// Argon2id lanes
     #[arg(long, value_name = "N")]
     pub kdf_parallelism: Option<u32>,
-}
-
-impl KdfArgs {
-    pub fn params(&self) -> KdfParams {
-        let d = KdfParams::DEFAULT;
-        KdfParams {
-            m_kib: self.kdf_memory.unwrap_or(d.m_kib),
-            t: self.kdf_iterations.unwrap_or(d.t),
-            p: self.kdf_parallelism.unwrap_or(d.p),
-        }
-    }
 }
 
 fn parse_kib(s: &str) -> Result<u32, String> {
@@ -568,7 +546,7 @@ pub struct OnboardExtras {
     pub api_key_file: Option<PathBuf>,
 
     /// OpenClaw's provider id for --api-key-file
-    #[arg(long, default_value = "anthropic", value_name = "ID")]
+    #[arg(long, default_value = default::PROVIDER, value_name = "ID")]
     pub provider: String,
 
     /// Read the Telegram bot token from the first line of PATH; it is kept

@@ -33,18 +33,20 @@ fn legacy_vault(home: &Path) -> PathBuf {
     home.join(VAULT_FILE)
 }
 
-/// `$SAFECLAW_HOME`, else `$HOME/.safeclaw`.
+/// `$SAFECLAW_HOME`, else `$HOME/.safeclaw`; absolute (a relative one is
+/// taken from the directory safeclaw was started in).
 pub fn home() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os(env_vars::SAFECLAW_HOME).filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    std::env::var_os(env_vars::HOME)
-        .filter(|v| !v.is_empty())
-        .map(|h| PathBuf::from(h).join(".safeclaw"))
-        .ok_or_else(|| {
-            Error::usage("HOME is not set, so safeclaw has no home directory")
-                .with_hint("set SAFECLAW_HOME, or pass the file path explicitly")
-        })
+    let home = match std::env::var_os(env_vars::SAFECLAW_HOME).filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os(env_vars::HOME)
+            .filter(|v| !v.is_empty())
+            .map(|h| PathBuf::from(h).join(".safeclaw"))
+            .ok_or_else(|| {
+                Error::usage("HOME is not set, so safeclaw has no home directory")
+                    .with_hint("set SAFECLAW_HOME, or pass the file path explicitly")
+            })?,
+    };
+    std::path::absolute(&home).map_err(|e| Error::io("resolving", &home, e))
 }
 
 /// The home, created 0700 if missing; an existing one must be a directory

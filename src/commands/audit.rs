@@ -9,16 +9,15 @@ use std::path::PathBuf;
 use bollard::Docker;
 
 use crate::audit::{self, container::Subject, Area, Finding, Report, Severity};
-use crate::cli::AuditArgs;
 use crate::env_vars;
 use crate::error::{Class, Error, Result};
 use crate::printer::Printer;
 use crate::runtime::engine::{self, Engine};
 use crate::runtime::spec::EngineKind;
 
-const DEFAULT_CONTAINER: &str = "openclaw";
+use super::settings::{self, Audit};
 
-pub fn run(args: AuditArgs, engine: &Engine, printer: &Printer) -> Result<()> {
+pub fn run(args: Audit, engine: &Engine, printer: &Printer) -> Result<()> {
     let home = match &args.home {
         Some(h) => h.clone(),
         None => crate::paths::home()?,
@@ -27,11 +26,7 @@ pub fn run(args: AuditArgs, engine: &Engine, printer: &Printer) -> Result<()> {
         .vault
         .clone()
         .unwrap_or_else(|| crate::paths::vault_in(&home));
-    let guide = args.guide_dir.clone().or_else(|| {
-        std::env::var_os(env_vars::HOME)
-            .filter(|h| !h.is_empty())
-            .map(|h| PathBuf::from(h).join("openclaw-secure"))
-    });
+    let guide = args.guide_dir.clone();
     let mut subjects = vec![
         format!("home {}", home.display()),
         format!("vault {}", vault.display()),
@@ -60,7 +55,7 @@ pub fn run(args: AuditArgs, engine: &Engine, printer: &Printer) -> Result<()> {
             let name = args
                 .container
                 .clone()
-                .unwrap_or_else(|| DEFAULT_CONTAINER.into());
+                .unwrap_or_else(|| settings::NAME.into());
             let exists = engine
                 .block_on(docker.inspect_container(&name, None))
                 .is_ok();
@@ -71,7 +66,7 @@ pub fn run(args: AuditArgs, engine: &Engine, printer: &Printer) -> Result<()> {
                     docker,
                     podman,
                     &name,
-                    !args.no_openclaw,
+                    args.openclaw,
                 ))?);
             } else if args.container.is_some() {
                 return Err(Error::usage(format!("no container named {name}"))

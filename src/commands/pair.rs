@@ -3,38 +3,30 @@
 //! code are checked before the container is touched; an approval asks the
 //! guard for a checkpoint, so it is durable at once.
 
-use crate::cli::PairCommand;
 use crate::error::{Error, ExitStatus, Result};
 use crate::runtime::engine::Engine;
 use crate::runtime::exec;
 
+use super::settings::Pair;
+
 /// The channels OpenClaw pairs (`openclaw pairing`).
 const CHANNELS: [&str; 5] = ["telegram", "discord", "signal", "slack", "whatsapp"];
 
-pub fn run(command: PairCommand, engine: &Engine) -> Result<ExitStatus> {
-    let changes_state = matches!(command, PairCommand::Approve { .. });
-    let (name, argv) = match command {
-        PairCommand::List { container, channel } => {
-            let mut argv = vec!["pairing".to_string(), "list".to_string()];
-            if let Some(c) = channel {
-                argv.extend(["--channel".to_string(), checked_channel(&c)?]);
+pub fn run(s: Pair, engine: &Engine) -> Result<ExitStatus> {
+    let mut argv = vec!["pairing".to_string()];
+    match &s.approve {
+        None => {
+            argv.push("list".into());
+            if let Some(c) = &s.channel {
+                argv.extend(["--channel".to_string(), checked_channel(c)?]);
             }
-            (container.name, argv)
         }
-        PairCommand::Approve {
-            container,
-            channel,
-            code,
-        } => {
-            let channel = checked_channel(&channel)?;
-            let code = checked_code(&code)?;
-            (
-                container.name,
-                vec!["pairing".into(), "approve".into(), channel, code],
-            )
+        Some(code) => {
+            let channel = checked_channel(s.channel.as_deref().unwrap_or_default())?;
+            argv.extend(["approve".to_string(), channel, checked_code(code)?]);
         }
-    };
-    let code = exec::openclaw(engine, &name, &argv, changes_state)?;
+    }
+    let code = exec::openclaw(engine, &s.name, &argv, s.approve.is_some())?;
     Ok(ExitStatus::of_child(code))
 }
 

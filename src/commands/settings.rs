@@ -1,38 +1,559 @@
-//! The command line resolved into settings.
+//! The command line resolved into settings, once, before any command
+//! runs: every path made absolute against the directory safeclaw was
+//! started in (a relative `--vault v.sclaw` means the one here, whatever
+//! the engine or a child process later takes `.` to be), every default
+//! written here (clap's `[default: …]` in `--help` reads these constants),
+//! and every value a command line can get wrong checked. Commands take
+//! these, never clap's structs.
+//!
+//! Where a default depends on safeclaw's home at the time of use (the
+//! vault's place), the setting stays `None` and `paths` decides then.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::StartArgs;
+use crate::cli::{
+    AuditArgs, ContainerArgs, CreateArgs, ExecArgs, ExportArgs, ImageBuildArgs, ImageChoice,
+    ImageLoadArgs, InfoArgs, KdfArgs, LogsArgs, MigrateArgs, OnboardArgs, OnboardExtras,
+    PairCommand, PasswdArgs, PasswordArgs, RekeyArgs, StartArgs, StatusArgs, UpArgs, VerifyArgs,
+};
 use crate::error::{Error, Result};
+use crate::legacy::Md;
+use crate::password::Source;
 use crate::runtime::bot::{BotSettings, ShareRequest};
 use crate::runtime::spec::Limits;
+use crate::vault::format::KdfParams;
 
-/// The bot's container as `start`, `run` and `up` were asked for it.
-pub fn bot_settings(args: &StartArgs) -> Result<BotSettings> {
-    Ok(BotSettings {
-        name: args.container.name.clone(),
-        limits: Limits {
-            memory_bytes: args.memory_mib << 20,
-            nano_cpus: cpus_to_nano(args.cpus)?,
-            pids: args.pids,
-        },
-        publish: args.publish,
-        keep_generations: args.keep_generations,
-        checkpoint_interval: Duration::from_secs(args.checkpoint_interval),
-        drain: Duration::from_secs(args.drain),
-        shares: args
-            .shares
-            .iter()
-            .map(|s| ShareRequest::parse(s, |p| Ok(p.to_path_buf())))
-            .collect::<Result<_>>()?,
-        gateway: args.gateway.clone(),
+/// The container's name.
+pub const NAME: &str = "openclaw";
+/// The gateway command inside the image.
+pub const GATEWAY: [&str; 3] = ["openclaw", "gateway", "run"];
+/// Memory limit, MiB.
+pub const MEMORY_MIB: i64 = 2048;
+/// CPU limit, cores.
+pub const CPUS: f64 = 2.0;
+/// Process limit.
+pub const PIDS: i64 = 512;
+/// Older vault generations each seal keeps.
+pub const KEEP_GENERATIONS: usize = 5;
+/// Seconds the gateway may drain after a stop (`--drain`, at most 60).
+pub const DRAIN_SECS: u64 = 30;
+/// Seconds between checkpoints of the running state (`--checkpoint-interval`).
+pub const CHECKPOINT_INTERVAL_SECS: u64 = 300;
+/// OpenClaw's provider for `--api-key-file`.
+pub const PROVIDER: &str = "anthropic";
+/// The guide's workspace, under HOME (`audit` looks for its leftovers).
+pub const GUIDE_DIR: &str = "openclaw-secure";
+/// `openssl enc -iter` of the guide (`vault migrate` tries it first).
+pub const GUIDE_ITER: u32 = 100_000;
+
+/// `path` made absolute against the current directory (links and `..`
+/// are left for the file system to resolve, as it would have).
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::io("resolving", path, e))
+}
+
+fn absolute_opt(path: &Option<PathBuf>) -> Result<Option<PathBuf>> {
+    path.as_deref().map(absolute).transpose()
+}
+
+/// Where the vault password comes from.
+fn password(args: &PasswordArgs) -> Result<Source> {
+    Ok(match (&args.password_file, args.password_stdin) {
+        (Some(path), _) => Source::File(absolute(path)?),
+        (None, true) => Source::Stdin,
+        (None, false) => Source::Prompt,
     })
 }
 
-fn cpus_to_nano(cpus: f64) -> Result<i64> {
-    if !(0.01..=1024.0).contains(&cpus) {
-        return Err(Error::usage(format!("--cpus {cpus} is out of range"))
-            .with_hint("use a number of cores such as 1 or 0.5"));
+/// A new password: from a file, else asked on a prompt.
+fn new_password(file: &Option<PathBuf>) -> Result<Source> {
+    Ok(match absolute_opt(file)? {
+        Some(path) => Source::File(path),
+        None => Source::Prompt,
+    })
+}
+
+/// The Argon2id cost of a new password slot (checked when it is used,
+/// with a warning below RFC 9106).
+fn kdf(args: &KdfArgs) -> KdfParams {
+    let d = KdfParams::DEFAULT;
+    KdfParams {
+        m_kib: args.kdf_memory.unwrap_or(d.m_kib),
+        t: args.kdf_iterations.unwrap_or(d.t),
+        p: args.kdf_parallelism.unwrap_or(d.p),
     }
-    Ok((cpus * 1e9) as i64)
+}
+
+pub struct VaultCreate {
+    pub from: PathBuf,
+    /// None: the home's default vault.
+    pub out: Option<PathBuf>,
+    pub wipe_source: bool,
+    pub kdf: KdfParams,
+    pub password: Source,
+}
+
+impl VaultCreate {
+    pub fn resolve(args: CreateArgs) -> Result<Self> {
+        Ok(VaultCreate {
+            from: absolute(&args.from)?,
+            out: absolute_opt(&args.out)?,
+            wipe_source: args.wipe_source,
+            kdf: kdf(&args.kdf),
+            password: password(&args.password)?,
+        })
+    }
+}
+
+/// `vault info` and `vault generations`: a vault, no password.
+pub struct VaultInfo {
+    pub file: PathBuf,
+}
+
+impl VaultInfo {
+    pub fn resolve(args: InfoArgs) -> Result<Self> {
+        Ok(VaultInfo {
+            file: absolute(&args.file)?,
+        })
+    }
+}
+
+pub struct VaultVerify {
+    pub file: PathBuf,
+    pub password: Source,
+}
+
+impl VaultVerify {
+    pub fn resolve(args: VerifyArgs) -> Result<Self> {
+        Ok(VaultVerify {
+            file: absolute(&args.file)?,
+            password: password(&args.password)?,
+        })
+    }
+}
+
+pub struct VaultExport {
+    pub file: PathBuf,
+    pub to: PathBuf,
+    pub force: bool,
+    /// None: the newest.
+    pub generation: Option<u64>,
+    pub password: Source,
+}
+
+impl VaultExport {
+    pub fn resolve(args: ExportArgs) -> Result<Self> {
+        Ok(VaultExport {
+            file: absolute(&args.file)?,
+            to: absolute(&args.to)?,
+            force: args.force,
+            generation: args.generation,
+            password: password(&args.password)?,
+        })
+    }
+}
+
+/// `vault passwd` and `vault rekey`: one operation, a new data key, with
+/// or without a new password.
+pub struct VaultRekey {
+    pub file: PathBuf,
+    pub password: Source,
+    /// None: keep the current password (`rekey`).
+    pub new_password: Option<Source>,
+    pub kdf: KdfParams,
+    pub drop_generations: bool,
+}
+
+impl VaultRekey {
+    pub fn passwd(args: PasswdArgs) -> Result<Self> {
+        Ok(VaultRekey {
+            file: absolute(&args.file)?,
+            password: password(&args.password)?,
+            new_password: Some(new_password(&args.new_password_file)?),
+            kdf: kdf(&args.kdf),
+            drop_generations: args.drop_generations,
+        })
+    }
+
+    pub fn rekey(args: RekeyArgs) -> Result<Self> {
+        Ok(VaultRekey {
+            file: absolute(&args.file)?,
+            password: password(&args.password)?,
+            new_password: None,
+            kdf: kdf(&args.kdf),
+            drop_generations: args.drop_generations,
+        })
+    }
+}
+
+pub struct VaultMigrate {
+    pub legacy: PathBuf,
+    /// None: the home's default vault.
+    pub out: Option<PathBuf>,
+    /// The legacy file's password.
+    pub password: Source,
+    /// None: the legacy password, kept (`--keep-password`).
+    pub new_password: Option<Source>,
+    /// The openssl settings to try, in order.
+    pub tries: Vec<crate::legacy::Settings>,
+    pub remove_legacy: bool,
+    pub kdf: KdfParams,
+}
+
+impl VaultMigrate {
+    pub fn resolve(args: MigrateArgs) -> Result<Self> {
+        use crate::legacy::{Kdf, Settings};
+        let explicit = args.iter.is_some() || args.md.is_some() || args.no_pbkdf2;
+        let tries = if explicit {
+            let kdf = if args.no_pbkdf2 {
+                Kdf::BytesToKey
+            } else {
+                Kdf::Pbkdf2 {
+                    iter: args.iter.unwrap_or(GUIDE_ITER),
+                }
+            };
+            vec![Settings {
+                kdf,
+                md: args.md.unwrap_or(Md::Sha256),
+            }]
+        } else {
+            Settings::COMMON.to_vec()
+        };
+        Ok(VaultMigrate {
+            legacy: absolute(&args.legacy)?,
+            out: absolute_opt(&args.out)?,
+            password: password(&args.password)?,
+            new_password: if args.keep_password {
+                None
+            } else {
+                Some(new_password(&args.new_password_file)?)
+            },
+            tries,
+            remove_legacy: args.remove_legacy,
+            kdf: kdf(&args.kdf),
+        })
+    }
+}
+
+/// `start` and `run`: the vault, the image, the password and the bot.
+pub struct Start {
+    /// None: the home's default vault.
+    pub vault: Option<PathBuf>,
+    pub image: ImageChoice,
+    pub password: Source,
+    pub bot: BotSettings,
+}
+
+impl Start {
+    pub fn resolve(args: StartArgs) -> Result<Self> {
+        if !(0.01..=1024.0).contains(&args.cpus) {
+            return Err(
+                Error::usage(format!("--cpus {} is out of range", args.cpus))
+                    .with_hint("use a number of cores such as 1 or 0.5"),
+            );
+        }
+        let shares = args
+            .shares
+            .iter()
+            .map(|s| ShareRequest::parse(s, absolute))
+            .collect::<Result<_>>()?;
+        Ok(Start {
+            vault: absolute_opt(&args.vault)?,
+            image: args.image,
+            password: password(&args.password)?,
+            bot: BotSettings {
+                name: args.container.name,
+                limits: Limits {
+                    memory_bytes: args.memory_mib << 20,
+                    nano_cpus: (args.cpus * 1e9) as i64,
+                    pids: args.pids,
+                },
+                publish: args.publish,
+                keep_generations: args.keep_generations,
+                checkpoint_interval: Duration::from_secs(args.checkpoint_interval),
+                drain: Duration::from_secs(args.drain),
+                shares,
+                gateway: args.gateway,
+            },
+        })
+    }
+}
+
+pub struct Onboard {
+    /// The vault to create; None: the home's default vault.
+    pub vault: Option<PathBuf>,
+    pub image: ImageChoice,
+    pub password: Source,
+    pub api_key_file: Option<PathBuf>,
+    pub provider: String,
+    pub telegram_token_file: Option<PathBuf>,
+    pub kdf: KdfParams,
+    /// The onboarding container's limits: the bot's defaults.
+    pub limits: Limits,
+    /// OpenClaw's own `onboard` flags (none: the interactive wizard).
+    pub openclaw_args: Vec<String>,
+}
+
+impl Onboard {
+    pub fn resolve(args: OnboardArgs) -> Result<Self> {
+        Self::of(
+            absolute_opt(&args.vault)?,
+            args.image,
+            password(&args.password)?,
+            args.extras,
+        )
+    }
+
+    fn of(
+        vault: Option<PathBuf>,
+        image: ImageChoice,
+        password: Source,
+        extras: OnboardExtras,
+    ) -> Result<Self> {
+        Ok(Onboard {
+            vault,
+            image,
+            password,
+            api_key_file: absolute_opt(&extras.api_key_file)?,
+            provider: extras.provider,
+            telegram_token_file: absolute_opt(&extras.telegram_token_file)?,
+            kdf: kdf(&extras.kdf),
+            limits: Limits {
+                memory_bytes: MEMORY_MIB << 20,
+                nano_cpus: (CPUS * 1e9) as i64,
+                pids: PIDS,
+            },
+            openclaw_args: extras.openclaw_args,
+        })
+    }
+}
+
+/// `up`: a start, and the onboarding it begins with when there is no
+/// vault yet (the same vault, image and password).
+pub struct Up {
+    pub start: Start,
+    pub onboard: Onboard,
+}
+
+impl Up {
+    pub fn resolve(args: UpArgs) -> Result<Self> {
+        let start = Start::resolve(args.start)?;
+        let onboard = Onboard::of(
+            start.vault.clone(),
+            start.image.clone(),
+            start.password.clone(),
+            args.extras,
+        )?;
+        Ok(Up { start, onboard })
+    }
+}
+
+/// `stop`: the container.
+pub struct Stop {
+    pub name: String,
+}
+
+impl Stop {
+    pub fn resolve(args: ContainerArgs) -> Self {
+        Stop { name: args.name }
+    }
+}
+
+pub struct Status {
+    pub name: String,
+    /// The vault whose generation is shown; None: the home's default.
+    pub vault: Option<PathBuf>,
+}
+
+impl Status {
+    pub fn resolve(args: StatusArgs) -> Result<Self> {
+        Ok(Status {
+            name: args.container.name,
+            vault: absolute_opt(&args.vault)?,
+        })
+    }
+}
+
+pub struct Logs {
+    pub name: String,
+    pub follow: bool,
+}
+
+impl Logs {
+    pub fn resolve(args: LogsArgs) -> Self {
+        Logs {
+            name: args.container.name,
+            follow: args.follow,
+        }
+    }
+}
+
+pub struct Exec {
+    pub name: String,
+    /// OpenClaw's arguments.
+    pub args: Vec<String>,
+}
+
+impl Exec {
+    pub fn resolve(args: ExecArgs) -> Self {
+        Exec {
+            name: args.container.name,
+            args: args.args,
+        }
+    }
+}
+
+/// `pair list` and `pair approve`, checked later (before the container
+/// is touched).
+pub struct Pair {
+    pub name: String,
+    pub channel: Option<String>,
+    /// Some: approve this code.
+    pub approve: Option<String>,
+}
+
+impl Pair {
+    pub fn resolve(command: PairCommand) -> Self {
+        match command {
+            PairCommand::List { container, channel } => Pair {
+                name: container.name,
+                channel,
+                approve: None,
+            },
+            PairCommand::Approve {
+                container,
+                channel,
+                code,
+            } => Pair {
+                name: container.name,
+                channel: Some(channel),
+                approve: Some(code),
+            },
+        }
+    }
+}
+
+pub struct ImageBuild {
+    pub tag: String,
+    /// None: `$XDG_CACHE_HOME/safeclaw`, else `~/.cache/safeclaw`.
+    pub cache: Option<PathBuf>,
+    /// None: busybox on PATH.
+    pub busybox: Option<PathBuf>,
+}
+
+impl ImageBuild {
+    pub fn resolve(args: ImageBuildArgs) -> Result<Self> {
+        Ok(ImageBuild {
+            tag: args.tag,
+            cache: absolute_opt(&args.cache)?,
+            busybox: absolute_opt(&args.busybox)?,
+        })
+    }
+}
+
+pub struct ImageLoad {
+    /// None: the pinned archive.
+    pub from: Option<PathBuf>,
+}
+
+impl ImageLoad {
+    pub fn resolve(args: ImageLoadArgs) -> Result<Self> {
+        Ok(ImageLoad {
+            from: absolute_opt(&args.from)?,
+        })
+    }
+}
+
+pub struct Audit {
+    /// None: `NAME`, if such a container exists.
+    pub container: Option<String>,
+    /// None: the home's vault.
+    pub vault: Option<PathBuf>,
+    /// None: safeclaw's home.
+    pub home: Option<PathBuf>,
+    /// The guide's workspace (default `~/openclaw-secure`); None when
+    /// HOME is not set either.
+    pub guide_dir: Option<PathBuf>,
+    /// Run OpenClaw's own `security audit` in a safeclaw container.
+    pub openclaw: bool,
+}
+
+impl Audit {
+    pub fn resolve(args: AuditArgs) -> Result<Self> {
+        Ok(Audit {
+            container: args.container,
+            vault: absolute_opt(&args.vault)?,
+            home: absolute_opt(&args.home)?,
+            guide_dir: match args.guide_dir {
+                Some(dir) => Some(absolute(&dir)?),
+                None => std::env::var_os(crate::env_vars::HOME)
+                    .filter(|h| !h.is_empty())
+                    .map(|h| absolute(&PathBuf::from(h).join(GUIDE_DIR)))
+                    .transpose()?,
+            },
+            openclaw: !args.no_openclaw,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn start(args: &[&str]) -> Result<Start> {
+        let cli = crate::cli::Cli::try_parse_from(["safeclaw", "start"].iter().chain(args))
+            .map_err(|e| Error::usage(e.to_string()))?;
+        match cli.command {
+            crate::cli::Command::Start(args) => Start::resolve(args),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn paths_are_absolute_and_defaults_are_these() {
+        let s = start(&[
+            "--vault",
+            "v.sclaw",
+            "--password-file",
+            "../pw",
+            "--share",
+            "notes:/shared/notes:rw",
+        ])
+        .unwrap();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(s.vault, Some(here.join("v.sclaw")));
+        assert!(matches!(s.password, Source::File(ref p) if *p == here.join("../pw")));
+        assert_eq!(s.bot.shares[0].host, here.join("notes"));
+        assert!(s.bot.shares[0].writable);
+        let b = &s.bot;
+        assert_eq!(b.name, NAME);
+        assert_eq!(b.gateway, GATEWAY);
+        assert_eq!(b.limits.memory_bytes, MEMORY_MIB << 20);
+        assert_eq!(b.limits.nano_cpus, 2_000_000_000);
+        assert_eq!(b.limits.pids, PIDS);
+        assert_eq!(b.keep_generations, KEEP_GENERATIONS);
+        assert_eq!(b.drain, Duration::from_secs(DRAIN_SECS));
+        assert_eq!(
+            b.checkpoint_interval,
+            Duration::from_secs(CHECKPOINT_INTERVAL_SECS)
+        );
+    }
+
+    #[test]
+    fn values_a_command_line_gets_wrong_are_refused() {
+        let refused = |args: &[&str]| start(args).err().map(|e| e.message);
+        assert_eq!(
+            refused(&["--cpus", "0"]).as_deref(),
+            Some("--cpus 0 is out of range")
+        );
+        assert!(refused(&["--share", "a:b:c:d"])
+            .unwrap()
+            .contains("is not HOST:CONTAINER[:rw]"));
+        assert!(refused(&["--share", "a:/vault/x"])
+            .unwrap()
+            .contains("must be absolute and not under /vault"));
+        assert!(refused(&["--drain", "61"]).is_some());
+    }
 }

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::cli::{OnboardArgs, OnboardExtras};
 use crate::error::{Error, Result};
 use crate::password::{self, Confirm, Password, Source};
 use crate::printer::Printer;
@@ -19,6 +18,8 @@ use crate::runtime::onboarding::{self, Secrets};
 use crate::vault::crypto::DataKey;
 use crate::vault::format::KdfParams;
 use crate::vault::VaultFile;
+
+use super::settings::Onboard;
 
 /// A new vault password: asked twice on a prompt, read once from a file
 /// or stdin.
@@ -120,16 +121,15 @@ pub fn report_sealed(name: &str, sealed: Option<u64>, printer: &Printer) -> Resu
 /// returns the vault, its data key and its generation (so `up` starts it
 /// without asking for the password again).
 pub fn onboard(
-    args: &OnboardArgs,
+    s: &Onboard,
     engine: &Engine,
     image: &str,
     printer: &Printer,
 ) -> Result<(PathBuf, DataKey, u64)> {
-    let target = crate::paths::new_vault(&args.vault)?;
+    let target = crate::paths::new_vault(&s.vault)?;
     check_new_vault_path(&target)?;
     let target = crate::paths::in_resolved_dir(&target)?;
-    if args.extras.openclaw_args.is_empty() && !std::io::IsTerminal::is_terminal(&std::io::stdin())
-    {
+    if s.openclaw_args.is_empty() && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return Err(Error::usage(
             "the interactive onboarding wizard needs a terminal, and stdin is not one",
         )
@@ -137,20 +137,16 @@ pub fn onboard(
             "pass OpenClaw's non-interactive flags after `--` (see `safeclaw onboard --help`)",
         ));
     }
-    let secrets = read_secrets(&args.extras, printer)?;
-    let kdf = checked_kdf(args.extras.kdf.params(), printer)?;
-    let password = read_new_password(&args.password.source(), printer)?;
+    let secrets = read_secrets(s, printer)?;
+    let kdf = checked_kdf(s.kdf, printer)?;
+    let password = read_new_password(&s.password, printer)?;
     let request = onboarding::Request {
         image,
         target: &target,
         kdf,
-        limits: crate::runtime::spec::Limits {
-            memory_bytes: 2 << 30,
-            nano_cpus: 2_000_000_000,
-            pids: 512,
-        },
+        limits: s.limits.clone(),
         secrets: &secrets,
-        openclaw_args: &args.extras.openclaw_args,
+        openclaw_args: &s.openclaw_args,
     };
     let (key, generation) = onboarding::onboard(engine, &request, password, printer)?;
     crate::rollback::record_authenticated(&target, generation, printer);
@@ -171,7 +167,7 @@ pub fn onboard(
     Ok((target, key, generation))
 }
 
-fn read_secrets(args: &OnboardExtras, printer: &Printer) -> Result<Secrets> {
+fn read_secrets(args: &Onboard, printer: &Printer) -> Result<Secrets> {
     let read = |path: &Path, label: &str| {
         let source = Source::File(path.to_path_buf());
         read_password(&source, label, Confirm::Once, printer)

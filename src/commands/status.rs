@@ -4,15 +4,16 @@
 
 use serde_json::json;
 
-use crate::cli::StatusArgs;
 use crate::error::Result;
 use crate::printer::Printer;
 use crate::runtime::engine::Engine;
 use crate::runtime::exec::{self, HealthSource};
 use crate::runtime::{container, guard::protocol};
 
-pub fn run(args: StatusArgs, engine: &Engine, printer: &Printer) -> Result<()> {
-    let name = args.container.name;
+use super::settings::Status;
+
+pub fn run(args: Status, engine: &Engine, printer: &Printer) -> Result<()> {
+    let name = args.name;
     // The vault's newest generation, from its header (no password needed).
     let vault_path = crate::paths::vault(&args.vault)?;
     let generation = crate::vault::VaultFile::open(&vault_path)

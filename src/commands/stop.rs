@@ -1,16 +1,16 @@
 //! `safeclaw stop`: the guard drains the gateway and seals its state into
 //! the vault's next generation.
 
-use crate::cli::ContainerArgs;
 use crate::error::Result;
 use crate::printer::Printer;
 use crate::runtime::container;
 use crate::runtime::engine::Engine;
 
+use super::settings::Stop;
 use super::shared;
 
-pub fn run(args: ContainerArgs, engine: &Engine, printer: &Printer) -> Result<()> {
-    let name = args.name;
+pub fn run(s: Stop, engine: &Engine, printer: &Printer) -> Result<()> {
+    let name = s.name;
     let spinner = printer.spinner("stopping and sealing");
     let sealed = container::id_of(engine, &name, "stopping").and_then(|id| {
         container::request_stop(engine, &id, &name)?;

@@ -4,7 +4,6 @@
 
 use serde_json::json;
 
-use crate::cli::{OnboardArgs, UpArgs};
 use crate::error::Result;
 use crate::image::resolve::resolve;
 use crate::printer::Printer;
@@ -12,23 +11,23 @@ use crate::runtime::bot::Bot;
 use crate::runtime::container;
 use crate::runtime::engine::Engine;
 
+use super::settings::Up;
 use super::shared;
 
-pub fn run(args: UpArgs, engine: &Engine, printer: &Printer) -> Result<()> {
-    let name = args.start.container.name.clone();
-    if container::is_running(engine, &name)? {
+pub fn run(s: Up, engine: &Engine, printer: &Printer) -> Result<()> {
+    let name = &s.start.bot.name;
+    if container::is_running(engine, name)? {
         printer.result(
             &format!("{name} is already running (`safeclaw status` shows it)"),
             json!({ "ok": true, "name": name, "already_running": true }),
         );
         return Ok(());
     }
-    let image = resolve(engine, &args.start.image, true, printer)?;
-    let vault = crate::paths::vault(&args.start.vault)?;
-    let settings = super::bot_settings(&args.start)?;
+    let image = resolve(engine, &s.start.image, true, printer)?;
+    let vault = crate::paths::vault(&s.start.vault)?;
     if vault.exists() {
-        let source = args.start.password.source();
-        let bot = shared::unlocked_bot(&vault, &source, &settings, engine, image, printer)?;
+        let (password, bot) = (&s.start.password, &s.start.bot);
+        let bot = shared::unlocked_bot(&vault, password, bot, engine, image, printer)?;
         return shared::start_bot(&bot, engine, printer);
     }
     // Onboarding takes minutes: find out first that the start would be refused.
@@ -37,14 +36,8 @@ pub fn run(args: UpArgs, engine: &Engine, printer: &Printer) -> Result<()> {
         "no vault at {}: onboarding first",
         vault.display()
     ));
-    let onboard = OnboardArgs {
-        vault: args.start.vault.clone(),
-        image: args.start.image.clone(),
-        password: args.start.password.clone(),
-        extras: args.extras,
-    };
-    let (vault, key, generation) = shared::onboard(&onboard, engine, &image, printer)?;
+    let (vault, key, generation) = shared::onboard(&s.onboard, engine, &image, printer)?;
     let vault = crate::paths::in_resolved_dir(&vault)?;
-    let bot = Bot::new(&settings, image, vault, generation, key)?;
+    let bot = Bot::new(&s.start.bot, image, vault, generation, key)?;
     shared::start_bot(&bot, engine, printer)
 }

@@ -4,15 +4,15 @@ use std::fs;
 
 use serde_json::json;
 
-use crate::cli::CreateArgs;
 use crate::error::{Error, Result};
 use crate::printer::Printer;
 use crate::vault::{self, archive, VaultFile};
 use crate::wipe;
 
+use super::settings::VaultCreate;
 use super::shared;
 
-pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
+pub fn run(args: VaultCreate, printer: &Printer) -> Result<()> {
     let source = &args.from;
     let out = crate::paths::new_vault(&args.out)?;
     match fs::metadata(source) {
@@ -26,8 +26,8 @@ pub fn run(args: CreateArgs, printer: &Printer) -> Result<()> {
         Err(e) => return Err(Error::io("reading", source, e)),
     }
     shared::check_new_vault_path(&out)?;
-    let kdf = shared::checked_kdf(args.kdf.params(), printer)?;
-    let password = shared::read_new_password(&args.password.source(), printer)?;
+    let kdf = shared::checked_kdf(args.kdf, printer)?;
+    let password = shared::read_new_password(&args.password, printer)?;
 
     let bar = printer.bar(archive::content_size(source), "sealing");
     let read_back = args.wipe_source.then(|| password.clone());

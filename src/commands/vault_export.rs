@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::cli::ExportArgs;
 use crate::error::{Error, Result};
 use crate::printer::Printer;
 use crate::private_fs::{self, create_private_dir, hex, parent_of};
 use crate::vault::{crypto::random_array, VaultFile};
 
+use super::settings::VaultExport;
 use super::shared;
 
 const TMP_MARK: &str = ".safeclaw-export-";
 
-pub fn run(args: ExportArgs, printer: &Printer) -> Result<()> {
+pub fn run(args: VaultExport, printer: &Printer) -> Result<()> {
     let target = &args.to;
     let name = target
         .file_name()
@@ -46,7 +46,7 @@ pub fn run(args: ExportArgs, printer: &Printer) -> Result<()> {
     let parent = parent_of(target);
 
     let vault = open_generation(&args.file, args.generation)?;
-    let (key, _) = shared::unlock(&vault, &args.password.source(), printer)?;
+    let (key, _) = shared::unlock(&vault, &args.password, printer)?;
     remove_stale_exports(&parent, &name, printer);
 
     let tmp = sibling(&parent, &name, TMP_MARK);

@@ -2,13 +2,13 @@
 
 use serde_json::json;
 
-use crate::cli::InfoArgs;
+use super::settings::VaultInfo;
 use crate::error::Result;
 use crate::printer::Printer;
 use crate::vault::format::{Slot, VERSION};
 use crate::vault::VaultFile;
 
-pub fn run(args: InfoArgs, printer: &Printer) -> Result<()> {
+pub fn run(args: VaultInfo, printer: &Printer) -> Result<()> {
     let vault = VaultFile::open(&args.file)?;
     let h = vault.header();
     crate::rollback::warn_if_older(&args.file, h.generation, printer);

@@ -8,17 +8,17 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 use serde_json::json;
 
-use crate::cli::MigrateArgs;
 use crate::error::{Class, Error, Result};
-use crate::legacy::{self, Kdf, LegacyError, Md, Settings};
+use crate::legacy::{self, LegacyError, Settings};
 use crate::password::{self, Password, Source};
 use crate::printer::Printer;
 use crate::vault::{self, archive, VaultFile};
 use crate::{interrupt, paths, private_fs};
 
+use super::settings::VaultMigrate;
 use super::shared;
 
-pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
+pub fn run(args: VaultMigrate, printer: &Printer) -> Result<()> {
     let legacy_path = &args.legacy;
     let out = paths::new_vault(&args.out)?;
     if fs::symlink_metadata(&out).is_ok() {
@@ -32,7 +32,7 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
         ))
         .with_hint("create it first (mkdir -m 700), or choose another --out"));
     }
-    let kdf = shared::checked_kdf(args.kdf.params(), printer)?;
+    let kdf = shared::checked_kdf(args.kdf, printer)?;
 
     let file = private_fs::open_regular(legacy_path)?;
     let size = file
@@ -65,8 +65,8 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
         }
     };
 
-    let settings = settings(&args);
-    let candidates = read_legacy_password(&args.password.source(), printer)?;
+    let settings = &args.tries;
+    let candidates = read_legacy_password(&args.password, printer)?;
     let spinner = printer.spinner("trying the legacy password");
     let found = candidates.iter().find_map(|pw| {
         settings.iter().find_map(|s| {
@@ -77,10 +77,12 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
     spinner.finish_and_clear();
     let Some((legacy_password, used, key)) = found else {
         bar.finish_and_clear();
-        return Err(wrong_password(legacy_path, &settings));
+        return Err(wrong_password(legacy_path, settings));
     };
 
-    let new_password = if args.keep_password {
+    let new_password = if let Some(source) = &args.new_password {
+        shared::read_new_password(source, printer)?
+    } else {
         let (kept, had_cr) = legacy_password.without_trailing_cr();
         if had_cr {
             printer.note(
@@ -89,12 +91,6 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
             );
         }
         kept
-    } else {
-        let source = match &args.new_password_file {
-            Some(p) => Source::File(p.clone()),
-            None => Source::Prompt,
-        };
-        shared::read_new_password(&source, printer)?
     };
 
     // One pass: decrypt, gunzip, check and re-pack every entry, seal.
@@ -144,7 +140,7 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
             path.display()
         ));
     }
-    if let (true, Some(now)) = (args.keep_password, &legacy_now) {
+    if let (None, Some(now)) = (&args.new_password, &legacy_now) {
         printer.warn(&format!(
             "{} opens with the same password as the new vault, and its key derivation (openssl {}) is far cheaper to guess against than Argon2id: \
              anyone with a copy of it attacks the vault's password at that speed; delete it once you no longer need it (rm {})",
@@ -189,23 +185,6 @@ pub fn run(args: MigrateArgs, printer: &Printer) -> Result<()> {
         }),
     );
     Ok(())
-}
-
-/// The settings to try: the user's, or the common ones in order.
-fn settings(args: &MigrateArgs) -> Vec<Settings> {
-    let explicit = args.iter.is_some() || args.md.is_some() || args.no_pbkdf2;
-    if !explicit {
-        return Settings::COMMON.to_vec();
-    }
-    let md = args.md.unwrap_or(Md::Sha256);
-    let kdf = if args.no_pbkdf2 {
-        Kdf::BytesToKey
-    } else {
-        Kdf::Pbkdf2 {
-            iter: args.iter.unwrap_or(100_000),
-        }
-    };
-    vec![Settings { kdf, md }]
 }
 
 fn read_legacy_password(source: &Source, printer: &Printer) -> Result<Vec<Password>> {

@@ -14,57 +14,17 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::cli::{PasswdArgs, RekeyArgs};
 use crate::error::{Class, Error, Result};
-use crate::password::{Confirm, Source};
+use crate::password::Confirm;
 use crate::printer::Printer;
 use crate::runtime::engine::Engine;
 
+use crate::vault::{self, crypto, crypto::DataKey, format::Slot, VaultFile};
+
+use super::settings::VaultRekey;
 use super::shared;
-use crate::vault::{self, crypto, crypto::DataKey, format::KdfParams, format::Slot, VaultFile};
 
-/// What `passwd` and `rekey` were asked, resolved.
-struct Settings {
-    file: PathBuf,
-    password: Source,
-    /// None: keep the current password (`rekey`).
-    new_password: Option<Source>,
-    kdf: KdfParams,
-    drop_generations: bool,
-}
-
-pub fn passwd(args: PasswdArgs, engine: &Engine, printer: &Printer) -> Result<()> {
-    run(
-        Settings {
-            file: args.file,
-            password: args.password.source(),
-            new_password: Some(match args.new_password_file {
-                Some(path) => Source::File(path),
-                None => Source::Prompt,
-            }),
-            kdf: args.kdf.params(),
-            drop_generations: args.drop_generations,
-        },
-        engine,
-        printer,
-    )
-}
-
-pub fn rekey(args: RekeyArgs, engine: &Engine, printer: &Printer) -> Result<()> {
-    run(
-        Settings {
-            file: args.file,
-            password: args.password.source(),
-            new_password: None,
-            kdf: args.kdf.params(),
-            drop_generations: args.drop_generations,
-        },
-        engine,
-        printer,
-    )
-}
-
-fn run(s: Settings, engine: &Engine, printer: &Printer) -> Result<()> {
+pub fn run(s: VaultRekey, engine: &Engine, printer: &Printer) -> Result<()> {
     let vault = VaultFile::open(&s.file)?;
     let old_password =
         shared::read_password(&s.password, "vault password", Confirm::Once, printer)?;

@@ -2,16 +2,16 @@
 
 use serde_json::json;
 
-use crate::cli::VerifyArgs;
 use crate::error::Result;
 use crate::printer::Printer;
 use crate::vault::VaultFile;
 
+use super::settings::VaultVerify;
 use super::shared;
 
-pub fn run(args: VerifyArgs, printer: &Printer) -> Result<()> {
+pub fn run(args: VaultVerify, printer: &Printer) -> Result<()> {
     let vault = VaultFile::open(&args.file)?;
-    let (key, _) = shared::unlock(&vault, &args.password.source(), printer)?;
+    let (key, _) = shared::unlock(&vault, &args.password, printer)?;
     let generation = vault.header().generation;
     crate::rollback::record_authenticated(&args.file, generation, printer);
     let bar = printer.bar(vault.payload_len(), "verifying");

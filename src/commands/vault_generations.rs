@@ -3,12 +3,12 @@
 
 use serde_json::json;
 
-use crate::cli::InfoArgs;
+use super::settings::VaultInfo;
 use crate::error::Result;
 use crate::printer::Printer;
 use crate::vault::VaultFile;
 
-pub fn run(args: InfoArgs, printer: &Printer) -> Result<()> {
+pub fn run(args: VaultInfo, printer: &Printer) -> Result<()> {
     let mut rows = vec![(VaultFile::open(&args.file)?, args.file.clone())];
     for (_, path) in crate::vault::generations::older(&args.file)? {
         rows.push((VaultFile::open(&path)?, path));
