@@ -13,10 +13,7 @@ use std::io::Write;
 use std::path::Path;
 
 use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
-use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder,
-};
+use bollard::query_parameters::{BuildImageOptionsBuilder, CreateContainerOptionsBuilder};
 use bollard::Docker;
 use common::*;
 use futures_util::StreamExt;
@@ -182,26 +179,6 @@ fn ids(report: &serde_json::Value) -> BTreeSet<String> {
         .collect()
 }
 
-fn remove(rt: &tokio::runtime::Runtime, docker: &Docker, containers: &[&str], image: &str) {
-    rt.block_on(async {
-        for c in containers {
-            let _ = docker
-                .remove_container(
-                    c,
-                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-                )
-                .await;
-        }
-        let _ = docker
-            .remove_image(
-                image,
-                Some(RemoveImageOptionsBuilder::new().force(true).build()),
-                None,
-            )
-            .await;
-    });
-}
-
 #[test]
 fn the_guides_container_gets_every_finding_it_deserves() {
     let Some((rt, docker)) = engine() else { return };
@@ -212,103 +189,100 @@ fn the_guides_container_gets_every_finding_it_deserves() {
         format!("openclaw-guide-env-{pid}"),
     );
     let dir = TempDir::new().unwrap();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        build_guide_image(&rt, &docker, &image);
-        let data = guide_data(dir.path());
-        run_like_the_guide(&rt, &docker, &plain, &image, &data, vec![]);
-        run_like_the_guide(
-            &rt,
-            &docker,
-            &with_env,
-            &image,
-            &data,
-            vec![
-                "SECRET_KEY=the-vault-password-in-plain-sight".into(),
-                format!("ANTHROPIC_API_KEY={ANTHROPIC_KEY_SHAPE}"),
-            ],
-        );
-        // The entrypoint has unpacked the config onto the writable layer.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let changes = rt
-                .block_on(docker.container_changes(&plain))
-                .unwrap()
-                .unwrap_or_default();
-            if changes
-                .iter()
-                .any(|c| c.path == "/root/.openclaw/openclaw.json")
-            {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "{changes:?}");
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-
-        let home = dir.path().join("home");
-        let guide = dir.path().to_str().unwrap();
-        let (code, report, stderr) =
-            audit_json(&["--container", &plain, "--guide-dir", guide], &home);
-        assert_eq!(code, 6, "a high finding fails the audit: {stderr}");
-        assert_eq!(report["passed"], false);
-        let got = ids(&report);
-        for want in [
-            "container.root-user",
-            "container.capabilities-not-dropped",
-            "container.writable-rootfs",
-            "container.new-privileges",
-            "container.no-memory-limit",
-            "container.no-cpu-limit",
-            "container.restart-policy",
-            "container.no-healthcheck",
-            "container.state-on-disk",
-            "container.state-not-persisted",
-            "container.stdin-key-wait",
-            "image.mutable-tag",
-            "image.root-default",
-            "image.no-pin",
-            "host.guide-plaintext-archive",
-        ] {
-            assert!(got.contains(want), "missing {want} in {got:?}");
-        }
-        assert!(!got.contains("container.secret-in-env"), "{got:?}");
-        // Podman gives every container a process limit (containers.conf's
-        // pids_limit, 2048); Docker gives none.
-        let podman = matches!(
-            rt.block_on(safeclaw::runtime::engine::kind(&docker))
-                .unwrap(),
-            safeclaw::runtime::spec::EngineKind::Podman { .. }
-        );
-        assert_eq!(got.contains("container.no-pids-limit"), !podman, "{got:?}");
-        let on_disk = report["findings"]
-            .as_array()
+    let _made = Cleanup::new(&rt, &docker)
+        .container(&plain)
+        .container(&with_env)
+        .image(&image);
+    build_guide_image(&rt, &docker, &image);
+    let data = guide_data(dir.path());
+    run_like_the_guide(&rt, &docker, &plain, &image, &data, vec![]);
+    run_like_the_guide(
+        &rt,
+        &docker,
+        &with_env,
+        &image,
+        &data,
+        vec![
+            "SECRET_KEY=the-vault-password-in-plain-sight".into(),
+            format!("ANTHROPIC_API_KEY={ANTHROPIC_KEY_SHAPE}"),
+        ],
+    );
+    // The entrypoint has unpacked the config onto the writable layer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let changes = rt
+            .block_on(docker.container_changes(&plain))
             .unwrap()
+            .unwrap_or_default();
+        if changes
             .iter()
-            .find(|f| f["id"] == "container.state-on-disk")
-            .unwrap();
-        assert_eq!(on_disk["severity"], "high");
-        assert!(on_disk["evidence"]
-            .as_str()
-            .unwrap()
-            .contains("/root/.openclaw/openclaw.json"));
-
-        // The variant with the secrets in -e: found, and never echoed.
-        let (code, report, stderr) = audit_json(&["--container", &with_env], &home);
-        assert_eq!(code, 6);
-        let env_findings: Vec<&serde_json::Value> = report["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["id"] == "container.secret-in-env")
-            .collect();
-        assert_eq!(env_findings.len(), 2, "{env_findings:?}");
-        let everything = format!("{report}{stderr}");
-        assert!(!everything.contains("the-vault-password-in-plain-sight"));
-        assert!(!everything.contains(ANTHROPIC_KEY_SHAPE));
-    }));
-    remove(&rt, &docker, &[&plain, &with_env], &image);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
+            .any(|c| c.path == "/root/.openclaw/openclaw.json")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{changes:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
+
+    let home = dir.path().join("home");
+    let guide = dir.path().to_str().unwrap();
+    let (code, report, stderr) = audit_json(&["--container", &plain, "--guide-dir", guide], &home);
+    assert_eq!(code, 6, "a high finding fails the audit: {stderr}");
+    assert_eq!(report["passed"], false);
+    let got = ids(&report);
+    for want in [
+        "container.root-user",
+        "container.capabilities-not-dropped",
+        "container.writable-rootfs",
+        "container.new-privileges",
+        "container.no-memory-limit",
+        "container.no-cpu-limit",
+        "container.restart-policy",
+        "container.no-healthcheck",
+        "container.state-on-disk",
+        "container.state-not-persisted",
+        "container.stdin-key-wait",
+        "image.mutable-tag",
+        "image.root-default",
+        "image.no-pin",
+        "host.guide-plaintext-archive",
+    ] {
+        assert!(got.contains(want), "missing {want} in {got:?}");
+    }
+    assert!(!got.contains("container.secret-in-env"), "{got:?}");
+    // Podman gives every container a process limit (containers.conf's
+    // pids_limit, 2048); Docker gives none.
+    let podman = matches!(
+        rt.block_on(safeclaw::runtime::engine::kind(&docker))
+            .unwrap(),
+        safeclaw::runtime::spec::EngineKind::Podman { .. }
+    );
+    assert_eq!(got.contains("container.no-pids-limit"), !podman, "{got:?}");
+    let on_disk = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "container.state-on-disk")
+        .unwrap();
+    assert_eq!(on_disk["severity"], "high");
+    assert!(on_disk["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("/root/.openclaw/openclaw.json"));
+
+    // The variant with the secrets in -e: found, and never echoed.
+    let (code, report, stderr) = audit_json(&["--container", &with_env], &home);
+    assert_eq!(code, 6);
+    let env_findings: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "container.secret-in-env")
+        .collect();
+    assert_eq!(env_findings.len(), 2, "{env_findings:?}");
+    let everything = format!("{report}{stderr}");
+    assert!(!everything.contains("the-vault-password-in-plain-sight"));
+    assert!(!everything.contains(ANTHROPIC_KEY_SHAPE));
 }
 
 #[test]
@@ -318,82 +292,77 @@ fn a_container_started_by_safeclaw_has_no_high_or_medium_finding() {
     let image = format!("safeclaw-standin:audit-{pid}");
     let name = format!("sc-audit-{pid}");
     let dir = TempDir::new().unwrap();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        build_standin(&rt, &docker, &image);
-        let home = dir.path().join("home");
-        private_dir(&home);
-        let state = dir.path().join("state");
-        fs::create_dir(&state).unwrap();
-        fs::write(state.join("openclaw.json"), "{}").unwrap();
-        write_password(dir.path(), "pw", "audit-test-password");
-        // RFC 9106's second recommendation: not a weak vault.
-        safeclaw()
-            .env("SAFECLAW_HOME", &home)
-            .args(["vault", "create", "--from"])
-            .arg(&state)
-            .arg("--password-file")
-            .arg(dir.path().join("pw"))
-            .args(["--kdf-memory", "64MiB", "--kdf-iterations", "3"])
-            .assert()
-            .success();
-        safeclaw()
-            .env("SAFECLAW_HOME", &home)
-            .args([
-                "start",
-                "--name",
-                &name,
-                "--image",
-                &image,
-                "--password-file",
-            ])
-            .arg(dir.path().join("pw"))
-            .assert()
-            .success();
-        wait_healthy(&rt, &docker, &name);
-        // OpenClaw's state dir is private inside the container too (the
-        // engine copies the image's mount-point mode into the tmpfs).
-        let pid = rt
-            .block_on(docker.inspect_container(&name, None))
-            .unwrap()
-            .state
-            .and_then(|s| s.pid)
-            .unwrap();
-        match fs::metadata(format!("/proc/{pid}/root/state")) {
-            Ok(meta) => assert_eq!(
-                std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
-                0o700
-            ),
-            Err(e) => skip_unless_ci(&format!("cannot look into the container's /state: {e}")),
-        }
-
-        let empty = dir.path().join("no-guide");
-        let (code, report, stderr) = audit_json(
-            &["--container", &name, "--guide-dir", empty.to_str().unwrap()],
-            &home,
-        );
-        assert_eq!(code, 0, "{stderr}");
-        assert_eq!(report["passed"], true);
-        let serious: Vec<&serde_json::Value> = report["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["severity"] == "high" || f["severity"] == "medium")
-            .collect();
-        assert!(serious.is_empty(), "{serious:#?}");
-        // OpenClaw's own audit ran inside and was merged.
-        assert!(
-            ids(&report).contains("openclaw.summary.attack_surface"),
-            "{report:#}"
-        );
-        safeclaw()
-            .args(["stop", "--name", &name])
-            .assert()
-            .success();
-    }));
-    remove(&rt, &docker, &[&name], &image);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
+    let _made = Cleanup::new(&rt, &docker).container(&name).image(&image);
+    build_standin(&rt, &docker, &image);
+    let home = dir.path().join("home");
+    private_dir(&home);
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fs::write(state.join("openclaw.json"), "{}").unwrap();
+    write_password(dir.path(), "pw", "audit-test-password");
+    // RFC 9106's second recommendation: not a weak vault.
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .args(["vault", "create", "--from"])
+        .arg(&state)
+        .arg("--password-file")
+        .arg(dir.path().join("pw"))
+        .args(["--kdf-memory", "64MiB", "--kdf-iterations", "3"])
+        .assert()
+        .success();
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .args([
+            "start",
+            "--name",
+            &name,
+            "--image",
+            &image,
+            "--password-file",
+        ])
+        .arg(dir.path().join("pw"))
+        .assert()
+        .success();
+    wait_healthy(&rt, &docker, &name);
+    // OpenClaw's state dir is private inside the container too (the
+    // engine copies the image's mount-point mode into the tmpfs).
+    let pid = rt
+        .block_on(docker.inspect_container(&name, None))
+        .unwrap()
+        .state
+        .and_then(|s| s.pid)
+        .unwrap();
+    match fs::metadata(format!("/proc/{pid}/root/state")) {
+        Ok(meta) => assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+            0o700
+        ),
+        Err(e) => skip_unless_ci(&format!("cannot look into the container's /state: {e}")),
     }
+
+    let empty = dir.path().join("no-guide");
+    let (code, report, stderr) = audit_json(
+        &["--container", &name, "--guide-dir", empty.to_str().unwrap()],
+        &home,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["passed"], true);
+    let serious: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "high" || f["severity"] == "medium")
+        .collect();
+    assert!(serious.is_empty(), "{serious:#?}");
+    // OpenClaw's own audit ran inside and was merged.
+    assert!(
+        ids(&report).contains("openclaw.summary.attack_surface"),
+        "{report:#}"
+    );
+    safeclaw()
+        .args(["stop", "--name", &name])
+        .assert()
+        .success();
 }
 
 #[test]
@@ -595,4 +564,51 @@ fn vault_checks_on_temporary_files() {
         got.contains("vault.unreadable") && got.contains("host.vault-permissions"),
         "{got:?}"
     );
+}
+
+/// `audit --home --vault --guide-dir` with relative paths from a
+/// subdirectory: each is the one meant (the vault is read, the guide's
+/// leftovers found), and the report names them by absolute path.
+#[test]
+fn relative_paths_from_a_subdirectory() {
+    let dir = TempDir::new().unwrap();
+    let home = dir.path().join("home");
+    private_dir(&home);
+    private_dir(&home.join("vault"));
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fs::write(state.join("openclaw.json"), "{}").unwrap();
+    write_password(dir.path(), "pw", "vault-audit-password");
+    create_vault(
+        &state,
+        &home.join("vault/openclaw.vault"),
+        &dir.path().join("pw"),
+    );
+    fs::create_dir(dir.path().join("guide")).unwrap();
+    guide_data(&dir.path().join("guide"));
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    let out = safeclaw()
+        .current_dir(dir.path().join("sub"))
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["--json", "audit", "--home", "../home"])
+        .args(["--vault", "../home/vault/openclaw.vault"])
+        .args(["--guide-dir", "../guide"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = ids(&report);
+    assert!(
+        got.contains("vault.kdf-weak") && got.contains("host.guide-plaintext-archive"),
+        "{got:?}"
+    );
+    let sub = fs::canonicalize(dir.path().join("sub")).unwrap();
+    let subjects = report["subjects"].to_string();
+    for (what, rel) in [
+        ("home", "../home"),
+        ("vault", "../home/vault/openclaw.vault"),
+        ("guide workspace", "../guide"),
+    ] {
+        let want = format!("{what} {}", sub.join(rel).display());
+        assert!(subjects.contains(&want), "{want} in {subjects}");
+    }
 }

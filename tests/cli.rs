@@ -747,3 +747,77 @@ fn the_cli_runs_without_core_dumps() {
     let fields: Vec<&str> = core_line.split_whitespace().collect();
     assert_eq!(&fields[4..6], ["0", "0"], "{core_line}");
 }
+
+/// Every vault command that takes a path, run from a subdirectory with
+/// the paths as a user types them there: relative, `..` and all. Messages
+/// name the files by their absolute paths.
+#[test]
+fn every_vault_command_takes_relative_paths_from_a_subdirectory() {
+    let s = Setup::new();
+    fs::create_dir(s.path("sub")).unwrap();
+    write_password(s.dir.path(), "new-pw", "battery staple");
+    let in_sub = |args: &[&str]| {
+        let mut c = safeclaw();
+        // No engine needed: passwd and rekey then say they could not look
+        // for a running bot.
+        c.current_dir(s.path("sub"))
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(args);
+        c
+    };
+    // As the child sees its directory (getcwd: no links).
+    let sub = fs::canonicalize(s.path("sub")).unwrap();
+    let absolute = |rel: &str| sub.join(rel).display().to_string();
+    in_sub(&[
+        "vault",
+        "create",
+        "--from",
+        "../state",
+        "--out",
+        "../w.vault",
+    ])
+    .args(["--password-file", "../pw"])
+    .args(FAST_KDF)
+    .assert()
+    .success()
+    .stdout(predicate::str::contains(format!(
+        "into {} (generation 1)",
+        absolute("../w.vault")
+    )));
+    in_sub(&["vault", "info", "../w.vault"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(format!(
+            "vault       {}\n",
+            absolute("../w.vault")
+        )));
+    in_sub(&["vault", "verify", "../w.vault", "--password-file", "../pw"])
+        .assert()
+        .success();
+    in_sub(&["vault", "export", "../w.vault", "--to", "../out"])
+        .args(["--password-file", "../pw"])
+        .assert()
+        .success();
+    assert_eq!(snapshot(&s.path("state")), snapshot(&s.path("out")));
+    in_sub(&["vault", "passwd", "../w.vault", "--password-file", "../pw"])
+        .args(["--new-password-file", "../new-pw"])
+        .args(FAST_KDF)
+        .assert()
+        .success();
+    in_sub(&[
+        "vault",
+        "rekey",
+        "../w.vault",
+        "--password-file",
+        "../new-pw",
+    ])
+    .args(FAST_KDF)
+    .assert()
+    .success();
+    let listed = in_sub(&["--json", "vault", "generations", "../w.vault"])
+        .assert()
+        .success();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.get_output().stdout).unwrap();
+    assert_eq!(listed["generations"][0]["path"], absolute("../w.vault"));
+    assert!(!s.path("sub/w.vault").exists() && !s.path("sub/out").exists());
+}

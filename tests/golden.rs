@@ -1,4 +1,4 @@
-//! A vault written by an earlier build (tests/data/golden-v1.vault, made
+//! A vault written by an earlier build (tests/fixtures/golden-v1.vault, made
 //! with argon2 0.5, password "golden-password", Argon2id m=256 KiB t=2 p=4)
 //! must open forever: format version 1 is frozen. If this test fails, the
 //! format or the KDF changed incompatibly.
@@ -12,7 +12,7 @@ use common::*;
 use tempfile::TempDir;
 
 fn golden() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-v1.vault")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-v1.vault")
 }
 
 #[test]

@@ -594,41 +594,38 @@ fn a_full_disk_fails_the_seal_and_keeps_the_last_good_generation() {
         skip_unless_ci("a tmpfs cannot be mounted here (needs root)");
         return;
     }
-    let result = std::panic::catch_unwind(|| {
-        let vault = small.join("v.vault");
-        fs::copy(s.vault(), &vault).unwrap();
-        let good = fs::read(&vault).unwrap();
-        let mut child = spawn_guard(&GuardSettings {
-            vault: vault.clone(),
-            checkpoint_dir: s.dir.path().to_path_buf(),
-            ..s.settings(&[
-                "sh",
-                "-c",
-                "head -c 1000000 /dev/urandom > \"$OPENCLAW_STATE_DIR/big\"",
-            ])
-        });
-        give(&mut child, protocol::key_line(&s.key()).as_bytes());
-        let (code, out) = finish(child);
-        assert_eq!(code, Some(1), "{out}");
-        assert!(out.contains("No space left on device"), "{out}");
-        // The last good generation is untouched and opens; no temporaries.
-        assert_eq!(fs::read(&vault).unwrap(), good);
-        VaultFile::open(&vault)
-            .unwrap()
-            .verify(&s.key(), |_| {})
-            .unwrap();
-        let names: Vec<String> = fs::read_dir(&small)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
-        // Nor a kept link to the current file posing as an older generation.
-        assert_eq!(names, ["v.vault"]);
+    let _unmount = OnDrop(|| {
+        Command::new("umount").arg(&small).status().unwrap();
     });
-    Command::new("umount").arg(&small).status().unwrap();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    let vault = small.join("v.vault");
+    fs::copy(s.vault(), &vault).unwrap();
+    let good = fs::read(&vault).unwrap();
+    let mut child = spawn_guard(&GuardSettings {
+        vault: vault.clone(),
+        checkpoint_dir: s.dir.path().to_path_buf(),
+        ..s.settings(&[
+            "sh",
+            "-c",
+            "head -c 1000000 /dev/urandom > \"$OPENCLAW_STATE_DIR/big\"",
+        ])
+    });
+    give(&mut child, protocol::key_line(&s.key()).as_bytes());
+    let (code, out) = finish(child);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("No space left on device"), "{out}");
+    // The last good generation is untouched and opens; no temporaries.
+    assert_eq!(fs::read(&vault).unwrap(), good);
+    VaultFile::open(&vault)
+        .unwrap()
+        .verify(&s.key(), |_| {})
+        .unwrap();
+    let names: Vec<String> = fs::read_dir(&small)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
+    // Nor a kept link to the current file posing as an older generation.
+    assert_eq!(names, ["v.vault"]);
 }
 
 #[test]

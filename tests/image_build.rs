@@ -5,9 +5,7 @@
 mod common;
 
 use bollard::models::ContainerCreateBody;
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-};
+use bollard::query_parameters::CreateContainerOptionsBuilder;
 use bollard::Docker;
 use common::*;
 use safeclaw::image::build::{build_recipe, Recipe};
@@ -40,52 +38,31 @@ fn a_rebuild_removes_the_image_it_replaced_unless_it_is_in_use() {
     let Some((rt, docker)) = engine() else { return };
     let tag = format!("safeclaw-rebuild:{}", std::process::id());
     let container = format!("sc-rebuild-{}", std::process::id());
-    let mut ids = Vec::new();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let first = build(&rt, &docker, &tag, "one");
-        ids.push(first.clone());
-        let second = build(&rt, &docker, &tag, "two");
-        ids.push(second.clone());
-        assert_ne!(first, second);
-        assert!(!exists(&rt, &docker, &first), "the replaced image stayed");
+    // Removed at the end: the container, then every image built.
+    let mut made = Cleanup::new(&rt, &docker).container(&container);
+    let first = build(&rt, &docker, &tag, "one");
+    made.add_image(first.clone());
+    let second = build(&rt, &docker, &tag, "two");
+    made.add_image(second.clone());
+    assert_ne!(first, second);
+    assert!(!exists(&rt, &docker, &first), "the replaced image stayed");
 
-        // In use by a container: kept.
-        rt.block_on(
-            docker.create_container(
-                Some(
-                    CreateContainerOptionsBuilder::new()
-                        .name(&container)
-                        .build(),
-                ),
-                ContainerCreateBody {
-                    image: Some(second.clone()),
-                    ..Default::default()
-                },
+    // In use by a container: kept.
+    rt.block_on(
+        docker.create_container(
+            Some(
+                CreateContainerOptionsBuilder::new()
+                    .name(&container)
+                    .build(),
             ),
-        )
-        .unwrap();
-        let third = build(&rt, &docker, &tag, "three");
-        ids.push(third);
-        assert!(exists(&rt, &docker, &second), "an image in use was removed");
-    }));
-    rt.block_on(async {
-        let _ = docker
-            .remove_container(
-                &container,
-                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-            )
-            .await;
-        for id in ids.iter().rev() {
-            let _ = docker
-                .remove_image(
-                    id,
-                    Some(RemoveImageOptionsBuilder::new().force(true).build()),
-                    None,
-                )
-                .await;
-        }
-    });
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+            ContainerCreateBody {
+                image: Some(second.clone()),
+                ..Default::default()
+            },
+        ),
+    )
+    .unwrap();
+    let third = build(&rt, &docker, &tag, "three");
+    made.add_image(third);
+    assert!(exists(&rt, &docker, &second), "an image in use was removed");
 }

@@ -14,9 +14,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use bollard::query_parameters::{
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
-};
+use bollard::query_parameters::{RemoveImageOptionsBuilder, TagImageOptionsBuilder};
 use bollard::Docker;
 use common::*;
 use futures_util::StreamExt;
@@ -236,58 +234,51 @@ fn with_pinned(layout: Layout, test: impl FnOnce(&tokio::runtime::Runtime, &Dock
         name: format!("sc-pin-{id}"),
         dir,
     };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        build_standin(&rt, &docker, &p.image);
-        let other = safeclaw::image::build::Recipe {
-            files: standin_files(),
-            labels: [("test".to_string(), "not the pinned one".to_string())].into(),
-            ..Default::default()
-        };
-        rt.block_on(safeclaw::image::build::build_recipe(
-            &docker,
-            &p.other,
-            &other,
-            &indicatif::ProgressBar::hidden(),
-        ))
-        .unwrap();
-        fs::create_dir(p.dir.path().join("store")).unwrap();
-        let saved = p.dir.path().join("saved.tar");
-        save(&rt, &docker, &p.image, &saved);
-        match layout {
-            Layout::DockerTools => repack_like_dockertools(&saved, &p.archive),
-            Layout::Saved => {
-                let mut gz = flate2::write::GzEncoder::new(
-                    fs::File::create(&p.archive).unwrap(),
-                    flate2::Compression::fast(),
-                );
-                std::io::copy(&mut fs::File::open(&saved).unwrap(), &mut gz).unwrap();
-                gz.finish().unwrap();
-            }
+    let _made = Cleanup::new(&rt, &docker)
+        .container(&p.name)
+        .image(&p.image)
+        .image(&p.other);
+    build_standin(&rt, &docker, &p.image);
+    let other = safeclaw::image::build::Recipe {
+        files: standin_files(),
+        labels: [("test".to_string(), "not the pinned one".to_string())].into(),
+        ..Default::default()
+    };
+    rt.block_on(safeclaw::image::build::build_recipe(
+        &docker,
+        &p.other,
+        &other,
+        &indicatif::ProgressBar::hidden(),
+    ))
+    .unwrap();
+    fs::create_dir(p.dir.path().join("store")).unwrap();
+    let saved = p.dir.path().join("saved.tar");
+    save(&rt, &docker, &p.image, &saved);
+    match layout {
+        Layout::DockerTools => repack_like_dockertools(&saved, &p.archive),
+        Layout::Saved => {
+            let mut gz = flate2::write::GzEncoder::new(
+                fs::File::create(&p.archive).unwrap(),
+                flate2::Compression::fast(),
+            );
+            std::io::copy(&mut fs::File::open(&saved).unwrap(), &mut gz).unwrap();
+            gz.finish().unwrap();
         }
-        fs::remove_file(&saved).unwrap();
-        remove_image(&rt, &docker, &p.image);
-        let home = p.dir.path().join("home");
-        private_dir(&home);
-        let state = p.dir.path().join("state");
-        fs::create_dir(&state).unwrap();
-        fs::write(state.join("openclaw.json"), "{}").unwrap();
-        write_password(p.dir.path(), "pw", "pin-test-password");
-        create_vault(
-            &state,
-            &home.join("openclaw.vault"),
-            &p.dir.path().join("pw"),
-        );
-        test(&rt, &docker, &p)
-    }));
-    let _ = rt.block_on(docker.remove_container(
-        &p.name,
-        Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-    ));
-    remove_image(&rt, &docker, &p.image);
-    remove_image(&rt, &docker, &p.other);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
     }
+    fs::remove_file(&saved).unwrap();
+    remove_image(&rt, &docker, &p.image);
+    let home = p.dir.path().join("home");
+    private_dir(&home);
+    let state = p.dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fs::write(state.join("openclaw.json"), "{}").unwrap();
+    write_password(p.dir.path(), "pw", "pin-test-password");
+    create_vault(
+        &state,
+        &home.join("openclaw.vault"),
+        &p.dir.path().join("pw"),
+    );
+    test(&rt, &docker, &p)
 }
 
 /// What `image load` says matched the image to the archive, on this engine.
@@ -495,31 +486,32 @@ fn a_fresh_dockertools_archive_is_matched_without_reading_the_image_back() {
     let tag = format!("safeclaw-fresh:test-{}", std::process::id());
     let archive = dir.path().join("fresh.tar.gz");
     let config = fresh_dockertools_archive(&archive, &tag);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let out = safeclaw()
-            .args(["--json", "image", "load", "--from"])
-            .arg(&archive)
-            .assert()
-            .success();
-        let loaded: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-        assert_eq!(loaded["config_digest"], config.as_str());
-        assert_eq!(
-            loaded["image_id"],
-            engine_id_of(&rt, &docker, &tag, &config).as_str()
-        );
-        assert_eq!(loaded["matched_by"], matched_by(&rt, &docker));
-        // On the containerd store the manifest it wrote is the one predicted
-        // from the archive: no export of the image was needed.
-        let from = match image_store(&rt, &docker) {
-            ImageStore::Classic => serde_json::Value::Null,
-            ImageStore::Containerd => "archive".into(),
-        };
-        assert_eq!(loaded["manifest_from"], from, "{loaded}");
-    }));
-    remove_image(&rt, &docker, &tag);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    let _made = Cleanup::new(&rt, &docker).image(&tag);
+    // Named relative to a subdirectory, as a user types it.
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    let out = safeclaw()
+        .current_dir(dir.path().join("sub"))
+        .args(["--json", "image", "load", "--from", "../fresh.tar.gz"])
+        .assert()
+        .success();
+    let loaded: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(
+        fs::canonicalize(loaded["archive"].as_str().unwrap()).unwrap(),
+        fs::canonicalize(&archive).unwrap()
+    );
+    assert_eq!(loaded["config_digest"], config.as_str());
+    assert_eq!(
+        loaded["image_id"],
+        engine_id_of(&rt, &docker, &tag, &config).as_str()
+    );
+    assert_eq!(loaded["matched_by"], matched_by(&rt, &docker));
+    // On the containerd store the manifest it wrote is the one predicted
+    // from the archive: no export of the image was needed.
+    let from = match image_store(&rt, &docker) {
+        ImageStore::Classic => serde_json::Value::Null,
+        ImageStore::Containerd => "archive".into(),
+    };
+    assert_eq!(loaded["manifest_from"], from, "{loaded}");
 }
 
 #[test]

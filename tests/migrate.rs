@@ -462,3 +462,39 @@ fn a_fifo_or_a_link_in_place_of_the_legacy_file_is_refused_at_once() {
     }
     assert!(!dir.path().join("v.vault").exists());
 }
+
+/// As a guide user types it, in `openclaw-secure/`: the legacy file, the
+/// new vault and the password files as relative paths.
+#[test]
+fn relative_paths_from_the_guides_directory() {
+    let g = Guide::new(&["-pbkdf2", "-iter", "100000"], "pass:guide password");
+    pw_file(g.dir.path(), "pw", b"guide password\n");
+    private_dir(&g.path("vaults"));
+    safeclaw()
+        .current_dir(g.path("openclaw-secure"))
+        .args([
+            "vault",
+            "migrate",
+            "data/secrets.enc",
+            "--out",
+            "../vaults/m.vault",
+        ])
+        .args([
+            "--password-file",
+            "../pw",
+            "--new-password-file",
+            "../new-pw",
+        ])
+        .args(FAST_KDF)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "the legacy file is now {}",
+            fs::canonicalize(g.path("openclaw-secure"))
+                .unwrap()
+                .join("data/secrets.enc.migrated")
+                .display()
+        )));
+    assert!(g.path("vaults/m.vault").is_file());
+    assert!(!g.path("openclaw-secure/m.vault").exists());
+}

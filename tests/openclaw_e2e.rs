@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{LogsOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::LogsOptionsBuilder;
 use bollard::Docker;
 use common::*;
 use futures_util::StreamExt;
@@ -194,35 +194,36 @@ fn the_guides_journey_with_the_real_openclaw() {
         name: format!("sc-e2e-{nonce}"),
         nonce,
     };
-    let result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| journey(&rt, &docker, &j)));
-    rt.block_on(async {
-        for name in [j.name.clone(), format!("{}-guide", j.name)] {
-            let _ = docker
-                .remove_container(
-                    &name,
-                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-                )
-                .await;
-        }
-        let _ = docker
-            .remove_image(
-                &j.image,
-                None::<bollard::query_parameters::RemoveImageOptions>,
-                None,
-            )
-            .await;
-    });
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    let _made = Cleanup::new(&rt, &docker)
+        .container(&j.name)
+        .container(format!("{}-guide", j.name))
+        .image(&j.image);
+    journey(&rt, &docker, &j);
+}
+
+/// `to` as a path relative to the directory `from` (both absolute, `from`
+/// without links), as a user in `from` would type it.
+fn relative_to(from: &Path, to: &Path) -> PathBuf {
+    let up = from.components().skip(1).map(|_| "..");
+    up.collect::<PathBuf>()
+        .join(to.strip_prefix("/").unwrap_or(to))
 }
 
 fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     let began = Instant::now();
-    // 0. The image twin, built here from the lock (npm downloads cached).
+    // 0. The image twin, built here from the lock (npm downloads cached),
+    //    with the cache and the busybox named relative to a subdirectory.
+    let sub = j.dir.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    let sub = fs::canonicalize(&sub).unwrap();
+    let cache = safeclaw::image::twin::cache_dir(None).unwrap();
+    let busybox = safeclaw::image::twin::find_busybox(None).unwrap();
     j.safeclaw()
-        .args(["image", "build", "--tag", &j.image])
+        .current_dir(&sub)
+        .args(["image", "build", "--tag", &j.image, "--cache"])
+        .arg(relative_to(&sub, &cache))
+        .arg("--busybox")
+        .arg(relative_to(&sub, &busybox))
         .timeout(Duration::from_secs(900))
         .assert()
         .success()

@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveImageOptionsBuilder};
+use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 use common::*;
 
@@ -100,6 +100,7 @@ fn rootless_podman_is_found_described_and_never_runs_a_weaker_container() {
     let cgroups_v1 = info.cgroup_version.map(|v| v.to_string()).as_deref() == Some("1");
     let image = format!("safeclaw-standin:rootless-{}", std::process::id());
     let name = format!("sc-rootless-{}", std::process::id());
+    let _made = Cleanup::new(&rt, &docker).container(&name).image(&image);
     build_standin(&rt, &docker, &image);
 
     // A home the user owns, with a vault made by the user.
@@ -118,101 +119,76 @@ fn rootless_podman_is_found_described_and_never_runs_a_weaker_container() {
         .unwrap();
     assert!(chown.success());
 
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut create = vec![
-            "vault",
-            "create",
-            "--from",
-            "state",
+    let mut create = vec![
+        "vault",
+        "create",
+        "--from",
+        "state",
+        "--password-file",
+        "pw",
+    ];
+    create.extend(FAST_KDF);
+    let created = user.safeclaw(&home, &create);
+    assert!(created.status.success(), "{}", text(&created));
+
+    // Found at $XDG_RUNTIME_DIR/podman/podman.sock and described.
+    let audit = user.safeclaw(&home, &["audit", "--json"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&audit.stdout).unwrap_or_else(|_| panic!("{}", text(&audit)));
+    let subjects = report["subjects"].to_string();
+    assert!(
+        subjects.contains(&user.socket())
+            && subjects.contains("Podman")
+            && subjects.contains("rootless"),
+        "{subjects}"
+    );
+    assert!(
+        !report["findings"]
+            .to_string()
+            .contains("host.engine-rootful"),
+        "{report}"
+    );
+
+    let started = user.safeclaw(
+        &home,
+        &[
+            "start",
+            "--name",
+            &name,
+            "--image",
+            &image,
             "--password-file",
             "pw",
-        ];
-        create.extend(FAST_KDF);
-        let created = user.safeclaw(&home, &create);
-        assert!(created.status.success(), "{}", text(&created));
-
-        // Found at $XDG_RUNTIME_DIR/podman/podman.sock and described.
-        let audit = user.safeclaw(&home, &["audit", "--json"]);
-        let report: serde_json::Value =
-            serde_json::from_slice(&audit.stdout).unwrap_or_else(|_| panic!("{}", text(&audit)));
-        let subjects = report["subjects"].to_string();
+        ],
+    );
+    if cgroups_v1 {
+        // The engine accepts the limits and drops them: refused, the
+        // container removed, nothing handed over.
+        assert_eq!(started.status.code(), Some(5), "{}", text(&started));
+        let err = String::from_utf8_lossy(&started.stderr);
         assert!(
-            subjects.contains(&user.socket())
-                && subjects.contains("Podman")
-                && subjects.contains("rootless"),
-            "{subjects}"
+            err.contains("without the memory limit") && err.contains("the process limit"),
+            "{err}"
         );
-        assert!(
-            !report["findings"]
-                .to_string()
-                .contains("host.engine-rootful"),
-            "{report}"
-        );
-
-        let started = user.safeclaw(
-            &home,
-            &[
-                "start",
-                "--name",
-                &name,
-                "--image",
-                &image,
-                "--password-file",
-                "pw",
-            ],
-        );
-        if cgroups_v1 {
-            // The engine accepts the limits and drops them: refused, the
-            // container removed, nothing handed over.
-            assert_eq!(started.status.code(), Some(5), "{}", text(&started));
-            let err = String::from_utf8_lossy(&started.stderr);
-            assert!(
-                err.contains("without the memory limit") && err.contains("the process limit"),
-                "{err}"
-            );
-            assert!(err.contains("cgroups v2"), "{err}");
-        } else {
-            assert!(started.status.success(), "{}", text(&started));
-            let stopped = user.safeclaw(&home, &["stop", "--name", &name]);
-            assert!(stopped.status.success(), "{}", text(&stopped));
-        }
-        let left = rt
-            .block_on(
-                docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).build())),
-            )
-            .unwrap();
-        let ours = left
-            .iter()
-            .filter(|c| {
-                c.names
-                    .iter()
-                    .flatten()
-                    .any(|n| n.trim_start_matches('/') == name)
-            })
-            .count();
-        assert_eq!(ours, 0, "a container was left");
-    }));
-
-    rt.block_on(async {
-        let _ = docker
-            .remove_container(
-                &name,
-                Some(
-                    bollard::query_parameters::RemoveContainerOptionsBuilder::new()
-                        .force(true)
-                        .build(),
-                ),
-            )
-            .await;
-        let _ = docker
-            .remove_image(
-                &image,
-                Some(RemoveImageOptionsBuilder::new().force(true).build()),
-                None,
-            )
-            .await;
-    });
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
+        assert!(err.contains("cgroups v2"), "{err}");
+    } else {
+        assert!(started.status.success(), "{}", text(&started));
+        let stopped = user.safeclaw(&home, &["stop", "--name", &name]);
+        assert!(stopped.status.success(), "{}", text(&stopped));
     }
+    let left = rt
+        .block_on(
+            docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).build())),
+        )
+        .unwrap();
+    let ours = left
+        .iter()
+        .filter(|c| {
+            c.names
+                .iter()
+                .flatten()
+                .any(|n| n.trim_start_matches('/') == name)
+        })
+        .count();
+    assert_eq!(ours, 0, "a container was left");
 }

@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bollard::models::ContainerCreateBody;
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
 use bollard::Docker;
 use common::*;
 use futures_util::StreamExt;
@@ -22,7 +19,11 @@ use safeclaw::password::Password;
 use safeclaw::vault::VaultFile;
 use tempfile::TempDir;
 
-struct Fixture {
+/// A vault with a secret marker, its password, and the names of the
+/// container and the image (built here) a test uses: removed, with the
+/// directory, when the fixture is dropped.
+struct Fixture<'a> {
+    _made: Cleanup<'a>,
     dir: TempDir,
     marker: String,
     password: String,
@@ -30,8 +31,11 @@ struct Fixture {
     image: String,
 }
 
-impl Fixture {
-    fn new(rt: &tokio::runtime::Runtime, docker: &Docker, tag: &str) -> Self {
+impl<'a> Fixture<'a> {
+    fn new(rt: &'a tokio::runtime::Runtime, docker: &'a Docker, tag: &str) -> Self {
+        let name = format!("sc-{tag}-{}", std::process::id());
+        let image = format!("safeclaw-standin:{tag}-{}", std::process::id());
+        let made = Cleanup::new(rt, docker).container(&name).image(&image);
         let dir = TempDir::new().unwrap();
         let nonce = safeclaw::private_fs::hex(&safeclaw::vault::crypto::random_array::<8>());
         let marker = format!("MARKER-SECRET-{nonce}");
@@ -47,10 +51,10 @@ impl Fixture {
         fs::create_dir(&home).unwrap();
         write_password(dir.path(), "pw", &password);
         create_vault(&state, &home.join("openclaw.vault"), &dir.path().join("pw"));
-        let image = format!("safeclaw-standin:{tag}-{}", std::process::id());
         build_standin(rt, docker, &image);
         Fixture {
-            name: format!("sc-{tag}-{}", std::process::id()),
+            _made: made,
+            name,
             dir,
             marker,
             password,
@@ -92,37 +96,14 @@ impl Fixture {
         .success();
         fs::read_to_string(self.dir.path().join(to).join("gateway.log")).unwrap()
     }
-
-    fn cleanup(&self, rt: &tokio::runtime::Runtime, docker: &Docker) {
-        rt.block_on(async {
-            let _ = docker
-                .remove_container(
-                    &self.name,
-                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-                )
-                .await;
-            let _ = docker
-                .remove_image(
-                    &self.image,
-                    Some(RemoveImageOptionsBuilder::new().force(true).build()),
-                    None,
-                )
-                .await;
-        });
-    }
 }
 
-/// Runs `test` with a fresh fixture and always cleans up after it (the
-/// container and the image), then re-raises a failure. Skips without an
-/// engine outside CI.
+/// Runs `test` with a fresh fixture (removed when it is dropped, however
+/// the test ends). Skips without an engine outside CI.
 fn with_fixture(tag: &str, test: impl FnOnce(&tokio::runtime::Runtime, &Docker, &Fixture)) {
     let Some((rt, docker)) = engine() else { return };
     let f = Fixture::new(&rt, &docker, tag);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&rt, &docker, &f)));
-    f.cleanup(&rt, &docker);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    test(&rt, &docker, &f);
 }
 
 /// SIGKILL to the container, as a crash or an OOM kill would.
@@ -461,7 +442,6 @@ fn wrong_password_and_damaged_vault_leave_no_container() {
         .code(1)
         .stderr(predicate::str::contains("the guard in"));
     let gone = rt.block_on(docker.inspect_container(&f.name, None));
-    f.cleanup(&rt, &docker);
     assert!(gone.is_err(), "a container was left behind");
 }
 
@@ -1376,46 +1356,138 @@ fn passwd_refuses_while_a_bot_runs_from_the_vault() {
 }
 
 /// As a user types it: relative paths, from a subdirectory, a password
-/// file that ends in CRLF. Onboarding into a directory that holds other
-/// files works (it is staged in a private directory of its own) but says
-/// that `start` will refuse it there; in a directory of its own it starts.
+/// file that ends in CRLF, for every command of the bot that takes a path
+/// (onboard's vault and secret files, start's and run's vault and shares,
+/// status's vault, up's vault). Onboarding into a directory that holds
+/// other files works (it is staged in a private directory of its own) but
+/// says that `start` will refuse it there; in a directory of its own it
+/// starts.
 #[test]
-fn onboard_and_start_with_relative_paths_from_a_subdirectory() {
-    with_fixture("relative", |_, _, f| {
+fn every_command_of_the_bot_takes_relative_paths_from_a_subdirectory() {
+    with_fixture("relative", |rt, docker, f| {
         let work = f.dir.path().join("work");
         fs::create_dir_all(work.join("sub")).unwrap();
+        fs::create_dir_all(work.join("notes")).unwrap();
         private_dir(&work.join("vaults"));
+        private_dir(&work.join("inputs"));
         pw_file(&work, "pw-crlf", format!("{}\r\n", f.password).as_bytes());
+        pw_file(
+            &work.join("inputs"),
+            "key",
+            format!("sk-{}\n", f.marker).as_bytes(),
+        );
+        pw_file(
+            &work.join("inputs"),
+            "bot",
+            format!("bot-{}\n", f.marker).as_bytes(),
+        );
         let in_sub = |args: &[&str]| {
             let mut c = safeclaw();
             c.current_dir(work.join("sub")).args(args);
             c
         };
-        let onboard = |vault: &str| {
+        let onboard = |vault: &str, extra: &[&str]| {
             in_sub(&["onboard", "--image", &f.image, "--vault", vault])
                 .args(["--password-file", "../pw-crlf"])
                 .args(FAST_KDF)
+                .args(extra)
                 .args(["--", "--non-interactive"])
                 .assert()
         };
-        onboard("../vaults/v.sclaw")
-            .success()
-            .stdout(predicate::str::contains("(generation 2)"));
-        let start = |vault: &str| {
-            in_sub(&[
-                "start", "--name", &f.name, "--image", &f.image, "--vault", vault,
-            ])
-            .args(["--password-file", "../pw-crlf"])
-            .assert()
+        onboard(
+            "../vaults/v.sclaw",
+            &[
+                "--api-key-file",
+                "../inputs/key",
+                "--telegram-token-file",
+                "../inputs/bot",
+            ],
+        )
+        .success()
+        .stdout(predicate::str::contains("(generation 2)"));
+        let bot = |command: &str, vault: &str| {
+            let mut c = in_sub(&[
+                command, "--name", &f.name, "--image", &f.image, "--vault", vault,
+            ]);
+            c.args(["--password-file", "../pw-crlf"]);
+            c
         };
-        start("../vaults/v.sclaw")
+        bot("start", "../vaults/v.sclaw")
+            .args(["--share", "../notes:/shared/notes"])
+            .assert()
             .success()
             .stdout(predicate::str::contains("(generation 2)"));
+        let binds = rt
+            .block_on(docker.inspect_container(&f.name, None))
+            .unwrap()
+            .host_config
+            .unwrap()
+            .binds
+            .unwrap();
+        let notes = fs::canonicalize(work.join("notes")).unwrap();
+        assert!(
+            has_bind(&binds, &format!("{}:/shared/notes:ro", notes.display())),
+            "{binds:?}"
+        );
+        let status = in_sub(&["--json", "status", "--name", &f.name])
+            .args(["--vault", "../vaults/v.sclaw"])
+            .assert()
+            .success();
+        let status: serde_json::Value =
+            serde_json::from_slice(&status.get_output().stdout).unwrap();
+        assert_eq!(status["vault_generation"], 2, "{status}");
+        let shown = PathBuf::from(status["vault"].as_str().unwrap());
+        assert!(shown.is_absolute(), "{status}");
+        assert_eq!(
+            fs::canonicalize(&shown).unwrap(),
+            fs::canonicalize(work.join("vaults/v.sclaw")).unwrap()
+        );
         in_sub(&["stop", "--name", &f.name]).assert().success();
+        // The secrets files, named relative to the subdirectory, were read.
+        let out = f.dir.path().join("onboarded");
+        export_cmd(work.join("vaults/v.sclaw"), &out, f.dir.path().join("pw"))
+            .assert()
+            .success();
+        assert_eq!(
+            fs::read_to_string(out.join("credentials/telegram-bot-token")).unwrap(),
+            format!("bot-{}", f.marker)
+        );
+        bot("up", "../vaults/v.sclaw")
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("(generation 3)"));
+        in_sub(&["stop", "--name", &f.name]).assert().success();
+        let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
+            .current_dir(work.join("sub"))
+            .env("SAFECLAW_HOME", test_home())
+            .env_remove("SAFECLAW_IMAGE")
+            .args(["run", "--name", &f.name, "--image", &f.image])
+            .args([
+                "--vault",
+                "../vaults/v.sclaw",
+                "--password-file",
+                "../pw-crlf",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_healthy(rt, docker, &f.name);
+        std::process::Command::new("kill")
+            .args(["-INT", &run.id().to_string()])
+            .status()
+            .unwrap();
+        let mut printed = String::new();
+        std::io::Read::read_to_string(run.stdout.as_mut().unwrap(), &mut printed).unwrap();
+        assert!(run.wait().unwrap().success(), "{printed}");
+        assert!(
+            printed.contains("state sealed as generation 5"),
+            "{printed}"
+        );
 
         // In the working directory itself, beside the user's files.
         fs::write(work.join("sub/notes.txt"), "mine").unwrap();
-        onboard("v.sclaw")
+        onboard("v.sclaw", &[])
             .success()
             .stderr(predicate::str::contains(
                 "`safeclaw start` will refuse this vault where it is",
@@ -1427,6 +1499,6 @@ fn onboard_and_start_with_relative_paths_from_a_subdirectory() {
             .into_iter()
             .collect();
         assert_eq!(left, ["notes.txt", "v.sclaw"], "staging left behind");
-        start("v.sclaw").code(2);
+        bot("start", "v.sclaw").assert().code(2);
     });
 }

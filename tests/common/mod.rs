@@ -301,6 +301,68 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// What a test made in the engine, removed when this goes out of scope,
+/// whether the test passed or panicked: its containers (forced, by the
+/// names the test gave them) and then its images. Only ever given names
+/// the test made: other tests (and people) use the same engine.
+pub struct Cleanup<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    docker: &'a Docker,
+    containers: Vec<String>,
+    images: Vec<String>,
+}
+
+impl<'a> Cleanup<'a> {
+    pub fn new(rt: &'a tokio::runtime::Runtime, docker: &'a Docker) -> Self {
+        Cleanup {
+            rt,
+            docker,
+            containers: Vec::new(),
+            images: Vec::new(),
+        }
+    }
+
+    pub fn container(mut self, name: impl Into<String>) -> Self {
+        self.containers.push(name.into());
+        self
+    }
+
+    pub fn image(mut self, name: impl Into<String>) -> Self {
+        self.add_image(name);
+        self
+    }
+
+    /// An image known only once the test has made it (by ID).
+    pub fn add_image(&mut self, name: impl Into<String>) {
+        self.images.push(name.into());
+    }
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        use bollard::query_parameters::{RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder};
+        self.rt.block_on(async {
+            for name in &self.containers {
+                let force = RemoveContainerOptionsBuilder::new().force(true).build();
+                let _ = self.docker.remove_container(name, Some(force)).await;
+            }
+            for image in &self.images {
+                let force = RemoveImageOptionsBuilder::new().force(true).build();
+                let _ = self.docker.remove_image(image, Some(force), None).await;
+            }
+        });
+    }
+}
+
+/// Runs `undo` when dropped (at the end of a test, passed or panicked).
+pub struct OnDrop<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
 /// An engine, or None (skip) on a developer machine without one.
 pub fn engine() -> Option<(tokio::runtime::Runtime, Docker)> {
     let rt = runtime();
