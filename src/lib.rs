@@ -1,15 +1,21 @@
 //! safeclaw: run the OpenClaw assistant gateway in a hardened container,
 //! its state sealed in an authenticated, encrypted vault.
 //!
-//! Where things are:
+//! Where things are (docs/architecture.md draws how they call each other):
+//! - `cli.rs`: the command line, clap structs only; `commands/`:
+//!   `settings.rs` resolves it once, then one file per command;
+//! - `runtime/`: the container runtime: `engine.rs` (one handle per
+//!   command), `spec.rs` (the hardened container, pure), `container.rs`
+//!   (its life, by ID), `exec.rs`/`tty.rs`, `bot.rs`, `onboarding.rs`,
+//!   `layout.rs`; `guard/`: PID 1 in the container, and `protocol.rs`,
+//!   the contract between it and the host;
+//! - `image/`: which image a container runs, loaded, checked or built;
 //! - `vault/`: the vault format (`format.rs`), keys (`crypto.rs`), STREAM
 //!   (`stream.rs`), the tar rules (`archive.rs`), vault files (`mod.rs`);
-//! - `cli.rs`: the command line; `commands/`: one module per command;
-//! - `error.rs`: failure classes and exit codes; `printer.rs`: all output;
-//! - `password.rs`: password input; `no_dumps.rs`: keys out of core dumps; `private_fs.rs`: atomic, private files;
-//! - `runtime/`: the engine, the hardened container, the guard (PID 1 in it);
 //! - `audit/`: the checks of `safeclaw audit`, pure over what was gathered;
-//! - `image/`: which image a container runs, loaded, checked or built;
+//! - `error.rs`: failure classes and exit codes; `printer.rs`: all output;
+//! - `password.rs`: password input; `no_dumps.rs`: keys out of core dumps;
+//!   `private_fs.rs`: atomic, private files; `paths.rs`: safeclaw's home.
 #![forbid(unsafe_code)]
 
 pub mod audit;
