@@ -168,11 +168,11 @@ pub struct StartArgs {
 
     /// Seconds the gateway may drain after a stop before it is killed and
     /// its state sealed anyway (OpenClaw's own drain can take minutes)
-    #[arg(long, default_value_t = default::DRAIN_SECS, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    #[arg(long, default_value_t = default::DRAIN.as_secs(), value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=60))]
     pub drain: u64,
 
     /// Seconds between checkpoints of the running state (0: only on stop and after exec/pair)
-    #[arg(long, default_value_t = default::CHECKPOINT_INTERVAL_SECS, value_name = "SECS")]
+    #[arg(long, default_value_t = default::CHECKPOINT_INTERVAL.as_secs(), value_name = "SECS")]
     pub checkpoint_interval: u64,
 
     /// Publish the gateway's port 18789 on 127.0.0.1:PORT (never other addresses)

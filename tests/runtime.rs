@@ -106,6 +106,31 @@ fn with_fixture(tag: &str, test: impl FnOnce(&tokio::runtime::Runtime, &Docker, 
     test(&rt, &docker, &f);
 }
 
+/// Spawns `safeclaw run` as `run` says, waits until the bot `name` is
+/// healthy, sends Ctrl-C (SIGINT), and returns what it printed on stdout
+/// once it has exited successfully.
+fn run_until_ctrl_c(
+    rt: &tokio::runtime::Runtime,
+    docker: &Docker,
+    name: &str,
+    mut run: std::process::Command,
+) -> String {
+    let mut run = run
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(rt, docker, name);
+    std::process::Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(run.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(run.wait().unwrap().success(), "{out}");
+    out
+}
+
 /// SIGKILL to the container, as a crash or an OOM kill would.
 fn kill(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) {
     rt.block_on(docker.kill_container(
@@ -346,23 +371,12 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
     assert!(log.ends_with("clean-stop\n"), "{log}");
 
     // `run` in the foreground: Ctrl-C stops the gateway and seals.
-    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
-        .args(["run", "--name", &f.name, "--image", &f.image, "--vault"])
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"));
+    run.args(["run", "--name", &f.name, "--image", &f.image, "--vault"])
         .arg(f.vault())
         .arg("--password-file")
-        .arg(f.dir.path().join("pw"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_healthy(rt, docker, &f.name);
-    std::process::Command::new("kill")
-        .args(["-INT", &run.id().to_string()])
-        .status()
-        .unwrap();
-    let mut out = String::new();
-    std::io::Read::read_to_string(run.stdout.as_mut().unwrap(), &mut out).unwrap();
-    assert!(run.wait().unwrap().success(), "{out}");
+        .arg(f.dir.path().join("pw"));
+    let out = run_until_ctrl_c(rt, docker, &f.name, run);
     assert!(out.contains("safeclaw-guard: ready generation=4"), "{out}");
     assert!(out.contains("state sealed as generation 5"), "{out}");
 }
@@ -959,6 +973,16 @@ fn exec_without_checkpoint(
     });
 }
 
+/// The container's bind mounts, as the engine reports them.
+fn binds_of(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> Vec<String> {
+    rt.block_on(docker.inspect_container(name, None))
+        .unwrap()
+        .host_config
+        .unwrap()
+        .binds
+        .unwrap()
+}
+
 /// Whether `binds` (as the engine reports them) hold `want`
 /// (HOST:CONTAINER:MODE): Podman adds its propagation options
 /// (`…:rw,rprivate,rbind`), Docker reports the bind as given.
@@ -1307,13 +1331,7 @@ fn a_home_of_the_old_layout_moves_its_vault_on_start() {
         assert!(!home.join("openclaw.vault").exists());
         assert!(!home.join("openclaw.vault.g1").exists());
         assert!(home.join("seen-generations.json").is_file());
-        let binds = rt
-            .block_on(docker.inspect_container(&f.name, None))
-            .unwrap()
-            .host_config
-            .unwrap()
-            .binds
-            .unwrap();
+        let binds = binds_of(rt, docker, &f.name);
         let vault_dir = fs::canonicalize(home.join("vault")).unwrap();
         assert!(
             has_bind(&binds[..1], &format!("{}:/vault:rw", vault_dir.display())),
@@ -1417,13 +1435,7 @@ fn every_command_of_the_bot_takes_relative_paths_from_a_subdirectory() {
             .assert()
             .success()
             .stdout(predicate::str::contains("(generation 2)"));
-        let binds = rt
-            .block_on(docker.inspect_container(&f.name, None))
-            .unwrap()
-            .host_config
-            .unwrap()
-            .binds
-            .unwrap();
+        let binds = binds_of(rt, docker, &f.name);
         let notes = fs::canonicalize(work.join("notes")).unwrap();
         assert!(
             has_bind(&binds, &format!("{}:/shared/notes:ro", notes.display())),
@@ -1457,29 +1469,14 @@ fn every_command_of_the_bot_takes_relative_paths_from_a_subdirectory() {
             .success()
             .stdout(predicate::str::contains("(generation 3)"));
         in_sub(&["stop", "--name", &f.name]).assert().success();
-        let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
-            .current_dir(work.join("sub"))
+        let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"));
+        run.current_dir(work.join("sub"))
             .env("SAFECLAW_HOME", test_home())
             .env_remove("SAFECLAW_IMAGE")
             .args(["run", "--name", &f.name, "--image", &f.image])
-            .args([
-                "--vault",
-                "../vaults/v.sclaw",
-                "--password-file",
-                "../pw-crlf",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_healthy(rt, docker, &f.name);
-        std::process::Command::new("kill")
-            .args(["-INT", &run.id().to_string()])
-            .status()
-            .unwrap();
-        let mut printed = String::new();
-        std::io::Read::read_to_string(run.stdout.as_mut().unwrap(), &mut printed).unwrap();
-        assert!(run.wait().unwrap().success(), "{printed}");
+            .args(["--vault", "../vaults/v.sclaw"])
+            .args(["--password-file", "../pw-crlf"]);
+        let printed = run_until_ctrl_c(rt, docker, &f.name, run);
         assert!(
             printed.contains("state sealed as generation 5"),
             "{printed}"

@@ -5,9 +5,7 @@ use crate::error::{ExitStatus, Result};
 use crate::runtime::engine::Engine;
 use crate::runtime::exec;
 
-use super::settings::Exec;
-
-pub fn run(s: Exec, engine: &Engine) -> Result<ExitStatus> {
-    let code = exec::openclaw(engine, &s.name, &s.args, true)?;
+pub fn run(name: &str, args: &[String], engine: &Engine) -> Result<ExitStatus> {
+    let code = exec::openclaw(engine, name, args, true)?;
     Ok(ExitStatus::of_child(code))
 }

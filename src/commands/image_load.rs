@@ -1,6 +1,8 @@
 //! `safeclaw image load`: an image archive into the engine, checked to be
 //! exactly the archive's image (default: the pinned one).
 
+use std::path::PathBuf;
+
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -10,12 +12,10 @@ use crate::image::pin;
 use crate::printer::Printer;
 use crate::runtime::engine::Engine;
 
-use super::settings::ImageLoad;
-
-pub fn run(args: ImageLoad, engine: &Engine, printer: &Printer) -> Result<()> {
+pub fn run(from: Option<PathBuf>, engine: &Engine, printer: &Printer) -> Result<()> {
     let pin = pin::from_env()?;
     let docker = engine.docker()?;
-    let (path, loaded, pinned) = match (&args.from, &pin) {
+    let (path, loaded, pinned) = match (&from, &pin) {
         (Some(from), _) => {
             let loaded = engine.block_on(load_archive(docker, engine.kind()?, from, printer))?;
             let pinned = pin

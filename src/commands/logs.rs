@@ -4,8 +4,6 @@ use crate::error::Result;
 use crate::runtime::engine::Engine;
 use crate::runtime::exec;
 
-use super::settings::Logs;
-
-pub fn run(s: Logs, engine: &Engine) -> Result<()> {
-    exec::follow_logs(engine, &s.name, s.follow)
+pub fn run(name: &str, follow: bool, engine: &Engine) -> Result<()> {
+    exec::follow_logs(engine, name, follow)
 }

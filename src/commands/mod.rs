@@ -35,63 +35,58 @@ use crate::runtime::engine::Engine;
 
 pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> Result<ExitStatus> {
     use crate::runtime::guard::{self, protocol::GuardSettings, tools};
-    use settings as s;
-    // One engine handle per command, for the commands that use one; it
-    // connects on its first request.
-    let engine = || Engine::new(engine_flag.clone());
+    use settings::*;
+    // The one engine handle of this command, made when it first needs it.
+    let made = std::cell::OnceCell::new();
+    let engine = || -> Result<&Engine> {
+        match made.get() {
+            Some(engine) => Ok(engine),
+            None => {
+                let engine = Engine::new(engine_flag.clone())?;
+                Ok(made.get_or_init(|| engine))
+            }
+        }
+    };
+    let p = printer;
     let done = |r: Result<()>| r.map(|()| ExitStatus::Success);
     match command {
-        Command::Vault(command) => match command {
-            VaultCommand::Create(a) => {
-                done(vault_create::run(s::VaultCreate::resolve(a)?, printer))
-            }
-            VaultCommand::Info(a) => done(vault_info::run(s::VaultInfo::resolve(a)?, printer)),
-            VaultCommand::Verify(a) => {
-                done(vault_verify::run(s::VaultVerify::resolve(a)?, printer))
-            }
-            VaultCommand::Export(a) => {
-                done(vault_export::run(s::VaultExport::resolve(a)?, printer))
-            }
-            VaultCommand::Passwd(a) => done(vault_passwd::run(
-                s::VaultRekey::passwd(a)?,
-                &engine()?,
-                printer,
-            )),
-            VaultCommand::Rekey(a) => done(vault_passwd::run(
-                s::VaultRekey::rekey(a)?,
-                &engine()?,
-                printer,
-            )),
-            VaultCommand::Migrate(a) => {
-                done(vault_migrate::run(s::VaultMigrate::resolve(a)?, printer))
-            }
-            VaultCommand::Generations(a) => {
-                done(vault_generations::run(s::VaultInfo::resolve(a)?, printer))
-            }
-        },
-        Command::Up(a) => done(up::run(s::Up::resolve(a)?, &engine()?, printer)),
-        Command::Onboard(a) => done(onboard::run(s::Onboard::resolve(a)?, &engine()?, printer)),
-        Command::Start(a) => done(start::run(s::Start::resolve(a)?, &engine()?, printer)),
-        Command::Run(a) => done(run::run(s::Start::resolve(a)?, &engine()?, printer)),
-        Command::Stop(a) => done(stop::run(s::Stop::resolve(a), &engine()?, printer)),
-        Command::Status(a) => done(status::run(s::Status::resolve(a)?, &engine()?, printer)),
-        Command::Logs(a) => done(logs::run(s::Logs::resolve(a), &engine()?)),
-        Command::Exec(a) => exec::run(s::Exec::resolve(a), &engine()?),
-        Command::Pair(a) => pair::run(s::Pair::resolve(a), &engine()?),
-        Command::Image(command) => match command {
-            ImageCommand::Build(a) => done(image_build::run(
-                s::ImageBuild::resolve(a)?,
-                &engine()?,
-                printer,
-            )),
-            ImageCommand::Load(a) => done(image_load::run(
-                s::ImageLoad::resolve(a)?,
-                &engine()?,
-                printer,
-            )),
-            ImageCommand::Show => done(image_show::run(&engine()?, printer)),
-        },
-        Command::Audit(a) => done(audit::run(s::Audit::resolve(a)?, &engine()?, printer)),
+        Command::Vault(VaultCommand::Create(a)) => {
+            done(vault_create::run(VaultCreate::resolve(a)?, p))
+        }
+        Command::Vault(VaultCommand::Info(a)) => done(vault_info::run(vault_file(a)?, p)),
+        Command::Vault(VaultCommand::Verify(a)) => done(vault_verify::run(Unlock::resolve(a)?, p)),
+        Command::Vault(VaultCommand::Export(a)) => {
+            done(vault_export::run(VaultExport::resolve(a)?, p))
+        }
+        Command::Vault(VaultCommand::Passwd(a)) => {
+            done(vault_passwd::run(VaultRekey::passwd(a)?, engine()?, p))
+        }
+        Command::Vault(VaultCommand::Rekey(a)) => {
+            done(vault_passwd::run(VaultRekey::rekey(a)?, engine()?, p))
+        }
+        Command::Vault(VaultCommand::Migrate(a)) => {
+            done(vault_migrate::run(VaultMigrate::resolve(a)?, p))
+        }
+        Command::Vault(VaultCommand::Generations(a)) => {
+            done(vault_generations::run(vault_file(a)?, p))
+        }
+        Command::Up(a) => done(up::run(Up::resolve(a)?, engine()?, p)),
+        Command::Onboard(a) => done(onboard::run(Onboard::resolve(a)?, engine()?, p)),
+        Command::Start(a) => done(start::run(Start::resolve(a)?, engine()?, p)),
+        Command::Run(a) => done(run::run(Start::resolve(a)?, engine()?, p)),
+        Command::Stop(a) => done(stop::run(&a.name, engine()?, p)),
+        Command::Status(a) => done(status::run(Status::resolve(a)?, engine()?, p)),
+        Command::Logs(a) => done(logs::run(&a.container.name, a.follow, engine()?)),
+        Command::Exec(a) => exec::run(&a.container.name, &a.args, engine()?),
+        Command::Pair(a) => pair::run(Pair::resolve(a), engine()?),
+        Command::Image(ImageCommand::Build(a)) => {
+            done(image_build::run(ImageBuild::resolve(a)?, engine()?, p))
+        }
+        Command::Image(ImageCommand::Load(a)) => {
+            done(image_load::run(image_archive(a)?, engine()?, p))
+        }
+        Command::Image(ImageCommand::Show) => done(image_show::run(engine()?, p)),
+        Command::Audit(a) => done(audit::run(Audit::resolve(a)?, engine()?, p)),
         // Inside the container: the guard reads its own protocol.
         Command::Guard { args } => Ok(guard::run(&GuardSettings::parse(&args)?)),
         Command::Idle => Ok(tools::idle()),

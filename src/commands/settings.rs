@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{
-    AuditArgs, ContainerArgs, CreateArgs, ExecArgs, ExportArgs, ImageBuildArgs, ImageChoice,
-    ImageLoadArgs, InfoArgs, KdfArgs, LogsArgs, MigrateArgs, OnboardArgs, OnboardExtras,
-    PairCommand, PasswdArgs, PasswordArgs, RekeyArgs, StartArgs, StatusArgs, UpArgs, VerifyArgs,
+    AuditArgs, CreateArgs, ExportArgs, ImageBuildArgs, ImageChoice, ImageLoadArgs, InfoArgs,
+    KdfArgs, MigrateArgs, OnboardArgs, OnboardExtras, PairCommand, PasswdArgs, PasswordArgs,
+    RekeyArgs, StartArgs, StatusArgs, UpArgs, VerifyArgs,
 };
 use crate::error::{Error, Result};
 use crate::legacy::Md;
@@ -36,10 +36,11 @@ pub const CPUS: f64 = 2.0;
 pub const PIDS: i64 = 512;
 /// Older vault generations each seal keeps.
 pub const KEEP_GENERATIONS: usize = 5;
-/// Seconds the gateway may drain after a stop (`--drain`, at most 60).
-pub const DRAIN_SECS: u64 = 30;
-/// Seconds between checkpoints of the running state (`--checkpoint-interval`).
-pub const CHECKPOINT_INTERVAL_SECS: u64 = 300;
+/// How long the gateway may drain after a stop (`--drain SECS`, 1 to 60).
+pub const DRAIN: Duration = Duration::from_secs(30);
+/// Time between checkpoints of the running state (`--checkpoint-interval
+/// SECS`; zero: only on stop and after exec and pair).
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 /// OpenClaw's provider for `--api-key-file`.
 pub const PROVIDER: &str = "anthropic";
 /// The guide's workspace, under HOME (`audit` looks for its leftovers).
@@ -106,50 +107,46 @@ impl VaultCreate {
     }
 }
 
-/// `vault info` and `vault generations`: a vault, no password.
-pub struct VaultInfo {
-    pub file: PathBuf,
+/// The vault `vault info` and `vault generations` read (no password).
+pub fn vault_file(args: InfoArgs) -> Result<PathBuf> {
+    absolute(&args.file)
 }
 
-impl VaultInfo {
-    pub fn resolve(args: InfoArgs) -> Result<Self> {
-        Ok(VaultInfo {
-            file: absolute(&args.file)?,
-        })
-    }
-}
-
-pub struct VaultVerify {
+/// A vault named on the command line, and where its password comes from.
+pub struct Unlock {
     pub file: PathBuf,
     pub password: Source,
 }
 
-impl VaultVerify {
+impl Unlock {
+    fn of(file: &Path, args: &PasswordArgs) -> Result<Self> {
+        let file = absolute(file)?;
+        password(args).map(|password| Unlock { file, password })
+    }
+
+    /// `vault verify`.
     pub fn resolve(args: VerifyArgs) -> Result<Self> {
-        Ok(VaultVerify {
-            file: absolute(&args.file)?,
-            password: password(&args.password)?,
-        })
+        Self::of(&args.file, &args.password)
     }
 }
 
+/// `vault export`: a vault and a new directory.
 pub struct VaultExport {
-    pub file: PathBuf,
+    pub vault: Unlock,
     pub to: PathBuf,
+    /// Replace a non-empty directory.
     pub force: bool,
     /// None: the newest.
     pub generation: Option<u64>,
-    pub password: Source,
 }
 
 impl VaultExport {
     pub fn resolve(args: ExportArgs) -> Result<Self> {
         Ok(VaultExport {
-            file: absolute(&args.file)?,
+            vault: Unlock::of(&args.file, &args.password)?,
             to: absolute(&args.to)?,
             force: args.force,
             generation: args.generation,
-            password: password(&args.password)?,
         })
     }
 }
@@ -157,8 +154,7 @@ impl VaultExport {
 /// `vault passwd` and `vault rekey`: one operation, a new data key, with
 /// or without a new password.
 pub struct VaultRekey {
-    pub file: PathBuf,
-    pub password: Source,
+    pub vault: Unlock,
     /// None: keep the current password (`rekey`).
     pub new_password: Option<Source>,
     pub kdf: KdfParams,
@@ -167,19 +163,21 @@ pub struct VaultRekey {
 
 impl VaultRekey {
     pub fn passwd(args: PasswdArgs) -> Result<Self> {
+        let new = new_password(&args.new_password_file)?;
         Ok(VaultRekey {
-            file: absolute(&args.file)?,
-            password: password(&args.password)?,
-            new_password: Some(new_password(&args.new_password_file)?),
-            kdf: kdf(&args.kdf),
-            drop_generations: args.drop_generations,
+            new_password: Some(new),
+            ..Self::rekey(RekeyArgs {
+                file: args.file,
+                password: args.password,
+                kdf: args.kdf,
+                drop_generations: args.drop_generations,
+            })?
         })
     }
 
     pub fn rekey(args: RekeyArgs) -> Result<Self> {
         Ok(VaultRekey {
-            file: absolute(&args.file)?,
-            password: password(&args.password)?,
+            vault: Unlock::of(&args.file, &args.password)?,
             new_password: None,
             kdf: kdf(&args.kdf),
             drop_generations: args.drop_generations,
@@ -349,17 +347,6 @@ impl Up {
     }
 }
 
-/// `stop`: the container.
-pub struct Stop {
-    pub name: String,
-}
-
-impl Stop {
-    pub fn resolve(args: ContainerArgs) -> Self {
-        Stop { name: args.name }
-    }
-}
-
 pub struct Status {
     pub name: String,
     /// The vault whose generation is shown; None: the home's default.
@@ -372,35 +359,6 @@ impl Status {
             name: args.container.name,
             vault: absolute_opt(&args.vault)?,
         })
-    }
-}
-
-pub struct Logs {
-    pub name: String,
-    pub follow: bool,
-}
-
-impl Logs {
-    pub fn resolve(args: LogsArgs) -> Self {
-        Logs {
-            name: args.container.name,
-            follow: args.follow,
-        }
-    }
-}
-
-pub struct Exec {
-    pub name: String,
-    /// OpenClaw's arguments.
-    pub args: Vec<String>,
-}
-
-impl Exec {
-    pub fn resolve(args: ExecArgs) -> Self {
-        Exec {
-            name: args.container.name,
-            args: args.args,
-        }
     }
 }
 
@@ -452,17 +410,9 @@ impl ImageBuild {
     }
 }
 
-pub struct ImageLoad {
-    /// None: the pinned archive.
-    pub from: Option<PathBuf>,
-}
-
-impl ImageLoad {
-    pub fn resolve(args: ImageLoadArgs) -> Result<Self> {
-        Ok(ImageLoad {
-            from: absolute_opt(&args.from)?,
-        })
-    }
+/// The archive `image load` loads; None: the pinned one.
+pub fn image_archive(args: ImageLoadArgs) -> Result<Option<PathBuf>> {
+    absolute_opt(&args.from)
 }
 
 pub struct Audit {
@@ -482,6 +432,7 @@ pub struct Audit {
 impl Audit {
     pub fn resolve(args: AuditArgs) -> Result<Self> {
         Ok(Audit {
+            openclaw: !args.no_openclaw,
             container: args.container,
             vault: absolute_opt(&args.vault)?,
             home: absolute_opt(&args.home)?,
@@ -492,7 +443,6 @@ impl Audit {
                     .map(|h| absolute(&PathBuf::from(h).join(GUIDE_DIR)))
                     .transpose()?,
             },
-            openclaw: !args.no_openclaw,
         })
     }
 }
@@ -534,11 +484,8 @@ mod tests {
         assert_eq!(b.limits.nano_cpus, 2_000_000_000);
         assert_eq!(b.limits.pids, PIDS);
         assert_eq!(b.keep_generations, KEEP_GENERATIONS);
-        assert_eq!(b.drain, Duration::from_secs(DRAIN_SECS));
-        assert_eq!(
-            b.checkpoint_interval,
-            Duration::from_secs(CHECKPOINT_INTERVAL_SECS)
-        );
+        assert_eq!(b.drain, DRAIN);
+        assert_eq!(b.checkpoint_interval, CHECKPOINT_INTERVAL);
     }
 
     #[test]

@@ -6,16 +6,14 @@ use crate::printer::Printer;
 use crate::runtime::container;
 use crate::runtime::engine::Engine;
 
-use super::settings::Stop;
 use super::shared;
 
-pub fn run(s: Stop, engine: &Engine, printer: &Printer) -> Result<()> {
-    let name = s.name;
+pub fn run(name: &str, engine: &Engine, printer: &Printer) -> Result<()> {
     let spinner = printer.spinner("stopping and sealing");
-    let sealed = container::id_of(engine, &name, "stopping").and_then(|id| {
-        container::request_stop(engine, &id, &name)?;
+    let sealed = container::id_of(engine, name, "stopping").and_then(|id| {
+        container::request_stop(engine, &id, name)?;
         container::sealed_generation(engine, &id)
     });
     spinner.finish_and_clear();
-    shared::report_sealed(&name, sealed?, printer)
+    shared::report_sealed(name, sealed?, printer)
 }

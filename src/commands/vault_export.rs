@@ -45,8 +45,8 @@ pub fn run(args: VaultExport, printer: &Printer) -> Result<()> {
     };
     let parent = parent_of(target);
 
-    let vault = open_generation(&args.file, args.generation)?;
-    let (key, _) = shared::unlock(&vault, &args.password, printer)?;
+    let vault = open_generation(&args.vault.file, args.generation)?;
+    let (key, _) = shared::unlock(&vault, &args.vault.password, printer)?;
     remove_stale_exports(&parent, &name, printer);
 
     let tmp = sibling(&parent, &name, TMP_MARK);

@@ -1,16 +1,17 @@
 //! `safeclaw vault generations`: the newest and the kept older
 //! generations, from their headers (no password; not authenticated).
 
+use std::path::PathBuf;
+
 use serde_json::json;
 
-use super::settings::VaultInfo;
 use crate::error::Result;
 use crate::printer::Printer;
 use crate::vault::VaultFile;
 
-pub fn run(args: VaultInfo, printer: &Printer) -> Result<()> {
-    let mut rows = vec![(VaultFile::open(&args.file)?, args.file.clone())];
-    for (_, path) in crate::vault::generations::older(&args.file)? {
+pub fn run(file: PathBuf, printer: &Printer) -> Result<()> {
+    let mut rows = vec![(VaultFile::open(&file)?, file.clone())];
+    for (_, path) in crate::vault::generations::older(&file)? {
         rows.push((VaultFile::open(&path)?, path));
     }
     let mut text = String::from("generation  created               bytes       file");

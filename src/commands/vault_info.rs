@@ -1,17 +1,18 @@
 //! `safeclaw vault info`: the header, without a password.
 
+use std::path::PathBuf;
+
 use serde_json::json;
 
-use super::settings::VaultInfo;
 use crate::error::Result;
 use crate::printer::Printer;
 use crate::vault::format::{Slot, VERSION};
 use crate::vault::VaultFile;
 
-pub fn run(args: VaultInfo, printer: &Printer) -> Result<()> {
-    let vault = VaultFile::open(&args.file)?;
+pub fn run(file: PathBuf, printer: &Printer) -> Result<()> {
+    let vault = VaultFile::open(&file)?;
     let h = vault.header();
-    crate::rollback::warn_if_older(&args.file, h.generation, printer);
+    crate::rollback::warn_if_older(&file, h.generation, printer);
     let created = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.created),
     )
@@ -20,7 +21,7 @@ pub fn run(args: VaultInfo, printer: &Printer) -> Result<()> {
     let mut text = format!(
         "vault       {}\nformat      safeclaw vault version {VERSION}\ngeneration  {}\ncreated     {created}\n\
          payload     {} bytes in {} chunks of {} bytes\n",
-        args.file.display(),
+        file.display(),
         h.generation,
         vault.payload_len(),
         vault.chunk_count(),
@@ -65,7 +66,7 @@ pub fn run(args: VaultInfo, printer: &Printer) -> Result<()> {
         &text,
         json!({
             "ok": true,
-            "path": args.file,
+            "path": file,
             "format_version": VERSION,
             "generation": h.generation,
             "created": created,

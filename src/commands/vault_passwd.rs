@@ -25,16 +25,16 @@ use super::settings::VaultRekey;
 use super::shared;
 
 pub fn run(s: VaultRekey, engine: &Engine, printer: &Printer) -> Result<()> {
-    let vault = VaultFile::open(&s.file)?;
+    let vault = VaultFile::open(&s.vault.file)?;
     let old_password =
-        shared::read_password(&s.password, "vault password", Confirm::Once, printer)?;
+        shared::read_password(&s.vault.password, "vault password", Confirm::Once, printer)?;
     let spinner = printer.spinner("deriving key (Argon2id)");
     let unlocked = vault.unlock(&old_password);
     spinner.finish_and_clear();
     let (old_key, _) = unlocked?;
     let other_slots = vault.header().slots.len() - 1;
     drop(vault);
-    refuse_if_running(&s.file, engine, printer)?;
+    refuse_if_running(&s.vault.file, engine, printer)?;
     let kdf = shared::checked_kdf(s.kdf, printer)?;
     let new_password = match &s.new_password {
         Some(source) => shared::read_new_password(source, printer)?,
@@ -52,12 +52,12 @@ pub fn run(s: VaultRekey, engine: &Engine, printer: &Printer) -> Result<()> {
 
     // A killed seal or rekey leaves temporaries: a staged link is a whole
     // copy under the old key, so it goes before anything else.
-    vault::generations::remove_stale_temporaries(&s.file);
+    vault::generations::remove_stale_temporaries(&s.vault.file);
     // The current file first, staged, not committed: a damaged one stops
     // everything before any kept generation is touched (or deleted).
-    let kept = vault::generations::older(&s.file)?;
+    let kept = vault::generations::older(&s.vault.file)?;
     let bar = printer.bar(kept.len() as u64 + 1, "re-sealing under a new data key");
-    let current = vault::reseal(VaultFile::open(&s.file)?, &old_key, &new_key, &slots)?;
+    let current = vault::reseal(VaultFile::open(&s.vault.file)?, &old_key, &new_key, &slots)?;
     bar.inc(1);
     let generation = current.generation;
     let mut outcome = Outcome::default();
@@ -75,7 +75,7 @@ pub fn run(s: VaultRekey, engine: &Engine, printer: &Printer) -> Result<()> {
     // it cannot open (they open with the new password) and leaves them.
     current.commit()?;
     bar.finish_and_clear();
-    crate::rollback::record_authenticated(&s.file, generation, printer);
+    crate::rollback::record_authenticated(&s.vault.file, generation, printer);
 
     for (n, path, why) in &outcome.left {
         printer.warn(&format!(
@@ -110,11 +110,11 @@ pub fn run(s: VaultRekey, engine: &Engine, printer: &Printer) -> Result<()> {
         &format!(
             "{what}: {} (generation {generation}) is sealed under a new data key, {kept_text}; \
              the old password and the old key open none of them, but copies made before (backups) still open with the old password",
-            s.file.display()
+            s.vault.file.display()
         ),
         json!({
             "ok": true,
-            "path": s.file,
+            "path": s.vault.file,
             "generation": generation,
             "new_data_key": true,
             "kept_generations": {

@@ -6,10 +6,10 @@ use crate::error::Result;
 use crate::printer::Printer;
 use crate::vault::VaultFile;
 
-use super::settings::VaultVerify;
+use super::settings::Unlock;
 use super::shared;
 
-pub fn run(args: VaultVerify, printer: &Printer) -> Result<()> {
+pub fn run(args: Unlock, printer: &Printer) -> Result<()> {
     let vault = VaultFile::open(&args.file)?;
     let (key, _) = shared::unlock(&vault, &args.password, printer)?;
     let generation = vault.header().generation;

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bollard::container::LogOutput;
-use bollard::models::ContainerInspectResponse;
+use bollard::models::{ContainerInspectResponse, ContainerState};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptions, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -250,25 +250,22 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<ContainerInspectResponse> 
         .map_err(|e| engine::failed("inspecting", name, e))
 }
 
+/// The container's state, or the default (nothing known) when the engine
+/// has no such container or does not say.
+fn state(engine: &Engine, name_or_id: &str) -> Result<ContainerState> {
+    let inspected = engine.block_on(engine.docker()?.inspect_container(name_or_id, None));
+    Ok(inspected.ok().and_then(|c| c.state).unwrap_or_default())
+}
+
 /// Whether a container `name` exists and runs (false when there is none).
 pub fn is_running(engine: &Engine, name: &str) -> Result<bool> {
-    let inspected = engine.block_on(engine.docker()?.inspect_container(name, None));
-    Ok(inspected
-        .ok()
-        .and_then(|c| c.state)
-        .and_then(|s| s.running)
-        .unwrap_or(false))
+    Ok(state(engine, name)?.running.unwrap_or(false))
 }
 
 /// The exit code the container `id` ended with (-1 when the engine does
 /// not say).
 pub fn exit_code(engine: &Engine, id: &str) -> Result<i64> {
-    let inspected = engine.block_on(engine.docker()?.inspect_container(id, None));
-    Ok(inspected
-        .ok()
-        .and_then(|c| c.state)
-        .and_then(|s| s.exit_code)
-        .unwrap_or(-1))
+    Ok(state(engine, id)?.exit_code.unwrap_or(-1))
 }
 
 /// Stops the container within `STOP_BUDGET`: the guard drains the gateway

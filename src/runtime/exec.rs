@@ -52,28 +52,17 @@ pub fn run(
     stdin: Option<&[u8]>,
     all_to_stderr: bool,
 ) -> Result<i64> {
-    engine.block_on(exec_in(engine.docker()?, name, cmd, stdin, all_to_stderr))
+    let docker = engine.docker()?;
+    engine.block_on(async {
+        let (id, output) = start_exec(docker, name, cmd, stdin).await?;
+        if let Some(output) = output {
+            copy_output(output, all_to_stderr).await?;
+        }
+        exec_exit_code(docker, name, &id).await
+    })
 }
 
-/// Runs `cmd` (argv) in the running container as its user, with OpenClaw's
-/// environment, streaming its output to ours; `stdin`, if given, is written
-/// to it over the attach and closed (how secrets reach a command without
-/// an argv or an environment). Returns the exit code.
-async fn exec_in(
-    docker: &Docker,
-    name: &str,
-    cmd: Vec<String>,
-    stdin: Option<&[u8]>,
-    all_to_stderr: bool,
-) -> Result<i64> {
-    let (id, output) = start_exec(docker, name, cmd, stdin).await?;
-    if let Some(output) = output {
-        copy_output(output, all_to_stderr).await?;
-    }
-    exec_exit_code(docker, name, &id).await
-}
-
-/// Runs `cmd` like `exec_in` and returns its exit code and at most
+/// Runs `cmd` like `run` and returns its exit code and at most
 /// `limit` bytes of its standard output (what the container says is
 /// hostile: bounded before it is kept). Its stderr is dropped.
 pub async fn exec_capture(
