@@ -11,23 +11,23 @@ use bollard::models::{
 
 /// The vault's directory inside the container (the only host path mounted
 /// besides folders the user shares).
-pub const VAULT_DIR: &str = "/vault";
+pub const VAULT_DIR: &str = crate::constants::VAULT_DIR;
 /// OpenClaw's state dir: a tmpfs, so plaintext never reaches a disk.
-pub const STATE_DIR: &str = "/state";
+pub const STATE_DIR: &str = crate::constants::STATE_DIR;
 /// Where the guard stages a checkpoint's copy of the state: a tmpfs.
-pub const CHECKPOINT_DIR: &str = "/checkpoint";
+pub const CHECKPOINT_DIR: &str = crate::constants::CHECKPOINT_DIR;
 /// The gateway's home (it needs a writable `~/.cache`): a tmpfs.
-pub const HOME_DIR: &str = "/home/openclaw";
+pub const HOME_DIR: &str = crate::constants::HOME_DIR;
 /// The container's host name.
 pub const HOSTNAME: &str = "openclaw";
 /// Marks containers safeclaw made; `status` and `audit` look for it.
 pub const LABEL_MANAGED: &str = "dev.safeclaw.managed";
 /// The uid:gid used when safeclaw itself runs as root.
-pub const FALLBACK_UID: u32 = 10001;
+pub const FALLBACK_UID: u32 = crate::constants::UID;
 pub const GATEWAY_HEALTH_ADDR: &str = "127.0.0.1:18789";
 pub const GATEWAY_PORT: &str = "18789/tcp";
 /// Where the image has safeclaw (entrypoint and health check).
-pub const SAFECLAW_IN_IMAGE: &str = "/usr/local/bin/safeclaw";
+pub const SAFECLAW_IN_IMAGE: &str = crate::constants::SAFECLAW_IN_IMAGE;
 /// The engine keeps the gateway's stdout and stderr in plaintext files on
 /// the host disk (under its data root). `safeclaw logs` and the stop's
 /// report of the sealed generation read them, so they are kept, but

@@ -19,6 +19,7 @@
 pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod constants;
 pub mod container_spec;
 pub mod docker_archive;
 pub mod engine;

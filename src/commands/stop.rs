@@ -14,7 +14,7 @@ use crate::printer::Printer;
 
 /// Time for the guard to stop the gateway (its drain budget is 30 s) and
 /// seal, before the engine kills everything.
-pub const STOP_BUDGET: Duration = Duration::from_secs(90);
+pub const STOP_BUDGET: Duration = Duration::from_secs(crate::constants::STOP_BUDGET_SECS as u64);
 
 pub fn stop(args: ContainerArgs, printer: &Printer) -> Result<()> {
     let name = args.name;
