@@ -57,6 +57,8 @@ let
       ln -s ${constants.state_dir} $out${dir}
     '') constants.legacy_state_dirs}
 
+    # /etc/hosts first, then DNS (src/image_build.rs, NSSWITCH).
+    echo 'hosts: files dns' > $out/etc/nsswitch.conf
     echo 'root:x:0:0::/:/nonexistent' > $out/etc/passwd
     echo 'openclaw:x:${uid}:${uid}::${constants.home_dir}:/nonexistent' >> $out/etc/passwd
     echo 'root:x:0:' > $out/etc/group

@@ -85,6 +85,10 @@ pub enum Command {
     /// findings with evidence and a fix; exit code 6 on a high finding
     Audit(AuditArgs),
 
+    /// The egress firewall: what the gateway may reach (docs/egress.md)
+    #[command(subcommand)]
+    Egress(EgressCommand),
+
     /// The in-container supervisor (the image's entrypoint)
     #[command(hide = true)]
     Guard(GuardArgs),
@@ -103,6 +107,31 @@ pub enum Command {
         /// Where, under the state dir
         path: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EgressCommand {
+    /// Run the egress proxy (in safeclaw's egress container): CONNECT
+    /// tunnels to allowed destinations only, one JSON line per decision
+    Serve(EgressServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EgressServeArgs {
+    /// Where to listen
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:3128")]
+    pub listen: std::net::SocketAddr,
+    /// An allowed destination: HOST[:PORT], *.SUFFIX[:PORT], ADDR[/PREFIX][:PORT]
+    /// (port 443 when left out); repeat for more
+    #[arg(long = "allow", value_name = "RULE")]
+    pub allow: Vec<String>,
+    /// An address range never dialled, whatever the rules (the host's and
+    /// safeclaw's own networks); repeat for more
+    #[arg(long = "refuse", value_name = "CIDR")]
+    pub refuse: Vec<String>,
+    /// The most tunnels open at once
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub max_tunnels: u16,
 }
 
 #[derive(Debug, Args)]

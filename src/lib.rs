@@ -22,6 +22,7 @@ pub mod commands;
 pub mod constants;
 pub mod container_spec;
 pub mod docker_archive;
+pub mod egress;
 pub mod engine;
 pub mod engine_endpoint;
 pub mod env_vars;

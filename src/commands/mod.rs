@@ -1,6 +1,7 @@
 //! One module per command, each a `run(args, printer)`.
 
 mod audit;
+mod egress;
 pub mod exec;
 mod image;
 mod onboard;
@@ -15,7 +16,7 @@ mod vault_migrate;
 mod vault_passwd;
 mod vault_verify;
 
-use crate::cli::{Command, ImageCommand, VaultCommand};
+use crate::cli::{Command, EgressCommand, ImageCommand, VaultCommand};
 use crate::error::Result;
 use crate::password::{self, Confirm, Password, Source};
 use crate::printer::Printer;
@@ -45,6 +46,7 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Image(ImageCommand::Load(args)) => image::load(args, printer),
         Command::Image(ImageCommand::Show) => image::show(printer),
         Command::Audit(args) => audit::run(args, printer),
+        Command::Egress(EgressCommand::Serve(args)) => egress::serve(args),
         Command::Idle => std::process::exit(crate::guard::idle()),
         Command::WriteSecret { path } => crate::guard::write_secret(&path),
         Command::Guard(args) => std::process::exit(crate::guard::run(args.into())),
