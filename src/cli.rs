@@ -114,13 +114,26 @@ pub enum EgressCommand {
     /// Run the egress proxy (in safeclaw's egress container): CONNECT
     /// tunnels to allowed destinations only, one JSON line per decision
     Serve(EgressServeArgs),
+
+    /// Relay connections from a loopback port to the proxy's socket (in
+    /// the gateway's container, which has no network)
+    #[command(hide = true)]
+    Relay(EgressRelayArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct EgressServeArgs {
-    /// Where to listen
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:3128")]
-    pub listen: std::net::SocketAddr,
+    /// Listen on TCP
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        conflicts_with = "socket",
+        required_unless_present = "socket"
+    )]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Listen on a Unix socket (made 0600; an old one at that path is replaced)
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
     /// An allowed destination: HOST[:PORT], *.SUFFIX[:PORT], ADDR[/PREFIX][:PORT]
     /// (port 443 when left out); repeat for more
     #[arg(long = "allow", value_name = "RULE")]
@@ -132,6 +145,16 @@ pub struct EgressServeArgs {
     /// The most tunnels open at once
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub max_tunnels: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct EgressRelayArgs {
+    /// The loopback address OpenClaw's proxy URL names
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// The proxy's Unix socket
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -229,24 +229,7 @@ pub fn create_body(spec: &Spec, engine: Engine) -> ContainerCreateBody {
             security_opt: Some(vec!["no-new-privileges:true".to_string()]),
             privileged: Some(false),
             pids_limit: Some(limits.pids),
-            ulimits: match engine {
-                Engine::Docker => None,
-                Engine::Podman {
-                    max_files,
-                    max_processes,
-                } => Some(vec![
-                    ResourcesUlimits {
-                        name: Some("nofile".to_string()),
-                        soft: Some(PODMAN_NOFILE.min(max_files) as i64),
-                        hard: Some(PODMAN_NOFILE.min(max_files) as i64),
-                    },
-                    ResourcesUlimits {
-                        name: Some("nproc".to_string()),
-                        soft: Some(nproc(limits.pids, max_processes)),
-                        hard: Some(nproc(limits.pids, max_processes)),
-                    },
-                ]),
-            },
+            ulimits: ulimits(engine, limits.pids),
             memory: Some(limits.memory_bytes),
             memory_swap: Some(limits.memory_bytes),
             nano_cpus: Some(limits.nano_cpus),
@@ -286,6 +269,30 @@ pub fn create_body(spec: &Spec, engine: Engine) -> ContainerCreateBody {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// Explicit open-files and process limits on Podman (docs/engines.md):
+/// without them it applies containers.conf's defaults, which runc cannot
+/// set wherever the service's own hard limits are lower. Docker needs none.
+pub fn ulimits(engine: Engine, pids: i64) -> Option<Vec<ResourcesUlimits>> {
+    match engine {
+        Engine::Docker => None,
+        Engine::Podman {
+            max_files,
+            max_processes,
+        } => Some(vec![
+            ResourcesUlimits {
+                name: Some("nofile".to_string()),
+                soft: Some(PODMAN_NOFILE.min(max_files) as i64),
+                hard: Some(PODMAN_NOFILE.min(max_files) as i64),
+            },
+            ResourcesUlimits {
+                name: Some("nproc".to_string()),
+                soft: Some(nproc(pids, max_processes)),
+                hard: Some(nproc(pids, max_processes)),
+            },
+        ]),
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::io::Write;
 
-use crate::cli::EgressServeArgs;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+use crate::cli::{EgressRelayArgs, EgressServeArgs};
 use crate::egress::address::Cidr;
 use crate::egress::policy::{self, Policy, Rule};
 use crate::egress::proxy::{Proxy, Settings};
@@ -28,7 +30,8 @@ fn settings(args: &EgressServeArgs) -> Result<Settings> {
         .iter()
         .take(policy::MAX_RULES + 1)
         .map(|c| {
-            Cidr::parse(c).ok_or_else(|| Error::usage(format!("--refuse {c:?} is not ADDR[/PREFIX]")))
+            Cidr::parse(c)
+                .ok_or_else(|| Error::usage(format!("--refuse {c:?} is not ADDR[/PREFIX]")))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Settings {
@@ -38,35 +41,88 @@ fn settings(args: &EgressServeArgs) -> Result<Settings> {
     })
 }
 
-pub fn serve(args: EgressServeArgs) -> Result<()> {
-    let settings = settings(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Error::failure(format!("starting the async runtime: {e}")))?;
-    runtime.block_on(async {
+        .map_err(|e| Error::failure(format!("starting the async runtime: {e}")))
+}
+
+/// One line per decision, flushed: the engine's log of the proxy's
+/// container is the egress log.
+fn log_line(event: &crate::egress::proxy::Event) {
+    if let Ok(line) = serde_json::to_string(event) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+pub fn serve(args: EgressServeArgs) -> Result<()> {
+    let settings = settings(&args)?;
+    let shown: Vec<String> = settings
+        .policy
+        .rules
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let proxy = Proxy::new(settings);
+    runtime()?.block_on(async {
+        if let Some(path) = &args.socket {
+            // The proxy's own directory: a socket left by an earlier run
+            // is replaced, anything else there is an error.
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_socket() => {
+                    std::fs::remove_file(path).map_err(|e| Error::io("removing", path, e))?
+                }
+                Ok(_) => {
+                    return Err(Error::usage(format!(
+                        "{} exists and is not a socket",
+                        path.display()
+                    )))
+                }
+                Err(_) => {}
+            }
+            let listener = tokio::net::UnixListener::bind(path)
+                .map_err(|e| Error::io("listening on", path, e))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io("restricting", path, e))?;
+            announce(&path.display().to_string(), &shown, &args.refuse);
+            return proxy
+                .serve_unix(listener, log_line)
+                .await
+                .map_err(|e| Error::io("accepting on", path, e));
+        }
+        let at = args.listen.expect("clap requires --listen or --socket");
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .map_err(|e| Error::failure(format!("listening on {at}: {e}")))?;
+        announce(&at.to_string(), &shown, &args.refuse);
+        proxy
+            .serve(listener, log_line)
+            .await
+            .map_err(|e| Error::failure(format!("accepting on {at}: {e}")))
+    })
+}
+
+fn announce(listening: &str, allow: &[String], refuse: &[String]) {
+    println!(
+        "{}",
+        serde_json::json!({ "listening": listening, "allow": allow, "refuse": refuse })
+    );
+}
+
+pub fn relay(args: EgressRelayArgs) -> Result<()> {
+    runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| Error::failure(format!("listening on {}: {e}", args.listen)))?;
-        let shown: Vec<String> = settings.policy.rules.iter().map(ToString::to_string).collect();
-        println!(
-            "{}",
-            serde_json::json!({ "listening": args.listen.to_string(), "allow": shown,
-                                "refuse": args.refuse })
-        );
-        let proxy = Proxy::new(settings);
-        proxy
-            .serve(listener, |event| {
-                // One line per decision, flushed: the engine's log of this
-                // container is the egress log.
-                if let Ok(line) = serde_json::to_string(event) {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{line}");
-                    let _ = out.flush();
-                }
-            })
+        crate::egress::relay::relay(listener, args.socket.clone(), RELAY_MAX)
             .await
             .map_err(|e| Error::failure(format!("accepting on {}: {e}", args.listen)))
     })
 }
+
+/// Connections the relay carries at once (the proxy caps tunnels itself).
+const RELAY_MAX: usize = 512;

@@ -47,6 +47,7 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Image(ImageCommand::Show) => image::show(printer),
         Command::Audit(args) => audit::run(args, printer),
         Command::Egress(EgressCommand::Serve(args)) => egress::serve(args),
+        Command::Egress(EgressCommand::Relay(args)) => egress::relay(args),
         Command::Idle => std::process::exit(crate::guard::idle()),
         Command::WriteSecret { path } => crate::guard::write_secret(&path),
         Command::Guard(args) => std::process::exit(crate::guard::run(args.into())),

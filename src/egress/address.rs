@@ -35,11 +35,15 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -218,14 +222,22 @@ mod tests {
 
     #[test]
     fn ranges_parse_strictly() {
-        assert_eq!(
-            Cidr::parse("10.0.0.0/8").unwrap().to_string(),
-            "10.0.0.0/8"
-        );
+        assert_eq!(Cidr::parse("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
         assert_eq!(Cidr::parse("1.2.3.4").unwrap().prefix, 32);
         assert_eq!(Cidr::parse("::1").unwrap().prefix, 128);
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("9.9.9.9".parse().unwrap()));
-        for bad in ["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/+8", "10.0.0.0/ 8", "host", "1.2.3", ""] {
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("9.9.9.9".parse().unwrap()));
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "10.0.0.0/ 8",
+            "host",
+            "1.2.3",
+            "",
+        ] {
             assert!(Cidr::parse(bad).is_none(), "{bad}");
         }
         let net = Cidr::parse("fd00::/8").unwrap();

@@ -4,6 +4,8 @@
 //! (`request`), and the proxy that enforces them (`proxy`).
 
 pub mod address;
+pub mod network;
 pub mod policy;
 pub mod proxy;
+pub mod relay;
 pub mod request;

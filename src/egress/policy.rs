@@ -87,7 +87,12 @@ impl Rule {
             None => (s, DEFAULT_PORT),
         };
         let first = target.as_bytes().first().copied().unwrap_or(b'a');
-        if first.is_ascii_digit() && target.split('/').next().is_some_and(|a| a.parse::<IpAddr>().is_ok()) {
+        if first.is_ascii_digit()
+            && target
+                .split('/')
+                .next()
+                .is_some_and(|a| a.parse::<IpAddr>().is_ok())
+        {
             return match Cidr::parse(target) {
                 Some(net) => Ok(Rule {
                     target: Target::Net(net),
@@ -171,7 +176,10 @@ pub fn host_name(s: &str) -> Result<String, String> {
     // No top-level domain is numeric: such a "name" is an address, or
     // something a resolver would read as one (`1.2.3`, `0x7f.1`).
     let s = s.to_ascii_lowercase();
-    if s.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()) || l.starts_with("0x")) {
+    if s.rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()) || l.starts_with("0x"))
+    {
         return Err(format!("{s:?} looks like an address, not a name"));
     }
     Ok(s)
@@ -260,12 +268,17 @@ pub fn encode(p: &Policy) -> Vec<u8> {
 
 pub fn decode(bytes: &[u8]) -> Result<Policy, String> {
     if bytes.len() > MAX_STORED_LEN {
-        return Err(format!("an egress policy is at most {MAX_STORED_LEN} bytes"));
+        return Err(format!(
+            "an egress policy is at most {MAX_STORED_LEN} bytes"
+        ));
     }
     let stored: Stored =
         serde_json::from_slice(bytes).map_err(|e| format!("not an egress policy: {e}"))?;
     if stored.version != STORED_VERSION {
-        return Err(format!("egress policy version {} is not known", stored.version));
+        return Err(format!(
+            "egress policy version {} is not known",
+            stored.version
+        ));
     }
     if stored.allow.len() > MAX_RULES {
         return Err(format!("an egress policy holds at most {MAX_RULES} rules"));
@@ -317,8 +330,15 @@ pub fn defaults_from_config(config: &serde_json::Value) -> (Vec<Rule>, Vec<Strin
         }
         None => {}
     }
-    ids.extend(refs.iter().filter_map(|r| r.split_once('/')).map(|(p, _)| p.to_string()));
-    if let Some(providers) = config.pointer("/models/providers").and_then(|v| v.as_object()) {
+    ids.extend(
+        refs.iter()
+            .filter_map(|r| r.split_once('/'))
+            .map(|(p, _)| p.to_string()),
+    );
+    if let Some(providers) = config
+        .pointer("/models/providers")
+        .and_then(|v| v.as_object())
+    {
         ids.extend(providers.keys().take(MAX_RULES).cloned());
     }
     if let Some(channels) = config.get("channels").and_then(|v| v.as_object()) {
@@ -408,15 +428,27 @@ mod tests {
         };
         assert_eq!(p.judge("api.anthropic.com", 443), Verdict::Name);
         assert_eq!(p.judge("API.ANTHROPIC.COM.", 443), Verdict::Name);
-        assert!(matches!(p.judge("api.anthropic.com", 80), Verdict::Denied(_)));
-        assert!(matches!(p.judge("evil-api.anthropic.com", 443), Verdict::Denied(_)));
+        assert!(matches!(
+            p.judge("api.anthropic.com", 80),
+            Verdict::Denied(_)
+        ));
+        assert!(matches!(
+            p.judge("evil-api.anthropic.com", 443),
+            Verdict::Denied(_)
+        ));
         assert!(matches!(p.judge("anthropic.com", 443), Verdict::Denied(_)));
         assert_eq!(p.judge("api.telegram.org", 443), Verdict::Name);
         assert!(matches!(p.judge("telegram.org", 443), Verdict::Denied(_)));
-        assert!(matches!(p.judge("eviltelegram.org", 443), Verdict::Denied(_)));
+        assert!(matches!(
+            p.judge("eviltelegram.org", 443),
+            Verdict::Denied(_)
+        ));
         assert!(matches!(p.judge(".telegram.org", 443), Verdict::Denied(_)));
         // A raw address needs an address rule, whatever names allow.
-        assert!(matches!(p.judge("149.154.167.220", 443), Verdict::Denied(_)));
+        assert!(matches!(
+            p.judge("149.154.167.220", 443),
+            Verdict::Denied(_)
+        ));
         assert!(matches!(p.judge("not a name", 443), Verdict::Denied(_)));
     }
 
@@ -441,17 +473,29 @@ mod tests {
             open: false,
             rules: vec![rule("0.0.0.0/0"), rule("::/0")],
         };
-        assert!(wide.undialable("169.254.169.254".parse().unwrap(), 443, &extra).is_some());
-        assert!(wide.undialable("fe80::1".parse().unwrap(), 443, &extra).is_some());
-        assert!(wide.undialable("172.30.0.1".parse().unwrap(), 443, &extra).is_some());
-        assert!(wide.undialable("10.0.0.1".parse().unwrap(), 443, &extra).is_none());
+        assert!(wide
+            .undialable("169.254.169.254".parse().unwrap(), 443, &extra)
+            .is_some());
+        assert!(wide
+            .undialable("fe80::1".parse().unwrap(), 443, &extra)
+            .is_some());
+        assert!(wide
+            .undialable("172.30.0.1".parse().unwrap(), 443, &extra)
+            .is_some());
+        assert!(wide
+            .undialable("10.0.0.1".parse().unwrap(), 443, &extra)
+            .is_none());
     }
 
     #[test]
     fn the_stored_form_round_trips_and_is_bounded() {
         let p = Policy {
             open: false,
-            rules: vec![rule("api.anthropic.com"), rule("*.example.com:8443"), rule("fd00::/8")],
+            rules: vec![
+                rule("api.anthropic.com"),
+                rule("*.example.com:8443"),
+                rule("fd00::/8"),
+            ],
         };
         assert_eq!(decode(&encode(&p)).unwrap(), p);
         assert!(decode(b"{\"version\":2,\"open\":false,\"allow\":[]}").is_err());
@@ -477,11 +521,19 @@ mod tests {
         let shown: Vec<String> = rules.iter().map(ToString::to_string).collect();
         assert_eq!(
             shown,
-            ["api.anthropic.com:443", "api.openai.com:443", "api.telegram.org:443"]
+            [
+                "api.anthropic.com:443",
+                "api.openai.com:443",
+                "api.telegram.org:443"
+            ]
         );
         assert_eq!(unknown, ["someone"]);
         assert_eq!(defaults_from_config(&json!({})), (vec![], vec![]));
-        let (rules, _) = defaults_from_config(&json!({"agents":{"defaults":{"model":"google/gemini-2.5"}}}));
-        assert_eq!(rules[0].to_string(), "generativelanguage.googleapis.com:443");
+        let (rules, _) =
+            defaults_from_config(&json!({"agents":{"defaults":{"model":"google/gemini-2.5"}}}));
+        assert_eq!(
+            rules[0].to_string(),
+            "generativelanguage.googleapis.com:443"
+        );
     }
 }

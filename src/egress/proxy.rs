@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::Semaphore;
 
 use super::address::Cidr;
@@ -81,7 +81,8 @@ impl Proxy {
         self.denied.load(Ordering::Relaxed)
     }
 
-    /// Serves clients for ever, one task each; `log` receives every event.
+    /// Serves clients on TCP for ever, one task each; `log` receives every
+    /// event.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
@@ -90,26 +91,56 @@ impl Proxy {
         let log = Arc::new(log);
         loop {
             let (client, peer) = listener.accept().await?;
-            let proxy = self.clone();
-            let log = log.clone();
-            tokio::spawn(async move {
-                let event = proxy.handle(client, peer).await;
-                if event.decision == "denied" {
-                    proxy.denied.fetch_add(1, Ordering::Relaxed);
-                }
-                log(&event);
-            });
+            self.clone().spawn(client, peer.to_string(), log.clone());
         }
     }
 
-    async fn handle(&self, mut client: TcpStream, peer: SocketAddr) -> Event {
+    /// Serves clients on a Unix socket: the relay in the gateway's
+    /// container, which has no network at all (docs/egress.md).
+    pub async fn serve_unix(
+        self: Arc<Self>,
+        listener: UnixListener,
+        log: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> std::io::Result<()> {
+        let log = Arc::new(log);
+        let mut n = 0u64;
+        loop {
+            let (client, _) = listener.accept().await?;
+            n += 1;
+            self.clone()
+                .spawn(client, format!("relay#{n}"), log.clone());
+        }
+    }
+
+    fn spawn<S>(
+        self: Arc<Self>,
+        client: S,
+        peer: String,
+        log: Arc<impl Fn(&Event) + Send + Sync + 'static>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        tokio::spawn(async move {
+            let event = self.handle(client, peer).await;
+            if event.decision == "denied" {
+                self.denied.fetch_add(1, Ordering::Relaxed);
+            }
+            log(&event);
+        });
+    }
+
+    async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut client: S,
+        peer: String,
+    ) -> Event {
         let began = Instant::now();
         let mut event = Event {
             time_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis())
                 .unwrap_or(0),
-            client: peer.to_string(),
+            client: peer,
             host: String::new(),
             port: 0,
             decision: "denied",
@@ -144,7 +175,10 @@ impl Proxy {
         };
         event.decision = "allowed";
         let mut upstream = upstream;
-        if reply(&mut client, "200 Connection Established").await.is_err() {
+        if reply(&mut client, "200 Connection Established")
+            .await
+            .is_err()
+        {
             event.reason = "the client went away".into();
             return self.finish(event, began);
         }
@@ -181,9 +215,11 @@ impl Proxy {
             }
             Verdict::Address => vec![c.host.parse().expect("judged an address")],
             Verdict::Name => {
-                let looked_up =
-                    tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((c.host.as_str(), c.port)))
-                        .await;
+                let looked_up = tokio::time::timeout(
+                    RESOLVE_TIMEOUT,
+                    tokio::net::lookup_host((c.host.as_str(), c.port)),
+                )
+                .await;
                 match looked_up {
                     Ok(Ok(addrs)) => addrs.map(|a| a.ip()).take(MAX_ADDRESSES).collect(),
                     Ok(Err(_)) | Err(_) => {
@@ -196,13 +232,15 @@ impl Proxy {
         let mut refused = None;
         let dialable: Vec<IpAddr> = candidates
             .into_iter()
-            .filter(|ip| match policy.undialable(*ip, c.port, &self.settings.refuse) {
-                Some(why) => {
-                    refused = Some(format!("resolves to {ip}: {why}"));
-                    false
-                }
-                None => true,
-            })
+            .filter(
+                |ip| match policy.undialable(*ip, c.port, &self.settings.refuse) {
+                    Some(why) => {
+                        refused = Some(format!("resolves to {ip}: {why}"));
+                        false
+                    }
+                    None => true,
+                },
+            )
             .collect();
         if dialable.is_empty() {
             event.reason = refused.unwrap_or_else(|| "no address".into());
@@ -226,7 +264,7 @@ impl Proxy {
 
 /// Reads the head (bounded in size and time) and whatever the client sent
 /// after it.
-async fn read_head(client: &mut TcpStream) -> Result<(Connect, Vec<u8>), HeadError> {
+async fn read_head<S: AsyncRead + Unpin>(client: &mut S) -> Result<(Connect, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let read = async {
@@ -251,7 +289,7 @@ async fn read_head(client: &mut TcpStream) -> Result<(Connect, Vec<u8>), HeadErr
     Ok((connect, buf[n..].to_vec()))
 }
 
-async fn reply(client: &mut TcpStream, status: &str) -> std::io::Result<()> {
+async fn reply<S: AsyncWrite + Unpin>(client: &mut S, status: &str) -> std::io::Result<()> {
     let extra = if status.starts_with("200") {
         ""
     } else {
@@ -272,7 +310,11 @@ mod tests {
     async fn proxy(
         allow: &[&str],
         max_tunnels: usize,
-    ) -> (SocketAddr, Arc<Proxy>, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    ) -> (
+        SocketAddr,
+        Arc<Proxy>,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let at = listener.local_addr().unwrap();
         let p = Proxy::new(Settings {
@@ -341,14 +383,33 @@ mod tests {
         for (head, status, reason) in [
             // A name that resolves only to loopback: refused before dialling.
             ("CONNECT localhost:443 HTTP/1.1\r\n\r\n", "403", "loopback"),
-            ("CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n", "403", "address rule"),
-            ("CONNECT forbidden.test:443 HTTP/1.1\r\n\r\n", "403", "allowlist"),
-            ("CONNECT allowed.test:80 HTTP/1.1\r\n\r\n", "403", "allowlist"),
-            ("GET http://allowed.test/ HTTP/1.1\r\n\r\n", "405", "only CONNECT"),
+            (
+                "CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n",
+                "403",
+                "address rule",
+            ),
+            (
+                "CONNECT forbidden.test:443 HTTP/1.1\r\n\r\n",
+                "403",
+                "allowlist",
+            ),
+            (
+                "CONNECT allowed.test:80 HTTP/1.1\r\n\r\n",
+                "403",
+                "allowlist",
+            ),
+            (
+                "GET http://allowed.test/ HTTP/1.1\r\n\r\n",
+                "405",
+                "only CONNECT",
+            ),
             ("CONNECT allowed.test HTTP/1.1\r\n\r\n", "400", "host:port"),
         ] {
             let (got, _) = ask(at, head).await;
-            assert!(got.starts_with(&format!("HTTP/1.1 {status}")), "{head:?}: {got}");
+            assert!(
+                got.starts_with(&format!("HTTP/1.1 {status}")),
+                "{head:?}: {got}"
+            );
             let e: serde_json::Value = serde_json::from_str(&log.recv().await.unwrap()).unwrap();
             assert_eq!(e["decision"], "denied", "{e}");
             assert!(e["reason"].as_str().unwrap().contains(reason), "{e}");

@@ -117,8 +117,10 @@ mod tests {
 
     #[test]
     fn connect_requests_parse() {
-        let c = connect("CONNECT API.Anthropic.com:443 HTTP/1.1\r\nHost: api.anthropic.com:443\r\n\r\n")
-            .unwrap();
+        let c = connect(
+            "CONNECT API.Anthropic.com:443 HTTP/1.1\r\nHost: api.anthropic.com:443\r\n\r\n",
+        )
+        .unwrap();
         assert_eq!((c.host.as_str(), c.port), ("api.anthropic.com", 443));
         let c = connect("CONNECT [2606:4700::1111]:8443 HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!((c.host.as_str(), c.port), ("2606:4700::1111", 8443));
@@ -153,13 +155,16 @@ mod tests {
                 connect(bad)
             );
         }
-        assert_eq!(
-            parse(&[b'a'; MAX_HEAD + 1]),
-            Err(HeadError::TooLong)
+        assert_eq!(parse(&[b'a'; MAX_HEAD + 1]), Err(HeadError::TooLong));
+        let many = format!(
+            "CONNECT a.b:443 HTTP/1.1\r\n{}\r\n",
+            "X: y\r\n".repeat(MAX_HEADERS + 1)
         );
-        let many = format!("CONNECT a.b:443 HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(MAX_HEADERS + 1));
         assert!(matches!(connect(&many), Err(HeadError::Malformed(_))));
-        assert!(matches!(parse(b"CONNECT \xff:443 HTTP/1.1\r\n\r\n"), Err(HeadError::Malformed(_))));
+        assert!(matches!(
+            parse(b"CONNECT \xff:443 HTTP/1.1\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
     }
 
     #[test]
