@@ -186,7 +186,14 @@ impl Proxy {
             return self.finish(event, began);
         }
         event.sent = early.len() as u64;
-        match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        match tokio::io::copy_bidirectional_with_sizes(
+            &mut client,
+            &mut upstream,
+            super::TUNNEL_BUFFER,
+            super::TUNNEL_BUFFER,
+        )
+        .await
+        {
             Ok((up, down)) => {
                 event.sent += up;
                 event.received = down;

@@ -23,7 +23,13 @@ pub async fn relay(listener: TcpListener, socket: PathBuf, max: usize) -> std::i
             let _permit = permit;
             // No proxy, no connection: the client sees it closed.
             if let Ok(mut upstream) = UnixStream::connect(&socket).await {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                let _ = tokio::io::copy_bidirectional_with_sizes(
+                    &mut client,
+                    &mut upstream,
+                    super::TUNNEL_BUFFER,
+                    super::TUNNEL_BUFFER,
+                )
+                .await;
             }
         });
     }
