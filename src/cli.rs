@@ -115,6 +115,10 @@ pub enum EgressCommand {
     /// tunnels to allowed destinations only, one JSON line per decision
     Serve(EgressServeArgs),
 
+    /// Show the egress proxy's decisions: time, allowed or denied,
+    /// destination, reason, bytes (never payloads)
+    Log(EgressLogArgs),
+
     /// Relay connections from a loopback port to the proxy's socket (in
     /// the gateway's container, which has no network)
     #[command(hide = true)]
@@ -145,6 +149,16 @@ pub struct EgressServeArgs {
     /// The most tunnels open at once
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub max_tunnels: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct EgressLogArgs {
+    #[command(flatten)]
+    pub container: ContainerArgs,
+
+    /// Keep following new decisions
+    #[arg(long, short)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]

@@ -400,6 +400,34 @@ fn the_gateway_reaches_only_what_the_policy_allows_and_only_through_the_proxy() 
         assert!(e["address"].is_null(), "{e}");
     }
 
+    // `safeclaw egress log`: the same decisions, for people and scripts.
+    let shown = safeclaw()
+        .args(["egress", "log", "--name", &gateway])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let shown = String::from_utf8(shown).unwrap();
+    assert!(
+        shown.contains("denied  forbidden.test:8443 (not in the allowlist)"),
+        "{shown}"
+    );
+    assert!(shown.contains("allowed allowed.test:8443 sent "), "{shown}");
+    let as_json = safeclaw()
+        .args(["--json", "egress", "log", "--name", &gateway])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let lines: Vec<serde_json::Value> = String::from_utf8(as_json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), log.len());
+
     // The proxy's container is hardened.
     let inspected = rt.block_on(docker.inspect_container(&proxy, None)).unwrap();
     let host_config = inspected.host_config.unwrap();

@@ -6,11 +6,12 @@ use std::io::Write;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
-use crate::cli::{EgressRelayArgs, EgressServeArgs};
+use crate::cli::{EgressLogArgs, EgressRelayArgs, EgressServeArgs};
 use crate::egress::address::Cidr;
 use crate::egress::policy::{self, Policy, Rule};
 use crate::egress::proxy::{Proxy, Settings};
 use crate::error::{Error, Result};
+use crate::printer::Printer;
 
 /// Resolves the arguments into the proxy's settings.
 fn settings(args: &EgressServeArgs) -> Result<Settings> {
@@ -126,3 +127,89 @@ pub fn relay(args: EgressRelayArgs) -> Result<()> {
 
 /// Connections the relay carries at once (the proxy caps tunnels itself).
 const RELAY_MAX: usize = 512;
+
+/// A log line longer than this is not one the proxy wrote: skipped.
+const MAX_LOG_LINE: usize = 16 << 10;
+
+/// One decision as `egress log` shows it.
+fn shown(event: &serde_json::Value) -> Option<String> {
+    let ms = event.get("time_ms")?.as_u64()?;
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    let decision = event.get("decision")?.as_str()?;
+    let host = event.get("host")?.as_str()?;
+    let port = event.get("port")?.as_u64()?;
+    let reason = event.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+    let mut line = format!(
+        "{} {decision:<7} {host}:{port}",
+        humantime::format_rfc3339_seconds(time)
+    );
+    if decision == "allowed" {
+        let (sent, received) = (
+            event.get("sent").and_then(|v| v.as_u64()).unwrap_or(0),
+            event.get("received").and_then(|v| v.as_u64()).unwrap_or(0),
+        );
+        line.push_str(&format!(" sent {sent} B, received {received} B"));
+    }
+    if !reason.is_empty() {
+        line.push_str(&format!(" ({reason})"));
+    }
+    Some(line)
+}
+
+/// `safeclaw egress log`: the proxy container's log, one decision a line
+/// (`--json`: the lines as the proxy wrote them).
+pub fn log(args: EgressLogArgs, printer: &Printer) -> Result<()> {
+    use bollard::query_parameters::LogsOptionsBuilder;
+    use futures_util::StreamExt;
+    let proxy = crate::egress::network::proxy_name(&args.container.name);
+    let json = printer.json;
+    crate::engine::runtime()?.block_on(async {
+        let docker = crate::engine::connect().await?;
+        docker
+            .inspect_container(&proxy, None)
+            .await
+            .map_err(|e| crate::engine::failed("reading the egress log of", &proxy, e))?;
+        let mut stream = docker.logs(
+            &proxy,
+            Some(
+                LogsOptionsBuilder::new()
+                    .stdout(true)
+                    .follow(args.follow)
+                    .build(),
+            ),
+        );
+        let mut pending: Vec<u8> = Vec::new();
+        let mut out = std::io::stdout().lock();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                Error::new(
+                    crate::error::Class::Engine,
+                    format!("reading the log of {proxy}: {e}"),
+                )
+            })?;
+            pending.extend_from_slice(&chunk.into_bytes());
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if event.get("decision").is_none() {
+                    continue;
+                }
+                let text = if json {
+                    Some(event.to_string())
+                } else {
+                    shown(&event)
+                };
+                if let Some(text) = text {
+                    let _ = writeln!(out, "{text}");
+                    let _ = out.flush();
+                }
+            }
+            if pending.len() > MAX_LOG_LINE {
+                pending.clear();
+            }
+        }
+        Ok(())
+    })
+}

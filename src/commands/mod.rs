@@ -48,6 +48,7 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Audit(args) => audit::run(args, printer),
         Command::Egress(EgressCommand::Serve(args)) => egress::serve(args),
         Command::Egress(EgressCommand::Relay(args)) => egress::relay(args),
+        Command::Egress(EgressCommand::Log(args)) => egress::log(args, printer),
         Command::Idle => std::process::exit(crate::guard::idle()),
         Command::WriteSecret { path } => crate::guard::write_secret(&path),
         Command::Guard(args) => std::process::exit(crate::guard::run(args.into())),
