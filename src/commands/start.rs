@@ -353,6 +353,7 @@ pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<Stri
     let docker = engine::connect().await?;
     remove_stale(&docker, name).await?;
     let kind = engine::kind(&docker).await?;
+    refuse_unenforced_limits(&docker).await?;
     let body = container_spec::create_body(spec, kind);
     let asked = body.host_config.clone().unwrap_or_default();
     let created = docker
@@ -389,6 +390,27 @@ pub(super) async fn start(name: &str, spec: &Spec, key: &DataKey) -> Result<Stri
     }
 }
 
+/// A rootless engine on cgroups v1 cannot enforce memory or process
+/// limits: rootless Podman records them as 0, rootless Docker records them
+/// and ignores them (measured: Debian 12's 20.10 rootless created the
+/// container with both limits in its inspect). Refused before anything is
+/// created, whatever the engine records.
+async fn refuse_unenforced_limits(docker: &Docker) -> Result<()> {
+    let described = engine::describe(docker, engine::endpoint().ok().as_ref()).await?;
+    if described.rootless && described.cgroup_version == "1" {
+        return Err(Error::new(
+            Class::Engine,
+            format!(
+                "the engine ({described}) cannot enforce the memory and process limits: a rootless engine on cgroups v1 ignores them"
+            ),
+        )
+        .with_hint(ROOTLESS_V1_HINT));
+    }
+    Ok(())
+}
+
+const ROOTLESS_V1_HINT: &str = "rootless engines enforce limits on cgroups v2 only: boot with cgroups v2 (systemd.unified_cgroup_hierarchy=1), or use rootful Podman or Docker (docs/engines.md)";
+
 /// The created container as the engine recorded it must be as hardened as
 /// asked: an engine that drops a limit without an error gets no key.
 async fn check_recorded(
@@ -414,7 +436,7 @@ async fn check_recorded(
             weakened.join(", ")
         ),
     )
-    .with_hint("rootless Podman on cgroups v1 ignores memory and process limits: boot with cgroups v2 (systemd.unified_cgroup_hierarchy=1), or use rootful Podman or Docker (docs/engines.md)"))
+    .with_hint(ROOTLESS_V1_HINT))
 }
 
 /// A container of that name that safeclaw made and that is not running is
