@@ -259,16 +259,22 @@ pub fn create_body(spec: &Spec, engine: Engine) -> ContainerCreateBody {
             ),
             publish_all_ports: Some(false),
             init: Some(false),
-            log_config: Some(HostConfigLogConfig {
-                typ: Some(LOG_DRIVER.to_string()),
-                config: Some(HashMap::from([
-                    ("max-size".to_string(), format!("{LOG_MAX_SIZE_MB}m")),
-                    ("max-file".to_string(), LOG_MAX_FILES.to_string()),
-                ])),
-            }),
+            log_config: Some(log_config()),
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// The engine's log of a container's output, bounded: it is plaintext on
+/// the host disk (docs/container.md).
+pub fn log_config() -> HostConfigLogConfig {
+    HostConfigLogConfig {
+        typ: Some(LOG_DRIVER.to_string()),
+        config: Some(HashMap::from([
+            ("max-size".to_string(), format!("{LOG_MAX_SIZE_MB}m")),
+            ("max-file".to_string(), LOG_MAX_FILES.to_string()),
+        ])),
     }
 }
 

@@ -98,36 +98,41 @@ async fn run_on(
     ip: Option<String>,
     cmd: &[&str],
 ) {
+    let body = ContainerCreateBody {
+        image: Some(image.into()),
+        entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        user: Some("10001:10001".into()),
+        host_config: Some(HostConfig {
+            network_mode: Some(net.into()),
+            ulimits: safeclaw::container_spec::ulimits(
+                safeclaw::engine::kind(docker).await.unwrap(),
+                64,
+            ),
+            ..Default::default()
+        }),
+        networking_config: ip.map(|ip| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                net.to_string(),
+                EndpointSettings {
+                    ipam_config: Some(EndpointIpamConfig {
+                        ipv4_address: Some(ip),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    };
+    create_and_start(docker, name, body).await;
+}
+
+async fn create_and_start(docker: &Docker, name: &str, body: ContainerCreateBody) {
     docker
         .create_container(
             Some(CreateContainerOptionsBuilder::new().name(name).build()),
-            ContainerCreateBody {
-                image: Some(image.into()),
-                entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
-                cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-                user: Some("10001:10001".into()),
-                host_config: Some(HostConfig {
-                    network_mode: Some(net.into()),
-                    ulimits: safeclaw::container_spec::ulimits(
-                        safeclaw::engine::kind(docker).await.unwrap(),
-                        64,
-                    ),
-                    ..Default::default()
-                }),
-                networking_config: ip.map(|ip| NetworkingConfig {
-                    endpoints_config: Some(HashMap::from([(
-                        net.to_string(),
-                        EndpointSettings {
-                            ipam_config: Some(EndpointIpamConfig {
-                                ipv4_address: Some(ip),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                    )])),
-                }),
-                ..Default::default()
-            },
+            body,
         )
         .await
         .unwrap();
@@ -284,34 +289,23 @@ fn the_gateway_reaches_only_what_the_policy_allows_and_only_through_the_proxy() 
 
     // The gateway: no network, the socket's directory read-only, the relay.
     made.containers.push(gateway.clone());
-    rt.block_on(async {
-        docker
-            .create_container(
-                Some(CreateContainerOptionsBuilder::new().name(&gateway).build()),
-                ContainerCreateBody {
-                    image: Some(image.clone()),
-                    entrypoint: Some(vec![safeclaw::container_spec::SAFECLAW_IN_IMAGE.into()]),
-                    cmd: Some(network::relay_args()),
-                    user: Some("10001:10001".into()),
-                    host_config: Some(HostConfig {
-                        network_mode: Some("none".into()),
-                        binds: Some(vec![plan.gateway_bind()]),
-                        ulimits: safeclaw::container_spec::ulimits(engine_kind, 64),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        docker
-            .start_container(
-                &gateway,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-            .unwrap();
-    });
+    rt.block_on(create_and_start(
+        &docker,
+        &gateway,
+        ContainerCreateBody {
+            image: Some(image.clone()),
+            entrypoint: Some(vec![safeclaw::container_spec::SAFECLAW_IN_IMAGE.into()]),
+            cmd: Some(network::relay_args()),
+            user: Some("10001:10001".into()),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                binds: Some(vec![plan.gateway_bind()]),
+                ulimits: safeclaw::container_spec::ulimits(engine_kind, 64),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ));
 
     // Wait for the relay to listen.
     let began = Instant::now();

@@ -16,8 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, HealthConfig, HostConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectNetworkOptions, RemoveContainerOptionsBuilder,
@@ -26,9 +25,7 @@ use bollard::Docker;
 
 use super::address::Cidr;
 use super::policy::Rule;
-use crate::container_spec::{
-    Engine, LABEL_MANAGED, LOG_DRIVER, LOG_MAX_FILES, LOG_MAX_SIZE_MB, SAFECLAW_IN_IMAGE,
-};
+use crate::container_spec::{Engine, LABEL_MANAGED, SAFECLAW_IN_IMAGE};
 use crate::error::{Class, Error, Result};
 
 /// Where the socket directory is mounted in both containers.
@@ -154,13 +151,7 @@ pub fn proxy_body(plan: &Plan, refuse: &[Cidr], engine: Engine) -> ContainerCrea
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
             }),
-            log_config: Some(HostConfigLogConfig {
-                typ: Some(LOG_DRIVER.to_string()),
-                config: Some(HashMap::from([
-                    ("max-size".to_string(), format!("{LOG_MAX_SIZE_MB}m")),
-                    ("max-file".to_string(), LOG_MAX_FILES.to_string()),
-                ])),
-            }),
+            log_config: Some(crate::container_spec::log_config()),
             ..Default::default()
         }),
         ..Default::default()
