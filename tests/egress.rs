@@ -357,6 +357,29 @@ fn the_gateway_reaches_only_what_the_policy_allows_and_only_through_the_proxy() 
         assert_eq!(code, 1, "{target}: {out}");
         assert!(out.contains("403"), "{target}: {out}");
     }
+    // An allowed name's tunnel must carry TLS for that name: another
+    // server name (domain fronting behind a CDN) or plain bytes are cut
+    // before anything reaches the destination.
+    for (sni, reason) in [
+        ("forbidden.test", "is not the CONNECT host"),
+        ("-", "does not start with TLS"),
+    ] {
+        let (code, out) = probe(
+            &rt,
+            &docker,
+            &gateway,
+            &["via", proxy_at, "allowed.test:8443", sni],
+        );
+        assert_eq!(code, 4, "{sni}: {out}");
+        assert!(!out.contains("allowed-server"), "{sni}: {out}");
+        let log = proxy_log(&rt, &docker, &network::proxy_name(&gateway));
+        assert!(
+            log.iter().any(|e| e["host"] == "allowed.test"
+                && e["decision"] == "denied"
+                && e["reason"].as_str().unwrap().contains(reason)),
+            "{sni}: {log:?}"
+        );
+    }
     assert!(
         host_server.accept().is_err(),
         "something reached the host's server"
@@ -373,7 +396,12 @@ fn the_gateway_reaches_only_what_the_policy_allows_and_only_through_the_proxy() 
             .unwrap_or_else(|| panic!("no log line for {host}:{port}: {log:?}"))
             .clone()
     };
-    let allowed = find("allowed.test", 8443);
+    let allowed = log
+        .iter()
+        .rev()
+        .find(|e| e["host"] == "allowed.test" && e["decision"] == "allowed")
+        .unwrap_or_else(|| panic!("no allowed tunnel: {log:?}"))
+        .clone();
     assert_eq!(allowed["decision"], "allowed");
     assert!(allowed["received"].as_u64().unwrap() > 0, "{allowed}");
     let dials_after_allowed = allowed["dials"].as_u64().unwrap();

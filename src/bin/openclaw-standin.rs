@@ -22,10 +22,12 @@
 //!   `NAME\n`, then echoes what it reads until the client closes;
 //! - `net dial HOST PORT`: a direct TCP connection (3 s); exit 0 if it
 //!   opened, 1 if not;
-//! - `net via PROXY_HOST:PORT HOST:PORT`: `CONNECT` through the proxy,
-//!   prints the proxy's status line and, when tunnelled, the first line
-//!   the destination sends; exit 0 when tunnelled, 1 when refused, 3 when
-//!   the proxy cannot be reached.
+//! - `net via PROXY_HOST:PORT HOST:PORT [SNI|-]`: `CONNECT` through the
+//!   proxy, then a TLS ClientHello naming HOST (or SNI; `-`: plain bytes
+//!   instead), prints the proxy's status line and the first line the
+//!   destination sends; exit 0 when tunnelled, 1 when refused, 3 when the
+//!   proxy cannot be reached, 4 when the tunnel closed before the
+//!   destination spoke.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -266,7 +268,17 @@ fn net(args: &[String]) -> i32 {
                 1
             }
         },
-        [cmd, proxy, target] if cmd == "via" => {
+        [cmd, proxy, target, rest @ ..] if cmd == "via" && rest.len() <= 1 => {
+            let host = target.rsplit_once(':').map_or(target.as_str(), |(h, _)| h);
+            // What the tunnel starts with: a ClientHello naming the target
+            // (or the name given), or with `-` plain bytes.
+            let first = match rest.first().map(String::as_str) {
+                Some("-") => b"plain\n".to_vec(),
+                Some(name) => {
+                    safeclaw::egress::tls::client_hello(&[safeclaw::egress::tls::sni(name)])
+                }
+                None => safeclaw::egress::tls::client_hello(&[safeclaw::egress::tls::sni(host)]),
+            };
             let Some(mut s) = connect(proxy) else {
                 println!("no proxy at {proxy}");
                 return 3;
@@ -287,13 +299,20 @@ fn net(args: &[String]) -> i32 {
             if !status.starts_with("HTTP/1.1 200") {
                 return 1;
             }
+            let _ = r.get_mut().write_all(&first);
             let mut banner = String::new();
             let _ = r.read_line(&mut banner);
             println!("{}", banner.trim_end());
-            0
+            // Tunnelled, then closed before the destination said anything:
+            // the proxy refused what the tunnel carried.
+            if banner.is_empty() {
+                4
+            } else {
+                0
+            }
         }
         _ => {
-            eprintln!("openclaw stand-in: net serve PORT NAME | dial HOST PORT | via PROXY TARGET");
+            eprintln!("openclaw stand-in: net serve PORT NAME | dial HOST PORT | via PROXY TARGET [SNI|-]");
             2
         }
     }

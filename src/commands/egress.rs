@@ -26,10 +26,15 @@ fn settings(args: &EgressServeArgs) -> Result<Settings> {
         .iter()
         .map(|r| Rule::parse(r).map_err(Error::usage))
         .collect::<Result<Vec<_>>>()?;
+    if args.refuse.len() > policy::MAX_RULES {
+        return Err(Error::usage(format!(
+            "at most {} --refuse ranges",
+            policy::MAX_RULES
+        )));
+    }
     let refuse = args
         .refuse
         .iter()
-        .take(policy::MAX_RULES + 1)
         .map(|c| {
             Cidr::parse(c)
                 .ok_or_else(|| Error::usage(format!("--refuse {c:?} is not ADDR[/PREFIX]")))

@@ -29,7 +29,20 @@ impl Cidr {
             Some(_) => return None,
             None => max,
         };
-        (prefix <= max).then_some(Cidr { addr, prefix })
+        if prefix > max {
+            return None;
+        }
+        // A range of IPv4-mapped addresses is that IPv4 range: addresses
+        // are judged as the IPv4 address they reach (`canonical`).
+        if let IpAddr::V6(v6) = addr {
+            if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
+                return Some(Cidr {
+                    addr: IpAddr::V4(v4),
+                    prefix: prefix - 96,
+                });
+            }
+        }
+        Some(Cidr { addr, prefix })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -74,6 +87,48 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
             }
         },
         v4 => v4,
+    }
+}
+
+/// The IPv4 address an IPv6 address reaches through a translator or a
+/// tunnel: NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48, the last
+/// 32 bits), 6to4 (2002:AABB:CCDD::/48), Teredo (2001:0::/32, the client's
+/// address inverted in the last 32 bits).
+pub fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let low = (u128::from(v6) & 0xffff_ffff) as u32;
+    match s {
+        [0x64, 0xff9b, 0, 0, 0, 0, ..] | [0x64, 0xff9b, 1, ..] => Some(Ipv4Addr::from(low)),
+        [0x2002, a, b, ..] => Some(Ipv4Addr::from((u32::from(a) << 16) | u32::from(b))),
+        [0x2001, 0, ..] => Some(Ipv4Addr::from(!low)),
+        _ => None,
+    }
+}
+
+/// AWS's metadata service on IPv6 (Nitro instances).
+const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254);
+
+/// Addresses no rule opens: link-local (where metadata services answer),
+/// AWS's IPv6 metadata address, the set-up's own (`extra`: the host as the
+/// proxy's network reaches it), and IPv6 addresses that embed one of these
+/// IPv4 addresses. Loopback is the proxy's own container (its network is
+/// never the host's: `network::Plan::check`), so an explicit address rule
+/// may open it, as the unit tests and the benchmark do.
+pub fn never(ip: IpAddr, extra: &[Cidr]) -> bool {
+    let ip = canonical(ip);
+    if extra.iter().any(|c| c.contains(ip)) {
+        return true;
+    }
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            o[0] == 169 && o[1] == 254
+        }
+        IpAddr::V6(v6) => {
+            v6.segments()[0] & 0xffc0 == 0xfe80
+                || v6 == AWS_METADATA_V6
+                || embedded_v4(v6).is_some_and(|v4| never(IpAddr::V4(v4), extra))
+        }
     }
 }
 
@@ -244,5 +299,46 @@ mod tests {
         assert!(net.contains("fd12::1".parse().unwrap()));
         assert!(!net.contains("fe12::1".parse().unwrap()));
         assert!(!net.contains("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn what_no_rule_opens_includes_ipv4_inside_ipv6() {
+        let host = [Cidr::parse("172.17.0.1").unwrap()];
+        for ip in [
+            "169.254.169.254",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:5601:5601",
+            "64:ff9b::ac11:1",
+            "172.17.0.1",
+        ] {
+            assert!(never(ip.parse().unwrap(), &host), "{ip}");
+        }
+        for ip in [
+            "10.0.0.1",
+            "192.168.1.10",
+            "fd00::1",
+            "64:ff9b::102:304",
+            "1.1.1.1",
+            "127.0.0.1",
+        ] {
+            assert!(!never(ip.parse().unwrap(), &host), "{ip}");
+        }
+        assert_eq!(
+            embedded_v4("2001:0:4136:e378:8000:63bf:5601:5601".parse().unwrap()),
+            Some("169.254.169.254".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_mapped_range_is_its_ipv4_range() {
+        let c = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
+        assert_eq!(c.to_string(), "10.0.0.0/8");
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
     }
 }

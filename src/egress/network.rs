@@ -25,7 +25,7 @@ use bollard::Docker;
 
 use super::address::Cidr;
 use super::policy::Rule;
-use crate::container_spec::{Engine, LABEL_MANAGED, SAFECLAW_IN_IMAGE};
+use crate::container_spec::{Engine, SAFECLAW_IN_IMAGE};
 use crate::error::{Class, Error, Result};
 
 /// Where the socket directory is mounted in both containers.
@@ -89,6 +89,20 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The proxy's network must be a network of its own: on the host's
+    /// (`host`), loopback would be the host's, and without one (`none`,
+    /// `container:…`) it reaches nothing or shares another's.
+    pub fn check(&self) -> Result<()> {
+        let o = self.outside.as_str();
+        if o.is_empty() || o == "host" || o == "none" || o.starts_with("container:") {
+            return Err(
+                Error::usage(format!("the egress proxy cannot use the network {o:?}"))
+                    .with_hint("name a bridge network (the default is `bridge`)"),
+            );
+        }
+        Ok(())
+    }
+
     /// The gateway's read-only mount of the socket directory.
     pub fn gateway_bind(&self) -> String {
         format!("{}:{SOCKET_DIR_IN_CONTAINER}:ro", self.socket_dir)
@@ -114,10 +128,9 @@ pub fn proxy_body(plan: &Plan, refuse: &[Cidr], engine: Engine) -> ContainerCrea
         cmd.push("--refuse".into());
         cmd.push(c.to_string());
     }
-    let labels = HashMap::from([
-        (LABEL_MANAGED.to_string(), "1".to_string()),
-        (LABEL_EGRESS_OF.to_string(), plan.gateway.clone()),
-    ]);
+    // Its own label only: not `LABEL_MANAGED`, which marks gateways (a
+    // start named like the proxy must not take it for a stale gateway).
+    let labels = HashMap::from([(LABEL_EGRESS_OF.to_string(), plan.gateway.clone())]);
     ContainerCreateBody {
         image: Some(plan.image.clone()),
         user: Some(format!("{}:{}", plan.uid, plan.gid)),
@@ -179,28 +192,55 @@ async fn network_gateways(docker: &Docker, network: &str) -> Result<Vec<Cidr>> {
         .inspect_network(network, None::<InspectNetworkOptions>)
         .await
         .map_err(|e| engine_error(&format!("inspecting the network {network}"), e))?;
-    Ok(n.ipam
+    let gateways: Vec<Cidr> = n
+        .ipam
         .and_then(|i| i.config)
         .unwrap_or_default()
         .iter()
         .filter_map(|c| c.gateway.as_deref().and_then(Cidr::parse))
-        .collect())
+        .collect();
+    // Without it the proxy could not tell the host from a destination.
+    if gateways.is_empty() {
+        return Err(Error::new(
+            Class::Engine,
+            format!("the network {network} names no gateway address (the host)"),
+        )
+        .with_hint("use a bridge network"));
+    }
+    Ok(gateways)
 }
 
 /// Starts the proxy (whatever an earlier run of this gateway left is
 /// removed first) and waits for its socket. Returns its container's ID.
 pub async fn up(docker: &Docker, plan: &Plan, engine: Engine) -> Result<String> {
+    plan.check()?;
     down(docker, &plan.gateway).await?;
     let name = proxy_name(&plan.gateway);
     let refuse = network_gateways(docker, &plan.outside).await?;
+    let body = proxy_body(plan, &refuse, engine);
+    let asked = body.host_config.clone().unwrap_or_default();
     let created = docker
         .create_container(
             Some(CreateContainerOptionsBuilder::new().name(&name).build()),
-            proxy_body(plan, &refuse, engine),
+            body,
         )
         .await
         .map_err(|e| engine_error(&format!("creating {name}"), e))?;
     let started = async {
+        // As hardened as asked, or not started (as for the gateway).
+        let recorded = docker
+            .inspect_container(&created.id, None)
+            .await
+            .map_err(|e| engine_error(&format!("inspecting {name}"), e))?
+            .host_config
+            .unwrap_or_default();
+        let weakened = crate::container_spec::weakened(&asked, &recorded);
+        if !weakened.is_empty() {
+            return Err(Error::new(
+                Class::Engine,
+                format!("the engine created {name} without {}", weakened.join(", ")),
+            ));
+        }
         docker
             .start_container(
                 &created.id,
@@ -326,6 +366,14 @@ mod tests {
             host.restart_policy.unwrap().name,
             Some(RestartPolicyNameEnum::UNLESS_STOPPED)
         );
+        for bad in ["host", "none", "container:other", ""] {
+            let p = Plan {
+                outside: bad.into(),
+                ..plan.clone()
+            };
+            assert!(p.check().is_err(), "{bad}");
+        }
+        assert!(plan.check().is_ok());
         assert_eq!(
             relay_args().join(" "),
             "egress relay --listen 127.0.0.1:3128 --socket /egress/egress.sock"

@@ -227,15 +227,12 @@ impl Policy {
 
     /// Why the proxy must not dial `ip` for an allowed destination, or None.
     /// An address rule covering `ip` on `port` overrides the refusal of
-    /// private ranges, never of link-local (metadata) addresses or of the
-    /// set-up's own (`extra`).
+    /// private ranges, never what `address::never` names (the host, the
+    /// metadata addresses, the set-up's own).
     pub fn undialable(&self, ip: IpAddr, port: u16, extra: &[Cidr]) -> Option<&'static str> {
         let why = address::refusal(ip, extra)?;
         let ip = address::canonical(ip);
-        let never = extra.iter().any(|c| c.contains(ip))
-            || address::refusal(ip, &[]).is_some_and(|w| w.starts_with("link-local"))
-            || matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
-        if !never && self.rules.iter().any(|r| r.allows_address(ip, port)) {
+        if !address::never(ip, extra) && self.rules.iter().any(|r| r.allows_address(ip, port)) {
             return None;
         }
         Some(why)

@@ -17,12 +17,15 @@ use tokio::sync::Semaphore;
 use super::address::Cidr;
 use super::policy::{Policy, Verdict};
 use super::request::{self, Connect, HeadError};
+use super::tls;
 
 /// How long a client may take to send its head, a name to resolve, and a
 /// destination to accept the connection.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait after a failed accept (out of descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Addresses of one name tried at most.
 const MAX_ADDRESSES: usize = 8;
 
@@ -90,8 +93,11 @@ impl Proxy {
     ) -> std::io::Result<()> {
         let log = Arc::new(log);
         loop {
-            let (client, peer) = listener.accept().await?;
-            self.clone().spawn(client, peer.to_string(), log.clone());
+            match listener.accept().await {
+                Ok((client, peer)) => self.clone().spawn(client, peer.to_string(), log.clone()),
+                // Out of descriptors and the like: wait, never exit.
+                Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
+            }
         }
     }
 
@@ -105,10 +111,14 @@ impl Proxy {
         let log = Arc::new(log);
         let mut n = 0u64;
         loop {
-            let (client, _) = listener.accept().await?;
-            n += 1;
-            self.clone()
-                .spawn(client, format!("relay#{n}"), log.clone());
+            match listener.accept().await {
+                Ok((client, _)) => {
+                    n += 1;
+                    self.clone()
+                        .spawn(client, format!("relay#{n}"), log.clone());
+                }
+                Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
+            }
         }
     }
 
@@ -151,11 +161,6 @@ impl Proxy {
             duration_ms: 0,
             dials: 0,
         };
-        let Ok(_permit) = self.tunnels.try_acquire() else {
-            event.reason = "too many open tunnels".into();
-            let _ = reply(&mut client, "503 Service Unavailable").await;
-            return self.finish(event, began);
-        };
         let (connect, early) = match read_head(&mut client).await {
             Ok(x) => x,
             Err(e) => {
@@ -163,6 +168,13 @@ impl Proxy {
                 let _ = reply(&mut client, e.status()).await;
                 return self.finish(event, began);
             }
+        };
+        // Counted once the head is in: a client that never finishes its
+        // head holds no tunnel (it is cut at HEAD_TIMEOUT).
+        let Ok(_permit) = self.tunnels.try_acquire() else {
+            event.reason = "too many open tunnels".into();
+            let _ = reply(&mut client, "503 Service Unavailable").await;
+            return self.finish(event, began);
         };
         event.host = connect.host.clone();
         event.port = connect.port;
@@ -173,7 +185,6 @@ impl Proxy {
                 return self.finish(event, began);
             }
         };
-        event.decision = "allowed";
         let mut upstream = upstream;
         if reply(&mut client, "200 Connection Established")
             .await
@@ -182,10 +193,35 @@ impl Proxy {
             event.reason = "the client went away".into();
             return self.finish(event, began);
         }
-        if !early.is_empty() && upstream.write_all(&early).await.is_err() {
+        // A name's tunnel must carry TLS for that name: nothing is sent
+        // upstream before the ClientHello says so.
+        let first = if matches!(
+            self.settings.policy.judge(&connect.host, connect.port),
+            Verdict::Name
+        ) {
+            match read_client_hello(&mut client, early).await {
+                Ok((name, record))
+                    if name == connect.host.strip_suffix('.').unwrap_or(&connect.host) =>
+                {
+                    record
+                }
+                Ok((name, _)) => {
+                    event.reason = format!("the TLS server name {name:?} is not the CONNECT host");
+                    return self.finish(event, began);
+                }
+                Err(why) => {
+                    event.reason = why.reason().into();
+                    return self.finish(event, began);
+                }
+            }
+        } else {
+            early
+        };
+        event.decision = "allowed";
+        if !first.is_empty() && upstream.write_all(&first).await.is_err() {
             return self.finish(event, began);
         }
-        event.sent = early.len() as u64;
+        event.sent = first.len() as u64;
         match tokio::io::copy_bidirectional_with_sizes(
             &mut client,
             &mut upstream,
@@ -294,6 +330,39 @@ async fn read_head<S: AsyncRead + Unpin>(client: &mut S) -> Result<(Connect, Vec
         .map_err(|_| HeadError::Malformed("the head took too long"))??;
     let connect = request::parse(&buf[..n])?;
     Ok((connect, buf[n..].to_vec()))
+}
+
+/// The client's first TLS record (with what came after the head), read
+/// whole (bounded in size and time), and the server name it asks for.
+async fn read_client_hello<S: AsyncRead + Unpin>(
+    client: &mut S,
+    mut buf: Vec<u8>,
+) -> Result<(String, Vec<u8>), tls::Refusal> {
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if !tls::starts_as_tls(&buf) {
+                return Err(tls::Refusal::NotTls);
+            }
+            if let Some(len) = tls::record_len(&buf) {
+                if len > tls::RECORD_HEADER + tls::MAX_RECORD {
+                    return Err(tls::Refusal::Malformed("the TLS record is too long"));
+                }
+                if buf.len() >= len {
+                    return Ok(len);
+                }
+            }
+            match client.read(&mut chunk).await {
+                Ok(0) | Err(_) => return Err(tls::Refusal::NotTls),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let len = tokio::time::timeout(HEAD_TIMEOUT, read)
+        .await
+        .map_err(|_| tls::Refusal::Malformed("no TLS ClientHello in time"))??;
+    let name = tls::server_name(&buf[..len])?;
+    Ok((name, buf))
 }
 
 async fn reply<S: AsyncWrite + Unpin>(client: &mut S, status: &str) -> std::io::Result<()> {
@@ -427,15 +496,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tunnels_are_capped() {
-        let (at, _p, mut log) = proxy(&["allowed.test"], 1).await;
-        // One client holds the only slot by never finishing its head.
-        let mut holder = TcpStream::connect(at).await.unwrap();
-        holder.write_all(b"CONNECT allowed.test:443").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let (got, _) = ask(at, "CONNECT allowed.test:443 HTTP/1.1\r\n\r\n").await;
+    async fn tunnels_are_capped_once_their_head_is_in() {
+        // A server that holds every connection open.
+        let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = server.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = server.accept().await {
+                held.push(s);
+            }
+        });
+        let (at, _p, mut log) = proxy(&[&format!("127.0.0.1:{port}")], 1).await;
+        // A client that never finishes its head holds no slot.
+        let mut slow = TcpStream::connect(at).await.unwrap();
+        slow.write_all(b"CONNECT 127.0.0.1").await.unwrap();
+        let head = format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n");
+        let (got, _holder) = ask(at, &head).await;
+        assert_eq!(got, "HTTP/1.1 200 Connection Established");
+        // The one slot is the open tunnel's.
+        let (got, _) = ask(at, &head).await;
         assert_eq!(got, "HTTP/1.1 503 Service Unavailable");
         let e: serde_json::Value = serde_json::from_str(&log.recv().await.unwrap()).unwrap();
         assert_eq!(e["reason"], "too many open tunnels");
+        drop(slow);
     }
 }

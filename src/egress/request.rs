@@ -7,6 +7,9 @@
 pub const MAX_HEAD: usize = 8192;
 /// The most header lines a head may have.
 const MAX_HEADERS: usize = 64;
+/// The longest host a request may name: DNS's limit on a name (an IPv6
+/// literal is shorter). Longer ones would only grow the log.
+const MAX_HOST: usize = 253;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connect {
@@ -94,6 +97,7 @@ fn split_authority(target: &str) -> Option<(&str, u16)> {
         (host, port)
     };
     if host.is_empty()
+        || host.len() > MAX_HOST
         || port.is_empty()
         || port.len() > 5
         || !port.bytes().all(|b| b.is_ascii_digit())
