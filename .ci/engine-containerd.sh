@@ -30,6 +30,8 @@ CONFIG=$DATA_ROOT/daemon.json
 # The engine's default bridge: its own device and subnet, so nothing is
 # shared with the system engine's docker0 (172.17.0.0/16).
 BRIDGE=sc-docker26
+# The bridges of this engine whose containers may talk to each other.
+OWN_BRIDGES=sc-+
 BRIDGE_ADDR=10.213.26.1/24
 # The system engine's bridge, which this engine must never touch.
 SYSTEM_BRIDGE=docker0
@@ -157,6 +159,13 @@ else
   ip link set "$BRIDGE" up
 
   mkdir -p "$DATA_ROOT" "$EXEC_ROOT"
+  # Without iptables of its own (below), traffic between two containers on
+  # one of this engine's bridges still crosses the host's FORWARD chain
+  # (bridge netfilter), where the system engine's policy drops it. Allowed
+  # for bridges named $OWN_BRIDGES (this engine's default one, and the
+  # networks tests make here with com.docker.network.bridge.name).
+  iptables -C FORWARD -i "$OWN_BRIDGES" -o "$OWN_BRIDGES" -j ACCEPT 2>/dev/null \
+    || iptables -I FORWARD 1 -i "$OWN_BRIDGES" -o "$OWN_BRIDGES" -j ACCEPT
   # Written on every start so a change here takes effect. No iptables: the
   # system engine owns the DOCKER chains, and a second daemon managing them
   # would flush its rules. Published ports still work through docker-proxy

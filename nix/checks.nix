@@ -1,9 +1,22 @@
 # `nix flake check`: the build (unit tests run inside it), clippy,
-# formatting of Rust and Nix, and the NixOS test of the module.
-{ pkgs, self }:
+# formatting of Rust and Nix, and one NixOS VM test per file directly
+# under nix/tests/ (the VM tests need KVM: `nixos-test` and `kvm` system
+# features; `nix flake check --no-build` evaluates them without it).
+{
+  lib,
+  pkgs,
+  packages,
+  module,
+}:
 let
-  packages = self.packages.${pkgs.stdenv.hostPlatform.system};
   unwrapped = packages.safeclaw-unwrapped;
+
+  vmTests = lib.mapAttrs' (
+    file: _:
+    lib.nameValuePair "vm-${lib.removeSuffix ".nix" file}" (
+      pkgs.testers.runNixOSTest (import (./tests + "/${file}") { inherit module; })
+    )
+  ) (lib.filterAttrs (file: type: type == "regular" && lib.hasSuffix ".nix" file) (builtins.readDir ./tests));
 in
 {
   build = packages.safeclaw;
@@ -22,17 +35,29 @@ in
     installPhase = "touch $out";
   });
 
-  format = pkgs.runCommand "safeclaw-format"
-    {
-      nativeBuildInputs = [ pkgs.cargo pkgs.rustfmt pkgs.nixpkgs-fmt pkgs.deadnix ];
-    } ''
-    cd ${../.}
-    cargo fmt --all -- --check
-    nixpkgs-fmt --check flake.nix nix
-    deadnix --fail flake.nix nix
-    touch $out
-  '';
-
-  # pkgs.testers.runNixOSTest: nixos/lib/testing (the NixOS test driver).
-  module = pkgs.testers.runNixOSTest (import ./module-test.nix self);
+  format =
+    pkgs.runCommand "safeclaw-format"
+      {
+        nativeBuildInputs = [
+          pkgs.rustfmt
+          pkgs.nixfmt
+          pkgs.deadnix
+        ];
+        src = lib.fileset.toSource {
+          root = ../.;
+          fileset = lib.fileset.unions [
+            ../flake.nix
+            (lib.fileset.fileFilter (file: file.hasExt "rs" || file.hasExt "nix") ../.)
+          ];
+        };
+      }
+      ''
+        cd $src
+        find . -name '*.rs' -print0 | xargs -0 rustfmt --edition 2021 --check
+        nixfmt --check flake.nix nix
+        deadnix --fail --exclude nix/tests/eval -- flake.nix nix
+        deadnix --fail --no-lambda-pattern-names nix/tests/eval
+        touch $out
+      '';
 }
+// vmTests

@@ -1,49 +1,100 @@
 # services.safeclaw: `safeclaw run` in the foreground under systemd. It
 # unlocks the vault with a password systemd hands over as a credential,
-# starts the hardened container through the engine socket, streams the
+# starts the hardened container through the engine's socket, streams the
 # gateway's logs to the journal, and on stop seals the state into the
 # vault's next generation.
-self:
-{ config, lib, pkgs, ... }:
+#
+# The flake exports this file as nixosModules.default. It needs nothing
+# from the flake: the default package is built with the system's own
+# nixpkgs (pkgs.callPackage ./packages.nix), not taken from the flake's.
+{
+  config,
+  lib,
+  pkgs,
+  utils,
+  ...
+}:
 let
   cfg = config.services.safeclaw;
-  inherit (lib) mkEnableOption mkIf mkOption optionals types;
+  constants = import ./constants.nix;
+  inherit (lib)
+    mkEnableOption
+    mkIf
+    mkMerge
+    mkOption
+    optionals
+    optionalAttrs
+    types
+    ;
 
   # The home keeps safeclaw's records; the vault has a directory of its
   # own, the only one the container may write. Before that layout the
   # vault sat in the home itself: `safeclaw run` moves it on start.
   home = "/var/lib/safeclaw";
-  defaultVault = "${home}/vault/openclaw.vault";
-  legacyVault = "${home}/openclaw.vault";
+  defaultVault = "${home}/${constants.home_vault_dir}/${constants.vault_file}";
+  legacyVault = "${home}/${constants.vault_file}";
+  defaultUser = "safeclaw";
+
+  uid = config.users.users.${cfg.user}.uid;
+  userRuntimeDir = "/run/user/${toString uid}";
+
+  # Everything that depends on the engine, in one place.
+  engine =
+    {
+      docker = {
+        enabled = config.virtualisation.docker.enable;
+        option = "virtualisation.docker.enable";
+        units = [ "docker.service" ];
+        groups = [ "docker" ];
+        socket = "/run/docker.sock";
+        environment = { };
+      };
+      # Rootless: the service user's own Podman, served by its systemd
+      # user manager (lingering, so it runs from boot), on the user's
+      # podman.socket that virtualisation.podman enables for every user.
+      podman = {
+        enabled = config.virtualisation.podman.enable;
+        option = "virtualisation.podman.enable";
+        units = [ "user@${toString uid}.service" ];
+        groups = [ ];
+        socket = "${userRuntimeDir}/podman/podman.sock";
+        environment.XDG_RUNTIME_DIR = userRuntimeDir;
+      };
+    }
+    .${cfg.engine};
 
   args = [
-    "${cfg.package}/bin/safeclaw"
+    (lib.getExe cfg.package)
     "--no-progress"
     "run"
     "--name"
     cfg.containerName
     "--vault"
     cfg.vault
-    # %d: systemd's credentials directory (systemd.unit(5), "Specifiers").
-    "--password-file"
-    "%d/password"
     "--memory-mib"
-    (toString cfg.memoryMiB)
+    cfg.memoryMiB
     "--cpus"
-    (toString cfg.cpus)
+    cfg.cpus
     "--pids"
-    (toString cfg.pids)
+    cfg.pids
     "--checkpoint-interval"
-    (toString cfg.checkpointInterval)
+    cfg.checkpointInterval
     "--keep-generations"
-    (toString cfg.keepGenerations)
+    cfg.keepGenerations
     "--drain"
-    (toString cfg.drainSeconds)
+    cfg.drain
   ]
-  ++ optionals (cfg.publish != null) [ "--publish" (toString cfg.publish) ]
-  ++ optionals (cfg.image != null) [ "--image" cfg.image ]
+  ++ optionals (cfg.publish != null) [
+    "--publish"
+    cfg.publish
+  ]
+  ++ optionals (cfg.image != null) [
+    "--image"
+    cfg.image
+  ]
   ++ optionals cfg.allowUnpinnedImage [ "--allow-unpinned-image" ]
-  ++ cfg.extraFlags;
+  ++ cfg.extraFlags
+  ++ [ "--password-file" ];
 in
 {
   options.services.safeclaw = {
@@ -51,12 +102,39 @@ in
 
     package = mkOption {
       type = types.package;
-      default = self.packages.${pkgs.stdenv.hostPlatform.system}.safeclaw;
-      defaultText = lib.literalExpression "safeclaw.packages.\${system}.safeclaw";
+      default = (pkgs.callPackage ./packages.nix { }).safeclaw;
+      defaultText = lib.literalExpression "safeclaw.packages.\${system}.safeclaw, built with this system's pkgs";
       description = ''
         safeclaw, wrapped with the image it runs: the wrapper names the
         image archive's store path, and safeclaw loads it into the engine
-        and checks the engine's image ID before every start.
+        and checks the engine's image before every start.
+      '';
+    };
+
+    engine = mkOption {
+      type = types.enum [
+        "docker"
+        "podman"
+      ];
+      default = "docker";
+      description = ''
+        The container engine safeclaw drives; it must be enabled
+        ({option}`virtualisation.docker.enable` or
+        {option}`virtualisation.podman.enable`).
+
+        `"docker"`: the system's Docker daemon. The service user joins the
+        `docker` group, and that socket is root-equivalent: whoever can
+        use it can start a privileged container and own the host. The
+        container's hardening keeps OpenClaw in; nothing keeps a
+        compromised safeclaw process from the host.
+
+        `"podman"`: rootless Podman as the service user, through the
+        user's own `podman.socket` (the user lingers, so its systemd user
+        manager runs from boot, and gets subordinate uid and gid ranges).
+        No root-equivalent socket is involved. Needs a fixed
+        {option}`users.users.<name>.uid` for the service user (the socket
+        lives under `/run/user/<uid>`). Not yet tested on NixOS: see the
+        warning it prints and docs/engines.md.
       '';
     };
 
@@ -83,9 +161,9 @@ in
       description = ''
         The vault holding OpenClaw's state (made by `safeclaw onboard`,
         `safeclaw vault create` or `safeclaw vault migrate`, as the service
-        user). Its directory must be owned by the service user, mode 0700;
-        older generations are kept next to it. The service does not start
-        while the file is missing.
+        user). Its directory must be owned by the service user, mode 0700,
+        and hold nothing else; older generations are kept next to it. The
+        service does not start while the file is missing.
       '';
     };
 
@@ -104,25 +182,25 @@ in
     containerName = mkOption {
       type = types.str;
       default = "openclaw";
-      description = "The container's name (for `safeclaw status`, `logs`, `exec`, `pair`).";
+      description = "The container's name (`safeclaw run --name`; for `safeclaw status`, `logs`, `exec`, `pair`).";
     };
 
     memoryMiB = mkOption {
       type = types.ints.positive;
       default = 2048;
-      description = "The container's memory limit, in MiB.";
+      description = "The container's memory limit, in MiB (`--memory-mib`).";
     };
 
     cpus = mkOption {
       type = types.numbers.positive;
       default = 2;
-      description = "The container's CPU limit, in cores (may be fractional).";
+      description = "The container's CPU limit, in cores, may be fractional (`--cpus`).";
     };
 
     pids = mkOption {
       type = types.ints.positive;
       default = 512;
-      description = "The container's process limit.";
+      description = "The container's process limit (`--pids`).";
     };
 
     checkpointInterval = mkOption {
@@ -130,135 +208,182 @@ in
       default = 300;
       description = ''
         Seconds between checkpoints of the running state into the vault
-        (0: only on stop and after `safeclaw exec`/`pair`). A crash loses at
-        most this much.
+        (`--checkpoint-interval`; 0: only on stop and after `safeclaw
+        exec`/`pair`). A crash loses at most this much.
       '';
     };
 
     keepGenerations = mkOption {
       type = types.ints.positive;
       default = 5;
-      description = "Older vault generations kept next to the vault.";
+      description = "Older vault generations kept next to the vault (`--keep-generations`).";
     };
 
-    drainSeconds = mkOption {
+    drain = mkOption {
       type = types.ints.between 1 60;
       default = 30;
-      description = "Seconds the gateway may drain after a stop before it is killed and its state sealed anyway.";
+      description = "Seconds the gateway may drain after a stop before it is killed and its state sealed anyway (`--drain`).";
     };
 
     publish = mkOption {
       type = types.nullOr types.port;
       default = null;
-      description = "Publish the gateway's port on 127.0.0.1 at this port (never on other addresses).";
+      description = "Publish the gateway's port on 127.0.0.1 at this port, never on other addresses (`--publish`).";
     };
 
     extraFlags = mkOption {
       type = types.listOf types.str;
       default = [ ];
-      example = [ "--share" "/srv/notes:/data/notes" ];
+      example = [
+        "--share"
+        "/srv/notes:/data/notes"
+      ];
       description = "More `safeclaw run` flags.";
     };
 
     user = mkOption {
       type = types.str;
-      default = "safeclaw";
+      default = defaultUser;
       description = ''
-        The user safeclaw runs as. It is put in the `docker` group to reach
-        the engine socket (which is root-equivalent on the host: the
-        container hardening is what keeps OpenClaw in).
+        The user safeclaw runs as. The module creates the default user
+        (with the engine's group, or for Podman lingering and subordinate
+        ids); another user is yours to create and give the same.
       '';
     };
 
     group = mkOption {
       type = types.str;
-      default = "safeclaw";
-      description = "The service user's group.";
+      default = defaultUser;
+      description = "The service user's group (created with the default user).";
     };
   };
 
-  config = mkIf cfg.enable {
-    # Docker's socket at /run/docker.sock. Podman: set
-    # virtualisation.podman.dockerSocket.enable and DOCKER_HOST (README).
-    virtualisation.docker.enable = lib.mkDefault true;
-    # For the admin: onboard, status, logs, pair (as the service user).
-    environment.systemPackages = [ cfg.package ];
+  config = mkIf cfg.enable (mkMerge [
+    {
+      assertions = [
+        {
+          assertion = engine.enabled;
+          message = "services.safeclaw.engine = \"${cfg.engine}\" needs ${engine.option} = true.";
+        }
+        {
+          assertion = cfg.engine == "podman" -> uid != null;
+          message = "services.safeclaw.engine = \"podman\" needs a fixed uid for the service user: set users.users.${cfg.user}.uid (its Podman socket is under /run/user/<uid>).";
+        }
+      ];
+      warnings = optionals (cfg.engine == "podman") [
+        "services.safeclaw.engine = \"podman\" has not been tested on NixOS yet; safeclaw's Podman support is partial (docs/engines.md: the Nix image's load through Podman's API, health checks)."
+      ];
 
-    users.users.${cfg.user} = {
-      isSystemUser = true;
-      inherit (cfg) group;
-      extraGroups = [ "docker" ];
-      inherit home;
-    };
-    users.groups.${cfg.group} = { };
+      # For the admin: onboard, status, logs, pair (as the service user).
+      environment.systemPackages = [ cfg.package ];
 
-    # The vault's directory exists from boot, so the first onboarding (as
-    # the service user, before the unit ever ran) has somewhere to write.
-    systemd.tmpfiles.rules = [
-      "d ${home} 0700 ${cfg.user} ${cfg.group} -"
-      "d ${dirOf cfg.vault} 0700 ${cfg.user} ${cfg.group} -"
-    ];
+      # One owner of the home and the vault's directory: they exist from
+      # boot, so the first onboarding (as the service user, before the
+      # unit ever ran) has somewhere to write.
+      systemd.tmpfiles.rules = [
+        "d ${home} 0700 ${cfg.user} ${cfg.group} -"
+        "d ${dirOf cfg.vault} 0700 ${cfg.user} ${cfg.group} -"
+      ];
 
-    systemd.services.safeclaw = {
-      description = "OpenClaw in a hardened container, state sealed in a safeclaw vault";
-      wantedBy = [ "multi-user.target" ];
-      after = [ "docker.service" "network-online.target" ];
-      requires = [ "docker.service" ];
-      wants = [ "network-online.target" ];
-      # "|": either one (systemd.unit(5)); a vault of the old layout is
-      # moved into place by the first start.
-      unitConfig.ConditionPathExists =
-        if cfg.vault == defaultVault then [ "|${cfg.vault}" "|${legacyVault}" ] else cfg.vault;
+      systemd.services.safeclaw = {
+        description = "OpenClaw in a hardened container, state sealed in a safeclaw vault";
+        wantedBy = [ "multi-user.target" ];
+        after = engine.units;
+        requires = engine.units;
+        # "|": either one (systemd.unit(5)); a vault of the old layout is
+        # moved into place by the first start.
+        unitConfig.ConditionPathExists =
+          if cfg.vault == defaultVault then
+            [
+              "|${cfg.vault}"
+              "|${legacyVault}"
+            ]
+          else
+            cfg.vault;
 
-      environment = {
-        SAFECLAW_HOME = home;
-        HOME = home;
+        environment = {
+          ${constants.env_home} = home;
+          HOME = home;
+          DOCKER_HOST = "unix://${engine.socket}";
+        }
+        // engine.environment;
+
+        serviceConfig = {
+          # utils.escapeSystemdExecArgs (nixos/lib/utils.nix) quotes for
+          # systemd, not for a shell, and doubles % and $; the credential
+          # path is appended as is, so systemd expands %d (its
+          # credentials directory, systemd.unit(5) "Specifiers").
+          ExecStart = "${utils.escapeSystemdExecArgs args} %d/password";
+          LoadCredential = [ "password:${cfg.passwordFile}" ];
+          User = cfg.user;
+          Group = cfg.group;
+          UMask = "0077";
+
+          # systemctl stop: SIGTERM to safeclaw only; it stops the
+          # container, giving the engine the stop budget (the gateway
+          # drains, the guard seals), and exits. Give it that budget and
+          # time to report.
+          KillMode = "mixed";
+          TimeoutStopSec = constants.stop_budget_secs + 30;
+          Restart = "on-failure";
+          RestartSec = 10;
+
+          # Hardening that still lets it reach the engine's socket:
+          # connecting to a Unix socket needs no write access to its file
+          # system, so the read-only views keep it usable.
+          NoNewPrivileges = true;
+          ProtectSystem = "strict";
+          ReadWritePaths = lib.unique [
+            home
+            (dirOf cfg.vault)
+          ];
+          # Podman's socket is under /run/user, which `true` would hide.
+          ProtectHome = if cfg.engine == "podman" then "read-only" else true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          ProtectKernelTunables = true;
+          ProtectKernelModules = true;
+          ProtectKernelLogs = true;
+          ProtectControlGroups = true;
+          ProtectClock = true;
+          ProtectHostname = true;
+          ProtectProc = "invisible";
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          RestrictSUIDSGID = true;
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          CapabilityBoundingSet = "";
+          AmbientCapabilities = "";
+          RestrictAddressFamilies = [
+            "AF_UNIX"
+            "AF_INET"
+            "AF_INET6"
+          ];
+          SystemCallArchitectures = "native";
+          SystemCallFilter = [
+            "@system-service"
+            "~@privileged"
+          ];
+        };
       };
+    }
 
-      serviceConfig = {
-        ExecStart = lib.escapeShellArgs args;
-        LoadCredential = [ "password:${cfg.passwordFile}" ];
-        User = cfg.user;
-        Group = cfg.group;
-        StateDirectory = "safeclaw";
-        StateDirectoryMode = "0700";
-        UMask = "0077";
-
-        # systemctl stop: SIGTERM to safeclaw only; it stops the container
-        # (the gateway drains, the guard seals) and exits. Give it the
-        # drain time and the seal.
-        KillMode = "mixed";
-        TimeoutStopSec = cfg.drainSeconds + 90;
-        Restart = "on-failure";
-        RestartSec = 10;
-
-        # Hardening that still lets it reach the engine socket: connecting
-        # to a Unix socket needs no write access to its file system, so
-        # ProtectSystem = "strict" keeps /run/docker.sock usable.
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ReadWritePaths = [ (dirOf cfg.vault) ];
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectProc = "invisible";
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        CapabilityBoundingSet = "";
-        AmbientCapabilities = "";
-        RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [ "@system-service" "~@privileged" ];
+    # The default user is the module's; another is the admin's.
+    (mkIf (cfg.user == defaultUser) {
+      users.users.${defaultUser} = {
+        isSystemUser = true;
+        inherit (cfg) group;
+        extraGroups = engine.groups;
+        inherit home;
+      }
+      // optionalAttrs (cfg.engine == "podman") {
+        linger = true;
+        autoSubUidGidRange = true;
       };
-    };
-  };
+    })
+    (mkIf (cfg.group == defaultUser) {
+      users.groups.${defaultUser} = { };
+    })
+  ]);
 }

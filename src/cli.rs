@@ -84,6 +84,10 @@ pub enum Command {
     /// findings with evidence and a fix; exit code 6 on a high finding
     Audit(AuditArgs),
 
+    /// The egress firewall: what the gateway may reach (docs/egress.md)
+    #[command(subcommand)]
+    Egress(EgressCommand),
+
     /// The in-container supervisor (the image's entrypoint); its arguments
     /// are the guard protocol's (runtime/guard/protocol.rs), read there
     #[command(hide = true, disable_help_flag = true)]
@@ -106,6 +110,68 @@ pub enum Command {
         /// Where, under the state dir
         path: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EgressCommand {
+    /// Run the egress proxy (in safeclaw's egress container): CONNECT
+    /// tunnels to allowed destinations only, one JSON line per decision
+    Serve(EgressServeArgs),
+
+    /// Show the egress proxy's decisions: time, allowed or denied,
+    /// destination, reason, bytes (never payloads)
+    Log(EgressLogArgs),
+
+    /// Relay connections from a loopback port to the proxy's socket (in
+    /// the gateway's container, which has no network)
+    #[command(hide = true)]
+    Relay(EgressRelayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EgressServeArgs {
+    /// Listen on TCP
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        conflicts_with = "socket",
+        required_unless_present = "socket"
+    )]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Listen on a Unix socket (made 0600; an old one at that path is replaced)
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// An allowed destination: HOST[:PORT], *.SUFFIX[:PORT], ADDR[/PREFIX][:PORT]
+    /// (port 443 when left out); repeat for more
+    #[arg(long = "allow", value_name = "RULE")]
+    pub allow: Vec<String>,
+    /// An address range never dialled, whatever the rules (the host's and
+    /// safeclaw's own networks); repeat for more
+    #[arg(long = "refuse", value_name = "CIDR")]
+    pub refuse: Vec<String>,
+    /// The most tunnels open at once
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub max_tunnels: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct EgressLogArgs {
+    #[command(flatten)]
+    pub container: ContainerArgs,
+
+    /// Keep following new decisions
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EgressRelayArgs {
+    /// The loopback address OpenClaw's proxy URL names
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// The proxy's Unix socket
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@
 pub const NO_COLOR: &str = "NO_COLOR";
 
 /// safeclaw's home directory (default `$HOME/.safeclaw`).
-pub const SAFECLAW_HOME: &str = "SAFECLAW_HOME";
+pub const SAFECLAW_HOME: &str = crate::constants::ENV_HOME;
 
 /// The user's home, for the default of `SAFECLAW_HOME`.
 pub const HOME: &str = "HOME";
@@ -46,7 +46,7 @@ pub const OPENCLAW_STATE_DIR: &str = "OPENCLAW_STATE_DIR";
 
 /// The pinned image: the Nix store path of the image archive (set by the
 /// flake's wrapper around safeclaw).
-pub const SAFECLAW_IMAGE: &str = "SAFECLAW_IMAGE";
+pub const SAFECLAW_IMAGE: &str = crate::constants::ENV_IMAGE;
 
 /// Nix's own name for a store elsewhere than /nix/store.
 pub const NIX_STORE_DIR: &str = "NIX_STORE_DIR";

@@ -10,6 +10,8 @@
 //!   `layout.rs`; `guard/`: PID 1 in the container, and `protocol.rs`,
 //!   the contract between it and the host;
 //! - `image/`: which image a container runs, loaded, checked or built;
+//! - `egress/`: the egress firewall's proxy, relay and policy
+//!   (docs/egress.md); `constants.rs`: what Nix reads too (constants.toml);
 //! - `vault/`: the vault format (`format.rs`), keys (`crypto.rs`), STREAM
 //!   (`stream.rs`), the tar rules (`archive.rs`), vault files (`mod.rs`);
 //! - `audit/`: the checks of `safeclaw audit`, pure over what was gathered;
@@ -21,6 +23,8 @@
 pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod constants;
+pub mod egress;
 pub mod env_vars;
 pub mod error;
 pub mod image;

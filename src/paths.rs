@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use crate::env_vars;
 use crate::error::{Error, Result};
 
-pub const VAULT_FILE: &str = "openclaw.vault";
+pub const VAULT_FILE: &str = crate::constants::VAULT_FILE;
 /// The vault's own directory inside the home.
-pub const VAULT_DIR: &str = "vault";
+pub const VAULT_DIR: &str = crate::constants::HOME_VAULT_DIR;
 /// The records of pinned images inside the home (`image_pin`).
 pub const IMAGE_PINS_DIR: &str = "image-pins";
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::secrets;
 use super::{Area, Finding, Findings, Severity};
-use crate::runtime::spec::{LOG_MAX_FILES, LOG_MAX_SIZE_MB};
+use crate::runtime::spec::{DEFAULT_CAPS, LOG_MAX_FILES, LOG_MAX_SIZE_MB};
 
 /// What was gathered about one container.
 pub struct Subject<'a> {
@@ -47,25 +47,6 @@ const ENGINE_SOCKETS: [&str; 4] = [
     "/run/docker.sock",
     "/run/containerd/containerd.sock",
     "/run/podman/podman.sock",
-];
-/// The capabilities an engine gives a container by default: Docker's set
-/// (moby's `oci/caps/defaults.go`), which holds Podman's smaller default
-/// set (containers.conf's `default_capabilities`).
-const DEFAULT_CAPS: [&str; 14] = [
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "NET_RAW",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
 ];
 /// Capabilities that break container isolation when added.
 const DANGEROUS_CAPS: [&str; 8] = [

@@ -16,6 +16,18 @@
 //! - `models auth paste-api-key --provider P`: the key from stdin into
 //!   `auth.json`; `config set KEY VALUE`: into `config.json`.
 //! - `--version`.
+//!
+//! And three network probes for the egress tests (not OpenClaw's):
+//! - `net serve PORT NAME`: on every connection to 0.0.0.0:PORT, writes
+//!   `NAME\n`, then echoes what it reads until the client closes;
+//! - `net dial HOST PORT`: a direct TCP connection (3 s); exit 0 if it
+//!   opened, 1 if not;
+//! - `net via PROXY_HOST:PORT HOST:PORT [SNI|-]`: `CONNECT` through the
+//!   proxy, then a TLS ClientHello naming HOST (or SNI; `-`: plain bytes
+//!   instead), prints the proxy's status line and the first line the
+//!   destination sends; exit 0 when tunnelled, 1 when refused, 3 when the
+//!   proxy cannot be reached, 4 when the tunnel closed before the
+//!   destination spoke.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -207,10 +219,101 @@ fn main() {
             println!("openclaw-standin 0.0.0");
             0
         }
+        Some("net") => net(&args[1..]),
         _ => {
             eprintln!("openclaw stand-in: unsupported arguments {args:?}");
             2
         }
     };
     std::process::exit(code);
+}
+
+fn net(args: &[String]) -> i32 {
+    use std::io::{BufRead, BufReader};
+    use std::net::{TcpStream, ToSocketAddrs};
+    let timeout = Duration::from_secs(3);
+    let connect = |to: &str| -> Option<TcpStream> {
+        let addr = to.to_socket_addrs().ok()?.next()?;
+        let s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+        s.set_read_timeout(Some(timeout)).ok()?;
+        Some(s)
+    };
+    match args {
+        [cmd, port, name] if cmd == "serve" => {
+            let listener = TcpListener::bind(("0.0.0.0", port.parse().expect("a port")))
+                .expect("the port is free");
+            println!("serving {name} on {port}");
+            for conn in listener.incoming().flatten() {
+                let name = name.clone();
+                std::thread::spawn(move || {
+                    let mut conn = conn;
+                    let _ = writeln!(conn, "{name}");
+                    let mut buf = vec![0u8; 1 << 16];
+                    while let Ok(n) = conn.read(&mut buf) {
+                        if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            0
+        }
+        [cmd, host, port] if cmd == "dial" => match connect(&format!("{host}:{port}")) {
+            Some(_) => {
+                println!("connected to {host}:{port}");
+                0
+            }
+            None => {
+                println!("no connection to {host}:{port}");
+                1
+            }
+        },
+        [cmd, proxy, target, rest @ ..] if cmd == "via" && rest.len() <= 1 => {
+            let host = target.rsplit_once(':').map_or(target.as_str(), |(h, _)| h);
+            // What the tunnel starts with: a ClientHello naming the target
+            // (or the name given), or with `-` plain bytes.
+            let first = match rest.first().map(String::as_str) {
+                Some("-") => b"plain\n".to_vec(),
+                Some(name) => {
+                    safeclaw::egress::tls::client_hello(&[safeclaw::egress::tls::sni(name)])
+                }
+                None => safeclaw::egress::tls::client_hello(&[safeclaw::egress::tls::sni(host)]),
+            };
+            let Some(mut s) = connect(proxy) else {
+                println!("no proxy at {proxy}");
+                return 3;
+            };
+            let _ = write!(s, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+            let mut r = BufReader::new(s);
+            let mut status = String::new();
+            let _ = r.read_line(&mut status);
+            println!("{}", status.trim_end());
+            loop {
+                let mut line = String::new();
+                match r.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line == "\r\n" => break,
+                    Ok(_) => {}
+                }
+            }
+            if !status.starts_with("HTTP/1.1 200") {
+                return 1;
+            }
+            let _ = r.get_mut().write_all(&first);
+            let mut banner = String::new();
+            let _ = r.read_line(&mut banner);
+            println!("{}", banner.trim_end());
+            // Tunnelled, then closed before the destination said anything:
+            // the proxy refused what the tunnel carried.
+            if banner.is_empty() {
+                4
+            } else {
+                0
+            }
+        }
+        _ => {
+            eprintln!("openclaw stand-in: net serve PORT NAME | dial HOST PORT | via PROXY TARGET [SNI|-]");
+            2
+        }
+    }
 }

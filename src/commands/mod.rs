@@ -6,6 +6,7 @@
 //! (or an `Error`) that only `main` turns into an exit code.
 
 mod audit;
+mod egress;
 mod exec;
 mod image_build;
 mod image_load;
@@ -28,7 +29,7 @@ mod vault_migrate;
 mod vault_passwd;
 mod vault_verify;
 
-use crate::cli::{Command, ImageCommand, VaultCommand};
+use crate::cli::{Command, EgressCommand, ImageCommand, VaultCommand};
 use crate::error::{ExitStatus, Result};
 use crate::printer::Printer;
 use crate::runtime::engine::Engine;
@@ -87,6 +88,12 @@ pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> 
         }
         Command::Image(ImageCommand::Show) => done(image_show::run(engine()?, p)),
         Command::Audit(a) => done(audit::run(Audit::resolve(a)?, engine()?, p)),
+        Command::Egress(EgressCommand::Serve(a)) => done(egress::serve(a)),
+        Command::Egress(EgressCommand::Log(a)) => {
+            done(egress::log(&a.container.name, a.follow, engine()?, p))
+        }
+        // Inside the gateway's container, which has no network.
+        Command::Egress(EgressCommand::Relay(a)) => done(egress::relay(a)),
         // Inside the container: the guard reads its own protocol.
         Command::Guard { args } => Ok(guard::run(&GuardSettings::parse(&args)?)),
         Command::Idle => Ok(tools::idle()),

@@ -68,6 +68,12 @@ pub fn add_binary(files: &mut Files, inside: &str, binary: &Path) -> Result<()> 
     Ok(())
 }
 
+/// Names resolve from /etc/hosts first, then DNS: without this file,
+/// glibc asks DNS first and stops at its answer, so `ExtraHosts` entries
+/// (the egress proxy's tests, an operator's pinned address) would never be
+/// read.
+pub const NSSWITCH: &[u8] = b"hosts: files dns\n";
+
 /// The stand-in image: safeclaw and the stand-in gateway as `openclaw`.
 pub fn standin_files(safeclaw: &Path, standin: &Path) -> Result<Files> {
     let mut files = Files::new();
@@ -219,6 +225,7 @@ fn write_context<W: Write>(recipe: &Recipe, out: W) -> Result<W> {
     add(&mut b, "Dockerfile", dockerfile(recipe).as_bytes(), 0o644)?;
     add(&mut b, "rootfs/etc/passwd", passwd.as_bytes(), 0o644)?;
     add(&mut b, "rootfs/etc/group", group.as_bytes(), 0o644)?;
+    add(&mut b, "rootfs/etc/nsswitch.conf", NSSWITCH, 0o644)?;
     // The engine copies a tmpfs mount point's mode from the image into the
     // tmpfs ("tmpcopyup"), overriding the mount's mode=0700 (measured: a
     // 0755 /state in the image gave a 0755 tmpfs, which OpenClaw's own

@@ -96,9 +96,16 @@ pub async fn load_archive(
         .map_err(|e| Error::io("reading", path, e))?
         .starts_with(&docker_archive::GZIP_MAGIC);
     let mut file: Box<dyn Read + Send> = if podman && gzip {
-        Box::new(flate2::bufread::MultiGzDecoder::new(BufReader::new(
-            counted,
-        )))
+        // Podman spools the upload to disk before anything is checked: a
+        // gzip bomb must not fill it.
+        let most = size
+            .saturating_mul(GUNZIP_MAX_RATIO)
+            .saturating_add(GUNZIP_ALLOWANCE);
+        Box::new(Bounded {
+            inner: flate2::bufread::MultiGzDecoder::new(BufReader::new(counted)),
+            left: most,
+            most,
+        })
     } else {
         Box::new(counted)
     };
@@ -153,6 +160,31 @@ pub async fn load_archive(
     })?;
     loaded?;
     check_loaded(docker, path, index).await
+}
+
+/// How much larger than its file a gzipped archive may grow when it is
+/// decompressed for Podman: image layers compress 2 to 5 times.
+const GUNZIP_MAX_RATIO: u64 = 32;
+const GUNZIP_ALLOWANCE: u64 = 1 << 30;
+
+/// A reader that fails once more than `most` bytes came out of `inner`.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    most: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the archive decompresses to more than {} bytes", self.most),
+            )
+        })?;
+        Ok(n)
+    }
 }
 
 /// A reader that moves the progress bar by what it reads from the file.
@@ -324,5 +356,28 @@ impl Read for ChannelReader {
         out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
         self.at += n;
         Ok(n)
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bounded_reader_fails_past_its_bound_and_not_before() {
+        let mut within = Bounded {
+            inner: &[7u8; 100][..],
+            left: 100,
+            most: 100,
+        };
+        let mut out = Vec::new();
+        within.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 100);
+        let mut past = Bounded {
+            inner: &[7u8; 101][..],
+            left: 100,
+            most: 100,
+        };
+        let err = past.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("more than 100 bytes"), "{err}");
     }
 }

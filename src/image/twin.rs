@@ -25,13 +25,13 @@ pub const NODE_VERSION: &str = "24.21.0";
 /// The tag the twin is built as, and the image `start` runs by default.
 pub const DEFAULT_TAG: &str = "safeclaw/openclaw:2026.9.6";
 /// Where OpenClaw's packages live inside the image.
-pub const APP_DIR: &str = "/opt/openclaw";
+pub const APP_DIR: &str = crate::constants::APP_DIR;
 const PACKAGE_JSON: &str = include_str!("../../nix/openclaw/package.json");
 const PACKAGE_LOCK: &str = include_str!("../../nix/openclaw/package-lock.json");
-const PATH_IN_IMAGE: &str = "/usr/local/bin:/usr/bin:/bin";
+const PATH_IN_IMAGE: &str = crate::constants::PATH_IN_IMAGE;
 /// Where other setups kept OpenClaw's state (see `recipe`).
-pub const LEGACY_STATE_DIRS: [&str; 2] = ["/root/.openclaw", "/home/node/.openclaw"];
-const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub const LEGACY_STATE_DIRS: [&str; 2] = crate::constants::LEGACY_STATE_DIRS;
+const CA_BUNDLE: &str = crate::constants::CA_BUNDLE;
 
 /// The lock file's SHA-256, hex: names the install in the cache and labels
 /// the image.

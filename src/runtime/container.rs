@@ -41,8 +41,29 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 pub fn start(engine: &Engine, name: &str, spec: &Spec, key: &DataKey) -> Result<String> {
     let docker = engine.docker()?;
     let kind = engine.kind()?;
+    refuse_unenforced_limits(&engine.describe()?)?;
     engine.block_on(start_in(docker, kind, name, spec, key))
 }
+
+/// A rootless engine on cgroups v1 cannot enforce memory or process
+/// limits: rootless Podman records them as 0, rootless Docker records them
+/// and ignores them (measured: Debian 12's 20.10 rootless created the
+/// container with both limits in its inspect). Refused before anything is
+/// created, whatever the engine records.
+fn refuse_unenforced_limits(described: &engine::Description) -> Result<()> {
+    if described.rootless && described.cgroup_version == "1" {
+        return Err(Error::new(
+            Class::Engine,
+            format!(
+                "the engine ({described}) cannot enforce the memory and process limits: a rootless engine on cgroups v1 ignores them"
+            ),
+        )
+        .with_hint(ROOTLESS_V1_HINT));
+    }
+    Ok(())
+}
+
+const ROOTLESS_V1_HINT: &str = "rootless engines enforce limits on cgroups v2 only: boot with cgroups v2 (systemd.unified_cgroup_hierarchy=1), or use rootful Podman or Docker (docs/engines.md)";
 
 async fn start_in(
     docker: &Docker,
@@ -122,7 +143,7 @@ async fn check_recorded(
             weakened.join(", ")
         ),
     )
-    .with_hint("rootless Podman on cgroups v1 ignores memory and process limits: boot with cgroups v2 (systemd.unified_cgroup_hierarchy=1), or use rootful Podman or Docker (docs/engines.md)"))
+    .with_hint(ROOTLESS_V1_HINT))
 }
 
 /// A container of that name that safeclaw made and that is not running is

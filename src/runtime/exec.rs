@@ -197,6 +197,10 @@ pub(crate) async fn follow_logs_in(
     copy_output(stream, false).await
 }
 
+/// How long `status` waits for the health check it runs itself: the
+/// image's own time-out (3 s) with room for a slow engine.
+const HEALTH_RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How the container's health was learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HealthSource {
@@ -250,9 +254,16 @@ pub async fn health_in(
         }
         _ => return Ok((recorded, HealthSource::Engine)),
     };
-    // The check's output is the container's, hence hostile: only its exit
-    // code is kept.
-    let (code, _) = exec_capture(docker, name, cmd, 0).await?;
-    let status = if code == 0 { "healthy" } else { "unhealthy" };
+    // The check runs as the container's user, whom the agent can stop or
+    // starve: bounded in time, and a failure to run it is an answer, not
+    // an error of `status`. Its output is hostile too: only the exit code
+    // is kept.
+    let ran = tokio::time::timeout(HEALTH_RUN_TIMEOUT, exec_capture(docker, name, cmd, 0)).await;
+    let status = match ran {
+        Ok(Ok((0, _))) => "healthy",
+        Ok(Ok(_)) => "unhealthy",
+        Ok(Err(_)) => "unknown (the check could not run)",
+        Err(_) => "unhealthy (the check did not finish)",
+    };
     Ok((status.into(), HealthSource::RunNow))
 }

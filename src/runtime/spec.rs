@@ -216,24 +216,7 @@ pub fn create_body(spec: &Spec, engine: EngineKind) -> ContainerCreateBody {
             security_opt: Some(vec!["no-new-privileges:true".to_string()]),
             privileged: Some(false),
             pids_limit: Some(limits.pids),
-            ulimits: match engine {
-                EngineKind::Docker => None,
-                EngineKind::Podman {
-                    max_files,
-                    max_processes,
-                } => Some(vec![
-                    ResourcesUlimits {
-                        name: Some("nofile".to_string()),
-                        soft: Some(PODMAN_NOFILE.min(max_files) as i64),
-                        hard: Some(PODMAN_NOFILE.min(max_files) as i64),
-                    },
-                    ResourcesUlimits {
-                        name: Some("nproc".to_string()),
-                        soft: Some(nproc(limits.pids, max_processes)),
-                        hard: Some(nproc(limits.pids, max_processes)),
-                    },
-                ]),
-            },
+            ulimits: ulimits(engine, limits.pids),
             memory: Some(limits.memory_bytes),
             memory_swap: Some(limits.memory_bytes),
             nano_cpus: Some(limits.nano_cpus),
@@ -263,18 +246,69 @@ pub fn create_body(spec: &Spec, engine: EngineKind) -> ContainerCreateBody {
             ),
             publish_all_ports: Some(false),
             init: Some(false),
-            log_config: Some(HostConfigLogConfig {
-                typ: Some(LOG_DRIVER.to_string()),
-                config: Some(HashMap::from([
-                    ("max-size".to_string(), format!("{LOG_MAX_SIZE_MB}m")),
-                    ("max-file".to_string(), LOG_MAX_FILES.to_string()),
-                ])),
-            }),
+            log_config: Some(log_config()),
             ..Default::default()
         }),
         ..Default::default()
     }
 }
+
+/// The engine's log of a container's output, bounded: it is plaintext on
+/// the host disk (docs/container.md).
+pub fn log_config() -> HostConfigLogConfig {
+    HostConfigLogConfig {
+        typ: Some(LOG_DRIVER.to_string()),
+        config: Some(HashMap::from([
+            ("max-size".to_string(), format!("{LOG_MAX_SIZE_MB}m")),
+            ("max-file".to_string(), LOG_MAX_FILES.to_string()),
+        ])),
+    }
+}
+
+/// Explicit open-files and process limits on Podman (docs/engines.md):
+/// without them it applies containers.conf's defaults, which runc cannot
+/// set wherever the service's own hard limits are lower. Docker needs none.
+pub fn ulimits(engine: EngineKind, pids: i64) -> Option<Vec<ResourcesUlimits>> {
+    match engine {
+        EngineKind::Docker => None,
+        EngineKind::Podman {
+            max_files,
+            max_processes,
+        } => Some(vec![
+            ResourcesUlimits {
+                name: Some("nofile".to_string()),
+                soft: Some(PODMAN_NOFILE.min(max_files) as i64),
+                hard: Some(PODMAN_NOFILE.min(max_files) as i64),
+            },
+            ResourcesUlimits {
+                name: Some("nproc".to_string()),
+                soft: Some(nproc(pids, max_processes)),
+                hard: Some(nproc(pids, max_processes)),
+            },
+        ]),
+    }
+}
+
+/// The capabilities an engine gives a container by default: Docker's set
+/// (moby's `oci/caps/defaults.go`), which holds Podman's smaller default
+/// set (containers.conf's `default_capabilities`). Podman records
+/// `--cap-drop ALL` as the list of these it dropped.
+pub const DEFAULT_CAPS: [&str; 14] = [
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
 
 /// What the engine recorded weaker than `asked`, in words: some engines
 /// accept a limit and drop it without an error (rootless Podman on cgroups
@@ -301,6 +335,72 @@ pub fn weakened(asked: &HostConfig, recorded: &HostConfig) -> Vec<String> {
             asked.pids_limit.unwrap_or(0),
             recorded.pids_limit.unwrap_or(0)
         ));
+    }
+    if !capped(asked.memory_swap, recorded.memory_swap) {
+        // Plaintext state lives in tmpfs: swap would write it to disk.
+        out.push(format!(
+            "the swap limit ({} bytes asked, {} recorded)",
+            asked.memory_swap.unwrap_or(0),
+            recorded.memory_swap.unwrap_or(0)
+        ));
+    }
+    let names = |v: &Option<Vec<String>>| -> Vec<String> {
+        v.iter()
+            .flatten()
+            .map(|c| c.trim_start_matches("CAP_").to_ascii_uppercase())
+            .collect()
+    };
+    let asked_drop = names(&asked.cap_drop);
+    let recorded_drop = names(&recorded.cap_drop);
+    if asked_drop.iter().any(|c| c == "ALL")
+        && !recorded_drop.iter().any(|c| c == "ALL")
+        && !DEFAULT_CAPS
+            .iter()
+            .all(|d| recorded_drop.iter().any(|r| r == d))
+    {
+        out.push(format!(
+            "dropping every capability ({recorded_drop:?} recorded)"
+        ));
+    }
+    let added = names(&recorded.cap_add);
+    if !added.is_empty() && names(&asked.cap_add).is_empty() {
+        out.push(format!("no added capability ({added:?} recorded)"));
+    }
+    let nnp = |v: &Option<Vec<String>>| {
+        v.iter().flatten().any(|o| {
+            matches!(
+                o.replace('=', ":").as_str(),
+                "no-new-privileges" | "no-new-privileges:true"
+            )
+        })
+    };
+    if nnp(&asked.security_opt) && !nnp(&recorded.security_opt) {
+        out.push("no-new-privileges".into());
+    }
+    // No network must stay no network. (A named network is recorded as
+    // `bridge` by Podman: only `none` is compared.)
+    if asked.network_mode.as_deref() == Some("none") && recorded.network_mode != asked.network_mode
+    {
+        out.push(format!(
+            "the network {:?} ({:?} recorded)",
+            asked.network_mode.as_deref().unwrap_or_default(),
+            recorded.network_mode.as_deref().unwrap_or_default()
+        ));
+    }
+    let missing: Vec<&String> = asked
+        .tmpfs
+        .iter()
+        .flatten()
+        .map(|(dir, _)| dir)
+        .filter(|dir| {
+            !recorded
+                .tmpfs
+                .as_ref()
+                .is_some_and(|t| t.contains_key(*dir))
+        })
+        .collect();
+    if !missing.is_empty() {
+        out.push(format!("the tmpfs mounts {missing:?}"));
     }
     if asked.readonly_rootfs == Some(true) && recorded.readonly_rootfs != Some(true) {
         out.push("the read-only root file system".into());
@@ -421,6 +521,45 @@ mod tests {
             ..asked.clone()
         };
         assert_eq!(weakened(&asked, &missing).len(), 2);
+        // What else an engine could drop: swap, capabilities,
+        // no-new-privileges, the network, a tmpfs.
+        let loose = HostConfig {
+            memory_swap: Some(-1),
+            cap_drop: Some(vec![]),
+            cap_add: Some(vec!["NET_RAW".into()]),
+            security_opt: Some(vec![]),
+            tmpfs: Some(HashMap::new()),
+            ..asked.clone()
+        };
+        let found = weakened(&asked, &loose);
+        assert_eq!(found.len(), 5, "{found:?}");
+        let no_network = HostConfig {
+            network_mode: Some("none".into()),
+            ..asked.clone()
+        };
+        assert_eq!(
+            weakened(
+                &no_network,
+                &HostConfig {
+                    network_mode: Some("bridge".into()),
+                    ..asked.clone()
+                }
+            )
+            .len(),
+            1
+        );
+        assert!(weakened(&no_network, &no_network).is_empty());
+        // Podman's way of recording a hardened container is not weaker.
+        let podman = HostConfig {
+            cap_drop: Some(DEFAULT_CAPS.iter().map(|c| format!("CAP_{c}")).collect()),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            ..asked.clone()
+        };
+        assert!(
+            weakened(&asked, &podman).is_empty(),
+            "{:?}",
+            weakened(&asked, &podman)
+        );
         // A tighter limit than asked is not a weakening.
         let tighter = HostConfig {
             memory: asked.memory.map(|m| m / 2),

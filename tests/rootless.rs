@@ -1,12 +1,15 @@
-//! safeclaw on rootless Podman, run as the unprivileged user who owns it:
-//! the engine is found at the user's own socket, described as rootless
+//! safeclaw on rootless engines, run as the unprivileged user who owns
+//! them: rootless Docker at `$XDG_RUNTIME_DIR/docker.sock` (found first, as
+//! the docker CLI would) and rootless Podman at
+//! `$XDG_RUNTIME_DIR/podman/podman.sock` (named with `--engine` when both
+//! run). Each is found at the user's own socket, described as rootless
 //! (the good answer to `host.engine-rootful`), and a start where the engine
-//! would drop the memory and process limits (rootless on cgroups v1, as on
-//! this machine) is refused with nothing left behind, never run weaker.
+//! cannot enforce the memory and process limits (rootless on cgroups v1, as
+//! on this machine) is refused with nothing left behind, never run weaker.
 //!
-//! Needs root (to act as that user) and the user's service:
-//! `SAFECLAW_TEST_ROOTLESS_USER=$(.ci/engine-podman.sh --rootless)`.
-//! Skipped without it on a developer machine, a failure in CI.
+//! Needs root (to act as that user) and at least one of the user's
+//! engines: `SAFECLAW_TEST_ROOTLESS_USER=$(.ci/engine-rootless.sh)`.
+//! Skipped without them on a developer machine, a failure in CI.
 
 mod common;
 
@@ -30,9 +33,7 @@ struct RootlessUser {
 impl RootlessUser {
     fn from_env() -> Option<Self> {
         let Ok(name) = std::env::var("SAFECLAW_TEST_ROOTLESS_USER") else {
-            skip_unless_ci(
-                "SAFECLAW_TEST_ROOTLESS_USER is not set (.ci/engine-podman.sh --rootless)",
-            );
+            skip_unless_ci("SAFECLAW_TEST_ROOTLESS_USER is not set (.ci/engine-rootless.sh)");
             return None;
         };
         if !rustix::process::geteuid().is_root() {
@@ -56,13 +57,24 @@ impl RootlessUser {
         })
     }
 
-    fn socket(&self) -> String {
-        format!("{}/podman/podman.sock", self.runtime_dir)
+    /// The user's rootless engines that answer, Docker's first (the order
+    /// of discovery).
+    fn sockets(&self) -> Vec<String> {
+        [
+            format!("{}/docker.sock", self.runtime_dir),
+            format!("{}/podman/podman.sock", self.runtime_dir),
+        ]
+        .into_iter()
+        .filter(|s| std::os::unix::net::UnixStream::connect(s).is_ok())
+        .collect()
     }
 
     /// `safeclaw ARGS` as this user, in a clean environment as a login
-    /// would give it: the engine is found, not named.
-    fn safeclaw(&self, home: &Path, args: &[&str]) -> Output {
+    /// would give it: the engine is found, unless `engine` names it.
+    fn safeclaw(&self, home: &Path, args: &[&str], engine: Option<&str>) -> Output {
+        let engine: Vec<String> = engine
+            .map(|e| vec!["--engine".to_string(), e.to_string()])
+            .unwrap_or_default();
         std::process::Command::new("runuser")
             .args(["-u", &self.name, "--", "env", "-i"])
             .arg(format!("HOME={}", home.display()))
@@ -70,6 +82,7 @@ impl RootlessUser {
             .arg(format!("XDG_RUNTIME_DIR={}", self.runtime_dir))
             .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
             .arg(env!("CARGO_BIN_EXE_safeclaw"))
+            .args(engine)
             .args(args)
             .current_dir(home)
             .output()
@@ -87,15 +100,30 @@ fn text(o: &Output) -> String {
 }
 
 #[test]
-fn rootless_podman_is_found_described_and_never_runs_a_weaker_container() {
+fn rootless_engines_are_found_described_and_never_run_a_weaker_container() {
     let Some(user) = RootlessUser::from_env() else {
         return;
     };
+    let sockets = user.sockets();
+    assert!(
+        !sockets.is_empty(),
+        "no rootless engine answers for {}",
+        user.name
+    );
+    for (i, socket) in sockets.iter().enumerate() {
+        // The first is found as the docker CLI would find it; a later one
+        // is named.
+        let engine = (i > 0).then(|| format!("unix://{socket}"));
+        rootless_engine(&user, socket, engine.as_deref());
+    }
+}
+
+fn rootless_engine(user: &RootlessUser, socket: &str, engine: Option<&str>) {
+    eprintln!("rootless engine at {socket}");
     let rt = runtime();
     // Root reaches the user's socket directly, to build the image in the
     // user's own store; safeclaw itself runs as the user.
-    let docker =
-        Docker::connect_with_unix(&user.socket(), 120, bollard::API_DEFAULT_VERSION).unwrap();
+    let docker = Docker::connect_with_unix(socket, 120, bollard::API_DEFAULT_VERSION).unwrap();
     let info = rt.block_on(docker.info()).unwrap();
     let cgroups_v1 = info.cgroup_version.map(|v| v.to_string()).as_deref() == Some("1");
     let image = format!("safeclaw-standin:rootless-{}", std::process::id());
@@ -128,18 +156,16 @@ fn rootless_podman_is_found_described_and_never_runs_a_weaker_container() {
         "pw",
     ];
     create.extend(FAST_KDF);
-    let created = user.safeclaw(&home, &create);
+    let created = user.safeclaw(&home, &create, None);
     assert!(created.status.success(), "{}", text(&created));
 
-    // Found at $XDG_RUNTIME_DIR/podman/podman.sock and described.
-    let audit = user.safeclaw(&home, &["audit", "--json"]);
+    // Found at the user's socket and described.
+    let audit = user.safeclaw(&home, &["audit", "--json"], engine);
     let report: serde_json::Value =
         serde_json::from_slice(&audit.stdout).unwrap_or_else(|_| panic!("{}", text(&audit)));
     let subjects = report["subjects"].to_string();
     assert!(
-        subjects.contains(&user.socket())
-            && subjects.contains("Podman")
-            && subjects.contains("rootless"),
+        subjects.contains(socket) && subjects.contains("rootless"),
         "{subjects}"
     );
     assert!(
@@ -160,20 +186,23 @@ fn rootless_podman_is_found_described_and_never_runs_a_weaker_container() {
             "--password-file",
             "pw",
         ],
+        engine,
     );
     if cgroups_v1 {
-        // The engine accepts the limits and drops them: refused, the
-        // container removed, nothing handed over.
+        // A rootless engine on cgroups v1 cannot enforce the limits
+        // (Podman records 0, Docker records them and ignores them):
+        // refused before anything is created.
         assert_eq!(started.status.code(), Some(5), "{}", text(&started));
         let err = String::from_utf8_lossy(&started.stderr);
         assert!(
-            err.contains("without the memory limit") && err.contains("the process limit"),
+            err.contains("cannot enforce the memory and process limits")
+                && err.contains("rootless"),
             "{err}"
         );
         assert!(err.contains("cgroups v2"), "{err}");
     } else {
         assert!(started.status.success(), "{}", text(&started));
-        let stopped = user.safeclaw(&home, &["stop", "--name", &name]);
+        let stopped = user.safeclaw(&home, &["stop", "--name", &name], engine);
         assert!(stopped.status.success(), "{}", text(&stopped));
     }
     let left = rt

@@ -1,0 +1,221 @@
+//! `safeclaw egress serve`: the egress proxy, in its own hardened
+//! container (docs/egress.md). Its argv holds the policy: destinations are
+//! not secrets, and the engine's inspect shows what the proxy enforces.
+
+use std::io::Write;
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+use crate::cli::{EgressRelayArgs, EgressServeArgs};
+use crate::egress::address::Cidr;
+use crate::egress::policy::{self, Policy, Rule};
+use crate::egress::proxy::{Proxy, Settings};
+use crate::error::{Error, Result};
+use crate::printer::Printer;
+use crate::runtime::engine::Engine;
+
+/// Resolves the arguments into the proxy's settings.
+fn settings(args: &EgressServeArgs) -> Result<Settings> {
+    if args.allow.len() > policy::MAX_RULES {
+        return Err(Error::usage(format!(
+            "at most {} --allow rules",
+            policy::MAX_RULES
+        )));
+    }
+    let rules = args
+        .allow
+        .iter()
+        .map(|r| Rule::parse(r).map_err(Error::usage))
+        .collect::<Result<Vec<_>>>()?;
+    if args.refuse.len() > policy::MAX_RULES {
+        return Err(Error::usage(format!(
+            "at most {} --refuse ranges",
+            policy::MAX_RULES
+        )));
+    }
+    let refuse = args
+        .refuse
+        .iter()
+        .map(|c| {
+            Cidr::parse(c)
+                .ok_or_else(|| Error::usage(format!("--refuse {c:?} is not ADDR[/PREFIX]")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Settings {
+        policy: Policy { open: false, rules },
+        refuse,
+        max_tunnels: usize::from(args.max_tunnels),
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failure(format!("starting the async runtime: {e}")))
+}
+
+/// One line per decision, flushed: the engine's log of the proxy's
+/// container is the egress log.
+fn log_line(event: &crate::egress::proxy::Event) {
+    if let Ok(line) = serde_json::to_string(event) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+pub fn serve(args: EgressServeArgs) -> Result<()> {
+    let settings = settings(&args)?;
+    let shown: Vec<String> = settings
+        .policy
+        .rules
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let proxy = Proxy::new(settings);
+    runtime()?.block_on(async {
+        if let Some(path) = &args.socket {
+            // The proxy's own directory: a socket left by an earlier run
+            // is replaced, anything else there is an error.
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_socket() => {
+                    std::fs::remove_file(path).map_err(|e| Error::io("removing", path, e))?
+                }
+                Ok(_) => {
+                    return Err(Error::usage(format!(
+                        "{} exists and is not a socket",
+                        path.display()
+                    )))
+                }
+                Err(_) => {}
+            }
+            let listener = tokio::net::UnixListener::bind(path)
+                .map_err(|e| Error::io("listening on", path, e))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io("restricting", path, e))?;
+            announce(&path.display().to_string(), &shown, &args.refuse);
+            return proxy
+                .serve_unix(listener, log_line)
+                .await
+                .map_err(|e| Error::io("accepting on", path, e));
+        }
+        let at = args.listen.expect("clap requires --listen or --socket");
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .map_err(|e| Error::failure(format!("listening on {at}: {e}")))?;
+        announce(&at.to_string(), &shown, &args.refuse);
+        proxy
+            .serve(listener, log_line)
+            .await
+            .map_err(|e| Error::failure(format!("accepting on {at}: {e}")))
+    })
+}
+
+fn announce(listening: &str, allow: &[String], refuse: &[String]) {
+    println!(
+        "{}",
+        serde_json::json!({ "listening": listening, "allow": allow, "refuse": refuse })
+    );
+}
+
+pub fn relay(args: EgressRelayArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| Error::failure(format!("listening on {}: {e}", args.listen)))?;
+        crate::egress::relay::relay(listener, args.socket.clone(), RELAY_MAX)
+            .await
+            .map_err(|e| Error::failure(format!("accepting on {}: {e}", args.listen)))
+    })
+}
+
+/// Connections the relay carries at once (the proxy caps tunnels itself).
+const RELAY_MAX: usize = 512;
+
+/// A log line longer than this is not one the proxy wrote: skipped.
+const MAX_LOG_LINE: usize = 16 << 10;
+
+/// One decision as `egress log` shows it.
+fn shown(event: &serde_json::Value) -> Option<String> {
+    let ms = event.get("time_ms")?.as_u64()?;
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    let decision = event.get("decision")?.as_str()?;
+    let host = event.get("host")?.as_str()?;
+    let port = event.get("port")?.as_u64()?;
+    let reason = event.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+    let mut line = format!(
+        "{} {decision:<7} {host}:{port}",
+        humantime::format_rfc3339_seconds(time)
+    );
+    if decision == "allowed" {
+        let (sent, received) = (
+            event.get("sent").and_then(|v| v.as_u64()).unwrap_or(0),
+            event.get("received").and_then(|v| v.as_u64()).unwrap_or(0),
+        );
+        line.push_str(&format!(" sent {sent} B, received {received} B"));
+    }
+    if !reason.is_empty() {
+        line.push_str(&format!(" ({reason})"));
+    }
+    Some(line)
+}
+
+/// `safeclaw egress log`: the proxy container's log, one decision a line
+/// (`--json`: the lines as the proxy wrote them).
+pub fn log(gateway: &str, follow: bool, engine: &Engine, printer: &Printer) -> Result<()> {
+    use bollard::query_parameters::LogsOptionsBuilder;
+    use futures_util::StreamExt;
+    let proxy = crate::egress::network::proxy_name(gateway);
+    let json = printer.json;
+    let docker = engine.docker()?;
+    engine.block_on(async {
+        docker
+            .inspect_container(&proxy, None)
+            .await
+            .map_err(|e| crate::runtime::engine::failed("reading the egress log of", &proxy, e))?;
+        let mut stream = docker.logs(
+            &proxy,
+            Some(
+                LogsOptionsBuilder::new()
+                    .stdout(true)
+                    .follow(follow)
+                    .build(),
+            ),
+        );
+        let mut pending: Vec<u8> = Vec::new();
+        let mut out = std::io::stdout().lock();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                Error::new(
+                    crate::error::Class::Engine,
+                    format!("reading the log of {proxy}: {e}"),
+                )
+            })?;
+            pending.extend_from_slice(&chunk.into_bytes());
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if event.get("decision").is_none() {
+                    continue;
+                }
+                let text = if json {
+                    Some(event.to_string())
+                } else {
+                    shown(&event)
+                };
+                if let Some(text) = text {
+                    let _ = writeln!(out, "{text}");
+                    let _ = out.flush();
+                }
+            }
+            if pending.len() > MAX_LOG_LINE {
+                pending.clear();
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,17 @@
+//! The egress firewall's proxy side (docs/egress.md): the policy of which
+//! destinations the gateway may reach (`policy`), the addresses never
+//! dialled whatever the policy (`address`), the one request accepted
+//! (`request`), and the proxy that enforces them (`proxy`).
+
+pub mod address;
+pub mod network;
+pub mod policy;
+pub mod proxy;
+pub mod relay;
+pub mod request;
+pub mod tls;
+
+/// Bytes buffered per direction of a tunnel (the relay's and the
+/// proxy's): 64 KiB moves bulk transfers in a quarter of the wake-ups of
+/// tokio's default 8 KiB (benches/egress.rs).
+pub const TUNNEL_BUFFER: usize = 64 << 10;

@@ -1,0 +1,507 @@
+//! The egress firewall on a real engine, against an "internet" this test
+//! builds on this machine: a network of its own in a documentation range
+//! (198.51.100.0/24, never routed anywhere), two servers on it standing in
+//! for an allowed API host and a forbidden one, and a server of the test
+//! itself on the host's address on that network. From inside a gateway
+//! container with no network (the relay carrying loopback to the proxy's
+//! socket): no direct connection reaches anything; through the proxy the
+//! allowed name works, and the forbidden one, the host, a raw address and
+//! an allowed name that resolves to a private address are refused,
+//! logged, and never dialled. When the proxy dies nothing gets out, and
+//! the engine brings it back.
+//!
+//! Packets go only to containers and networks this test made and to the
+//! host's address on its own network; the private address (10.1.2.3) is
+//! only a name's answer, refused before any dial (the proxy's counter).
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
+    NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder,
+};
+use bollard::Docker;
+use common::*;
+use futures_util::StreamExt;
+use safeclaw::egress::network::{self, Plan};
+use safeclaw::egress::policy::Rule;
+
+/// Everything the test made, removed when it ends, also on a panic.
+struct Made<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    docker: &'a Docker,
+    containers: Vec<String>,
+    networks: Vec<String>,
+    image: String,
+    gateway: String,
+}
+
+impl Drop for Made<'_> {
+    fn drop(&mut self) {
+        self.rt.block_on(async {
+            for c in &self.containers {
+                let _ = self
+                    .docker
+                    .remove_container(
+                        c,
+                        Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                    )
+                    .await;
+            }
+            let _ = network::down(self.docker, &self.gateway).await;
+            for n in &self.networks {
+                let _ = self.docker.remove_network(n).await;
+            }
+            let _ = self
+                .docker
+                .remove_image(
+                    &self.image,
+                    Some(RemoveImageOptionsBuilder::new().force(true).build()),
+                    None,
+                )
+                .await;
+        });
+    }
+}
+
+/// One /28 of 198.51.100.0/24 per test process: engines side by side on
+/// this machine must not route the same subnet to two bridges.
+fn internet_subnet() -> (String, [u8; 4]) {
+    let base = (std::process::id() % 16) as u8 * 16;
+    (format!("198.51.100.{base}/28"), [198, 51, 100, base])
+}
+
+fn at(prefix: [u8; 4], host: u8) -> String {
+    format!(
+        "{}.{}.{}.{}",
+        prefix[0],
+        prefix[1],
+        prefix[2],
+        prefix[3] + host
+    )
+}
+
+async fn run_on(
+    docker: &Docker,
+    name: &str,
+    image: &str,
+    net: &str,
+    ip: Option<String>,
+    cmd: &[&str],
+) {
+    let body = ContainerCreateBody {
+        image: Some(image.into()),
+        entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        user: Some("10001:10001".into()),
+        host_config: Some(HostConfig {
+            network_mode: Some(net.into()),
+            ulimits: safeclaw::runtime::spec::ulimits(
+                safeclaw::runtime::engine::kind(docker).await.unwrap(),
+                64,
+            ),
+            ..Default::default()
+        }),
+        networking_config: ip.map(|ip| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                net.to_string(),
+                EndpointSettings {
+                    ipam_config: Some(EndpointIpamConfig {
+                        ipv4_address: Some(ip),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    };
+    create_and_start(docker, name, body).await;
+}
+
+async fn create_and_start(docker: &Docker, name: &str, body: ContainerCreateBody) {
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(name).build()),
+            body,
+        )
+        .await
+        .unwrap();
+    docker
+        .start_container(
+            name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .unwrap();
+}
+
+/// `openclaw net ARGS` in the gateway container: exit code and output.
+fn probe(
+    rt: &tokio::runtime::Runtime,
+    docker: &Docker,
+    gateway: &str,
+    args: &[&str],
+) -> (i64, String) {
+    let mut cmd = vec!["/usr/local/bin/openclaw".to_string(), "net".to_string()];
+    cmd.extend(args.iter().map(|s| s.to_string()));
+    let (code, out) = rt
+        .block_on(safeclaw::runtime::exec::exec_capture(
+            docker, gateway, cmd, 4096,
+        ))
+        .unwrap();
+    (code, String::from_utf8_lossy(&out).into_owned())
+}
+
+fn proxy_log(rt: &tokio::runtime::Runtime, docker: &Docker, proxy: &str) -> Vec<serde_json::Value> {
+    rt.block_on(async {
+        let mut logs = docker.logs(
+            proxy,
+            Some(LogsOptionsBuilder::new().stdout(true).stderr(true).build()),
+        );
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = logs.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("decision").is_some())
+            .collect()
+    })
+}
+
+#[test]
+fn the_gateway_reaches_only_what_the_policy_allows_and_only_through_the_proxy() {
+    let Some((rt, docker)) = engine() else {
+        return;
+    };
+    let pid = std::process::id();
+    let image = format!("safeclaw-standin:egress-{pid}");
+    let gateway = format!("sc-egress-{pid}");
+    let internet = format!("sc-internet-{pid}");
+    let mut made = Made {
+        rt: &rt,
+        docker: &docker,
+        containers: vec![],
+        networks: vec![],
+        image: image.clone(),
+        gateway: gateway.clone(),
+    };
+    build_standin(&rt, &docker, &image);
+    let engine_kind = rt
+        .block_on(safeclaw::runtime::engine::kind(&docker))
+        .unwrap();
+
+    // The "internet": a network of the test's own, its gateway address the
+    // host's, and two servers on it.
+    let (subnet, prefix) = internet_subnet();
+    let host_ip = at(prefix, 1);
+    // Docker names the bridge as asked (the CI's second engine lets
+    // containers on bridges named sc-… talk: .ci/engine-containerd.sh);
+    // Podman names its own.
+    let podman = matches!(
+        engine_kind,
+        safeclaw::runtime::spec::EngineKind::Podman { .. }
+    );
+    let options = (!podman).then(|| {
+        HashMap::from([(
+            "com.docker.network.bridge.name".to_string(),
+            format!("sc-inet{}", std::process::id() % 16),
+        )])
+    });
+    rt.block_on(docker.create_network(NetworkCreateRequest {
+        name: internet.clone(),
+        driver: Some("bridge".into()),
+        options,
+        ipam: Some(Ipam {
+            config: Some(vec![IpamConfig {
+                subnet: Some(subnet.clone()),
+                gateway: Some(host_ip.clone()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+    .unwrap();
+    made.networks.push(internet.clone());
+    let (allowed_ip, forbidden_ip) = (at(prefix, 10), at(prefix, 11));
+    for (name, ip, banner) in [
+        (format!("sc-allowed-{pid}"), &allowed_ip, "allowed-server"),
+        (
+            format!("sc-forbidden-{pid}"),
+            &forbidden_ip,
+            "forbidden-server",
+        ),
+    ] {
+        made.containers.push(name.clone());
+        rt.block_on(run_on(
+            &docker,
+            &name,
+            &image,
+            &internet,
+            Some(ip.clone()),
+            &["net", "serve", "8443", banner],
+        ));
+    }
+
+    // The firewall, as `start` makes it, with the test's names resolved
+    // to the test's addresses (and one to a private address).
+    let socket_dir = tempfile::TempDir::new().unwrap();
+    std::fs::set_permissions(socket_dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let chown = std::process::Command::new("chown")
+        .arg("10001:10001")
+        .arg(socket_dir.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let rules = ["allowed.test:8443", "rebind.test:8443", "host.test:8443"]
+        .map(|r| Rule::parse(r).unwrap())
+        .to_vec();
+    let plan = Plan {
+        gateway: gateway.clone(),
+        image: image.clone(),
+        rules,
+        outside: internet.clone(),
+        extra_hosts: vec![
+            format!("allowed.test:{allowed_ip}"),
+            format!("forbidden.test:{forbidden_ip}"),
+            "rebind.test:10.1.2.3".into(),
+            format!("host.test:{host_ip}"),
+        ],
+        socket_dir: socket_dir.path().display().to_string(),
+        uid: 10001,
+        gid: 10001,
+    };
+    rt.block_on(network::up(&docker, &plan, engine_kind))
+        .unwrap();
+    let proxy = network::proxy_name(&gateway);
+    let proxy_at = network::RELAY_LISTEN;
+
+    // A server of the test on the host's address of its network: nothing
+    // may ever connect to it.
+    let host_server = TcpListener::bind((host_ip.as_str(), 8443)).unwrap();
+    host_server.set_nonblocking(true).unwrap();
+
+    // The gateway: no network, the socket's directory read-only, the relay.
+    made.containers.push(gateway.clone());
+    rt.block_on(create_and_start(
+        &docker,
+        &gateway,
+        ContainerCreateBody {
+            image: Some(image.clone()),
+            entrypoint: Some(vec![safeclaw::runtime::layout::SAFECLAW_IN_IMAGE.into()]),
+            cmd: Some(network::relay_args()),
+            user: Some("10001:10001".into()),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                binds: Some(vec![plan.gateway_bind()]),
+                ulimits: safeclaw::runtime::spec::ulimits(engine_kind, 64),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ));
+
+    // Wait for the relay to listen.
+    let began = Instant::now();
+    while probe(
+        &rt,
+        &docker,
+        &gateway,
+        &["via", proxy_at, "allowed.test:8443"],
+    )
+    .0 == 3
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "the relay never listened"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // No direct route anywhere.
+    for (ip, port) in [
+        (&allowed_ip, "8443"),
+        (&forbidden_ip, "8443"),
+        (&host_ip, "8443"),
+    ] {
+        let (code, out) = probe(&rt, &docker, &gateway, &["dial", ip, port]);
+        assert_eq!(code, 1, "direct {ip}:{port}: {out}");
+    }
+    // Through the proxy: the allowed name, and nothing else.
+    let (code, out) = probe(
+        &rt,
+        &docker,
+        &gateway,
+        &["via", proxy_at, "allowed.test:8443"],
+    );
+    assert_eq!(code, 0, "{out} {:?}", proxy_log(&rt, &docker, &proxy));
+    assert!(
+        out.contains("200") && out.contains("allowed-server"),
+        "{out}"
+    );
+    for target in [
+        "forbidden.test:8443".to_string(),
+        format!("{allowed_ip}:8443"),
+        format!("{host_ip}:8443"),
+        "host.test:8443".to_string(),
+        "rebind.test:8443".to_string(),
+        "allowed.test:443".to_string(),
+    ] {
+        let (code, out) = probe(&rt, &docker, &gateway, &["via", proxy_at, &target]);
+        assert_eq!(code, 1, "{target}: {out}");
+        assert!(out.contains("403"), "{target}: {out}");
+    }
+    // An allowed name's tunnel must carry TLS for that name: another
+    // server name (domain fronting behind a CDN) or plain bytes are cut
+    // before anything reaches the destination.
+    for (sni, reason) in [
+        ("forbidden.test", "is not the CONNECT host"),
+        ("-", "does not start with TLS"),
+    ] {
+        let (code, out) = probe(
+            &rt,
+            &docker,
+            &gateway,
+            &["via", proxy_at, "allowed.test:8443", sni],
+        );
+        assert_eq!(code, 4, "{sni}: {out}");
+        assert!(!out.contains("allowed-server"), "{sni}: {out}");
+        let log = proxy_log(&rt, &docker, &network::proxy_name(&gateway));
+        assert!(
+            log.iter().any(|e| e["host"] == "allowed.test"
+                && e["decision"] == "denied"
+                && e["reason"].as_str().unwrap().contains(reason)),
+            "{sni}: {log:?}"
+        );
+    }
+    assert!(
+        host_server.accept().is_err(),
+        "something reached the host's server"
+    );
+
+    // The log: every decision, with reasons, and the private answer never
+    // dialled (the dial counter did not move past the one allowed tunnel
+    // and the waits for the proxy).
+    let log = proxy_log(&rt, &docker, &proxy);
+    let find = |host: &str, port: u64| {
+        log.iter()
+            .rev()
+            .find(|e| e["host"] == host && e["port"] == port)
+            .unwrap_or_else(|| panic!("no log line for {host}:{port}: {log:?}"))
+            .clone()
+    };
+    let allowed = log
+        .iter()
+        .rev()
+        .find(|e| e["host"] == "allowed.test" && e["decision"] == "allowed")
+        .unwrap_or_else(|| panic!("no allowed tunnel: {log:?}"))
+        .clone();
+    assert_eq!(allowed["decision"], "allowed");
+    assert!(allowed["received"].as_u64().unwrap() > 0, "{allowed}");
+    let dials_after_allowed = allowed["dials"].as_u64().unwrap();
+    for (host, reason) in [
+        ("forbidden.test", "not in the allowlist"),
+        (allowed_ip.as_str(), "address rule"),
+        ("host.test", "the host"),
+        ("rebind.test", "private (10.0.0.0/8)"),
+    ] {
+        let e = find(host, 8443);
+        assert_eq!(e["decision"], "denied", "{e}");
+        assert!(e["reason"].as_str().unwrap().contains(reason), "{e}");
+        assert_eq!(
+            e["dials"].as_u64().unwrap(),
+            dials_after_allowed,
+            "{host} dialled: {e}"
+        );
+        assert!(e["address"].is_null(), "{e}");
+    }
+
+    // `safeclaw egress log`: the same decisions, for people and scripts.
+    let shown = safeclaw()
+        .args(["egress", "log", "--name", &gateway])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let shown = String::from_utf8(shown).unwrap();
+    assert!(
+        shown.contains("denied  forbidden.test:8443 (not in the allowlist)"),
+        "{shown}"
+    );
+    assert!(shown.contains("allowed allowed.test:8443 sent "), "{shown}");
+    let as_json = safeclaw()
+        .args(["--json", "egress", "log", "--name", &gateway])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let lines: Vec<serde_json::Value> = String::from_utf8(as_json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), log.len());
+
+    // The proxy's container is hardened.
+    let inspected = rt.block_on(docker.inspect_container(&proxy, None)).unwrap();
+    let host_config = inspected.host_config.unwrap();
+    assert_eq!(host_config.readonly_rootfs, Some(true));
+    assert_eq!(
+        inspected.config.unwrap().user.as_deref(),
+        Some("10001:10001")
+    );
+
+    // Fail-closed: with the proxy's process killed nothing gets out; the
+    // engine restarts it and the allowed name works again.
+    let pid = inspected.state.unwrap().pid.unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (code, out) = probe(
+        &rt,
+        &docker,
+        &gateway,
+        &["via", proxy_at, "allowed.test:8443"],
+    );
+    assert_ne!(code, 0, "through a dead proxy: {out}");
+    let (code, _) = probe(&rt, &docker, &gateway, &["dial", &allowed_ip, "8443"]);
+    assert_eq!(code, 1);
+    let began = Instant::now();
+    loop {
+        let (code, out) = probe(
+            &rt,
+            &docker,
+            &gateway,
+            &["via", proxy_at, "allowed.test:8443"],
+        );
+        if code == 0 {
+            assert!(out.contains("allowed-server"), "{out}");
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the engine did not restart the proxy: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // `down` leaves nothing of the firewall.
+    rt.block_on(network::down(&docker, &gateway)).unwrap();
+    assert!(rt.block_on(docker.inspect_container(&proxy, None)).is_err());
+    drop(made);
+}
