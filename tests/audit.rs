@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::Path;
 
 use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
-use bollard::query_parameters::{BuildImageOptionsBuilder, CreateContainerOptionsBuilder};
+use bollard::query_parameters::BuildImageOptionsBuilder;
 use bollard::Docker;
 use common::*;
 use futures_util::StreamExt;
@@ -106,51 +106,40 @@ fn run_like_the_guide(
         } => Some((max_files.min(1024) as i64, max_processes.min(4096) as i64)),
         safeclaw::runtime::spec::EngineKind::Docker => None,
     };
-    rt.block_on(async {
-        docker
-            .create_container(
-                Some(CreateContainerOptionsBuilder::new().name(name).build()),
-                ContainerCreateBody {
-                    image: Some(image.to_string()),
-                    open_stdin: Some(true),
-                    stdin_once: Some(false),
-                    attach_stdin: Some(false),
-                    env: Some(env),
-                    host_config: Some(HostConfig {
-                        binds: Some(vec![format!("{}:/app/data", data.display())]),
-                        restart_policy: Some(RestartPolicy {
-                            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                            maximum_retry_count: None,
-                        }),
-                        // Podman's default open-files and process limits
-                        // are above what a service started in a container
-                        // may give (runc: "error setting rlimit"); the
-                        // guide's compose file sets none, and these change
-                        // no finding.
-                        ulimits: podman_limits.map(|(files, processes)| {
-                            [("nofile", files), ("nproc", processes)]
-                                .map(|(name, n)| bollard::models::ResourcesUlimits {
-                                    name: Some(name.into()),
-                                    soft: Some(n),
-                                    hard: Some(n),
-                                })
-                                .to_vec()
-                        }),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        docker
-            .start_container(
-                name,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-            .unwrap();
-    });
+    rt.block_on(create_and_start(
+        docker,
+        name,
+        ContainerCreateBody {
+            image: Some(image.to_string()),
+            open_stdin: Some(true),
+            stdin_once: Some(false),
+            attach_stdin: Some(false),
+            env: Some(env),
+            host_config: Some(HostConfig {
+                binds: Some(vec![format!("{}:/app/data", data.display())]),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                // Podman's default open-files and process limits
+                // are above what a service started in a container
+                // may give (runc: "error setting rlimit"); the
+                // guide's compose file sets none, and these change
+                // no finding.
+                ulimits: podman_limits.map(|(files, processes)| {
+                    [("nofile", files), ("nproc", processes)]
+                        .map(|(name, n)| bollard::models::ResourcesUlimits {
+                            name: Some(name.into()),
+                            soft: Some(n),
+                            hard: Some(n),
+                        })
+                        .to_vec()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ));
 }
 
 fn audit_json(args: &[&str], home: &Path) -> (i32, serde_json::Value, String) {

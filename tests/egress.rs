@@ -26,8 +26,7 @@ use bollard::models::{
     NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
 };
 use bollard::Docker;
 use common::*;
@@ -126,23 +125,6 @@ async fn run_on(
         ..Default::default()
     };
     create_and_start(docker, name, body).await;
-}
-
-async fn create_and_start(docker: &Docker, name: &str, body: ContainerCreateBody) {
-    docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::new().name(name).build()),
-            body,
-        )
-        .await
-        .unwrap();
-    docker
-        .start_container(
-            name,
-            None::<bollard::query_parameters::StartContainerOptions>,
-        )
-        .await
-        .unwrap();
 }
 
 /// `openclaw net ARGS` in the gateway container: exit code and output.

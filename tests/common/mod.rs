@@ -518,3 +518,30 @@ pub fn engine_containers_dir(rt: &tokio::runtime::Runtime, docker: &Docker) -> P
         .expect("the engine names its data root");
     Path::new(&root).join("containers")
 }
+
+/// Creates the container `name` from `body` and starts it (tests that make
+/// containers of their own, not through safeclaw).
+pub async fn create_and_start(
+    docker: &Docker,
+    name: &str,
+    body: bollard::models::ContainerCreateBody,
+) {
+    docker
+        .create_container(
+            Some(
+                bollard::query_parameters::CreateContainerOptionsBuilder::new()
+                    .name(name)
+                    .build(),
+            ),
+            body,
+        )
+        .await
+        .unwrap();
+    docker
+        .start_container(
+            name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .unwrap();
+}
