@@ -277,12 +277,17 @@ pub fn standin_files() -> safeclaw::image::build::Files {
 
 /// Builds the stand-in image as `image`.
 pub fn build_standin(rt: &tokio::runtime::Runtime, docker: &Docker, image: &str) {
-    rt.block_on(safeclaw::image::build::build(
-        docker,
-        image,
-        &standin_files(),
-    ))
-    .unwrap();
+    // Each test's image its own ID: identical images share one, and a
+    // test's forced removal of its tag raced another test's build of the
+    // same content ("failed to resolve image id … No such image", seen on
+    // both image stores).
+    let mut files = standin_files();
+    files.insert(
+        "/etc/safeclaw-test-image".into(),
+        safeclaw::image::build::Entry::Symlink(image.to_string()),
+    );
+    rt.block_on(safeclaw::image::build::build(docker, image, &files))
+        .unwrap();
 }
 
 /// A new directory only its owner can read (safeclaw refuses a home that
