@@ -404,8 +404,8 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The vault file
-    pub file: PathBuf,
+    /// The vault file [default: ~/.safeclaw/vault/openclaw.vault]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -821,3 +821,35 @@ fn every_vault_command_takes_relative_paths_from_a_subdirectory() {
     assert_eq!(listed["generations"][0]["path"], absolute("../w.vault"));
     assert!(!s.path("sub/w.vault").exists() && !s.path("sub/out").exists());
 }
+
+/// `vault info` and `vault generations` read the home's vault when none is
+/// named, as the README writes them (a new user hit "required arguments
+/// were not provided").
+#[test]
+fn info_and_generations_default_to_the_home_s_vault() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let home = dir.path().join("home");
+    private_dir(&home);
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fs::write(state.join("openclaw.json"), b"{}").unwrap();
+    let pw = write_password(dir.path(), "pw", "default-vault-pw");
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .args(["vault", "create", "--from"])
+        .arg(&state)
+        .arg("--password-file")
+        .arg(&pw)
+        .args(FAST_KDF)
+        .assert()
+        .success();
+    let vault = home.join("vault/openclaw.vault");
+    for args in [&["vault", "generations"][..], &["vault", "info"][..]] {
+        safeclaw()
+            .env("SAFECLAW_HOME", &home)
+            .args(args)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(vault.display().to_string()));
+    }
+}

@@ -108,8 +108,12 @@ impl VaultCreate {
 }
 
 /// The vault `vault info` and `vault generations` read (no password).
+/// The vault `info` and `generations` read: the one named, or the home's.
 pub fn vault_file(args: InfoArgs) -> Result<PathBuf> {
-    absolute(&args.file)
+    match &args.file {
+        Some(file) => absolute(file),
+        None => absolute(&crate::paths::vault_in(&crate::paths::home()?)),
+    }
 }
 
 /// A vault named on the command line, and where its password comes from.
