@@ -18,14 +18,13 @@ use std::time::{Duration, Instant};
 use bollard::models::{
     ContainerCreateBody, HealthConfig, HostConfig, RestartPolicy, RestartPolicyNameEnum,
 };
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectNetworkOptions, RemoveContainerOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, InspectNetworkOptions};
 use bollard::Docker;
 
 use super::address::Cidr;
 use super::policy::Rule;
 use crate::error::{Class, Error, Result};
+use crate::runtime::container;
 use crate::runtime::layout::SAFECLAW_IN_IMAGE;
 use crate::runtime::spec::{self, EngineKind as Engine};
 
@@ -228,20 +227,8 @@ pub async fn up(docker: &Docker, plan: &Plan, engine: Engine) -> Result<String> 
         .await
         .map_err(|e| engine_error(&format!("creating {name}"), e))?;
     let started = async {
-        // As hardened as asked, or not started (as for the gateway).
-        let recorded = docker
-            .inspect_container(&created.id, None)
-            .await
-            .map_err(|e| engine_error(&format!("inspecting {name}"), e))?
-            .host_config
-            .unwrap_or_default();
-        let weakened = spec::weakened(&asked, &recorded);
-        if !weakened.is_empty() {
-            return Err(Error::new(
-                Class::Engine,
-                format!("the engine created {name} without {}", weakened.join(", ")),
-            ));
-        }
+        // As hardened as asked, or not started: the gateway's own check.
+        container::check_recorded(docker, &created.id, &name, &asked).await?;
         docker
             .start_container(
                 &created.id,
@@ -303,13 +290,7 @@ pub async fn down(docker: &Docker, gateway: &str) -> Result<()> {
     }
     // By the ID inspected: never whatever holds the name by now.
     let id = c.id.unwrap_or(name.clone());
-    match docker
-        .remove_container(
-            &id,
-            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-        )
-        .await
-    {
+    match container::force_remove(docker, &id).await {
         Ok(()) => Ok(()),
         Err(e) if not_found(&e) => Ok(()),
         Err(e) => Err(engine_error(&format!("removing {name}"), e)),

@@ -120,7 +120,7 @@ pub(crate) async fn force_remove(
 
 /// The created container as the engine recorded it must be as hardened as
 /// asked: an engine that drops a limit without an error gets no key.
-async fn check_recorded(
+pub(crate) async fn check_recorded(
     docker: &Docker,
     id: &str,
     name: &str,
