@@ -96,16 +96,9 @@ fn run_like_the_guide(
     data: &Path,
     env: Vec<String>,
 ) {
-    let podman_limits = match rt
+    let kind = rt
         .block_on(safeclaw::runtime::engine::kind(docker))
-        .unwrap()
-    {
-        safeclaw::runtime::spec::EngineKind::Podman {
-            max_files,
-            max_processes,
-        } => Some((max_files.min(1024) as i64, max_processes.min(4096) as i64)),
-        safeclaw::runtime::spec::EngineKind::Docker => None,
-    };
+        .unwrap();
     rt.block_on(create_and_start(
         docker,
         name,
@@ -126,21 +119,17 @@ fn run_like_the_guide(
                 // may give (runc: "error setting rlimit"); the
                 // guide's compose file sets none, and these change
                 // no finding.
-                ulimits: podman_limits.map(|(files, processes)| {
-                    [("nofile", files), ("nproc", processes)]
-                        .map(|(name, n)| bollard::models::ResourcesUlimits {
-                            name: Some(name.into()),
-                            soft: Some(n),
-                            hard: Some(n),
-                        })
-                        .to_vec()
-                }),
+                ulimits: safeclaw::runtime::spec::ulimits(kind, GUIDE_PIDS),
                 ..Default::default()
             }),
             ..Default::default()
         },
     ));
 }
+
+/// The process count the guide's container's limits are computed from (on
+/// Podman only; the guide sets no pids limit, and this adds none).
+const GUIDE_PIDS: i64 = 1024;
 
 fn audit_json(args: &[&str], home: &Path) -> (i32, serde_json::Value, String) {
     let out = safeclaw()
