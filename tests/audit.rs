@@ -224,6 +224,8 @@ fn the_guides_container_gets_every_finding_it_deserves() {
         "image.root-default",
         "image.no-pin",
         "host.guide-plaintext-archive",
+        // On the default bridge: it reaches anywhere.
+        "egress.route-out",
     ] {
         assert!(got.contains(want), "missing {want} in {got:?}");
     }
@@ -318,20 +320,41 @@ fn a_container_started_by_safeclaw_has_no_high_or_medium_finding() {
         Err(e) => skip_unless_ci(&format!("cannot look into the container's /state: {e}")),
     }
 
+    // With egress locked the gateway has no network; with it open (`start
+    // --egress open`, and every start until the firewall is wired into
+    // it) the gateway is on the bridge, and that is the one serious
+    // finding: a route out.
+    let locked = rt
+        .block_on(docker.inspect_container(&name, None))
+        .unwrap()
+        .host_config
+        .and_then(|h| h.network_mode)
+        .as_deref()
+        == Some("none");
     let empty = dir.path().join("no-guide");
     let (code, report, stderr) = audit_json(
         &["--container", &name, "--guide-dir", empty.to_str().unwrap()],
         &home,
     );
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(report["passed"], true);
     let serious: Vec<&serde_json::Value> = report["findings"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["severity"] == "high" || f["severity"] == "medium")
         .collect();
-    assert!(serious.is_empty(), "{serious:#?}");
+    if locked {
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(report["passed"], true);
+        assert!(serious.is_empty(), "{serious:#?}");
+    } else {
+        assert_eq!(code, 6, "{stderr}");
+        assert_eq!(serious.len(), 1, "{serious:#?}");
+        assert_eq!(serious[0]["id"], "egress.route-out");
+        assert!(serious[0]["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("--egress open"));
+    }
     // OpenClaw's own audit ran inside and was merged.
     assert!(
         ids(&report).contains("openclaw.summary.attack_surface"),
@@ -341,6 +364,191 @@ fn a_container_started_by_safeclaw_has_no_high_or_medium_finding() {
         .args(["stop", "--name", &name])
         .assert()
         .success();
+}
+
+/// Creates `name` from `body` without starting it.
+fn create(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str, body: ContainerCreateBody) {
+    rt.block_on(
+        docker.create_container(
+            Some(
+                bollard::query_parameters::CreateContainerOptionsBuilder::new()
+                    .name(name)
+                    .build(),
+            ),
+            body,
+        ),
+    )
+    .unwrap();
+}
+
+/// The findings of the egress area, by id.
+fn egress_findings(report: &serde_json::Value) -> Vec<&serde_json::Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["area"] == "egress")
+        .collect()
+}
+
+/// Gateways labelled as safeclaw labels them, one open and one locked,
+/// and the locked one's proxy: missing, weakened, then as safeclaw makes
+/// it (`egress::network::up`). The gateways are only created: their
+/// network and mounts are what is audited. Nothing here sends a packet.
+#[test]
+fn egress_is_audited_on_the_engine() {
+    use safeclaw::egress::network::{self, Plan};
+    use safeclaw::egress::policy::Rule;
+
+    let Some((rt, docker)) = engine() else { return };
+    let pid = std::process::id();
+    let image = format!("safeclaw-standin:audit-egress-{pid}");
+    let open = format!("sc-audit-open-{pid}");
+    let locked = format!("sc-audit-locked-{pid}");
+    let proxy = network::proxy_name(&locked);
+    let _made = Cleanup::new(&rt, &docker)
+        .container(&open)
+        .container(&locked)
+        .container(&proxy)
+        .image(&image);
+    build_standin(&rt, &docker, &image);
+    let kind = rt
+        .block_on(safeclaw::runtime::engine::kind(&docker))
+        .unwrap();
+    let dir = TempDir::new().unwrap();
+    let home = dir.path().join("home");
+    let socket_dir = dir.path().join("egress");
+    private_dir(&socket_dir);
+    let gateway = |network: &str, binds: Vec<String>| ContainerCreateBody {
+        image: Some(image.clone()),
+        user: Some("10001:10001".into()),
+        labels: Some(
+            [(
+                safeclaw::runtime::spec::LABEL_MANAGED.to_string(),
+                "1".to_string(),
+            )]
+            .into(),
+        ),
+        env: Some(vec![format!("OPENCLAW_PROXY_URL={}", network::proxy_url())]),
+        host_config: Some(HostConfig {
+            network_mode: Some(network.into()),
+            binds: Some(binds),
+            ulimits: safeclaw::runtime::spec::ulimits(kind, 64),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    // Open: on the bridge, as `--egress open` makes it.
+    create(&rt, &docker, &open, gateway("bridge", vec![]));
+    let (code, report, _) = audit_json(&["--container", &open, "--no-openclaw"], &home);
+    assert_eq!(code, 6);
+    let found = egress_findings(&report);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["id"], "egress.route-out");
+    assert_eq!(found[0]["severity"], "high");
+    assert!(found[0]["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("--egress open"));
+    assert!(found[0]["fix"].as_str().unwrap().contains(&format!(
+        "safeclaw start --name {open}` without --egress open"
+    )));
+
+    // Locked, and no proxy: the bot reaches nothing.
+    let plan = Plan {
+        gateway: locked.clone(),
+        image: image.clone(),
+        rules: ["api.anthropic.com", "*.amazonaws.com"]
+            .map(|r| Rule::parse(r).unwrap())
+            .to_vec(),
+        outside: network::DEFAULT_OUTSIDE.into(),
+        extra_hosts: vec![],
+        socket_dir: socket_dir.display().to_string(),
+        uid: 10001,
+        gid: 10001,
+    };
+    create(
+        &rt,
+        &docker,
+        &locked,
+        gateway("none", vec![plan.gateway_bind()]),
+    );
+    let audit_locked = || {
+        let (_, report, _) = audit_json(&["--container", &locked, "--no-openclaw"], &home);
+        let found: Vec<(String, String, String)> = egress_findings(&report)
+            .iter()
+            .map(|f| {
+                (
+                    f["id"].as_str().unwrap().to_string(),
+                    f["severity"].as_str().unwrap().to_string(),
+                    f["evidence"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        found
+    };
+    let found = audit_locked();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].0, "egress.proxy-missing");
+    assert_eq!(found[0].1, "medium");
+    assert!(found[0].2.contains(&format!("no container named {proxy}")));
+
+    // A proxy as `proxy_body` makes it but with a writable root, and not
+    // started: weakened (high), stopped (medium), its wide wildcard
+    // (medium).
+    let mut weak = network::proxy_body(&plan, &[], kind);
+    weak.host_config.as_mut().unwrap().readonly_rootfs = Some(false);
+    create(&rt, &docker, &proxy, weak);
+    let found = audit_locked();
+    let kinds: BTreeSet<&str> = found.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "egress.proxy-missing",
+            "egress.proxy-not-hardened",
+            "egress.wide-wildcard"
+        ]),
+        "{found:#?}"
+    );
+    let weakened: Vec<_> = found
+        .iter()
+        .filter(|f| f.0 == "egress.proxy-not-hardened")
+        .collect();
+    assert_eq!(weakened.len(), 1, "{found:#?}");
+    assert_eq!(weakened[0].1, "high");
+    assert!(weakened[0].2.contains("ReadonlyRootfs"), "{found:#?}");
+    // The proxy audited by itself: the same, and no OpenClaw state checks
+    // (it runs the gateway's image, not OpenClaw).
+    let (code, report, _) = audit_json(&["--container", &proxy, "--no-openclaw"], &home);
+    assert_eq!(code, 6);
+    let got = ids(&report);
+    assert!(
+        got.contains("egress.proxy-not-hardened") && got.contains("egress.wide-wildcard"),
+        "{got:?}"
+    );
+    assert!(
+        !got.iter().any(|i| i.starts_with("container.state")),
+        "{got:?}"
+    );
+
+    // The proxy as safeclaw starts it: hardened and running, only its
+    // policy is left to say.
+    rt.block_on(network::down(&docker, &locked)).unwrap();
+    let chown = std::process::Command::new("chown")
+        .arg("10001:10001")
+        .arg(&socket_dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !chown {
+        skip_unless_ci("the proxy's socket directory cannot be given to uid 10001 (not root)");
+        return;
+    }
+    rt.block_on(network::up(&docker, &plan, kind)).unwrap();
+    let found = audit_locked();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].0, "egress.wide-wildcard");
+    assert!(found[0].2.contains("*.amazonaws.com:443"), "{found:#?}");
 }
 
 #[test]
@@ -442,15 +650,23 @@ fn every_check_id_is_documented() {
         "src/audit/host.rs",
         "src/audit/vault.rs",
         "src/audit/openclaw.rs",
+        "src/audit/egress.rs",
         "src/commands/audit.rs",
     ] {
         let text = fs::read_to_string(root.join(file)).unwrap();
         // The checks, not their unit tests.
         let code = text.split("#[cfg(test)]").next().unwrap();
         for piece in code.split('"').skip(1).step_by(2) {
-            let is_id = ["host.", "vault.", "image.", "container.", "openclaw."]
-                .iter()
-                .any(|p| piece.starts_with(p))
+            let is_id = [
+                "host.",
+                "vault.",
+                "image.",
+                "container.",
+                "egress.",
+                "openclaw.",
+            ]
+            .iter()
+            .any(|p| piece.starts_with(p))
                 && piece
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'-')

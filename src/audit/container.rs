@@ -60,11 +60,11 @@ const DANGEROUS_CAPS: [&str; 8] = [
     "BPF",
 ];
 
-fn str_at<'v>(v: &'v Value, path: &str) -> Option<&'v str> {
+pub(super) fn str_at<'v>(v: &'v Value, path: &str) -> Option<&'v str> {
     v.pointer(path).and_then(Value::as_str)
 }
 
-fn strings_at(v: &Value, path: &str) -> Vec<String> {
+pub(super) fn strings_at(v: &Value, path: &str) -> Vec<String> {
     v.pointer(path)
         .and_then(Value::as_array)
         .map(|a| {
@@ -75,7 +75,7 @@ fn strings_at(v: &Value, path: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn num_at(v: &Value, path: &str) -> i64 {
+pub(super) fn num_at(v: &Value, path: &str) -> i64 {
     v.pointer(path).and_then(Value::as_i64).unwrap_or(0)
 }
 
@@ -129,9 +129,37 @@ fn normalised(path: &str) -> &str {
     }
 }
 
-fn is_root(user: &str) -> bool {
+pub(super) fn is_root(user: &str) -> bool {
     let name = user.split(':').next().unwrap_or_default();
     name.is_empty() || name == "root" || name == "0"
+}
+
+/// The capabilities the container dropped, by name (`CHOWN`, `ALL`).
+pub(super) fn dropped_caps(c: &Value) -> Vec<String> {
+    strings_at(c, "/HostConfig/CapDrop")
+        .iter()
+        .map(|x| cap_name(x))
+        .collect()
+}
+
+/// True when the container dropped every capability it would get.
+pub(super) fn all_caps_dropped(c: &Value) -> bool {
+    let dropped = dropped_caps(c);
+    let added_any = !strings_at(c, "/HostConfig/CapAdd").is_empty();
+    // Podman records `--cap-drop ALL` as the list of what it dropped: every
+    // capability of the default set dropped and none added is the same.
+    dropped.iter().any(|d| d == "ALL")
+        || (!added_any && DEFAULT_CAPS.iter().all(|d| dropped.iter().any(|x| x == d)))
+}
+
+/// True when `no-new-privileges` is set (`:` or `=`, with or without `true`).
+pub(super) fn no_new_privileges(c: &Value) -> bool {
+    strings_at(c, "/HostConfig/SecurityOpt").iter().any(|o| {
+        matches!(
+            o.replace('=', ":").as_str(),
+            "no-new-privileges" | "no-new-privileges:true"
+        )
+    })
 }
 
 /// True for a container safeclaw made (its label).
@@ -147,6 +175,11 @@ pub fn is_managed(inspect: &Value) -> bool {
 pub fn runs_openclaw(inspect: &Value) -> bool {
     if is_managed(inspect) {
         return true;
+    }
+    // safeclaw's egress proxy runs the gateway's image (its name often
+    // says openclaw) but only `safeclaw egress serve`: no OpenClaw state.
+    if super::egress::is_proxy(inspect) {
+        return false;
     }
     let mut words = vec![
         str_at(inspect, "/Config/Image")
@@ -312,21 +345,12 @@ pub fn check(s: &Subject) -> Vec<Finding> {
             "CIS Docker 5.4",
         );
     }
-    let dropped: Vec<String> = strings_at(c, "/HostConfig/CapDrop")
-        .iter()
-        .map(|x| cap_name(x))
-        .collect();
-    let added_any = !strings_at(c, "/HostConfig/CapAdd").is_empty();
-    // Podman records `--cap-drop ALL` as the list of what it dropped: every
-    // capability of the default set dropped and none added is the same.
-    let all_dropped = dropped.iter().any(|d| d == "ALL")
-        || (!added_any && DEFAULT_CAPS.iter().all(|d| dropped.iter().any(|x| x == d)));
-    if !all_dropped {
+    if !all_caps_dropped(c) {
         out.add(
             "container.capabilities-not-dropped",
             Severity::Medium,
             "keeps the engine's default capabilities",
-            format!("{name}: HostConfig.CapDrop is {dropped:?}"),
+            format!("{name}: HostConfig.CapDrop is {:?}", dropped_caps(c)),
             "--cap-drop ALL (add back only what is needed)",
             "CIS Docker 5.3",
         );
@@ -364,7 +388,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
     }
     let security_opt = strings_at(c, "/HostConfig/SecurityOpt");
     let opt = |want: &str| security_opt.iter().any(|o| o.replace('=', ":") == want);
-    if !(opt("no-new-privileges") || opt("no-new-privileges:true")) {
+    if !no_new_privileges(c) {
         out.add(
             "container.new-privileges",
             Severity::Medium,

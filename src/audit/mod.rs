@@ -8,6 +8,7 @@
 //! existing field bumps it.
 
 pub mod container;
+pub mod egress;
 pub mod host;
 pub mod openclaw;
 pub mod secrets;
@@ -46,6 +47,8 @@ pub enum Area {
     Vault,
     Image,
     Container,
+    /// The gateway's way out: its network, the egress proxy, its policy.
+    Egress,
     Openclaw,
 }
 
@@ -56,6 +59,7 @@ impl Area {
             Area::Vault => "vault",
             Area::Image => "image",
             Area::Container => "container",
+            Area::Egress => "egress",
             Area::Openclaw => "openclaw",
         }
     }

@@ -197,10 +197,46 @@ async fn container_findings(
     };
     let mut out = audit::container::check(&subject);
     out.extend(audit::container::check_image(&subject));
+    out.extend(egress_findings(docker, &inspect).await?);
     if run_openclaw && running && audit::container::is_managed(&inspect) {
         out.extend(openclaw_findings(docker, name).await);
     }
     Ok(out)
+}
+
+/// The egress checks: of the proxy itself when that is what is audited,
+/// else of an OpenClaw gateway's way out, with its proxy (`<name>-egress`)
+/// when there is one.
+async fn egress_findings(docker: &Docker, inspect: &serde_json::Value) -> Result<Vec<Finding>> {
+    if audit::egress::is_proxy(inspect) {
+        return Ok(audit::egress::check_proxy(inspect));
+    }
+    if !audit::container::runs_openclaw(inspect) {
+        return Ok(Vec::new());
+    }
+    // Only a gateway without a network of its own needs a proxy.
+    if audit::egress::network_of(inspect) != audit::egress::Network::Isolated {
+        return Ok(audit::egress::check_gateway(inspect, None));
+    }
+    // By the name the engine gave it (the audit may have named it by ID).
+    let name = inspect
+        .pointer("/Name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .trim_start_matches('/');
+    let proxy_name = crate::egress::network::proxy_name(name);
+    let proxy = match docker.inspect_container(&proxy_name, None).await {
+        Ok(p) => Some(
+            serde_json::to_value(&p)
+                .map_err(|e| Error::failure(format!("reading the inspect of {proxy_name}: {e}")))?,
+        ),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => None,
+        // Not "missing": the engine did not say.
+        Err(e) => return Err(engine::failed("inspecting", &proxy_name, e)),
+    };
+    Ok(audit::egress::check_gateway(inspect, proxy.as_ref()))
 }
 
 /// OpenClaw's own audit, from inside the container; a failure to run it
