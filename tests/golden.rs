@@ -60,3 +60,20 @@ fn the_golden_v1_header_reads_as_documented() {
     assert_eq!(v["slots"][0]["kdf"]["iterations"], 2);
     assert_eq!(v["slots"][0]["kdf"]["parallelism"], 4);
 }
+
+/// Vaults from before records existed read as having none, through the
+/// prefix reader and through a full unpack alike.
+#[test]
+fn the_golden_v1_vault_has_no_records() {
+    use safeclaw::password::Password;
+    use safeclaw::vault::VaultFile;
+    let vault = VaultFile::open(&golden()).unwrap();
+    let (key, _) = vault
+        .unlock(&Password::new(b"golden-password").unwrap())
+        .unwrap();
+    assert!(vault.records(&key).unwrap().is_empty());
+    let dir = TempDir::new().unwrap();
+    let (stats, records) = vault.unpack(&key, dir.path(), |_| {}).unwrap();
+    assert!(records.is_empty());
+    assert_eq!((stats.files, stats.records), (2, 0));
+}

@@ -23,10 +23,17 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
+        Self::with_tree(|_| {})
+    }
+
+    /// A vault made by `vault create` of a tree holding `openclaw.json`
+    /// and whatever `add` puts there.
+    fn with_tree(add: impl FnOnce(&Path)) -> Self {
         let dir = TempDir::new().unwrap();
         let tree = dir.path().join("tree");
         fs::create_dir(&tree).unwrap();
         fs::write(tree.join("openclaw.json"), "{}").unwrap();
+        add(&tree);
         let pw = write_password(dir.path(), "pw", "guard password");
         create_vault(&tree, &dir.path().join("v.vault"), &pw);
         fs::create_dir(dir.path().join("state")).unwrap();
@@ -277,6 +284,78 @@ fn sigterm_is_forwarded_and_the_state_still_sealed() {
         "{out}"
     );
     assert_eq!(s.generation(), 2);
+}
+
+const POLICY: &str = r#"{"allow":["api.anthropic.com"]}"#;
+
+/// A gateway that reports whether it found safeclaw's records in its
+/// state, then plants its own `.safeclaw` there (a policy allowing
+/// everything) and waits.
+const PLANTING_GATEWAY: &str = r#"
+cd "$OPENCLAW_STATE_DIR" || exit 1
+if [ -e .safeclaw ]; then echo seen > report; else echo unseen > report; fi
+mkdir .safeclaw && echo '{"allow":["*"]}' > .safeclaw/egress.json
+echo done > planted
+exec sleep 30
+"#;
+
+#[test]
+fn the_records_stay_out_of_the_state_and_in_every_generation_sealed() {
+    let s = Setup::with_tree(|tree| {
+        fs::create_dir(tree.join(".safeclaw")).unwrap();
+        fs::write(tree.join(".safeclaw/egress.json"), POLICY).unwrap();
+    });
+    let records = || {
+        VaultFile::open(&s.vault())
+            .unwrap()
+            .records(&s.key())
+            .unwrap()
+    };
+    assert_eq!(records().get("egress.json"), Some(POLICY.as_bytes()));
+    let child = s.started(|_| {}, &["sh", "-c", PLANTING_GATEWAY]);
+    let start = Instant::now();
+    while !s.state().join("planted").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "never planted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        fs::read_to_string(s.state().join("report")).unwrap(),
+        "unseen\n",
+        "the records were in the state dir"
+    );
+    // A checkpoint, then the final seal: both with the guard's records.
+    Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .unwrap();
+    while s.generation() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(records().get("egress.json"), Some(POLICY.as_bytes()));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let (_, out) = finish(child);
+    assert!(out.ends_with("sealed generation=3\n"), "{out}");
+    let sealed = records();
+    assert_eq!(sealed.names().collect::<Vec<_>>(), ["egress.json"]);
+    assert_eq!(sealed.get("egress.json"), Some(POLICY.as_bytes()));
+    for path in [
+        s.vault(),
+        safeclaw::vault::generations::path_of(&s.vault(), 2),
+    ] {
+        let dir = s.unpacked(
+            &path,
+            &format!(
+                "out-{}",
+                VaultFile::open(&path).unwrap().header().generation
+            ),
+        );
+        assert!(dir.join("planted").exists());
+        assert!(!dir.join(".safeclaw").exists(), "{}", path.display());
+    }
 }
 
 #[test]
@@ -548,7 +627,8 @@ fn an_older_generation_put_in_place_is_noticed() {
     let s = Setup::new();
     let home = s.dir.path().join("home");
     let tree = s.dir.path().join("tree");
-    safeclaw::vault::seal_next_generation(&s.vault(), &s.key(), &tree, 5).unwrap();
+    safeclaw::vault::seal_next_generation(&s.vault(), &s.key(), &tree, 5, &Default::default())
+        .unwrap();
     // Recorded from an authenticated header (verify), never from `info`.
     safeclaw()
         .env("SAFECLAW_HOME", &home)

@@ -37,7 +37,8 @@ impl Setup {
         create_vault(&s.path("state"), &s.vault(), &s.path("old"));
         let key = s.key_of(&s.vault(), OLD).unwrap();
         for _ in 0..3 {
-            vault::seal_next_generation(&s.vault(), &key, &s.path("state"), 5).unwrap();
+            vault::seal_next_generation(&s.vault(), &key, &s.path("state"), 5, &Default::default())
+                .unwrap();
         }
         fs::copy(s.vault(), s.path("backup.vault")).unwrap();
         s
@@ -135,7 +136,14 @@ fn passwd_revokes_the_old_password_and_the_old_key_everywhere() {
 
     // A generation written afterwards (as the guard does, with the key the
     // new password gives) does not open with the key the old one gave.
-    let next = vault::seal_next_generation(&s.vault(), &new_key, &s.path("state"), 5).unwrap();
+    let next = vault::seal_next_generation(
+        &s.vault(),
+        &new_key,
+        &s.path("state"),
+        5,
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(next, 5);
     assert!(!opens_with_key(&s.vault(), &old_key));
     // The backup made before still opens with the old password: that is

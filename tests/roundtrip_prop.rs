@@ -12,7 +12,7 @@ use common::snapshot;
 use proptest::prelude::*;
 use safeclaw::password::Password;
 use safeclaw::vault::format::KdfParams;
-use safeclaw::vault::{self, archive, crypto::DataKey, Replace, VaultFile};
+use safeclaw::vault::{self, archive, crypto::DataKey, Records, Replace, VaultFile};
 use tempfile::TempDir;
 
 #[derive(Debug, Clone)]
@@ -113,15 +113,22 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 40, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn seal_then_export_gives_back_the_same_tree(specs in prop::collection::vec(spec(), 0..25)) {
+    fn seal_then_export_gives_back_the_same_tree(
+        specs in prop::collection::vec(spec(), 0..25),
+        values in prop::collection::btree_map("[a-z0-9][a-z0-9._-]{0,10}", prop::collection::vec(any::<u8>(), 0..300), 0..4),
+    ) {
         let dir = TempDir::new().unwrap();
         let src = dir.path().join("src");
         build(&src, &specs);
+        let mut records = Records::new();
+        for (name, value) in values {
+            records.set(&name, value).unwrap();
+        }
         let key = DataKey::generate();
         let password = Password::new(b"pw").unwrap();
         let header = vault::new_header(&key, &password, KdfParams { m_kib: 64, t: 1, p: 1 });
         let path = dir.path().join("v.vault");
-        let packed = vault::write(&path, Replace::Never, &key, &header, |w| archive::pack(&src, w, &mut |_| {})).unwrap();
+        let packed = vault::write(&path, Replace::Never, &key, &header, |w| archive::pack(&src, &records, w, &mut |_| {})).unwrap();
 
         let v = VaultFile::open(&path).unwrap();
         let (key2, _) = v.unlock(&password).unwrap();
@@ -130,8 +137,10 @@ proptest! {
 
         let out = dir.path().join("out");
         fs::create_dir(&out).unwrap();
-        let unpacked = VaultFile::open(&path).unwrap().unpack(&key2, &out, |_| {}).unwrap();
+        prop_assert_eq!(&VaultFile::open(&path).unwrap().records(&key2).unwrap(), &records);
+        let (unpacked, got) = VaultFile::open(&path).unwrap().unpack(&key2, &out, |_| {}).unwrap();
         prop_assert_eq!(&unpacked, &packed);
+        prop_assert_eq!(&got, &records);
         prop_assert_eq!(snapshot(&src), snapshot(&out));
         // Let TempDir clean up read-only directories.
         for root in [&src, &out] {

@@ -1315,7 +1315,8 @@ fn a_home_of_the_old_layout_moves_its_vault_on_start() {
             .unwrap()
             .0;
         let state = f.dir.path().join("state");
-        safeclaw::vault::seal_next_generation(&f.vault(), &key, &state, 5).unwrap();
+        safeclaw::vault::seal_next_generation(&f.vault(), &key, &state, 5, &Default::default())
+            .unwrap();
         safeclaw()
             .env("SAFECLAW_HOME", &home)
             .args(["start", "--name", &f.name, "--image", &f.image])

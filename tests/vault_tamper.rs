@@ -77,7 +77,7 @@ fn every_single_byte_flip_of_a_small_vault_is_rejected_as_damage() {
     let key = DataKey::generate();
     let header = vault::new_header(&key, &password(), FAST);
     vault::write(&path, Replace::Never, &key, &header, |w| {
-        archive::pack(&tree, w, &mut |_| {})
+        archive::pack(&tree, &Default::default(), w, &mut |_| {})
     })
     .unwrap();
     assert!(check(&path).is_ok());

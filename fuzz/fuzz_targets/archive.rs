@@ -1,7 +1,8 @@
 //! The tar rules on arbitrary bytes (what a vault's payload decrypts to,
 //! authenticated but written by a hostile gateway): never panics, and the
-//! caps of docs/vault-format.md ("Limits") bound memory and work whatever
-//! the names, depth, entry count or extension headers.
+//! caps of docs/vault-format.md ("Limits", "Records") bound memory and
+//! work whatever the names, depth, entry count, extension headers or
+//! records (a record's claimed size is checked before it is allocated).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,4 +10,6 @@ use safeclaw::vault::archive;
 
 fuzz_target!(|data: &[u8]| {
     let _ = archive::manifest(data);
+    // The prefix reader host commands use for the records.
+    let _ = archive::leading_records(data);
 });

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::printer::Printer;
-use crate::vault::{self, archive, VaultFile};
+use crate::vault::{self, archive, Records, VaultFile, RECORDS_DIR};
 use crate::wipe;
 
 use super::settings::VaultCreate;
@@ -26,17 +26,24 @@ pub fn run(args: VaultCreate, printer: &Printer) -> Result<()> {
         Err(e) => return Err(Error::io("reading", source, e)),
     }
     shared::check_new_vault_path(&out)?;
+    // `DIR/.safeclaw/` (as `vault export` writes it) holds the records;
+    // read before the password prompt, so a refused one costs nothing.
+    let records = Records::read_dir(source)?;
     let kdf = shared::checked_kdf(args.kdf, printer)?;
     let password = shared::read_new_password(&args.password, printer)?;
 
     let bar = printer.bar(archive::content_size(source), "sealing");
     let read_back = args.wipe_source.then(|| password.clone());
     let stats = vault::create(&out, password, kdf, |w| {
-        archive::pack(source, w, &mut |n| bar.set_position(n))
+        archive::pack(source, &records, w, &mut |n| bar.set_position(n))
     });
     bar.finish_and_clear();
     let stats = stats?;
     for skipped in &stats.skipped {
+        if skipped == archive::SKIPPED_RECORDS_DIR {
+            // Read above as records, not sealed as part of the state.
+            continue;
+        }
         printer.warn(&format!(
             "skipped {skipped}: sockets, FIFOs and devices are not sealed"
         ));
@@ -51,7 +58,8 @@ pub fn run(args: VaultCreate, printer: &Printer) -> Result<()> {
         spinner.finish_and_clear();
         let (key, _) = unlocked?;
         let check = vault.verify(&key, |_| {})?;
-        if (check.files, check.bytes) != (stats.files, stats.bytes) {
+        let sealed = (stats.files, stats.bytes, stats.records);
+        if (check.files, check.bytes, check.records) != sealed {
             return Err(Error::failure(
                 "the new vault does not read back as sealed; the source was kept",
             ));
@@ -64,9 +72,14 @@ pub fn run(args: VaultCreate, printer: &Printer) -> Result<()> {
         ));
     }
 
+    let records_note = match stats.records {
+        0 => String::new(),
+        1 => format!(" and 1 record from {RECORDS_DIR}/"),
+        n => format!(" and {n} records from {RECORDS_DIR}/"),
+    };
     printer.result(
         &format!(
-            "sealed {} files, {} directories, {} symlinks ({} bytes) into {} (generation 1)",
+            "sealed {} files, {} directories, {} symlinks ({} bytes){records_note} into {} (generation 1)",
             stats.files,
             stats.dirs,
             stats.symlinks,

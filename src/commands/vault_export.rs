@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::printer::Printer;
 use crate::private_fs::{self, create_private_dir, hex, parent_of};
-use crate::vault::{crypto::random_array, VaultFile};
+use crate::vault::{crypto::random_array, VaultFile, RECORDS_DIR};
 
 use super::settings::VaultExport;
 use super::shared;
@@ -53,7 +53,12 @@ pub fn run(args: VaultExport, printer: &Printer) -> Result<()> {
     create_private_dir(&tmp)?;
     let bar = printer.bar(vault.payload_len(), "exporting");
     let generation = vault.header().generation;
-    let result = vault.unpack(&key, &tmp, |n| bar.set_position(n));
+    // The records as files in `.safeclaw/`, where `vault create` reads them
+    // back: the export is the user's, who may see them (the state dir the
+    // agent reads never holds them).
+    let result = vault
+        .unpack(&key, &tmp, |n| bar.set_position(n))
+        .and_then(|(stats, records)| records.write_dir(&tmp).map(|()| stats));
     bar.finish_and_clear();
     let stats = match result {
         Ok(stats) => stats,
@@ -68,9 +73,14 @@ pub fn run(args: VaultExport, printer: &Printer) -> Result<()> {
     }
     private_fs::sync_dir(&parent)?;
 
+    let records_note = match stats.records {
+        0 => String::new(),
+        1 => format!(" and 1 record (in {RECORDS_DIR}/)"),
+        n => format!(" and {n} records (in {RECORDS_DIR}/)"),
+    };
     printer.result(
         &format!(
-            "exported {} files, {} directories, {} symlinks ({} bytes) from generation {generation} into {}",
+            "exported {} files, {} directories, {} symlinks ({} bytes){records_note} from generation {generation} into {}",
             stats.files + stats.hardlinks,
             stats.dirs,
             stats.symlinks,

@@ -1,7 +1,8 @@
 //! The tar layer of the payload (docs/vault-format.md, "Plaintext"): packs a
 //! directory without following links, and checks or extracts an archive as
 //! hostile input: nothing outside the target, no devices, no writes through
-//! links.
+//! links. safeclaw's records (`super::records`) travel in the same archive
+//! under `.safeclaw/`, written first, and never touch the disk.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -12,6 +13,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use zeroize::Zeroizing;
+
+use super::records::{self, Records, RECORDS_DIR};
 use crate::error::{Error, Result};
 use crate::interrupt;
 
@@ -24,10 +28,23 @@ pub struct Stats {
     pub hardlinks: u64,
     /// Bytes of regular-file content.
     pub bytes: u64,
-    /// Source entries left out (sockets, FIFOs, devices), packing only.
+    /// safeclaw's records (not part of the state, never on disk).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub records: u64,
+    /// Source entries left out (sockets, FIFOs, devices, a `.safeclaw` at
+    /// the top of the tree), packing only.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What `Stats::skipped` says of a `.safeclaw` at the top of a packed tree:
+/// the name is reserved for safeclaw's records, so whatever is there (the
+/// agent can plant one in the state dir) is neither packed nor followed.
+pub const SKIPPED_RECORDS_DIR: &str = ".safeclaw (reserved for safeclaw's records)";
 
 /// Limits on what one archive may hold (docs/vault-format.md, "Limits").
 /// Readers refuse an archive beyond them before it can make them allocate
@@ -78,7 +95,8 @@ fn write_error(e: io::Error) -> Error {
     }
 }
 
-/// Bytes of file content under `root` (for a progress bar), not following links.
+/// Bytes of file content under `root` (for a progress bar), not following
+/// links, as `pack` would seal it.
 pub fn content_size(root: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![root.to_path_buf()];
@@ -87,6 +105,10 @@ pub fn content_size(root: &Path) -> u64 {
             continue;
         };
         for entry in entries.flatten() {
+            // Not packed (see `pack`), so not counted.
+            if dir == root && entry.file_name() == RECORDS_DIR {
+                continue;
+            }
             match entry.metadata() {
                 Ok(m) if m.is_dir() => stack.push(entry.path()),
                 Ok(m) if m.is_file() => total += m.len(),
@@ -97,9 +119,16 @@ pub fn content_size(root: &Path) -> u64 {
     total
 }
 
-/// Writes a tar of the directory `root` into `out`, entries in sorted order.
-/// `progress` is called with the number of content bytes read so far.
-pub fn pack(root: &Path, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> Result<Stats> {
+/// Writes a tar of `records` and then of the directory `root` into `out`,
+/// the tree's entries in sorted order. A `.safeclaw` at the top of the tree
+/// is skipped, whatever it is. `progress` is called with the number of
+/// content bytes read so far.
+pub fn pack(
+    root: &Path,
+    records: &Records,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Stats> {
     let mut builder = tar::Builder::new(out);
     builder.mode(tar::HeaderMode::Complete);
     let mut walk = Walk {
@@ -109,9 +138,57 @@ pub fn pack(root: &Path, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> 
         done: 0,
         progress,
     };
+    walk.stats.records = append_records(&mut builder, records, &mut walk.names)?;
     pack_dir(&mut builder, &mut walk, Path::new(""))?;
     builder.into_inner().map_err(write_error)?;
     Ok(walk.stats)
+}
+
+/// Writes `records` as the archive's first entries: the directory
+/// `.safeclaw/` (0700), then one regular file `.safeclaw/NAME` (0600) per
+/// record, times 0, so that a reader of the payload's prefix
+/// (`leading_records`) finds them without decrypting the state. Nothing at
+/// all for no records: such an archive is byte for byte what safeclaw wrote
+/// before records existed. Returns the number written.
+fn append_records<W: Write>(
+    builder: &mut tar::Builder<W>,
+    records: &Records,
+    names: &mut Names,
+) -> Result<u64> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    // The writers' side of the readers' bookkeeping. Records are within
+    // far smaller bounds of their own, so this cannot refuse in practice.
+    let refused = |r: Refusal| {
+        Error::failure(format!(
+            "safeclaw's records cannot be sealed: {}",
+            r.message()
+        ))
+    };
+    let dir = Path::new(RECORDS_DIR);
+    names.dir(dir).map_err(refused)?;
+    let mut header = tar::Header::new_gnu();
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_mode(0o700);
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_size(0);
+    builder
+        .append_data(&mut header, dir, io::empty())
+        .map_err(write_error)?;
+    for (name, value) in records.iter() {
+        let path = dir.join(name);
+        names.file(&path).map_err(refused)?;
+        header.set_mode(0o600);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(value.len() as u64);
+        builder
+            .append_data(&mut header, &path, value)
+            .map_err(write_error)?;
+    }
+    Ok(records.len() as u64)
 }
 
 /// What `pack` carries through its walk.
@@ -154,6 +231,12 @@ fn pack_dir<W: Write>(
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     for name in names {
         interrupt::check()?;
+        if rel.as_os_str().is_empty() && name == RECORDS_DIR {
+            // Not even its type is looked at: a link is not followed, a
+            // directory not entered. The records come from the caller.
+            walk.stats.skipped.push(SKIPPED_RECORDS_DIR.into());
+            continue;
+        }
         let rel = rel.join(&name);
         let path = root.join(&rel);
         let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
@@ -383,6 +466,104 @@ fn plan(entry: &tar::Entry<'_, impl Read>) -> Result<Plan> {
         tar::EntryType::Fifo => return Err(hostile(format!("{shown} is a FIFO"))),
         other => return Err(hostile(format!("{shown} has unsupported type {other:?}"))),
     })
+}
+
+/// What an entry under `RECORDS_DIR` is, once checked.
+enum RecordEntry {
+    /// `.safeclaw` itself.
+    Dir,
+    /// `.safeclaw/NAME`, a valid record name.
+    File(String),
+}
+
+/// Whether the entry `plan` is one of safeclaw's records. Refuses, as
+/// hostile, anything under `RECORDS_DIR` that safeclaw never writes there:
+/// a link, a nested directory, a device, a file deeper than one level or
+/// with a name breaking the rules; and a hard link into it, which would
+/// point at something never extracted.
+fn record_entry(plan: &Plan) -> Result<Option<RecordEntry>> {
+    let (path, is_dir, is_file) = match plan {
+        Plan::Root => return Ok(None),
+        Plan::Dir { path, .. } => (path, true, false),
+        Plan::File { path, .. } => (path, false, true),
+        Plan::Symlink { path, .. } => (path, false, false),
+        Plan::Hardlink { path, target } => {
+            if first_is_records(target) {
+                return Err(hostile(format!(
+                    "hard link {} points into {RECORDS_DIR}, where only safeclaw's records are",
+                    quoted(path.as_os_str().as_bytes())
+                )));
+            }
+            (path, false, false)
+        }
+    };
+    if !first_is_records(path) {
+        return Ok(None);
+    }
+    let mut parts = path.components().skip(1);
+    match (parts.next(), parts.next()) {
+        (None, _) if is_dir => Ok(Some(RecordEntry::Dir)),
+        (Some(name), None) if is_file => {
+            let raw = name.as_os_str().as_bytes();
+            let name = records::check_name(raw).map_err(|why| {
+                hostile(format!(
+                    "{RECORDS_DIR}/{} is not a record: {why}",
+                    records::shown(raw)
+                ))
+            })?;
+            Ok(Some(RecordEntry::File(name.to_owned())))
+        }
+        _ => Err(hostile(format!(
+            "{} is under {RECORDS_DIR}, which holds only safeclaw's records, regular files one level deep",
+            quoted(path.as_os_str().as_bytes())
+        ))),
+    }
+}
+
+fn first_is_records(path: &Path) -> bool {
+    path.components().next().map(|c| c.as_os_str()) == Some(OsStr::new(RECORDS_DIR))
+}
+
+/// Takes the entry `plan` into `records` if it is one of safeclaw's
+/// records, under the same names bookkeeping as every entry; true when it
+/// was (the caller then does nothing else with it). A record's size is
+/// checked against the limits before anything is allocated for it, and its
+/// value is read into zeroizing memory of exactly that size.
+fn take_record<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    plan: &Plan,
+    names: &mut Names,
+    records: &mut Records,
+    stats: &mut Stats,
+) -> Result<bool> {
+    match record_entry(plan)? {
+        None => Ok(false),
+        Some(RecordEntry::Dir) => {
+            names
+                .dir(Path::new(RECORDS_DIR))
+                .map_err(Refusal::in_archive)?;
+            Ok(true)
+        }
+        Some(RecordEntry::File(name)) => {
+            let path = Path::new(RECORDS_DIR).join(&name);
+            // Duplicates are refused here, before the size is looked at.
+            names.file(&path).map_err(Refusal::in_archive)?;
+            let len = entry.size();
+            if let Some(why) = records.room_problem(&name, len) {
+                return Err(over_limit(format!(
+                    "safeclaw's record {} is beyond the limits: {why}",
+                    records::shown(name.as_bytes())
+                )));
+            }
+            let mut value = Zeroizing::new(vec![0u8; len as usize]);
+            entry
+                .read_exact(&mut value)
+                .map_err(|e| classify_read_error(e, "archive content"))?;
+            records.insert_checked(name, value);
+            stats.records += 1;
+            Ok(true)
+        }
+    }
 }
 
 /// Maps an error met while reading the payload (stream, zstd, tar) to a
@@ -640,26 +821,87 @@ pub enum Item {
     },
 }
 
-/// Reads the whole archive, applying every extraction rule, writing nothing.
+/// Reads the whole archive, applying every extraction rule (records
+/// included), writing nothing.
 pub fn check<R: Read>(input: R) -> Result<Stats> {
-    scan(input, None, false).map(|(stats, _)| stats)
+    scan(input, None, false).map(|(stats, _, _)| stats)
 }
 
 /// The content of an archive (paths, modes, SHA-256 of every file, link
-/// targets), after the same checks as `check`.
+/// targets), after the same checks as `check`. safeclaw's records are not
+/// part of it (they are counted in the stats): two archives of the same
+/// state have the same manifest whatever their records.
 pub fn manifest<R: Read>(input: R) -> Result<(Stats, Vec<Item>)> {
-    scan(input, None, true)
+    scan(input, None, true).map(|(stats, items, _)| (stats, items))
 }
 
 /// Copies an archive from someone else's tar (the guide's `tar -czf`)
 /// into safeclaw's form, entry by entry, under every extraction rule:
 /// owners dropped, modes masked, names normalised, hostile entries refused.
-/// Returns what was copied, as `manifest` would read it back.
+/// Returns what was copied, as `manifest` would read it back. A `.safeclaw`
+/// holding files is refused: that name is reserved for safeclaw's records,
+/// which a vault made from someone else's tar starts without.
 pub fn transcode<R: Read>(input: R, out: &mut dyn Write) -> Result<(Stats, Vec<Item>)> {
     let mut builder = tar::Builder::new(out);
-    let result = scan(input, Some(&mut builder), true)?;
+    let (stats, items, records) = scan(input, Some(&mut builder), true)?;
+    if !records.is_empty() {
+        return Err(Error::failure(format!(
+            "the archive holds {RECORDS_DIR}/, a name safeclaw reserves for its own records"
+        ))
+        .with_hint(format!(
+            "nothing was written; move {RECORDS_DIR} out of the directory the archive was made of, and make the archive again"
+        )));
+    }
     builder.into_inner().map_err(write_error)?;
-    Ok(result)
+    Ok((stats, items))
+}
+
+/// Copies the archive `input` into `out` with `records` in place of its
+/// own: `records` first (as `pack` writes them), then every other entry
+/// of `input` as it is, under every extraction rule, streaming. Returns
+/// what was copied and the records `input` held (all of them, wherever
+/// they were), so the caller can tell they were the ones it replaced.
+pub fn rewrite<R: Read>(
+    input: R,
+    records: &Records,
+    out: &mut dyn Write,
+) -> Result<(Stats, Records)> {
+    let mut builder = tar::Builder::new(out);
+    // Bookkeeping for the new records alone: `scan` applies the rules to
+    // the copied entries, and a copied `.safeclaw` is impossible (skipped).
+    let written = append_records(&mut builder, records, &mut Names::new())?;
+    let (mut stats, _, old) = scan(input, Some(&mut builder), false)?;
+    builder.into_inner().map_err(write_error)?;
+    stats.records = written;
+    Ok((stats, old))
+}
+
+/// safeclaw's records at the start of an archive: the leading `.safeclaw`
+/// entries, up to the first entry outside it (or the end), under every
+/// rule `unpack` applies to them. Reads no further, so a vault's records
+/// cost the first chunks of its payload, not its whole state. Records
+/// placed after other entries (never by safeclaw) are not seen here.
+pub fn leading_records<R: Read>(input: R) -> Result<Records> {
+    let meter = Cell::new(None);
+    let mut archive = tar::Archive::new(Metered {
+        inner: input,
+        left: &meter,
+    });
+    let (mut stats, mut names, mut records) = (Stats::default(), Names::new(), Records::new());
+    let mut entries = archive
+        .entries()
+        .map_err(|e| classify_read_error(e, "archive"))?;
+    while let Some(mut entry) = next_entry(&mut entries, &meter)? {
+        interrupt::check()?;
+        let plan = plan(&entry)?;
+        let record = matches!(plan, Plan::Root)
+            || take_record(&mut entry, &plan, &mut names, &mut records, &mut stats)?;
+        if !record {
+            break;
+        }
+        skip_rest(&mut entry)?;
+    }
+    Ok(records)
 }
 
 /// The tar reader's input. While `left` holds a count (between entries,
@@ -738,12 +980,13 @@ fn skip_rest(entry: &mut impl Read) -> Result<()> {
         .map_err(|e| classify_read_error(e, "archive content"))
 }
 
-/// The one loop behind `check`, `manifest` and `transcode`.
+/// The one loop behind `check`, `manifest`, `transcode` and `rewrite`.
+/// safeclaw's records are read into the `Records` returned, never copied.
 fn scan<R: Read>(
     input: R,
     mut copy_to: Option<&mut tar::Builder<&mut dyn Write>>,
     hash: bool,
-) -> Result<(Stats, Vec<Item>)> {
+) -> Result<(Stats, Vec<Item>, Records)> {
     let meter = Cell::new(None);
     let mut archive = tar::Archive::new(Metered {
         inner: input,
@@ -752,12 +995,17 @@ fn scan<R: Read>(
     let mut stats = Stats::default();
     let mut names = Names::new();
     let mut items = Vec::new();
+    let mut records = Records::new();
     let mut entries = archive
         .entries()
         .map_err(|e| classify_read_error(e, "archive"))?;
     while let Some(mut entry) = next_entry(&mut entries, &meter)? {
         interrupt::check()?;
         let plan = plan(&entry)?;
+        if take_record(&mut entry, &plan, &mut names, &mut records, &mut stats)? {
+            skip_rest(&mut entry)?;
+            continue;
+        }
         let mut header = tar::Header::new_gnu();
         header.set_uid(0);
         header.set_gid(0);
@@ -873,7 +1121,7 @@ fn scan<R: Read>(
         }
         skip_rest(&mut entry)?;
     }
-    Ok((stats, items))
+    Ok((stats, items, records))
 }
 
 /// Counts and optionally hashes what is read through it.
@@ -903,7 +1151,15 @@ type KeptLink = (Box<Path>, Box<Path>);
 /// Symlinks are data: made last, with their targets as stored (OpenClaw
 /// links into its own install, e.g. `/opt/openclaw/...`), so no write of
 /// this function ever goes through one and none is ever followed. On error the caller removes `dest`.
-pub fn unpack<R: Read>(input: R, dest: &Path, progress: &mut dyn FnMut(u64)) -> Result<Stats> {
+///
+/// safeclaw's records (entries under `.safeclaw`, wherever they are) are
+/// returned, never written to `dest`: `dest` is the state dir the agent
+/// can read and write.
+pub fn unpack<R: Read>(
+    input: R,
+    dest: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Stats, Records)> {
     let meter = Cell::new(None);
     let mut archive = tar::Archive::new(Metered {
         inner: input,
@@ -914,6 +1170,7 @@ pub fn unpack<R: Read>(input: R, dest: &Path, progress: &mut dyn FnMut(u64)) -> 
     // Kept until the end, charged to `names` (`Names::dir`, `Names::symlink`).
     let mut links: Vec<KeptLink> = Vec::new();
     let mut dirs: Vec<KeptDir> = Vec::new();
+    let mut records = Records::new();
     let mut entries = archive
         .entries()
         .map_err(|e| classify_read_error(e, "archive"))?;
@@ -921,7 +1178,12 @@ pub fn unpack<R: Read>(input: R, dest: &Path, progress: &mut dyn FnMut(u64)) -> 
     let mut total = 0u64;
     while let Some(mut entry) = next_entry(&mut entries, &meter)? {
         interrupt::check()?;
-        match plan(&entry)? {
+        let plan = plan(&entry)?;
+        if take_record(&mut entry, &plan, &mut names, &mut records, &mut stats)? {
+            skip_rest(&mut entry)?;
+            continue;
+        }
+        match plan {
             Plan::Root => {}
             Plan::Dir { path, mode, mtime } => {
                 names.dir(&path).map_err(Refusal::in_archive)?;
@@ -997,7 +1259,7 @@ pub fn unpack<R: Read>(input: R, dest: &Path, progress: &mut dyn FnMut(u64)) -> 
         filetime::set_file_mtime(&full, t)
             .map_err(|e| Error::io("setting the time of", &full, e))?;
     }
-    Ok(stats)
+    Ok((stats, records))
 }
 
 /// Creates `rel` and its parents under `dest` (0700), checking that every
@@ -1042,6 +1304,7 @@ fn create_new_file(full: &Path, rel: &Path) -> Result<File> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::records::{MAX_RECORDS, MAX_RECORD_BYTES};
     use super::*;
 
     #[test]
@@ -1216,6 +1479,424 @@ mod tests {
         }
         // A PAX header of ordinary size still reads.
         assert_eq!(check(&pax_tar(100)[..]).unwrap().files, 1);
+    }
+
+    fn some_records() -> Records {
+        let mut r = Records::new();
+        r.set("egress.json", b"{\"allow\":[\"api.example\"]}".to_vec())
+            .unwrap();
+        r.set("broker.json", b"sk-SECRET".to_vec()).unwrap();
+        r
+    }
+
+    fn packed(root: &Path, records: &Records) -> (Stats, Vec<u8>) {
+        let mut out = Vec::new();
+        let stats = pack(root, records, &mut out, &mut |_| {}).unwrap();
+        (stats, out)
+    }
+
+    /// The paths and types of an archive's entries, in order.
+    fn entries_of(tar: &[u8]) -> Vec<(String, tar::EntryType)> {
+        tar::Archive::new(tar)
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let path = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+                (path, e.header().entry_type())
+            })
+            .collect()
+    }
+
+    fn state(root: &Path) {
+        fs::create_dir_all(root.join("workspace")).unwrap();
+        fs::write(root.join("openclaw.json"), "{}").unwrap();
+        fs::write(root.join("workspace/MEMORY.md"), "tea").unwrap();
+    }
+
+    #[test]
+    fn records_are_packed_first_and_round_trip_off_the_disk() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path().join("state");
+        state(&root);
+        let records = some_records();
+        let (stats, tar) = packed(&root, &records);
+        assert_eq!((stats.records, stats.files, stats.dirs), (2, 2, 1));
+        let kinds: Vec<_> = entries_of(&tar);
+        use tar::EntryType as T;
+        assert_eq!(
+            kinds,
+            [
+                (".safeclaw".into(), T::Directory),
+                (".safeclaw/broker.json".into(), T::Regular),
+                (".safeclaw/egress.json".into(), T::Regular),
+                ("openclaw.json".into(), T::Regular),
+                ("workspace".into(), T::Directory),
+                ("workspace/MEMORY.md".into(), T::Regular),
+            ]
+        );
+        for e in tar::Archive::new(&tar[..]).entries().unwrap().take(3) {
+            let h = e.unwrap().header().clone();
+            let mode = h.mode().unwrap();
+            assert!(mode == 0o700 || mode == 0o600, "{mode:o}");
+            assert_eq!(h.mtime().unwrap(), 0);
+        }
+
+        let dest = tmp.path().join("dest");
+        fs::create_dir(&dest).unwrap();
+        let (unpacked, got) = unpack(&tar[..], &dest, &mut |_| {}).unwrap();
+        assert_eq!(got, records);
+        assert_eq!(
+            unpacked,
+            Stats {
+                skipped: vec![],
+                ..stats.clone()
+            }
+        );
+        assert!(!dest.join(RECORDS_DIR).exists());
+        assert_eq!(
+            fs::read_to_string(dest.join("workspace/MEMORY.md")).unwrap(),
+            "tea"
+        );
+        assert_eq!(check(&tar[..]).unwrap(), unpacked);
+        assert_eq!(leading_records(&tar[..]).unwrap(), records);
+        // The manifest is the state's alone: the same with other records.
+        let (_, with) = manifest(&tar[..]).unwrap();
+        let (_, without) = manifest(&packed(&root, &Records::new()).1[..]).unwrap();
+        assert_eq!(with, without);
+        assert!(with.iter().all(|i| !format!("{i:?}").contains(RECORDS_DIR)));
+    }
+
+    #[test]
+    fn no_records_write_no_records_entry() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        state(tmp.path());
+        let (stats, tar) = packed(tmp.path(), &Records::new());
+        assert_eq!(stats.records, 0);
+        assert_eq!(entries_of(&tar)[0].0, "openclaw.json");
+        assert!(leading_records(&tar[..]).unwrap().is_empty());
+        // An archive without records has no records, wherever read.
+        let dest = tmp.path().join("dest");
+        fs::create_dir(&dest).unwrap();
+        assert!(unpack(&tar[..], &dest, &mut |_| {}).unwrap().1.is_empty());
+    }
+
+    #[test]
+    fn a_safeclaw_planted_in_the_state_is_neither_packed_nor_followed() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("passwd"), "root:x:0:0").unwrap();
+        type Plant<'a> = &'a dyn Fn(&Path);
+        let plant: [(&str, Plant); 4] = [
+            ("a directory", &|p: &Path| {
+                fs::create_dir(p).unwrap();
+                fs::write(p.join("egress.json"), "{\"allow\":[\"*\"]}").unwrap();
+            }),
+            ("a file", &|p: &Path| fs::write(p, "planted").unwrap()),
+            ("a link to a directory outside", &|p: &Path| {
+                std::os::unix::fs::symlink(&outside, p).unwrap()
+            }),
+            ("a link to /etc", &|p: &Path| {
+                std::os::unix::fs::symlink("/etc", p).unwrap()
+            }),
+        ];
+        for (what, plant) in plant {
+            for records in [Records::new(), some_records()] {
+                let root = tmp.path().join("state");
+                let _ = fs::remove_dir_all(&root);
+                state(&root);
+                plant(&root.join(RECORDS_DIR));
+                let (stats, tar) = packed(&root, &records);
+                assert_eq!(stats.skipped, [SKIPPED_RECORDS_DIR], "{what}");
+                let paths: Vec<String> = entries_of(&tar).into_iter().map(|e| e.0).collect();
+                let expected: Vec<String> =
+                    records.names().map(|n| format!(".safeclaw/{n}")).collect();
+                let under: Vec<&String> = paths
+                    .iter()
+                    .filter(|p| p.starts_with(".safeclaw/"))
+                    .collect();
+                assert_eq!(under, expected.iter().collect::<Vec<_>>(), "{what}");
+                assert!(!paths.iter().any(|p| p.contains("passwd")), "{what}");
+                let dest = tmp.path().join("dest");
+                let _ = fs::remove_dir_all(&dest);
+                fs::create_dir(&dest).unwrap();
+                let (_, got) = unpack(&tar[..], &dest, &mut |_| {}).unwrap();
+                assert_eq!(got, records, "{what}");
+                assert!(
+                    fs::symlink_metadata(dest.join(RECORDS_DIR)).is_err(),
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    /// A raw tar entry: a GNU header written by hand (any name, type and
+    /// claimed size) followed by `data`.
+    fn raw(out: &mut Vec<u8>, name: &str, kind: u8, link: &str, size: u64, data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        {
+            let gnu = h.as_gnu_mut().unwrap();
+            gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+            gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        h.set_mode(0o600);
+        h.set_size(size);
+        h.set_entry_type(tar::EntryType::new(kind));
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+
+    fn raw_tar(entries: &[(&str, u8, &str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, kind, link, data) in entries {
+            raw(&mut out, name, *kind, link, data.len() as u64, data);
+        }
+        out.extend_from_slice(&[0; 1024]);
+        out
+    }
+
+    /// Every reader refuses `tar` as damaged with `message` in its error,
+    /// and `unpack` writes nothing of `.safeclaw`. The prefix reader too, unless the
+    /// hostile entry comes after a state entry (where it stops reading).
+    fn refused_everywhere(tar: &[u8], message: &str) {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let mut errors = vec![
+            check(tar).unwrap_err(),
+            manifest(tar).unwrap_err(),
+            unpack(tar, tmp.path(), &mut |_| {}).unwrap_err(),
+            rewrite(tar, &Records::new(), &mut io::sink()).unwrap_err(),
+        ];
+        let mut archive = tar::Archive::new(tar);
+        let first = archive.entries().unwrap().next().unwrap().unwrap();
+        if first.path_bytes().starts_with(b".safeclaw")
+            || first.path_bytes().starts_with(b"./.safeclaw")
+        {
+            errors.push(leading_records(tar).unwrap_err());
+        }
+        for e in errors {
+            assert_eq!(e.class, crate::error::Class::Damaged, "{}", e.message);
+            assert!(
+                e.message.contains(message),
+                "{:?} lacks {message:?}",
+                e.message
+            );
+        }
+        assert!(fs::symlink_metadata(tmp.path().join(RECORDS_DIR)).is_err());
+    }
+
+    const FILE: u8 = b'0';
+    const HARD: u8 = b'1';
+    const SYM: u8 = b'2';
+    const CHR: u8 = b'3';
+    const DIR: u8 = b'5';
+    const FIFO: u8 = b'6';
+
+    #[test]
+    fn hostile_entries_under_safeclaw_are_refused() {
+        let under = "which holds only safeclaw's records";
+        for (entries, message) in [
+            (vec![(".safeclaw/x", SYM, "/etc/passwd", &b""[..])], under),
+            (vec![(".safeclaw", SYM, "/etc", &b""[..])], under),
+            (vec![(".safeclaw", FILE, "", &b"x"[..])], under),
+            (
+                vec![
+                    (".safeclaw/", DIR, "", &b""[..]),
+                    (".safeclaw/sub/", DIR, "", &b""[..]),
+                ],
+                under,
+            ),
+            (vec![(".safeclaw/sub/x", FILE, "", &b"x"[..])], under),
+            (
+                vec![
+                    ("f", FILE, "", &b"x"[..]),
+                    (".safeclaw/x", HARD, "f", &b""[..]),
+                ],
+                under,
+            ),
+            (
+                vec![
+                    (".safeclaw/x", FILE, "", &b"x"[..]),
+                    ("f", HARD, ".safeclaw/x", &b""[..]),
+                ],
+                "points into .safeclaw",
+            ),
+            (
+                vec![(".safeclaw/tty", CHR, "", &b""[..])],
+                "is a device node",
+            ),
+            (vec![(".safeclaw/p", FIFO, "", &b""[..])], "is a FIFO"),
+            (
+                vec![(".safeclaw/Egress.json", FILE, "", &b"x"[..])],
+                "is not a record",
+            ),
+            (
+                vec![(".safeclaw/.hidden", FILE, "", &b"x"[..])],
+                "is not a record",
+            ),
+            (
+                vec![("./.safeclaw/a b", FILE, "", &b"x"[..])],
+                "is not a record",
+            ),
+            (
+                vec![
+                    (".safeclaw/a", FILE, "", &b"1"[..]),
+                    (".safeclaw/a", FILE, "", &b"2"[..]),
+                ],
+                "appears twice",
+            ),
+        ] {
+            refused_everywhere(&raw_tar(&entries), message);
+        }
+        // The same path outside is just state.
+        let tmp = tempfile::TempDir::new().unwrap();
+        let tar = raw_tar(&[("safeclaw/sub/x", FILE, "", b"x")]);
+        unpack(&tar[..], tmp.path(), &mut |_| {}).unwrap();
+    }
+
+    #[test]
+    fn records_beyond_the_limits_are_refused_before_allocating() {
+        // A header claiming a huge size, and no content at all: refused
+        // on the claim, not after trying to read (or allocate) it.
+        for size in [MAX_RECORD_BYTES + 1, 1 << 40, u64::MAX >> 2] {
+            let mut tar = Vec::new();
+            raw(&mut tar, ".safeclaw/big", FILE, "", size, b"");
+            refused_everywhere(&tar, "a record is at most 256 KiB");
+        }
+        // The total: four records at the size limit fill it.
+        let full = vec![7u8; MAX_RECORD_BYTES as usize];
+        let mut tar = Vec::new();
+        for n in 0..4 {
+            raw(
+                &mut tar,
+                &format!(".safeclaw/r{n}"),
+                FILE,
+                "",
+                full.len() as u64,
+                &full,
+            );
+        }
+        let mut over = tar.clone();
+        raw(&mut over, ".safeclaw/r4", FILE, "", 1, b"x");
+        over.extend_from_slice(&[0; 1024]);
+        refused_everywhere(&over, "all of them together are at most 1024 KiB");
+        tar.extend_from_slice(&[0; 1024]);
+        assert_eq!(leading_records(&tar[..]).unwrap().len(), 4);
+        // The count.
+        let names: Vec<String> = (0..=MAX_RECORDS)
+            .map(|n| format!(".safeclaw/r{n}"))
+            .collect();
+        let many: Vec<(&str, u8, &str, &[u8])> = names
+            .iter()
+            .map(|n| (n.as_str(), FILE, "", &b""[..]))
+            .collect();
+        refused_everywhere(&raw_tar(&many), "at most 32 records");
+        assert_eq!(
+            leading_records(&raw_tar(&many[..MAX_RECORDS])[..])
+                .unwrap()
+                .len(),
+            32
+        );
+        // A record shorter than its header says: the archive is malformed.
+        let mut short = Vec::new();
+        raw(&mut short, ".safeclaw/r", FILE, "", 100, b"abc");
+        let e = leading_records(&short[..512 + 3]).unwrap_err();
+        assert_eq!(e.class, crate::error::Class::Damaged);
+    }
+
+    #[test]
+    fn records_anywhere_are_read_by_unpack_and_the_prefix_stops_at_the_state() {
+        let tar = raw_tar(&[
+            ("f", FILE, "", b"state"),
+            (".safeclaw/", DIR, "", b""),
+            (".safeclaw/late", FILE, "", b"value"),
+        ]);
+        let tmp = tempfile::TempDir::new().unwrap();
+        let (stats, records) = unpack(&tar[..], tmp.path(), &mut |_| {}).unwrap();
+        assert_eq!((stats.files, stats.records), (1, 1));
+        assert_eq!(records.get("late"), Some(&b"value"[..]));
+        assert!(!tmp.path().join(RECORDS_DIR).exists());
+        assert!(leading_records(&tar[..]).unwrap().is_empty());
+    }
+
+    /// A reader that fails once `limit` bytes were read: what the prefix
+    /// reader reads must stay below it.
+    struct FailsAfter<R> {
+        inner: R,
+        limit: usize,
+    }
+
+    impl<R: Read> Read for FailsAfter<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.limit == 0 {
+                return Err(io::Error::other("read too far"));
+            }
+            let max = buf.len().min(self.limit);
+            let n = self.inner.read(&mut buf[..max])?;
+            self.limit -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_prefix_reader_reads_no_further_than_the_first_state_entry() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path().join("state");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("big"), vec![1u8; 1 << 20]).unwrap();
+        let records = some_records();
+        let (_, tar) = packed(&root, &records);
+        // The directory's header, two records of a header and one block
+        // of content each, and the header of "big".
+        let limit = 512 + 2 * 1024 + 512;
+        let prefix = FailsAfter {
+            inner: &tar[..],
+            limit,
+        };
+        assert_eq!(leading_records(prefix).unwrap(), records);
+        let whole = FailsAfter {
+            inner: &tar[..],
+            limit,
+        };
+        assert!(check(whole).is_err());
+    }
+
+    #[test]
+    fn rewrite_replaces_the_records_and_copies_the_state() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path().join("state");
+        state(&root);
+        std::os::unix::fs::symlink("openclaw.json", root.join("link")).unwrap();
+        let old = some_records();
+        let (_, tar) = packed(&root, &old);
+        let mut new = Records::new();
+        new.set("egress.json", b"{}".to_vec()).unwrap();
+        let mut out = Vec::new();
+        let (stats, found) = rewrite(&tar[..], &new, &mut out).unwrap();
+        assert_eq!(found, old);
+        assert_eq!((stats.records, stats.files, stats.symlinks), (1, 2, 1));
+        assert_eq!(entries_of(&out)[1].0, ".safeclaw/egress.json");
+        assert_eq!(leading_records(&out[..]).unwrap(), new);
+        assert_eq!(manifest(&out[..]).unwrap().1, manifest(&tar[..]).unwrap().1);
+        // Records found later in the input are returned, not copied.
+        let late = raw_tar(&[("f", FILE, "", b"x"), (".safeclaw/late", FILE, "", b"v")]);
+        let mut out = Vec::new();
+        let (_, found) = rewrite(&late[..], &Records::new(), &mut out).unwrap();
+        assert_eq!(found.get("late"), Some(&b"v"[..]));
+        assert_eq!(entries_of(&out).len(), 1);
+    }
+
+    #[test]
+    fn transcode_refuses_records_in_someone_elses_tar() {
+        let tar = raw_tar(&[(".safeclaw/x", FILE, "", b"x")]);
+        let e = transcode(&tar[..], &mut io::sink()).unwrap_err();
+        assert!(
+            e.message.contains("reserves for its own records"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -5,13 +5,18 @@
 //! - `crypto`: data key, password slots, header MAC, payload keys;
 //! - `stream`: STREAM chunked AEAD over `Read`/`Write`;
 //! - `archive`: tar packing and hostile-input-aware extraction;
+//! - `records`: safeclaw's records, carried in the archive out of the
+//!   agent's reach;
 //! - this file: files on disk, composed from the above.
 
 pub mod archive;
 pub mod crypto;
 pub mod format;
 pub mod generations;
+pub mod records;
 pub mod stream;
+
+pub use records::{Records, RECORDS_DIR};
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -168,56 +173,33 @@ impl VaultFile {
     pub fn payload<'a>(
         mut self,
         key: &DataKey,
-        mut on_read: impl FnMut(u64) + 'a,
+        on_read: impl FnMut(u64) + 'a,
     ) -> Result<impl Read + 'a> {
-        let h = &self.parsed.header;
-        let payload_key = key.payload_key(&h.payload_salt, h.generation, h.chunk_size);
-        let chunk_size = h.chunk_size;
         self.file
             .seek(SeekFrom::Start(self.parsed.len as u64))
             .map_err(|e| Error::io("reading", &self.path, e))?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Option<(Plain, u64)>>>(8);
-        let file = self.file;
-        std::thread::Builder::new()
-            .name("vault-decrypt".into())
-            .spawn(move || {
-                let counted = Progress {
-                    inner: file,
-                    done: 0,
-                };
-                let mut chunks = stream::StreamReader::new(counted, &payload_key, chunk_size);
-                loop {
-                    let mut buf = Plain(Zeroizing::new(vec![0u8; chunk_size as usize]));
-                    let (message, more) = match crate::io_util::read_full(&mut chunks, &mut buf.0) {
-                        // Explicit: a disconnect without it means the
-                        // thread died, which must not read as a clean end.
-                        Ok(0) => (Ok(None), false),
-                        Ok(n) => {
-                            buf.0.truncate(n);
-                            (Ok(Some((buf, chunks.get_ref().done))), true)
-                        }
-                        Err(e) => (Err(e), false),
-                    };
-                    // A send fails when the reader is gone: stop quietly.
-                    if tx.send(message).is_err() || !more {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| Error::failure(format!("starting the decryption thread: {e}")))?;
-        let plain = ChannelReader {
-            rx,
-            current: Plain(Zeroizing::new(Vec::new())),
-            pos: 0,
-            report: move |n| on_read(n),
-            finished: false,
+        decrypt(self.file, &self.parsed.header, key, on_read)
+    }
+
+    /// safeclaw's records in this vault (`records.rs`), reading only the
+    /// payload's first chunks: records come first in the archive, and
+    /// reading stops at the first entry that is not one. Every chunk read
+    /// is authenticated; the truncation of the stream's end is not
+    /// noticed here (it is by `verify`, `unpack` and every seal).
+    pub fn records(&self, key: &DataKey) -> Result<Records> {
+        self.authenticate(key)?;
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("reading", &self.path, e))?;
+        // Positioned reads: a clone shares the file offset, and the
+        // decryption thread may still be reading ahead after this returns.
+        let at = PositionedReader {
+            file,
+            pos: self.parsed.len as u64,
         };
-        let mut decoder = zstd::stream::read::Decoder::new(plain)
-            .map_err(|e| Error::failure(format!("starting zstd: {e}")))?;
-        decoder
-            .window_log_max(ZSTD_WINDOW_LOG_MAX)
-            .map_err(|e| Error::failure(format!("configuring zstd: {e}")))?;
-        Ok(decoder)
+        let payload = decrypt(at, self.header(), key, |_| {})?;
+        archive::leading_records(payload)
     }
 
     /// Authenticates every chunk and applies every extraction rule to the
@@ -229,17 +211,88 @@ impl VaultFile {
         Ok(stats)
     }
 
-    /// Extracts into `dest` (an empty private directory the caller made).
+    /// Extracts the state into `dest` (an empty private directory the
+    /// caller made) and returns it with safeclaw's records, which are not
+    /// written there.
     pub fn unpack(
         self,
         key: &DataKey,
         dest: &Path,
         on_read: impl FnMut(u64),
-    ) -> Result<archive::Stats> {
+    ) -> Result<(archive::Stats, Records)> {
         let mut payload = self.payload(key, on_read)?;
-        let stats = archive::unpack(&mut payload, dest, &mut |_| {})?;
+        let unpacked = archive::unpack(&mut payload, dest, &mut |_| {})?;
         drain(&mut payload)?;
-        Ok(stats)
+        Ok(unpacked)
+    }
+}
+
+/// Decrypts and decompresses the payload read from `source` (positioned
+/// at its first chunk) on a thread of its own, a few chunks ahead of
+/// decompression and tar parsing, so two cores share the work. Chunks
+/// cross over a bounded channel in zeroizing buffers.
+fn decrypt<'a, R: Read + Send + 'static>(
+    source: R,
+    h: &Header,
+    key: &DataKey,
+    mut on_read: impl FnMut(u64) + 'a,
+) -> Result<impl Read + 'a> {
+    let payload_key = key.payload_key(&h.payload_salt, h.generation, h.chunk_size);
+    let chunk_size = h.chunk_size;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Option<(Plain, u64)>>>(8);
+    std::thread::Builder::new()
+        .name("vault-decrypt".into())
+        .spawn(move || {
+            let counted = Progress {
+                inner: source,
+                done: 0,
+            };
+            let mut chunks = stream::StreamReader::new(counted, &payload_key, chunk_size);
+            loop {
+                let mut buf = Plain(Zeroizing::new(vec![0u8; chunk_size as usize]));
+                let (message, more) = match crate::io_util::read_full(&mut chunks, &mut buf.0) {
+                    // Explicit: a disconnect without it means the
+                    // thread died, which must not read as a clean end.
+                    Ok(0) => (Ok(None), false),
+                    Ok(n) => {
+                        buf.0.truncate(n);
+                        (Ok(Some((buf, chunks.get_ref().done))), true)
+                    }
+                    Err(e) => (Err(e), false),
+                };
+                // A send fails when the reader is gone: stop quietly.
+                if tx.send(message).is_err() || !more {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| Error::failure(format!("starting the decryption thread: {e}")))?;
+    let plain = ChannelReader {
+        rx,
+        current: Plain(Zeroizing::new(Vec::new())),
+        pos: 0,
+        report: move |n| on_read(n),
+        finished: false,
+    };
+    let mut decoder = zstd::stream::read::Decoder::new(plain)
+        .map_err(|e| Error::failure(format!("starting zstd: {e}")))?;
+    decoder
+        .window_log_max(ZSTD_WINDOW_LOG_MAX)
+        .map_err(|e| Error::failure(format!("configuring zstd: {e}")))?;
+    Ok(decoder)
+}
+
+/// Reads a file from `pos` on with `pread`, leaving the file offset alone.
+struct PositionedReader {
+    file: File,
+    pos: u64,
+}
+
+impl Read for PositionedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -283,15 +336,79 @@ pub fn now() -> u64 {
 }
 
 /// Seals `dir` as the next generation of the vault at `path`, with the
-/// same data key and slots and a fresh payload salt. The generation being
-/// replaced is kept as `<path>.g<N>` (a hard link: nothing is copied and the
-/// swap is atomic), and only the newest `keep` older ones are left.
-/// Returns the new generation.
-pub fn seal_next_generation(path: &Path, key: &DataKey, dir: &Path, keep: usize) -> Result<u64> {
+/// same data key and slots and a fresh payload salt, and `records` as its
+/// records (a `.safeclaw` in `dir` is not sealed: see `archive::pack`).
+/// The generation being replaced is kept as `<path>.g<N>` (a hard link:
+/// nothing is copied and the swap is atomic), and only the newest `keep`
+/// older ones are left. Returns the new generation.
+pub fn seal_next_generation(
+    path: &Path,
+    key: &DataKey,
+    dir: &Path,
+    keep: usize,
+    records: &Records,
+) -> Result<u64> {
     let current = VaultFile::open(path)?;
     current.authenticate(key)?;
     let old = current.header().clone();
     drop(current);
+    write_next_generation(path, key, old, keep, |w| {
+        archive::pack(dir, records, w, &mut |_| {}).map(|_| ())
+    })
+}
+
+/// Changes the records of the vault at `path` (host side): authenticates
+/// it with `key`, reads its records, lets `change` edit them, and writes
+/// the next generation (as `seal_next_generation` does: same header but
+/// for generation, creation time and payload salt; the replaced one kept
+/// per `keep`) whose payload is the new records followed by every other
+/// entry of the current archive, copied through unchanged as it streams by
+/// (memory does not depend on the state's size). Nothing replaces the
+/// current file until the new one is complete and the old payload was
+/// authenticated to its last chunk. Returns the new generation.
+///
+/// The caller makes sure no guard runs from this vault meanwhile: a
+/// guard seals the records it holds in memory, so its next seal would
+/// undo the change.
+pub fn rewrite_records(
+    path: &Path,
+    key: &DataKey,
+    keep: usize,
+    change: impl FnOnce(&mut Records) -> Result<()>,
+) -> Result<u64> {
+    let current = VaultFile::open(path)?;
+    current.authenticate(key)?;
+    let before = current.records(key)?;
+    let mut records = before.clone();
+    change(&mut records)?;
+    let old = current.header().clone();
+    let shown = current.path.display().to_string();
+    let mut payload = current.payload(key, |_| {})?;
+    write_next_generation(path, key, old, keep, |w| {
+        let (_, found) = archive::rewrite(&mut payload, &records, w)?;
+        drain(&mut payload)?;
+        // safeclaw writes records first; ones further on (someone else's
+        // archive) were not read at the start, so `change` saw too few.
+        if found != before {
+            return Err(Error::damaged(format!(
+                "{shown} holds safeclaw's records after other entries of its archive"
+            ))
+            .with_hint("safeclaw never writes a vault so; nothing was changed"));
+        }
+        Ok(())
+    })
+}
+
+/// Writes the generation after `old` at `path` under `key`, its payload
+/// made by `fill` (a tar stream), keeping the replaced file as
+/// `<path>.g<N>` and the newest `keep` older ones.
+fn write_next_generation(
+    path: &Path,
+    key: &DataKey,
+    old: Header,
+    keep: usize,
+    fill: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<u64> {
     let header = Header {
         generation: old.generation + 1,
         created: now(),
@@ -299,9 +416,7 @@ pub fn seal_next_generation(path: &Path, key: &DataKey, dir: &Path, keep: usize)
         ..old
     };
     generations::keep(path, old.generation)?;
-    let written = write(path, Replace::Atomically, key, &header, |w| {
-        archive::pack(dir, w, &mut |_| {})
-    });
+    let written = write(path, Replace::Atomically, key, &header, fill);
     if let Err(e) = written {
         // The link just made is the current file under a second name;
         // left there, generation N would be listed as older than itself.

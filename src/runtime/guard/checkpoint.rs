@@ -4,6 +4,7 @@
 //! vault's next generation on a thread of its own, one seal at a time.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rustix::process::{Pid, Signal};
@@ -11,12 +12,15 @@ use rustix::process::{Pid, Signal};
 use super::protocol::{GuardSettings, Status};
 use super::say;
 use crate::error::{Error, Result};
-use crate::vault::{self, crypto::DataKey};
+use crate::vault::{self, crypto::DataKey, Records};
 
 /// Periodic and on-demand checkpoints of the running gateway's state.
 pub struct Checkpoints<'a> {
     settings: &'a GuardSettings,
     key: &'a DataKey,
+    /// The records the guard unpacked, shared with each seal's thread
+    /// (never copied out of their zeroizing buffers).
+    records: Arc<Records>,
     gateway: Pid,
     /// The seal of the previous checkpoint, still running in the background.
     sealing: Option<std::thread::JoinHandle<()>>,
@@ -24,10 +28,16 @@ pub struct Checkpoints<'a> {
 }
 
 impl<'a> Checkpoints<'a> {
-    pub fn new(settings: &'a GuardSettings, key: &'a DataKey, gateway: Pid) -> Self {
+    pub fn new(
+        settings: &'a GuardSettings,
+        key: &'a DataKey,
+        records: Arc<Records>,
+        gateway: Pid,
+    ) -> Self {
         Checkpoints {
             settings,
             key,
+            records,
             gateway,
             sealing: None,
             last: Instant::now(),
@@ -69,14 +79,15 @@ impl<'a> Checkpoints<'a> {
             let _ = std::fs::remove_dir_all(&staging);
             return;
         }
-        let (vault, key, keep) = (
+        let (vault, key, keep, records) = (
             self.settings.vault.clone(),
             self.key.clone(),
             self.settings.keep_generations,
+            Arc::clone(&self.records),
         );
         self.sealing = Some(std::thread::spawn(move || {
             let sealing = Instant::now();
-            match vault::seal_next_generation(&vault, &key, &staging, keep) {
+            match vault::seal_next_generation(&vault, &key, &staging, keep, &records) {
                 Ok(generation) => say(&Status::Checkpoint {
                     generation,
                     pause,

@@ -5,6 +5,9 @@
 //! into the tmpfs state dir, runs the gateway as its child, forwards
 //! SIGTERM/SIGINT, reaps every zombie (it is PID 1), and when the gateway
 //! has exited seals the state dir into the vault's next generation.
+//! safeclaw's records (`vault::records`) come out of the vault into the
+//! guard's memory and go back into every generation it seals; a
+//! `.safeclaw` the gateway writes into the state is never sealed.
 //!
 //! Signal policy: SIGTERM and SIGINT set the guard's own stop flag (not the
 //! CLI's cancel flag of `interrupt.rs`, which would abort the seal); the
@@ -103,7 +106,10 @@ fn guard(s: &GuardSettings) -> std::result::Result<u8, Failure> {
     // A seal killed half-way (SIGKILL, power cut) leaves temporaries only.
     vault::generations::remove_stale_temporaries(&s.vault);
     let generation = vault.header().generation;
-    vault.unpack(&key, &s.state, |_| {})?;
+    // The records stay in the guard's memory, never in the state dir (the
+    // gateway's user writes it), and go into every generation it seals.
+    let (_, records) = vault.unpack(&key, &s.state, |_| {})?;
+    let records = Arc::new(records);
 
     let (program, args) = s
         .gateway
@@ -120,11 +126,12 @@ fn guard(s: &GuardSettings) -> std::result::Result<u8, Failure> {
     let child_pid = Pid::from_child(&child);
     say(&Status::Ready { generation });
 
-    let mut checkpoints = Checkpoints::new(s, &key, child_pid);
+    let mut checkpoints = Checkpoints::new(s, &key, Arc::clone(&records), child_pid);
     let status = supervise(child_pid, &stop, &checkpoint_now, &mut checkpoints, s.drain);
     end_the_rest(child_pid);
     checkpoints.wait();
-    let generation = vault::seal_next_generation(&s.vault, &key, &s.state, s.keep_generations)?;
+    let generation =
+        vault::seal_next_generation(&s.vault, &key, &s.state, s.keep_generations, &records)?;
     say(&Status::Sealed { generation });
     // As the shell reports it: an exit code, or 128 and the signal.
     Ok((status & 0xff) as u8)
