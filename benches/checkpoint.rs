@@ -91,6 +91,8 @@ fn main() {
             keep_generations: 1,
             checkpoint_interval: Duration::ZERO,
             drain: Duration::from_secs(30),
+            relay: None,
+            egress_policy: None,
             gateway: vec!["sleep".into(), "600".into()],
         };
         let mut guard = Command::new(BIN)

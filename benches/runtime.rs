@@ -224,6 +224,7 @@ fn main() {
             stop_s - stop_p
         );
     }
+    firewall(&rt, &docker, work.path(), &pw, &image);
     real_openclaw(&rt, &docker, work.path(), &pw);
     let _ = rt.block_on(
         docker.remove_image(
@@ -235,6 +236,81 @@ fn main() {
             ),
             None,
         ),
+    );
+}
+
+/// Runs the egress firewall's share of a start is measured over.
+const FIREWALL_RUNS: usize = 5;
+
+/// What the egress firewall adds to a start (its proxy's container, the
+/// relay): `safeclaw start` to /healthz with egress locked against `--egress
+/// open`, interleaved, `FIREWALL_RUNS` each (target: under 300 ms added).
+fn firewall(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw: &Path, image: &str) {
+    let state = work.join("state-firewall");
+    make_state(&state, 10);
+    let home = work.join("home-firewall");
+    std::fs::create_dir(&home).unwrap();
+    let vault = home.join("openclaw.vault");
+    let (vault_s, pw_s) = (vault.to_str().unwrap(), pw.to_str().unwrap());
+    safeclaw(&[
+        "-q",
+        "vault",
+        "create",
+        "--from",
+        state.to_str().unwrap(),
+        "--out",
+        vault_s,
+        "--password-file",
+        pw_s,
+    ]);
+    let name = format!("sc-bench-fw-{}", std::process::id());
+    let (mut locked, mut open) = (Vec::new(), Vec::new());
+    for _ in 0..FIREWALL_RUNS {
+        for (mode, times) in [("locked", &mut locked), ("open", &mut open)] {
+            let t = Instant::now();
+            safeclaw(&[
+                "-q",
+                "start",
+                "--name",
+                &name,
+                "--image",
+                image,
+                "--egress",
+                mode,
+                "--vault",
+                vault_s,
+                "--password-file",
+                pw_s,
+            ]);
+            rt.block_on(wait_healthy(docker, &name));
+            times.push(t.elapsed().as_secs_f64());
+            // Stopped (and sealed) between runs, as a user would.
+            safeclaw(&["-q", "stop", "--name", &name]);
+        }
+    }
+    println!(
+        "\negress firewall: start to /healthz answering, stand-in gateway, 10 MiB state ({FIREWALL_RUNS} runs each, interleaved)"
+    );
+    println!("{:<44} {:>9} {:>9} {:>9}", "setup", "median", "min", "max");
+    let row = |label: &str, v: &[f64]| {
+        let (min, max) = (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(0.0, f64::max),
+        );
+        println!(
+            "{label:<44} {:>7.2} s {:>7.2} s {:>7.2} s",
+            median(v.to_vec()),
+            min,
+            max
+        );
+    };
+    row("locked (proxy container, relay)", &locked);
+    row("--egress open (the engine's bridge)", &open);
+    let added = median(locked) - median(open);
+    println!(
+        "{:<44} {:>7.0} ms (target: under 300 ms)",
+        "added by the firewall (medians)",
+        added * 1000.0
     );
 }
 
@@ -318,6 +394,8 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
         rt.block_on(wait_healthy(docker, &name));
         ours.push(t.elapsed().as_secs_f64());
         let _ = rt.block_on(docker.remove_container(&name, opts()));
+        let proxy = safeclaw::egress::network::proxy_name(&name);
+        let _ = rt.block_on(docker.remove_container(&proxy, opts()));
 
         let t = Instant::now();
         rt.block_on(async {

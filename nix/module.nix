@@ -18,6 +18,7 @@ let
   cfg = config.services.safeclaw;
   constants = import ./constants.nix;
   inherit (lib)
+    concatMap
     mkEnableOption
     mkIf
     mkMerge
@@ -84,6 +85,18 @@ let
     "--drain"
     cfg.drain
   ]
+  ++ optionals (cfg.egress != null) [
+    "--egress"
+    cfg.egress
+  ]
+  ++ [
+    "--egress-network"
+    cfg.egressNetwork
+  ]
+  ++ concatMap (h: [
+    "--egress-host"
+    h
+  ]) cfg.egressHosts
   ++ optionals (cfg.publish != null) [
     "--publish"
     cfg.publish
@@ -228,7 +241,37 @@ in
     publish = mkOption {
       type = types.nullOr types.port;
       default = null;
-      description = "Publish the gateway's port on 127.0.0.1 at this port, never on other addresses (`--publish`).";
+      description = "Publish the gateway's port on 127.0.0.1 at this port, never on other addresses (`--publish`); it needs `egress = \"open\"` (a gateway with egress locked has no network).";
+    };
+
+    egress = mkOption {
+      type = types.nullOr (
+        types.enum [
+          "locked"
+          "open"
+        ]
+      );
+      default = null;
+      description = ''
+        The egress firewall (`--egress`, docs/egress.md): `locked`, no
+        network but a proxy that allows only the vault's policy (`safeclaw
+        egress show/allow/deny`, as the service user, while it is stopped);
+        `open`, a route to anywhere (audited). null: the vault's policy,
+        locked unless it says open.
+      '';
+    };
+
+    egressNetwork = mkOption {
+      type = types.str;
+      default = "bridge";
+      description = "The network the egress proxy reaches the world through (`--egress-network`; a bridge network, never host or none).";
+    };
+
+    egressHosts = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "llm.lan:192.168.1.10" ];
+      description = "NAME:ADDR entries for the egress proxy's name lookups (`--egress-host`), as in /etc/hosts.";
     };
 
     extraFlags = mkOption {
@@ -264,6 +307,10 @@ in
         {
           assertion = engine.enabled;
           message = "services.safeclaw.engine = \"${cfg.engine}\" needs ${engine.option} = true.";
+        }
+        {
+          assertion = cfg.publish != null -> cfg.egress == "open";
+          message = "services.safeclaw.publish needs services.safeclaw.egress = \"open\": with egress locked the gateway has no network to publish a port on (docs/egress.md).";
         }
         {
           assertion = cfg.engine == "podman" -> uid != null;

@@ -126,6 +126,60 @@ pub enum EgressCommand {
     /// the gateway's container, which has no network)
     #[command(hide = true)]
     Relay(EgressRelayArgs),
+
+    /// Show the vault's egress policy (what the gateway may reach)
+    Show(EgressPolicyArgs),
+
+    /// Allow destinations: HOST[:PORT], *.SUFFIX[:PORT], ADDR[/PREFIX][:PORT]
+    /// (port 443 when left out); stored in the vault, used from the next start
+    Allow(EgressChangeArgs),
+
+    /// Remove rules from the vault's egress policy (as `show` lists them)
+    Deny(EgressChangeArgs),
+}
+
+/// The egress firewall of a start or an onboarding (docs/egress.md).
+#[derive(Debug, Args)]
+pub struct EgressArgs {
+    /// `locked`: no network but a proxy that allows only the vault's
+    /// egress policy (`safeclaw egress show`); `open`: a route to anywhere,
+    /// as plain Docker gives [default: the vault's policy, locked]
+    #[arg(long = "egress", value_enum, value_name = "MODE")]
+    pub mode: Option<crate::egress::policy::Mode>,
+
+    /// The network the egress proxy reaches the world through (a bridge
+    /// network; never `host` or `none`)
+    #[arg(long, value_name = "NETWORK", default_value = crate::egress::network::DEFAULT_OUTSIDE)]
+    pub egress_network: String,
+
+    /// NAME:ADDR for the egress proxy's name lookups, as in /etc/hosts
+    /// (a split-horizon name, a model server on the LAN); repeat for more
+    #[arg(long = "egress-host", value_name = "NAME:ADDR")]
+    pub egress_hosts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EgressPolicyArgs {
+    /// The vault [default: ~/.safeclaw/vault/openclaw.vault]
+    #[arg(long, value_name = "FILE")]
+    pub vault: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EgressChangeArgs {
+    /// The rules
+    #[arg(required = true, value_name = "RULE")]
+    pub rules: Vec<String>,
+
+    #[command(flatten)]
+    pub policy: EgressPolicyArgs,
+
+    /// Older vault generations to keep (the change is sealed as a new one)
+    #[arg(long, default_value_t = default::KEEP_GENERATIONS)]
+    pub keep_generations: usize,
 }
 
 #[derive(Debug, Args)]
@@ -252,6 +306,9 @@ pub struct StartArgs {
     /// Share a host folder: HOST:CONTAINER[:rw] (read-only unless :rw)
     #[arg(long = "share", value_name = "HOST:CONTAINER[:rw]")]
     pub shares: Vec<String>,
+
+    #[command(flatten)]
+    pub egress: EgressArgs,
 
     #[command(flatten)]
     pub password: PasswordArgs,
@@ -645,6 +702,9 @@ pub struct OnboardArgs {
 
     #[command(flatten)]
     pub password: PasswordArgs,
+
+    #[command(flatten)]
+    pub egress: EgressArgs,
 
     #[command(flatten)]
     pub extras: OnboardExtras,

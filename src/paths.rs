@@ -21,6 +21,10 @@ pub const VAULT_FILE: &str = crate::constants::VAULT_FILE;
 pub const VAULT_DIR: &str = crate::constants::HOME_VAULT_DIR;
 /// The records of pinned images inside the home (`image_pin`).
 pub const IMAGE_PINS_DIR: &str = "image-pins";
+/// Under the home: one directory per gateway for its egress proxy's socket
+/// (docs/egress.md). Never mounted into a container but as that one
+/// directory: read-write into the proxy's, read-only into the gateway's.
+pub const RUN_DIR: &str = "run";
 
 /// The default vault of a home.
 pub fn default_vault(home: &Path) -> PathBuf {
@@ -111,6 +115,30 @@ pub fn new_vault(given: &Option<PathBuf>) -> Result<PathBuf> {
     }
     private_dir(&home.join(VAULT_DIR))?;
     Ok(default_vault(&home))
+}
+
+/// The private directory of the egress proxy's socket for the gateway
+/// `name` (`run/<name>` in the home), made 0700 if missing, its path
+/// resolved (a bind mount needs it so).
+pub fn egress_dir(name: &str) -> Result<PathBuf> {
+    // Engines allow [a-zA-Z0-9][a-zA-Z0-9_.-]*: one plain path component.
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !plain {
+        return Err(Error::usage(format!("{name:?} is not a container name"))
+            .with_hint("use letters, digits, `_`, `.` and `-`"));
+    }
+    let home = private_home()?;
+    let run = home.join(RUN_DIR);
+    private_dir(&run)?;
+    let dir = run.join(name);
+    private_dir(&dir)?;
+    fs::canonicalize(&dir).map_err(|e| Error::io("resolving", &dir, e))
 }
 
 /// `path` with its directory resolved (absolute, no links), the file name

@@ -472,7 +472,10 @@ fn egress_is_audited_on_the_engine() {
         &rt,
         &docker,
         &locked,
-        gateway("none", vec![plan.gateway_bind()]),
+        gateway(
+            "none",
+            vec![safeclaw::egress::network::gateway_bind(&plan.socket_dir)],
+        ),
     );
     let audit_locked = || {
         let (_, report, _) = audit_json(&["--container", &locked, "--no-openclaw"], &home);

@@ -282,11 +282,13 @@ fn the_gateway_reaches_only_what_the_policy_allows_and_only_through_the_proxy() 
         ContainerCreateBody {
             image: Some(image.clone()),
             entrypoint: Some(vec![safeclaw::runtime::layout::SAFECLAW_IN_IMAGE.into()]),
-            cmd: Some(network::relay_args()),
+            cmd: Some(network::relay_args(std::path::Path::new(
+                &network::socket_in_container(),
+            ))),
             user: Some("10001:10001".into()),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
-                binds: Some(vec![plan.gateway_bind()]),
+                binds: Some(vec![network::gateway_bind(&plan.socket_dir)]),
                 ulimits: safeclaw::runtime::spec::ulimits(engine_kind, 64),
                 ..Default::default()
             }),
@@ -486,4 +488,211 @@ fn the_gateway_reaches_only_what_the_policy_allows_and_only_through_the_proxy() 
     rt.block_on(network::down(&docker, &gateway)).unwrap();
     assert!(rt.block_on(docker.inspect_container(&proxy, None)).is_err());
     drop(made);
+}
+
+/// The address the engine gave a container (on its one network).
+fn address_of(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> String {
+    let c = rt.block_on(docker.inspect_container(name, None)).unwrap();
+    c.network_settings
+        .and_then(|n| n.networks)
+        .and_then(|n| n.into_values().find_map(|e| e.ip_address))
+        .filter(|ip| !ip.is_empty())
+        .unwrap_or_else(|| panic!("{name} has no address"))
+}
+
+fn policy_of(vault: &std::path::Path, pw: &std::path::Path) -> serde_json::Value {
+    let out = safeclaw()
+        .args(["--json", "egress", "show", "--vault"])
+        .arg(vault)
+        .arg("--password-file")
+        .arg(pw)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+/// `safeclaw start` as a user runs it: egress locked by default, the
+/// policy the vault's config needs stored by the guard at the first seal,
+/// changed with `egress allow`/`deny` between runs, enforced by the proxy
+/// `start` makes and `stop` removes; `status` counts what was refused.
+/// The "internet" is two stand-in servers on the engine's default bridge
+/// (the proxy's outside network), allowed by an address rule: no name is
+/// ever resolved, nothing leaves this machine.
+#[test]
+fn start_locks_egress_to_the_vault_s_policy_and_stop_removes_the_proxy() {
+    let Some((rt, docker)) = engine() else {
+        return;
+    };
+    let pid = std::process::id();
+    let image = format!("safeclaw-standin:egress-start-{pid}");
+    let name = format!("sc-egress-start-{pid}");
+    let (allowed, forbidden) = (
+        format!("sc-allowed-b-{pid}"),
+        format!("sc-forbidden-b-{pid}"),
+    );
+    let _made = Cleanup::new(&rt, &docker)
+        .container(&name)
+        .container(&allowed)
+        .container(&forbidden)
+        .image(&image);
+    build_standin(&rt, &docker, &image);
+    for (server, banner) in [
+        (&allowed, "allowed-server"),
+        (&forbidden, "forbidden-server"),
+    ] {
+        rt.block_on(run_on(
+            &docker,
+            server,
+            &image,
+            "bridge",
+            None,
+            &["net", "serve", "8443", banner],
+        ));
+    }
+    let (allowed_ip, forbidden_ip) = (
+        address_of(&rt, &docker, &allowed),
+        address_of(&rt, &docker, &forbidden),
+    );
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(
+        state.join("openclaw.json"),
+        r#"{"channels":{"telegram":{"enabled":true,"tokenFile":"/state/t"}}}"#,
+    )
+    .unwrap();
+    let vault_dir = dir.path().join("v");
+    std::fs::create_dir(&vault_dir).unwrap();
+    std::fs::set_permissions(&vault_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let vault = vault_dir.join("openclaw.vault");
+    let pw = write_password(dir.path(), "pw", "egress start password");
+    create_vault(&state, &vault, &pw);
+    let start = || {
+        safeclaw()
+            .args(["start", "--name", &name, "--image", &image, "--vault"])
+            .arg(&vault)
+            .arg("--password-file")
+            .arg(&pw)
+            .assert()
+    };
+    let stop = || {
+        safeclaw()
+            .args(["stop", "--name", &name])
+            .assert()
+            .success()
+    };
+
+    // A vault without a policy: the defaults of its config, said, and
+    // stored by the guard with the state.
+    let v = policy_of(&vault, &pw);
+    assert_eq!(v["stored"], false, "{v}");
+    assert_eq!(v["allow"], serde_json::json!(["api.telegram.org:443"]));
+    let out = start().success().get_output().stderr.clone();
+    assert!(
+        String::from_utf8_lossy(&out)
+            .contains("allowing what its OpenClaw config names: api.telegram.org:443"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    // A change while it runs would be sealed over by its guard: refused.
+    safeclaw()
+        .args(["egress", "allow", "example.test", "--vault"])
+        .arg(&vault)
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("is running from this vault"));
+    stop();
+    let proxy = network::proxy_name(&name);
+    assert!(
+        rt.block_on(docker.inspect_container(&proxy, None)).is_err(),
+        "stop left the proxy"
+    );
+    let v = policy_of(&vault, &pw);
+    assert_eq!(v["stored"], true, "{v}");
+    assert_eq!(v["allow"], serde_json::json!(["api.telegram.org:443"]));
+
+    // Allowed by hand: one server, by its address.
+    let rule = format!("{allowed_ip}:8443");
+    safeclaw()
+        .args(["egress", "allow", &rule, "--vault"])
+        .arg(&vault)
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .success();
+    safeclaw()
+        .args(["egress", "deny", "nothing.test", "--vault"])
+        .arg(&vault)
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("has no rule nothing.test:443"));
+    start().success();
+
+    let c = rt.block_on(docker.inspect_container(&name, None)).unwrap();
+    assert_eq!(c.host_config.unwrap().network_mode.as_deref(), Some("none"));
+    let p = rt.block_on(docker.inspect_container(&proxy, None)).unwrap();
+    let cmd = p.config.unwrap().cmd.unwrap().join(" ");
+    // As the policy writes it: an address rule names its prefix.
+    let shown = Rule::parse(&rule).unwrap().to_string();
+    assert_eq!(shown, format!("{allowed_ip}/32:8443"));
+    assert!(cmd.contains(&format!("--allow {shown}")), "{cmd}");
+    assert!(cmd.contains("--allow api.telegram.org:443"), "{cmd}");
+
+    // No direct route; through the relay the allowed server only.
+    let proxy_at = network::RELAY_LISTEN;
+    let began = Instant::now();
+    let out = loop {
+        let (code, out) = probe(&rt, &docker, &name, &["via", proxy_at, &rule]);
+        if code != 3 {
+            assert_eq!(code, 0, "{out}");
+            break out;
+        }
+        assert!(began.elapsed() < Duration::from_secs(20), "no relay: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(out.contains("allowed-server"), "{out}");
+    for ip in [&allowed_ip, &forbidden_ip] {
+        let (code, out) = probe(&rt, &docker, &name, &["dial", ip, "8443"]);
+        assert_eq!(code, 1, "direct {ip}: {out}");
+    }
+    let (code, out) = probe(
+        &rt,
+        &docker,
+        &name,
+        &["via", proxy_at, &format!("{forbidden_ip}:8443")],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("403"), "{out}");
+
+    // status: locked, and what was refused since the start.
+    let out = safeclaw()
+        .args(["--json", "status", "--name", &name, "--vault"])
+        .arg(&vault)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["egress"]["locked"], true, "{v}");
+    assert_eq!(v["egress"]["proxy_running"], true, "{v}");
+    assert_eq!(v["egress"]["denied"], 1, "{v}");
+    assert!(v["egress"]["allowed"].as_u64().unwrap() >= 1, "{v}");
+
+    stop();
+    assert!(rt.block_on(docker.inspect_container(&proxy, None)).is_err());
+    let v = policy_of(&vault, &pw);
+    assert_eq!(
+        v["allow"],
+        serde_json::json!(["api.telegram.org:443", shown]),
+        "{v}"
+    );
 }

@@ -68,6 +68,8 @@ impl Setup {
             keep_generations: 5,
             checkpoint_interval: Duration::ZERO,
             drain: Duration::from_secs(30),
+            relay: None,
+            egress_policy: None,
             gateway: gateway.iter().map(|a| a.to_string()).collect(),
         }
     }

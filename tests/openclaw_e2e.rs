@@ -29,6 +29,29 @@ struct Journey {
     image: String,
     name: String,
     nonce: String,
+    /// The "internet" the egress proxy reaches: a network of the test's
+    /// own, its API hosts names the test resolves to its own server there.
+    internet: Internet,
+}
+
+struct Internet {
+    network: String,
+    /// The stand-in for every allowed API host (it accepts and closes).
+    api: String,
+    api_ip: String,
+}
+
+impl Internet {
+    /// `start`'s and `onboard`'s egress flags: the test's network, its
+    /// names; the proxy never looks a name up anywhere else.
+    fn egress_args(&self) -> Vec<String> {
+        let mut args = vec!["--egress-network".to_string(), self.network.clone()];
+        for host in ["api.telegram.org", "api.anthropic.com", "forbidden.test"] {
+            args.push("--egress-host".into());
+            args.push(format!("{host}:{}", self.api_ip));
+        }
+        args
+    }
 }
 
 impl Journey {
@@ -63,6 +86,7 @@ impl Journey {
                 "--drain",
                 "10",
             ])
+            .args(self.internet.egress_args())
             .args(["--checkpoint-interval", "0", "--vault"])
             .arg(vault)
             .arg("--password-file")
@@ -132,6 +156,79 @@ fn exec_raw(
     })
 }
 
+/// The egress log's decisions (`safeclaw --json egress log`).
+fn egress_log(j: &Journey, name: &str) -> Vec<serde_json::Value> {
+    let out = j
+        .safeclaw()
+        .args(["--json", "egress", "log", "--name", name])
+        .assert()
+        .success();
+    String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The real OpenClaw behind the firewall: no network in its container;
+/// its Telegram polling leaves through the proxy, allowed, to the test's
+/// stand-in for api.telegram.org; what the agent could be talked into
+/// (`node -e fetch(...)`, through the proxy or around it) does not.
+fn egress_is_locked(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
+    let c = rt
+        .block_on(docker.inspect_container(&j.name, None))
+        .unwrap();
+    assert_eq!(c.host_config.unwrap().network_mode.as_deref(), Some("none"));
+    let began = Instant::now();
+    loop {
+        let log = egress_log(j, &j.name);
+        let polled = log.iter().any(|e| {
+            e["host"] == "api.telegram.org" && e["port"] == 443 && e["decision"] == "allowed"
+        });
+        if polled {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(90),
+            "no Telegram call through the proxy: {log:?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Node's fetch through the proxy (as the environment names it), and a
+    // raw socket around it.
+    let fetch = "fetch('https://forbidden.test/').then(() => process.exit(0), e => { console.log(String(e.cause || e)); process.exit(1) })";
+    let (code, out) = exec_raw(
+        rt,
+        docker,
+        &j.name,
+        &["env", "NODE_USE_ENV_PROXY=1", "node", "-e", fetch],
+    );
+    assert_eq!(code, 1, "{out}");
+    let raw = format!(
+        "require('net').connect(443, '{}').on('connect', () => process.exit(0)).on('error', e => {{ console.log(e.code); process.exit(1) }})",
+        j.internet.api_ip
+    );
+    let (code, out) = exec_raw(rt, docker, &j.name, &["node", "-e", &raw]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ENETUNREACH"), "{out}");
+    let log = egress_log(j, &j.name);
+    assert!(
+        log.iter()
+            .any(|e| e["host"] == "forbidden.test" && e["decision"] == "denied"),
+        "{log:?}"
+    );
+    let status = j
+        .safeclaw()
+        .args(["--json", "status", "--name", &j.name])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&status.get_output().stdout).unwrap();
+    assert!(v["egress"]["denied"].as_u64().unwrap() >= 1, "{v}");
+    eprintln!(
+        "egress: {} allowed, {} denied",
+        v["egress"]["allowed"], v["egress"]["denied"]
+    );
+}
+
 /// Node's built-in SQLite against OpenClaw's database, as the harness.
 fn sql(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str, script: &str) -> String {
     let js = format!(
@@ -188,16 +285,58 @@ fn the_guides_journey_with_the_real_openclaw() {
         return;
     }
     let nonce = safeclaw::private_fs::hex(&safeclaw::vault::crypto::random_array::<4>());
+    // One /28 of 198.51.100.0/24 (a documentation range, routed nowhere)
+    // per test process, as tests/egress.rs takes them.
+    let base = (std::process::id() % 16) as u8 * 16;
     let j = Journey {
         dir: TempDir::new().unwrap(),
         image: format!("safeclaw/openclaw:e2e-{nonce}"),
         name: format!("sc-e2e-{nonce}"),
+        internet: Internet {
+            network: format!("sc-e2e-inet-{nonce}"),
+            api: format!("sc-e2e-api-{nonce}"),
+            api_ip: format!("198.51.100.{}", base + 10),
+        },
         nonce,
     };
     let _made = Cleanup::new(&rt, &docker)
         .container(&j.name)
         .container(format!("{}-guide", j.name))
+        .container(&j.internet.api)
         .image(&j.image);
+    let network = j.internet.network.clone();
+    let _network = OnDrop(|| {
+        let _ = rt.block_on(docker.remove_network(&network));
+    });
+    let podman = matches!(
+        rt.block_on(safeclaw::runtime::engine::kind(&docker))
+            .unwrap(),
+        safeclaw::runtime::spec::EngineKind::Podman { .. }
+    );
+    rt.block_on(
+        docker.create_network(bollard::models::NetworkCreateRequest {
+            name: network.clone(),
+            driver: Some("bridge".into()),
+            // A bridge name the CI's second engine lets containers talk on
+            // (.ci/engine-containerd.sh); Podman names its own.
+            options: (!podman).then(|| {
+                std::collections::HashMap::from([(
+                    "com.docker.network.bridge.name".to_string(),
+                    format!("sc-e2e{}", std::process::id() % 16),
+                )])
+            }),
+            ipam: Some(bollard::models::Ipam {
+                config: Some(vec![bollard::models::IpamConfig {
+                    subnet: Some(format!("198.51.100.{base}/28")),
+                    gateway: Some(format!("198.51.100.{}", base + 1)),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    )
+    .unwrap();
     journey(&rt, &docker, &j);
 }
 
@@ -229,6 +368,42 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         .success()
         .stdout(predicate::str::contains("openclaw 2026.9.6, node 24.21.0"));
     eprintln!("image built after {:.0} s", began.elapsed().as_secs_f64());
+    // The API hosts' stand-in, from the same image: accepts and closes
+    // (OpenClaw's TLS handshake fails there, after the proxy allowed it).
+    rt.block_on(create_and_start(
+        docker,
+        &j.internet.api,
+        bollard::models::ContainerCreateBody {
+            image: Some(j.image.clone()),
+            entrypoint: Some(vec!["node".into()]),
+            cmd: Some(vec![
+                "-e".into(),
+                "require('net').createServer(s => s.end()).listen(443)".into(),
+            ]),
+            host_config: Some(bollard::models::HostConfig {
+                network_mode: Some(j.internet.network.clone()),
+                ulimits: safeclaw::runtime::spec::ulimits(
+                    rt.block_on(safeclaw::runtime::engine::kind(docker))
+                        .unwrap(),
+                    64,
+                ),
+                ..Default::default()
+            }),
+            networking_config: Some(bollard::models::NetworkingConfig {
+                endpoints_config: Some(std::collections::HashMap::from([(
+                    j.internet.network.clone(),
+                    bollard::models::EndpointSettings {
+                        ipam_config: Some(bollard::models::EndpointIpamConfig {
+                            ipv4_address: Some(j.internet.api_ip.clone()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        },
+    ));
 
     // 1. Onboarding, non-interactive, the secrets in files the user made.
     private_dir(&j.home());
@@ -242,6 +417,7 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         .args(["onboard", "--image", &j.image, "--password-file"])
         .arg(j.pw())
         .args(FAST_KDF)
+        .args(j.internet.egress_args())
         .arg("--api-key-file")
         .arg(inputs.join("key"))
         .arg("--telegram-token-file")
@@ -313,9 +489,17 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         rt,
         docker,
         &j.name,
-        &["wget", "-qO-", "http://127.0.0.1:18789/healthz"],
+        // Busybox's wget reads http_proxy but not no_proxy.
+        &[
+            "wget",
+            "-Y",
+            "off",
+            "-qO-",
+            "http://127.0.0.1:18789/healthz",
+        ],
     );
     assert!(code == 0 && health.contains("\"live\""), "{health}");
+    egress_is_locked(rt, docker, j);
     let (code, out) = exec_raw(
         rt,
         docker,

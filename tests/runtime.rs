@@ -184,7 +184,8 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
             .map(|n| n.to_string()),
         Some("no".to_string())
     );
-    assert_eq!(host.network_mode.as_deref(), Some("bridge"));
+    // Egress locked (the default): no network; the proxy's socket only.
+    assert_eq!(host.network_mode.as_deref(), Some("none"));
     assert!(host.port_bindings.unwrap_or_default().is_empty());
     // Not the host's PID namespace (Docker says "", Podman "private").
     let ns = |p: &str| fs::read_link(format!("/proc/{p}/ns/pid")).unwrap();
@@ -193,11 +194,16 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, f: &Fixture) {
     assert!(tmpfs["/state"].contains("size=") && tmpfs["/state"].contains("mode=0700"));
     assert!(tmpfs.contains_key("/tmp"));
     let binds = host.binds.unwrap();
-    assert_eq!(binds.len(), 1, "{binds:?}");
+    assert_eq!(binds.len(), 2, "{binds:?}");
     // Docker: HOST:/vault:rw; Podman adds its propagation options.
     let bind: Vec<&str> = binds[0].split(':').collect();
     assert!(
         bind[1] == "/vault" && bind[2].split(',').any(|o| o == "rw"),
+        "{binds:?}"
+    );
+    let bind: Vec<&str> = binds[1].split(':').collect();
+    assert!(
+        bind[1] == "/egress" && bind[2].split(',').any(|o| o == "ro"),
         "{binds:?}"
     );
     assert!(!binds.iter().any(|b| b.contains("docker.sock")));
@@ -631,7 +637,8 @@ fn shares_ports_and_limits_are_as_asked_and_status_reports_the_vault() {
             .args([
                 "start", "--name", &f.name, "--image", &f.image, "--cpus", "0.5",
             ])
-            .args(["--publish", "28789", "--share"])
+            // A published port needs a network: egress open.
+            .args(["--egress", "open", "--publish", "28789", "--share"])
             .arg(format!("{}:/shared/notes", shared.display()))
             .arg("--vault")
             .arg(f.vault())
@@ -667,6 +674,11 @@ fn shares_ports_and_limits_are_as_asked_and_status_reports_the_vault() {
         assert_eq!(v["state"], "running");
         assert_eq!(v["vault_generation"], 1);
         assert!(v["uptime_seconds"].as_u64().is_some(), "{v}");
+        // Open, as asked: the bridge, no proxy, and status says so.
+        assert_eq!(host.network_mode.as_deref(), Some("bridge"));
+        assert_eq!(v["egress"]["locked"], false, "{v}");
+        let proxy = safeclaw::egress::network::proxy_name(&f.name);
+        assert!(rt.block_on(docker.inspect_container(&proxy, None)).is_err());
         safeclaw()
             .args(["logs", "--name", &f.name])
             .assert()

@@ -972,6 +972,8 @@ mod tests {
             checkpoint_interval: std::time::Duration::ZERO,
             drain: std::time::Duration::from_secs(30),
             labels: Vec::new(),
+            egress_socket_dir: None,
+            egress_policy: None,
         };
         let body =
             crate::runtime::spec::create_body(&spec, crate::runtime::spec::EngineKind::Docker);

@@ -134,8 +134,7 @@ pub fn relay(args: EgressRelayArgs) -> Result<()> {
 /// Connections the relay carries at once (the proxy caps tunnels itself).
 const RELAY_MAX: usize = 512;
 
-/// A log line longer than this is not one the proxy wrote: skipped.
-const MAX_LOG_LINE: usize = 16 << 10;
+use crate::egress::network::MAX_LOG_LINE;
 
 /// One decision as `egress log` shows it.
 fn shown(event: &serde_json::Value) -> Option<String> {

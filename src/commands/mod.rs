@@ -7,6 +7,7 @@
 
 mod audit;
 mod egress;
+mod egress_policy;
 mod exec;
 mod image_build;
 mod image_load;
@@ -94,6 +95,21 @@ pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> 
         }
         // Inside the gateway's container, which has no network.
         Command::Egress(EgressCommand::Relay(a)) => done(egress::relay(a)),
+        Command::Egress(EgressCommand::Show(a)) => {
+            done(egress_policy::show(EgressPolicy::resolve(&a)?, p))
+        }
+        Command::Egress(EgressCommand::Allow(a)) => done(egress_policy::change(
+            EgressChange::resolve(a)?,
+            egress_policy::Change::Allow,
+            engine()?,
+            p,
+        )),
+        Command::Egress(EgressCommand::Deny(a)) => done(egress_policy::change(
+            EgressChange::resolve(a)?,
+            egress_policy::Change::Deny,
+            engine()?,
+            p,
+        )),
         // Inside the container: the guard reads its own protocol.
         Command::Guard { args } => Ok(guard::run(&GuardSettings::parse(&args)?)),
         Command::Idle => Ok(tools::idle()),

@@ -17,6 +17,7 @@ use crate::cli::{
     KdfArgs, MigrateArgs, OnboardArgs, OnboardExtras, PairCommand, PasswdArgs, PasswordArgs,
     RekeyArgs, StartArgs, StatusArgs, UpArgs, VerifyArgs,
 };
+use crate::egress::network::EgressSettings;
 use crate::error::{Error, Result};
 use crate::legacy::Md;
 use crate::password::Source;
@@ -277,6 +278,7 @@ impl Start {
                 drain: Duration::from_secs(args.drain),
                 shares,
                 gateway: args.gateway,
+                egress: egress(args.egress)?,
             },
         })
     }
@@ -295,6 +297,7 @@ pub struct Onboard {
     pub limits: Limits,
     /// OpenClaw's own `onboard` flags (none: the interactive wizard).
     pub openclaw_args: Vec<String>,
+    pub egress: EgressSettings,
 }
 
 impl Onboard {
@@ -303,6 +306,7 @@ impl Onboard {
             absolute_opt(&args.vault)?,
             args.image,
             password(&args.password)?,
+            egress(args.egress)?,
             args.extras,
         )
     }
@@ -311,6 +315,7 @@ impl Onboard {
         vault: Option<PathBuf>,
         image: ImageChoice,
         password: Source,
+        egress: EgressSettings,
         extras: OnboardExtras,
     ) -> Result<Self> {
         Ok(Onboard {
@@ -327,6 +332,7 @@ impl Onboard {
                 pids: PIDS,
             },
             openclaw_args: extras.openclaw_args,
+            egress,
         })
     }
 }
@@ -345,6 +351,7 @@ impl Up {
             start.vault.clone(),
             start.image.clone(),
             start.password.clone(),
+            start.bot.egress.clone(),
             args.extras,
         )?;
         Ok(Up { start, onboard })
@@ -447,6 +454,74 @@ impl Audit {
                     .map(|h| absolute(&PathBuf::from(h).join(GUIDE_DIR)))
                     .transpose()?,
             },
+        })
+    }
+}
+
+fn egress(args: crate::cli::EgressArgs) -> Result<EgressSettings> {
+    Ok(EgressSettings {
+        mode: args.mode,
+        network: args.egress_network,
+        hosts: args
+            .egress_hosts
+            .iter()
+            .map(|h| egress_host(h))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// `--egress-host NAME:ADDR`, checked, in the engine's `ExtraHosts` form.
+fn egress_host(text: &str) -> Result<String> {
+    let refused = || {
+        Error::usage(format!("--egress-host {text:?} is not NAME:ADDR"))
+            .with_hint("a host name, a colon, an IPv4 or IPv6 address: api.example.com:192.0.2.7")
+    };
+    let (name, addr) = text.split_once(':').ok_or_else(refused)?;
+    let name = crate::egress::policy::host_name(name).map_err(|_| refused())?;
+    let addr: std::net::IpAddr = addr.parse().map_err(|_| refused())?;
+    Ok(format!("{name}:{addr}"))
+}
+
+/// `egress show`, `allow` and `deny`: the vault whose policy it is.
+pub struct EgressPolicy {
+    /// None: the home's default vault.
+    pub vault: Option<PathBuf>,
+    pub password: Source,
+}
+
+impl EgressPolicy {
+    pub fn resolve(args: &crate::cli::EgressPolicyArgs) -> Result<Self> {
+        Ok(EgressPolicy {
+            vault: absolute_opt(&args.vault)?,
+            password: password(&args.password)?,
+        })
+    }
+}
+
+/// `egress allow` and `deny`: the rules, parsed once.
+pub struct EgressChange {
+    pub policy: EgressPolicy,
+    pub rules: Vec<crate::egress::policy::Rule>,
+    pub keep_generations: usize,
+}
+
+impl EgressChange {
+    pub fn resolve(args: crate::cli::EgressChangeArgs) -> Result<Self> {
+        let rules = args
+            .rules
+            .iter()
+            .map(|r| {
+                crate::egress::policy::Rule::parse(r).map_err(|why| {
+                    Error::usage(format!("{r:?} is not an egress rule: {why}")).with_hint(
+                        "HOST[:PORT], *.SUFFIX[:PORT] or ADDR[/PREFIX][:PORT]; port 443 when left out",
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(EgressChange {
+            policy: EgressPolicy::resolve(&args.policy)?,
+            rules,
+            keep_generations: args.keep_generations,
         })
     }
 }

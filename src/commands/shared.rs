@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use crate::egress::stored;
 use crate::error::{Error, Result};
 use crate::password::{self, Confirm, Password, Source};
 use crate::printer::Printer;
@@ -72,6 +73,8 @@ pub fn unlocked_bot(
     image: String,
     printer: &Printer,
 ) -> Result<Bot> {
+    // Before the password is asked, and before the vault is written.
+    refuse_if_running(engine, &settings.name)?;
     let vault = bot::vault_to_start(engine, vault.to_path_buf(), printer)?;
     let opened = VaultFile::open(&vault)?;
     let generation = opened.header().generation;
@@ -79,7 +82,37 @@ pub fn unlocked_bot(
     // Only now, with the header's MAC checked, may its generation count.
     crate::rollback::record_authenticated(&vault, generation, printer);
     drop(opened);
-    Bot::new(settings, image, vault, generation, key)
+    bot_of(settings, image, vault, generation, key, printer)
+}
+
+/// The bot of an unlocked vault at `generation`, with the egress policy
+/// the vault holds (or its defaults, which the guard then stores).
+pub fn bot_of(
+    settings: &BotSettings,
+    image: String,
+    vault: PathBuf,
+    generation: u64,
+    key: DataKey,
+    printer: &Printer,
+) -> Result<Bot> {
+    let opened = VaultFile::open(&vault)?;
+    let (policy, held) = stored::load_or_defaults(&opened, &key, printer)?;
+    drop(opened);
+    let rules = stored::rules_for_start(&policy, settings.egress.mode);
+    let mut bot = Bot::new(settings, image, vault, generation, key, rules)?;
+    if !held {
+        bot.store_egress_policy(&policy);
+    }
+    Ok(bot)
+}
+
+/// A gateway of that name already runs: nothing to start.
+pub fn refuse_if_running(engine: &Engine, name: &str) -> Result<()> {
+    if crate::runtime::container::is_running(engine, name)? {
+        return Err(Error::usage(format!("{name} is already running"))
+            .with_hint("`safeclaw status` shows it; `safeclaw stop` stops it"));
+    }
+    Ok(())
 }
 
 /// Starts the bot, detached, and says so.
@@ -147,6 +180,7 @@ pub fn onboard(
         limits: s.limits.clone(),
         secrets: &secrets,
         openclaw_args: &s.openclaw_args,
+        egress: &s.egress,
     };
     let (key, generation) = onboarding::onboard(engine, &request, password, printer)?;
     crate::rollback::record_authenticated(&target, generation, printer);

@@ -12,6 +12,41 @@ use crate::runtime::{container, guard::protocol};
 
 use super::settings::Status;
 
+/// The egress line: locked behind its proxy (and what it decided since
+/// it was made: a denied connection is something inside trying to leave),
+/// or open.
+fn egress_summary(
+    network: &str,
+    counts: Option<&crate::egress::network::Counts>,
+) -> (String, serde_json::Value) {
+    if network != "none" {
+        return (
+            format!("open: the gateway is on the network {network:?} with a route to anywhere"),
+            json!({ "locked": false, "network": network }),
+        );
+    }
+    match counts {
+        Some(c) => (
+            format!(
+                "locked: proxy {}, {} allowed and {} denied since start{}",
+                if c.running { "running" } else { "NOT running (nothing gets out)" },
+                c.allowed,
+                c.denied,
+                if c.denied > 0 {
+                    " (`safeclaw egress log` shows what was refused)"
+                } else {
+                    ""
+                }
+            ),
+            json!({ "locked": true, "proxy_running": c.running, "allowed": c.allowed, "denied": c.denied }),
+        ),
+        None => (
+            "locked, but its proxy is missing: the gateway reaches nothing (`safeclaw stop`, then `safeclaw start`)".to_string(),
+            json!({ "locked": true, "proxy_running": false }),
+        ),
+    }
+}
+
 pub fn run(args: Status, engine: &Engine, printer: &Printer) -> Result<()> {
     let name = args.name;
     // The vault's newest generation, from its header (no password needed).
@@ -23,6 +58,12 @@ pub fn run(args: Status, engine: &Engine, printer: &Printer) -> Result<()> {
         crate::rollback::warn_if_older(&vault_path, g, printer);
     }
     let inspected = container::inspect(engine, &name)?;
+    let egress = engine.block_on(crate::egress::network::counts(engine.docker()?, &name))?;
+    let network = inspected
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.clone())
+        .unwrap_or_default();
     let health = exec::health(engine, &name, &inspected)?;
     let described = engine.describe().ok();
     let checkpoint = container::last_checkpoint(engine, &name)?;
@@ -57,6 +98,8 @@ pub fn run(args: Status, engine: &Engine, printer: &Printer) -> Result<()> {
             protocol::tenths_of_ms(*pause)
         ));
     }
+    let (egress_text, egress_json) = egress_summary(&network, egress.as_ref());
+    text.push_str(&format!("\negress {egress_text}"));
     let at = engine.endpoint();
     if let Some(at) = &at {
         text.push_str(&format!("\nengine {} ({})", at.url, at.origin));
@@ -79,6 +122,7 @@ pub fn run(args: Status, engine: &Engine, printer: &Printer) -> Result<()> {
                     "product": described.as_ref().map(|d| &d.product),
                     "image_store": described.as_ref().map(|d| &d.store),
                     "rootless": described.as_ref().map(|d| d.rootless) })),
+                "egress": egress_json,
                 "last_checkpoint": checkpoint.map(|(g, p)| json!({"generation": g, "pause_ms": protocol::tenths_of_ms(p)})) }),
     );
     Ok(())

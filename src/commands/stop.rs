@@ -14,6 +14,10 @@ pub fn run(name: &str, engine: &Engine, printer: &Printer) -> Result<()> {
         container::request_stop(engine, &id, name)?;
         container::sealed_generation(engine, &id)
     });
+    // After the gateway: its proxy, if egress was locked.
+    let down = crate::runtime::bot::stop_egress(engine, name);
     spinner.finish_and_clear();
-    shared::report_sealed(name, sealed?, printer)
+    let sealed = sealed?;
+    down?;
+    shared::report_sealed(name, sealed, printer)
 }

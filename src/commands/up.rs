@@ -7,7 +7,6 @@ use serde_json::json;
 use crate::error::Result;
 use crate::image::resolve::resolve;
 use crate::printer::Printer;
-use crate::runtime::bot::Bot;
 use crate::runtime::container;
 use crate::runtime::engine::Engine;
 
@@ -38,6 +37,6 @@ pub fn run(s: Up, engine: &Engine, printer: &Printer) -> Result<()> {
     ));
     let (vault, key, generation) = shared::onboard(&s.onboard, engine, &image, printer)?;
     let vault = crate::paths::in_resolved_dir(&vault)?;
-    let bot = Bot::new(&s.start.bot, image, vault, generation, key)?;
+    let bot = shared::bot_of(&s.start.bot, image, vault, generation, key, printer)?;
     shared::start_bot(&bot, engine, printer)
 }

@@ -9,6 +9,7 @@ pub mod policy;
 pub mod proxy;
 pub mod relay;
 pub mod request;
+pub mod stored;
 pub mod tls;
 
 /// Bytes buffered per direction of a tunnel (the relay's and the

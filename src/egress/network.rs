@@ -55,17 +55,31 @@ pub fn proxy_url() -> String {
     format!("http://{RELAY_LISTEN}")
 }
 
-fn socket_in_container() -> String {
+/// The proxy's socket as both containers see it.
+pub fn socket_in_container() -> String {
     format!("{SOCKET_DIR_IN_CONTAINER}/{SOCKET_NAME}")
 }
 
-/// The relay's argv in the gateway's container (after the safeclaw binary).
-pub fn relay_args() -> Vec<String> {
+/// The relay's argv (after the safeclaw binary), as the guard runs it.
+pub fn relay_args(socket: &Path) -> Vec<String> {
     ["egress", "relay", "--listen", RELAY_LISTEN, "--socket"]
         .iter()
         .map(|s| s.to_string())
-        .chain(std::iter::once(socket_in_container()))
+        .chain(std::iter::once(socket.display().to_string()))
         .collect()
+}
+
+/// The egress firewall of a start or an onboarding, as the command line
+/// resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressSettings {
+    /// `--egress`: None leaves it to the vault's policy (locked unless it
+    /// says open).
+    pub mode: Option<super::policy::Mode>,
+    /// `--egress-network`: the network the proxy reaches the world through.
+    pub network: String,
+    /// `--egress-host`: `NAME:ADDR` entries of the proxy's /etc/hosts.
+    pub hosts: Vec<String>,
 }
 
 /// What the firewall of one gateway is made of.
@@ -102,11 +116,12 @@ impl Plan {
         }
         Ok(())
     }
+}
 
-    /// The gateway's read-only mount of the socket directory.
-    pub fn gateway_bind(&self) -> String {
-        format!("{}:{SOCKET_DIR_IN_CONTAINER}:ro", self.socket_dir)
-    }
+/// The gateway's read-only mount of the socket directory `dir`: it may
+/// connect to the socket and do nothing else there.
+pub fn gateway_bind(dir: &str) -> String {
+    format!("{dir}:{SOCKET_DIR_IN_CONTAINER}:ro")
 }
 
 /// The proxy's container: safeclaw's image, `safeclaw egress serve`,
@@ -297,9 +312,101 @@ pub async fn down(docker: &Docker, gateway: &str) -> Result<()> {
     }
 }
 
+/// What the egress proxy of a gateway has decided since it was made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub running: bool,
+    pub allowed: u64,
+    pub denied: u64,
+}
+
+/// Counts one log line of the proxy (`egress serve`'s JSON lines).
+pub fn count_line(counts: &mut Counts, line: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Decision<'a> {
+        decision: &'a str,
+    }
+    match serde_json::from_slice::<Decision>(line).map(|d| d.decision) {
+        Ok("allowed") => counts.allowed += 1,
+        Ok("denied") => counts.denied += 1,
+        _ => {}
+    }
+}
+
+/// The decisions of `gateway`'s proxy since it was made (its log: bounded
+/// by the engine to 3 × 1 MB), or None when it has no proxy.
+pub async fn counts(docker: &Docker, gateway: &str) -> Result<Option<Counts>> {
+    use futures_util::StreamExt;
+    let name = proxy_name(gateway);
+    let c = match docker.inspect_container(&name, None).await {
+        Ok(c) => c,
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(engine_error(&format!("inspecting {name}"), e)),
+    };
+    let ours = c
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get(LABEL_EGRESS_OF))
+        .is_some_and(|g| g == gateway);
+    if !ours {
+        return Ok(None);
+    }
+    let mut counts = Counts {
+        running: c.state.and_then(|s| s.running).unwrap_or(false),
+        allowed: 0,
+        denied: 0,
+    };
+    let id = c.id.unwrap_or(name.clone());
+    let mut stream = docker.logs(
+        &id,
+        Some(
+            bollard::query_parameters::LogsOptionsBuilder::new()
+                .stdout(true)
+                .build(),
+        ),
+    );
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| engine_error(&format!("reading the log of {name}"), e))?;
+        pending.extend_from_slice(&chunk.into_bytes());
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            count_line(&mut counts, &line);
+        }
+        // No line of the proxy's is this long: not one of its decisions.
+        if pending.len() > MAX_LOG_LINE {
+            pending.clear();
+        }
+    }
+    Ok(Some(counts))
+}
+
+/// A log line longer than this is not one the proxy wrote.
+pub const MAX_LOG_LINE: usize = 16 << 10;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decisions_are_counted_from_the_proxy_s_lines_only() {
+        let mut c = Counts {
+            running: true,
+            allowed: 0,
+            denied: 0,
+        };
+        for line in [
+            &br#"{"listening":"/egress/egress.sock","allow":[],"refuse":[]}"#[..],
+            br#"{"time_ms":1,"host":"a.test","port":443,"decision":"allowed","sent":1}"#,
+            br#"{"time_ms":2,"host":"b.test","port":443,"decision":"denied"}"#,
+            br#"{"time_ms":3,"host":"c.test","port":443,"decision":"denied"}"#,
+            b"not json",
+        ] {
+            count_line(&mut c, line);
+        }
+        assert_eq!((c.allowed, c.denied), (1, 2));
+    }
 
     #[test]
     fn the_proxy_container_is_hardened_and_carries_its_policy() {
@@ -333,7 +440,7 @@ mod tests {
         );
         assert!(host.tmpfs.is_none() && host.mounts.is_none(), "no state");
         assert_eq!(
-            plan.gateway_bind(),
+            gateway_bind(&plan.socket_dir),
             "/home/me/.safeclaw/run/openclaw:/egress:ro"
         );
         assert_eq!(
@@ -357,7 +464,7 @@ mod tests {
         }
         assert!(plan.check().is_ok());
         assert_eq!(
-            relay_args().join(" "),
+            relay_args(Path::new(&socket_in_container())).join(" "),
             "egress relay --listen 127.0.0.1:3128 --socket /egress/egress.sock"
         );
     }

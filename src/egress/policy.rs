@@ -185,6 +185,14 @@ pub fn host_name(s: &str) -> Result<String, String> {
     Ok(s)
 }
 
+/// `--egress`: the gateway behind the proxy (`locked`, the default), or on
+/// the engine's bridge with a route to anywhere (`open`, audited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Locked,
+    Open,
+}
+
 /// What the gateway may reach.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Policy {
@@ -261,6 +269,16 @@ pub fn encode(p: &Policy) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(&stored).expect("a policy serializes");
     out.push(b'\n');
     out
+}
+
+/// The stored form on one line (as the guard is handed it).
+pub fn encode_line(p: &Policy) -> String {
+    let stored = Stored {
+        version: STORED_VERSION,
+        open: p.open,
+        allow: p.rules.iter().map(ToString::to_string).collect(),
+    };
+    serde_json::to_string(&stored).expect("a policy serializes")
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Policy, String> {
@@ -345,6 +363,13 @@ pub fn defaults_from_config(config: &serde_json::Value) -> (Vec<Rule>, Vec<Strin
             }
         }
     }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    rules_for_ids(&ids)
+}
+
+/// The rules for provider and channel ids (as OpenClaw names them), each
+/// host once; the ids with no known host apart.
+pub fn rules_for_ids(ids: &[&str]) -> (Vec<Rule>, Vec<String>) {
     let mut rules: Vec<Rule> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     for id in ids {
@@ -366,6 +391,12 @@ pub fn defaults_from_config(config: &serde_json::Value) -> (Vec<Rule>, Vec<Strin
         }
     }
     (rules, unknown)
+}
+
+/// Every host `KNOWN_HOSTS` names: what the onboarding wizard may test.
+pub fn known_rules() -> Vec<Rule> {
+    let ids: Vec<&str> = KNOWN_HOSTS.iter().map(|(id, _)| *id).collect();
+    rules_for_ids(&ids).0
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use super::engine::Engine;
 use super::layout::VAULT_DIR;
 use super::mount::VaultMount;
 use super::spec::{Limits, Share, Spec};
+use crate::egress::network::{self, EgressSettings, Plan};
+use crate::egress::policy::Rule;
 use crate::error::{Error, Result};
 use crate::paths;
 use crate::printer::Printer;
@@ -30,6 +32,7 @@ pub struct BotSettings {
     pub shares: Vec<ShareRequest>,
     /// The gateway command inside the image.
     pub gateway: Vec<String>,
+    pub egress: EgressSettings,
 }
 
 /// A host folder to share, as asked (`--share HOST:CONTAINER[:rw]`).
@@ -119,18 +122,21 @@ pub struct Bot {
     pub generation: u64,
     key: DataKey,
     spec: Spec,
+    /// With egress locked: the proxy started with the gateway.
+    egress: Option<Plan>,
 }
 
 impl Bot {
-    /// The bot of `vault` (at `generation`, unlocked with `key`) in `image`.
-    /// The vault's directory must hold nothing but the vault: the
-    /// container gets it read-write.
+    /// The bot of `vault` (at `generation`, unlocked with `key`) in `image`,
+    /// its egress locked to `egress` (None: open). The vault's directory
+    /// must hold nothing but the vault: the container gets it read-write.
     pub fn new(
         settings: &BotSettings,
         image: String,
         vault: PathBuf,
         generation: u64,
         key: DataKey,
+        egress: Option<Vec<Rule>>,
     ) -> Result<Bot> {
         paths::check_dedicated_dir(&vault)?;
         let mount = VaultMount::of(&vault)?;
@@ -146,7 +152,30 @@ impl Bot {
                     writable: s.writable,
                 })
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<Share>>>()?;
+        if let (Some(port), Some(_)) = (settings.publish, &egress) {
+            return Err(Error::usage(format!(
+                "--publish {port} needs a network, and with egress locked the gateway has none"
+            ))
+            .with_hint(
+                "reach it with `safeclaw exec`/`safeclaw pair`, or start with `--egress open` (audited)",
+            ));
+        }
+        let egress = egress
+            .map(|rules| {
+                let dir = egress_dir(&settings.name, &mount, &shares)?;
+                Ok::<_, Error>(Plan {
+                    gateway: settings.name.clone(),
+                    image: image.clone(),
+                    rules,
+                    outside: settings.egress.network.clone(),
+                    extra_hosts: settings.egress.hosts.clone(),
+                    socket_dir: dir.display().to_string(),
+                    uid: mount.uid,
+                    gid: mount.gid,
+                })
+            })
+            .transpose()?;
         let spec = Spec {
             image,
             vault_dir: mount.dir.display().to_string(),
@@ -161,6 +190,8 @@ impl Bot {
             labels: Vec::new(),
             shares,
             gateway: settings.gateway.clone(),
+            egress_socket_dir: egress.as_ref().map(|p| p.socket_dir.clone()),
+            egress_policy: None,
         };
         Ok(Bot {
             name: settings.name.clone(),
@@ -168,12 +199,30 @@ impl Bot {
             generation,
             key,
             spec,
+            egress,
         })
     }
 
-    /// Starts the container, detached; returns its ID.
+    /// Has the guard store `policy` in the vault, which holds none yet.
+    pub fn store_egress_policy(&mut self, policy: &crate::egress::policy::Policy) {
+        self.spec.egress_policy = Some(crate::egress::policy::encode_line(policy));
+    }
+
+    /// What the gateway may reach: None when egress is open.
+    pub fn egress_rules(&self) -> Option<&[Rule]> {
+        self.egress.as_ref().map(|p| p.rules.as_slice())
+    }
+
+    /// Starts the container, detached (and its egress proxy first, if
+    /// egress is locked); returns its ID.
     pub fn start(&self, engine: &Engine) -> Result<String> {
-        container::start(engine, &self.name, &self.spec, &self.key)
+        container::start(
+            engine,
+            &self.name,
+            &self.spec,
+            &self.key,
+            self.egress.as_ref(),
+        )
     }
 
     /// `safeclaw run`: starts the container, streams its output, and on
@@ -182,6 +231,14 @@ impl Bot {
     /// again from the newest generation with the key held here in
     /// zeroizing memory, with a bounded backoff and a limit.
     pub fn supervise(&self, engine: &Engine, printer: &Printer) -> Result<Option<u64>> {
+        let result = self.supervise_gateway(engine, printer);
+        // Its proxy goes with it, however it ended.
+        let down = stop_egress(engine, &self.name);
+        let sealed = result?;
+        down.map(|()| sealed)
+    }
+
+    fn supervise_gateway(&self, engine: &Engine, printer: &Printer) -> Result<Option<u64>> {
         let name = &self.name;
         let mut restarts = 0;
         let mut backoff = FIRST_BACKOFF;
@@ -218,6 +275,46 @@ impl Bot {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+/// Removes the egress proxy of the gateway `name`, if it has one (after
+/// the gateway stopped: without the proxy it reaches nothing at all).
+pub fn stop_egress(engine: &Engine, name: &str) -> Result<()> {
+    engine.block_on(network::down(engine.docker()?, name))
+}
+
+/// The socket directory of the gateway `name`'s egress proxy, which must
+/// not be inside anything the gateway can write: the vault's directory,
+/// or a share (a gateway that could write there could replace the socket).
+fn egress_dir(name: &str, mount: &VaultMount, shares: &[Share]) -> Result<PathBuf> {
+    let dir = paths::egress_dir(name)?;
+    let writable = std::iter::once(mount.dir.clone()).chain(
+        shares
+            .iter()
+            .filter(|s| s.writable)
+            .map(|s| PathBuf::from(&s.host)),
+    );
+    for w in writable {
+        if dir.starts_with(&w) {
+            return Err(Error::usage(format!(
+                "the egress proxy's directory {} is inside {}, which the gateway can write",
+                dir.display(),
+                w.display()
+            ))
+            .with_hint("move the vault, or the share, out of safeclaw's home"));
+        }
+    }
+    // Run as root, the container's user is another uid: the directory is
+    // its (the proxy writes its socket there).
+    if rustix::process::getuid().is_root() {
+        crate::private_fs::chown_nofollow(
+            &dir,
+            crate::private_fs::Kind::Dir,
+            mount.uid,
+            mount.gid,
+        )?;
+    }
+    Ok(dir)
 }
 
 /// Restarts after a crash, at most this many times in a row.

@@ -38,11 +38,33 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// stopped one of that name that safeclaw made), checks that the engine
 /// recorded it as asked, hands the guard the key and waits for its answer.
 /// Returns the container's ID; on any failure the container is removed.
-pub fn start(engine: &Engine, name: &str, spec: &Spec, key: &DataKey) -> Result<String> {
+///
+/// With `egress` (locked), the proxy is started first, from a clean
+/// slate (whatever an earlier run left is removed), and removed again if
+/// the gateway does not start.
+pub fn start(
+    engine: &Engine,
+    name: &str,
+    spec: &Spec,
+    key: &DataKey,
+    egress: Option<&crate::egress::network::Plan>,
+) -> Result<String> {
     let docker = engine.docker()?;
     let kind = engine.kind()?;
     refuse_unenforced_limits(&engine.describe()?)?;
-    engine.block_on(start_in(docker, kind, name, spec, key))
+    engine.block_on(async {
+        // A running gateway keeps its proxy: refused before it is touched.
+        remove_stale(docker, name).await?;
+        let Some(plan) = egress else {
+            return start_in(docker, kind, name, spec, key).await;
+        };
+        crate::egress::network::up(docker, plan, kind).await?;
+        let started = start_in(docker, kind, name, spec, key).await;
+        if started.is_err() {
+            let _ = crate::egress::network::down(docker, name).await;
+        }
+        started
+    })
 }
 
 /// A rootless engine on cgroups v1 cannot enforce memory or process
@@ -72,7 +94,6 @@ async fn start_in(
     spec: &Spec,
     key: &DataKey,
 ) -> Result<String> {
-    remove_stale(docker, name).await?;
     let body = spec::create_body(spec, kind);
     let asked = body.host_config.clone().unwrap_or_default();
     let created = docker

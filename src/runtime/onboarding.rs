@@ -20,6 +20,8 @@ use super::layout::{SAFECLAW_IN_IMAGE, STATE_DIR};
 use super::mount::{file_name_of, VaultMount};
 use super::spec::{Limits, Spec, LABEL_MANAGED};
 use super::{exec, tty};
+use crate::egress::network::{self, EgressSettings, Plan};
+use crate::egress::policy::{self, Mode, Rule};
 use crate::error::{Error, Result};
 use crate::password::Password;
 use crate::printer::Printer;
@@ -99,6 +101,11 @@ async fn remove_abandoned(docker: &Docker) {
         if let Some(id) = c.id {
             let _ = force_remove(docker, &id).await;
         }
+        if let Some(name) = c.names.as_deref().unwrap_or_default().first() {
+            let name = name.trim_start_matches('/');
+            let _ = network::down(docker, name).await;
+            remove_egress_dir(name);
+        }
         if let Some(staging) = labels.get(LABEL_ONBOARD_STAGING).map(PathBuf::from) {
             let ours = staging
                 .parent()
@@ -122,6 +129,26 @@ pub struct Request<'a> {
     pub secrets: &'a Secrets,
     /// OpenClaw's own `onboard` flags (none: the interactive wizard).
     pub openclaw_args: &'a [String],
+    /// The onboarding container's egress: locked (unless `--egress open`)
+    /// to the API hosts the onboarding may test (`onboarding_rules`).
+    pub egress: &'a EgressSettings,
+}
+
+/// What the onboarding container may reach: the model provider named for
+/// `--api-key-file` and Telegram when a token is given; with the wizard,
+/// which may pick any, every provider and channel safeclaw knows a host of.
+pub fn onboarding_rules(request: &Request) -> Vec<Rule> {
+    if request.openclaw_args.is_empty() {
+        return policy::known_rules();
+    }
+    let mut ids: Vec<&str> = Vec::new();
+    if let Some((provider, _)) = &request.secrets.api_key {
+        ids.push(provider);
+    }
+    if request.secrets.telegram_token.is_some() {
+        ids.push("telegram");
+    }
+    policy::rules_for_ids(&ids).0
 }
 
 /// The secrets given to safeclaw for OpenClaw, read before anything starts.
@@ -185,17 +212,37 @@ pub fn onboard(
     Ok((key, outcome?))
 }
 
-/// The onboarding container, removed (by its ID) when dropped.
+/// The onboarding container, removed (by its ID) when dropped, with its
+/// egress proxy and that proxy's socket directory.
 struct Running<'e> {
     engine: &'e Engine,
     id: String,
+    name: String,
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         if let Ok(docker) = self.engine.docker() {
             let _ = self.engine.block_on(force_remove(docker, &self.id));
+            let _ = self.engine.block_on(network::down(docker, &self.name));
         }
+        remove_egress_dir(&self.name);
+    }
+}
+
+/// The socket directory of an onboarding container's proxy, once both
+/// are gone (an empty directory, or one holding the dead socket).
+fn remove_egress_dir(name: &str) {
+    if !name.starts_with(CONTAINER_PREFIX) {
+        return;
+    }
+    let Ok(home) = crate::paths::home() else {
+        return;
+    };
+    let dir = home.join(crate::paths::RUN_DIR).join(name);
+    if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+        let _ = std::fs::remove_file(dir.join(network::SOCKET_NAME));
+        let _ = std::fs::remove_dir(&dir);
     }
 }
 
@@ -209,6 +256,31 @@ fn in_container(
     printer: &Printer,
 ) -> Result<u64> {
     let mount = VaultMount::of(staging)?;
+    let name = format!(
+        "{CONTAINER_PREFIX}{}",
+        crate::private_fs::hex(&vault::crypto::random_array::<4>())
+    );
+    let egress = match request.egress.mode {
+        Some(Mode::Open) => None,
+        _ => Some(Plan {
+            gateway: name.clone(),
+            image: request.image.to_string(),
+            rules: onboarding_rules(request),
+            outside: request.egress.network.clone(),
+            extra_hosts: request.egress.hosts.clone(),
+            socket_dir: crate::paths::egress_dir(&name)?.display().to_string(),
+            uid: mount.uid,
+            gid: mount.gid,
+        }),
+    };
+    if let (Some(plan), true) = (&egress, rustix::process::getuid().is_root()) {
+        crate::private_fs::chown_nofollow(
+            Path::new(&plan.socket_dir),
+            crate::private_fs::Kind::Dir,
+            mount.uid,
+            mount.gid,
+        )?;
+    }
     let spec = Spec {
         image: request.image.to_string(),
         vault_dir: mount.dir.display().to_string(),
@@ -232,15 +304,18 @@ fn in_container(
                 staging.display().to_string(),
             ),
         ],
+        egress_socket_dir: egress.as_ref().map(|p| p.socket_dir.clone()),
+        egress_policy: None,
     };
-    let name = format!(
-        "{CONTAINER_PREFIX}{}",
-        crate::private_fs::hex(&vault::crypto::random_array::<4>())
-    );
     engine.block_on(remove_abandoned(engine.docker()?));
+    let started = container::start(engine, &name, &spec, key, egress.as_ref());
+    if started.is_err() {
+        remove_egress_dir(&name);
+    }
     let running = Running {
-        id: container::start(engine, &name, &spec, key)?,
+        id: started?,
         engine,
+        name: name.clone(),
     };
     steps(engine, &name, request, printer)?;
     let spinner = printer.spinner("sealing the onboarded state");

@@ -73,6 +73,14 @@ pub struct Spec {
     pub drain: Duration,
     /// Labels besides `LABEL_MANAGED` (onboarding marks its containers).
     pub labels: Vec<(String, String)>,
+    /// With egress locked: the host directory of the egress proxy's socket
+    /// (docs/egress.md). The container then has no network at all, and
+    /// reaches the proxy only through that socket. None: egress open, the
+    /// engine's default bridge.
+    pub egress_socket_dir: Option<String>,
+    /// A policy for the guard to store in the vault, which holds none yet
+    /// (`GuardSettings::egress_policy`).
+    pub egress_policy: Option<String>,
 }
 
 impl Spec {
@@ -87,6 +95,11 @@ impl Spec {
             keep_generations: self.keep_generations,
             checkpoint_interval: self.checkpoint_interval,
             drain: self.drain,
+            relay: self
+                .egress_socket_dir
+                .as_ref()
+                .map(|_| crate::egress::network::socket_in_container().into()),
+            egress_policy: self.egress_policy.clone(),
             gateway: self.gateway.clone(),
         }
     }
@@ -147,6 +160,9 @@ pub fn create_body(spec: &Spec, engine: EngineKind) -> ContainerCreateBody {
             if s.writable { "rw" } else { "ro" }
         )
     }));
+    if let Some(dir) = &spec.egress_socket_dir {
+        binds.push(crate::egress::network::gateway_bind(dir));
+    }
     let tmpfs = HashMap::from([
         (
             STATE_DIR.to_string(),
@@ -178,11 +194,7 @@ pub fn create_body(spec: &Spec, engine: EngineKind) -> ContainerCreateBody {
         entrypoint: Some(vec![SAFECLAW_IN_IMAGE.to_string()]),
         cmd: Some(cmd),
         // Only non-secret settings: the key travels over stdin.
-        env: Some(vec![
-            format!("HOME={HOME_DIR}"),
-            format!("OPENCLAW_STATE_DIR={STATE_DIR}"),
-            "OPENCLAW_DISABLE_BONJOUR=1".to_string(),
-        ]),
+        env: Some(env(spec)),
         labels: Some(
             std::iter::once((LABEL_MANAGED.to_string(), "1".to_string()))
                 .chain(spec.labels.iter().cloned())
@@ -220,7 +232,15 @@ pub fn create_body(spec: &Spec, engine: EngineKind) -> ContainerCreateBody {
             memory: Some(limits.memory_bytes),
             memory_swap: Some(limits.memory_bytes),
             nano_cpus: Some(limits.nano_cpus),
-            network_mode: Some("bridge".to_string()),
+            // Locked: loopback only; the relay is the way out.
+            network_mode: Some(
+                if spec.egress_socket_dir.is_some() {
+                    "none"
+                } else {
+                    "bridge"
+                }
+                .to_string(),
+            ),
             pid_mode: Some(String::new()),
             ipc_mode: Some("private".to_string()),
             uts_mode: Some(String::new()),
@@ -251,6 +271,31 @@ pub fn create_body(spec: &Spec, engine: EngineKind) -> ContainerCreateBody {
         }),
         ..Default::default()
     }
+}
+
+/// The container's environment: where OpenClaw keeps its state and, with
+/// egress locked, the relay as every client's proxy: OpenClaw's own
+/// setting (`OPENCLAW_PROXY_URL`, its docs/security/network-proxy.md) and
+/// the variables curl, node's undici and most tools read. Those are a
+/// convenience, not the firewall: without the relay nothing gets out.
+fn env(spec: &Spec) -> Vec<String> {
+    let mut env = vec![
+        format!("HOME={HOME_DIR}"),
+        format!("OPENCLAW_STATE_DIR={STATE_DIR}"),
+        "OPENCLAW_DISABLE_BONJOUR=1".to_string(),
+    ];
+    if spec.egress_socket_dir.is_some() {
+        let url = crate::egress::network::proxy_url();
+        env.push(format!("OPENCLAW_PROXY_URL={url}"));
+        for var in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
+            env.push(format!("{var}={url}"));
+        }
+        // The gateway's own port answers on loopback, not through the proxy.
+        for var in ["NO_PROXY", "no_proxy"] {
+            env.push(format!("{var}=localhost,127.0.0.1,::1"));
+        }
+    }
+    env
 }
 
 /// The engine's log of a container's output, bounded: it is plaintext on
@@ -422,6 +467,8 @@ mod tests {
             vault_file: "openclaw.vault".into(),
             drain: Duration::from_secs(30),
             labels: Vec::new(),
+            egress_socket_dir: None,
+            egress_policy: None,
             uid: 1000,
             gid: 1000,
             limits: Limits {
@@ -451,6 +498,34 @@ mod tests {
         assert_eq!(binding.len(), 1);
         assert_eq!(binding[0].host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(binding[0].host_port.as_deref(), Some("28789"));
+    }
+
+    #[test]
+    fn locked_egress_leaves_no_network_but_the_proxy_socket() {
+        let mut s = spec();
+        s.egress_socket_dir = Some("/home/me/.safeclaw/run/openclaw".into());
+        let body = create_body(&s, EngineKind::Docker);
+        let host = body.host_config.as_ref().unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        let binds = host.binds.as_ref().unwrap();
+        assert_eq!(
+            binds.last().map(String::as_str),
+            Some("/home/me/.safeclaw/run/openclaw:/egress:ro")
+        );
+        let env = body.env.as_ref().unwrap();
+        assert!(env.contains(&"OPENCLAW_PROXY_URL=http://127.0.0.1:3128".to_string()));
+        assert!(env.contains(&"HTTPS_PROXY=http://127.0.0.1:3128".to_string()));
+        // The guard runs the relay to the socket as both containers see it.
+        let cmd = body.cmd.unwrap().join(" ");
+        assert!(cmd.contains("--relay /egress/egress.sock --"), "{cmd}");
+        // Open: the bridge, no relay, no proxy variables.
+        let open = create_body(&spec(), EngineKind::Docker);
+        assert!(open
+            .cmd
+            .unwrap()
+            .join(" ")
+            .contains("--relay off --egress-policy - --"));
+        assert!(!open.env.unwrap().iter().any(|v| v.contains("PROXY")));
     }
 
     #[test]

@@ -904,6 +904,65 @@ pub fn leading_records<R: Read>(input: R) -> Result<Records> {
     Ok(records)
 }
 
+/// The content of the regular file `wanted` (a path relative to the
+/// archive's root), read as far as it: None when the archive has no such
+/// file. Every entry before it gets the readers' checks; a file larger
+/// than `max` bytes is an error before anything is allocated for it.
+pub fn find_file<R: Read>(
+    input: R,
+    wanted: &Path,
+    max: u64,
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    let meter = Cell::new(None);
+    let mut archive = tar::Archive::new(Metered {
+        inner: input,
+        left: &meter,
+    });
+    let mut names = Names::new();
+    let mut entries = archive
+        .entries()
+        .map_err(|e| classify_read_error(e, "archive"))?;
+    while let Some(mut entry) = next_entry(&mut entries, &meter)? {
+        interrupt::check()?;
+        match plan(&entry)? {
+            Plan::Root => {}
+            Plan::Dir { path, .. } => names.dir(&path).map_err(Refusal::in_archive)?,
+            Plan::File { path, .. } => {
+                names.file(&path).map_err(Refusal::in_archive)?;
+                if path == wanted {
+                    let len = entry.size();
+                    if len > max {
+                        return Err(Error::failure(format!(
+                            "{} in the vault is {len} bytes, more than the {max} read",
+                            wanted.display()
+                        )));
+                    }
+                    let mut content = zeroize::Zeroizing::new(Vec::with_capacity(len as usize));
+                    (&mut entry)
+                        .take(len)
+                        .read_to_end(&mut content)
+                        .map_err(|e| classify_read_error(e, "archive content"))?;
+                    if content.len() as u64 != len {
+                        return Err(Error::damaged(format!(
+                            "the archive entry {:?} is shorter than its header says",
+                            wanted.display().to_string()
+                        )));
+                    }
+                    return Ok(Some(content));
+                }
+            }
+            Plan::Symlink { path, target } => {
+                names.symlink(&path, &target).map_err(Refusal::in_archive)?
+            }
+            Plan::Hardlink { path, target } => names
+                .hardlink(&path, &target)
+                .map_err(Refusal::in_archive)?,
+        }
+        skip_rest(&mut entry)?;
+    }
+    Ok(None)
+}
+
 /// The tar reader's input. While `left` holds a count (between entries,
 /// see `next_entry`) at most that many more bytes may be read; while it is
 /// `None` (an entry's content, read by the caller in bounded buffers)
@@ -1512,6 +1571,36 @@ mod tests {
         fs::create_dir_all(root.join("workspace")).unwrap();
         fs::write(root.join("openclaw.json"), "{}").unwrap();
         fs::write(root.join("workspace/MEMORY.md"), "tea").unwrap();
+    }
+
+    #[test]
+    fn one_file_is_found_bounded_and_a_hostile_archive_is_still_refused() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path().join("state");
+        state(&root);
+        let (_, tar) = packed(&root, &some_records());
+        let found = find_file(&tar[..], Path::new("workspace/MEMORY.md"), 64).unwrap();
+        assert_eq!(found.as_deref().map(Vec::as_slice), Some(&b"tea"[..]));
+        assert!(find_file(&tar[..], Path::new("missing.json"), 64)
+            .unwrap()
+            .is_none());
+        // A directory of that name is not the file.
+        assert!(find_file(&tar[..], Path::new("workspace"), 64)
+            .unwrap()
+            .is_none());
+        let e = find_file(&tar[..], Path::new("workspace/MEMORY.md"), 2).unwrap_err();
+        assert!(e.message.contains("more than the 2 read"), "{}", e.message);
+        // Claimed far beyond the bound, with no data: refused, not allocated.
+        let mut huge = Vec::new();
+        raw(&mut huge, "openclaw.json", b'0', "", 1 << 40, b"");
+        let e = find_file(&huge[..], Path::new("openclaw.json"), 4 << 20).unwrap_err();
+        assert!(e.message.contains("more than"), "{}", e.message);
+        // The readers' rules hold on the way to it.
+        let hostile = raw_tar(&[
+            ("../escape", b'0', "", b"x"),
+            ("openclaw.json", b'0', "", b"{}"),
+        ]);
+        assert!(find_file(&hostile[..], Path::new("openclaw.json"), 64).is_err());
     }
 
     #[test]

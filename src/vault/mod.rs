@@ -202,6 +202,28 @@ impl VaultFile {
         archive::leading_records(payload)
     }
 
+    /// The content of one file of the state (`name`, relative to its root,
+    /// at most `max` bytes), reading the payload only as far as it; None
+    /// when the state has no such regular file.
+    pub fn state_file(
+        &self,
+        key: &DataKey,
+        name: &str,
+        max: u64,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        self.authenticate(key)?;
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("reading", &self.path, e))?;
+        let at = PositionedReader {
+            file,
+            pos: self.parsed.len as u64,
+        };
+        let payload = decrypt(at, self.header(), key, |_| {})?;
+        archive::find_file(payload, Path::new(name), max)
+    }
+
     /// Authenticates every chunk and applies every extraction rule to the
     /// archive, writing nothing.
     pub fn verify(self, key: &DataKey, on_read: impl FnMut(u64)) -> Result<archive::Stats> {

@@ -327,8 +327,13 @@ impl<'a> Cleanup<'a> {
         }
     }
 
+    /// A gateway's container, and its egress proxy's (`start` makes one
+    /// with egress locked).
     pub fn container(mut self, name: impl Into<String>) -> Self {
-        self.containers.push(name.into());
+        let name = name.into();
+        self.containers
+            .push(safeclaw::egress::network::proxy_name(&name));
+        self.containers.push(name);
         self
     }
 

@@ -146,6 +146,8 @@ let
           passwordFile = password;
           drain = 45;
           publish = 18789;
+          egress = "open";
+          egressHosts = [ "llm.lan:192.168.1.10" ];
           cpus = 1.5;
           extraFlags = [
             "--share"
@@ -177,6 +179,16 @@ let
         virtualisation.docker.enable = true;
       }
     ];
+    publishLocked = system [
+      {
+        services.safeclaw = {
+          enable = true;
+          passwordFile = password;
+          publish = 18789;
+        };
+        virtualisation.docker.enable = true;
+      }
+    ];
     disabled = system [ { virtualisation.docker.enable = true; } ];
   };
 
@@ -201,6 +213,7 @@ let
     assert expect (d.failedAssertions == [ ]) "docker case: ${builtins.toJSON d.failedAssertions}";
     assert expect (p.failedAssertions == [ ]) "podman case: ${builtins.toJSON p.failedAssertions}";
     assert expect (has cases.dockerOff "services.safeclaw.engine = \"docker\" needs virtualisation.docker.enable") "no engine: assertion";
+    assert expect (has cases.publishLocked "services.safeclaw.publish needs services.safeclaw.egress = \"open\"") "publish with egress locked: assertion";
     assert expect (has cases.podmanNoUid "services.safeclaw.engine = \"podman\" needs a fixed uid") "podman without uid: assertion";
     assert expect ((svc d).requires == [ "docker.service" ] && !(lib.elem "network-online.target" (svc d).after)) "docker units";
     assert expect ((svc p).requires == [ "user@2001.service" ]) "podman units";

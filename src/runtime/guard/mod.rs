@@ -108,9 +108,17 @@ fn guard(s: &GuardSettings) -> std::result::Result<u8, Failure> {
     let generation = vault.header().generation;
     // The records stay in the guard's memory, never in the state dir (the
     // gateway's user writes it), and go into every generation it seals.
-    let (_, records) = vault.unpack(&key, &s.state, |_| {})?;
+    let (_, mut records) = vault.unpack(&key, &s.state, |_| {})?;
+    if let Some(policy) = &s.egress_policy {
+        keep_egress_policy(&mut records, policy)?;
+    }
     let records = Arc::new(records);
 
+    // Before the gateway, so its first connection finds the relay.
+    let mut relay = s.relay.as_deref().map(Relay::new);
+    if let Some(r) = relay.as_mut() {
+        r.spawn()?;
+    }
     let (program, args) = s
         .gateway
         .split_first()
@@ -127,7 +135,17 @@ fn guard(s: &GuardSettings) -> std::result::Result<u8, Failure> {
     say(&Status::Ready { generation });
 
     let mut checkpoints = Checkpoints::new(s, &key, Arc::clone(&records), child_pid);
-    let status = supervise(child_pid, &stop, &checkpoint_now, &mut checkpoints, s.drain);
+    let status = supervise(
+        child_pid,
+        &stop,
+        &checkpoint_now,
+        &mut checkpoints,
+        relay.as_mut(),
+        s.drain,
+    );
+    if let Some(r) = relay.as_mut() {
+        r.kill();
+    }
     end_the_rest(child_pid);
     checkpoints.wait();
     let generation =
@@ -135,6 +153,23 @@ fn guard(s: &GuardSettings) -> std::result::Result<u8, Failure> {
     say(&Status::Sealed { generation });
     // As the shell reports it: an exit code, or 128 and the signal.
     Ok((status & 0xff) as u8)
+}
+
+/// Stores the egress policy the host derived for a vault that holds none
+/// yet (`GuardSettings::egress_policy`); one the vault holds stays as it
+/// is. Checked before it is kept: the next start reads it back.
+fn keep_egress_policy(
+    records: &mut vault::Records,
+    policy: &str,
+) -> std::result::Result<(), Failure> {
+    use crate::egress::{policy, stored};
+    if records.get(stored::RECORD).is_some() {
+        return Ok(());
+    }
+    let parsed = policy::decode(policy.as_bytes())
+        .map_err(|why| Error::usage(format!("guard: --egress-policy: {why}")))?;
+    records.set(stored::RECORD, policy::encode(&parsed))?;
+    Ok(())
 }
 
 /// Forwards one SIGTERM on a stop request, takes checkpoints when due or
@@ -145,6 +180,7 @@ fn supervise(
     stop: &AtomicBool,
     checkpoint_now: &AtomicBool,
     checkpoints: &mut Checkpoints,
+    mut relay: Option<&mut Relay>,
     drain: Duration,
 ) -> i32 {
     let mut forwarded: Option<Instant> = None;
@@ -175,11 +211,78 @@ fn supervise(
                         .or_else(|| status.terminating_signal().map(|s| 128 + s))
                         .unwrap_or(1);
                 }
-                Ok(Some(_)) => continue,
+                Ok(Some((pid, _))) => {
+                    if let Some(r) = relay.as_deref_mut() {
+                        r.reaped(pid);
+                    }
+                }
                 Ok(None) | Err(_) => break,
             }
         }
+        if let Some(r) = relay.as_deref_mut() {
+            r.respawn_if_due();
+        }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How long the guard waits before it starts a relay that died again.
+const RELAY_RESPAWN: Duration = Duration::from_secs(1);
+
+/// The egress relay (`safeclaw egress relay`, docs/egress.md): the
+/// gateway's only way out, from its proxy URL on loopback to the proxy's
+/// socket. A process of its own, without the key (exec resets what this
+/// process holds), outside the gateway's process group (a checkpoint's
+/// freeze leaves it running). If it dies, connections are refused until
+/// the guard starts it again: fail-closed.
+struct Relay {
+    socket: std::path::PathBuf,
+    pid: Option<Pid>,
+    died_at: Option<Instant>,
+}
+
+impl Relay {
+    fn new(socket: &std::path::Path) -> Self {
+        Relay {
+            socket: socket.to_path_buf(),
+            pid: None,
+            died_at: None,
+        }
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::failure(format!("finding safeclaw's own binary: {e}")))?;
+        let child = Command::new(exe)
+            .args(crate::egress::network::relay_args(&self.socket))
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Error::failure(format!("starting the egress relay: {e}")))?;
+        self.pid = Some(Pid::from_child(&child));
+        self.died_at = None;
+        Ok(())
+    }
+
+    fn reaped(&mut self, pid: Pid) {
+        if self.pid == Some(pid) {
+            self.pid = None;
+            self.died_at = Some(Instant::now());
+        }
+    }
+
+    fn respawn_if_due(&mut self) {
+        if self.died_at.is_some_and(|t| t.elapsed() >= RELAY_RESPAWN) && self.spawn().is_err() {
+            // Tried again after the next wait.
+            self.died_at = Some(Instant::now());
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = rustix::process::kill_process(pid, Signal::KILL);
+        }
+        self.died_at = None;
     }
 }
 

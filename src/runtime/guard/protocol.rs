@@ -84,6 +84,13 @@ pub struct GuardSettings {
     pub checkpoint_interval: Duration,
     /// How long the gateway may drain after SIGTERM before it is killed.
     pub drain: Duration,
+    /// The egress proxy's socket, for the relay the guard runs next to the
+    /// gateway (`egress relay`, docs/egress.md); None with egress open.
+    pub relay: Option<PathBuf>,
+    /// An egress policy (its one-line stored form) for the guard to keep
+    /// in the vault's records when the vault holds none yet: the defaults
+    /// the host derived, stored with the state at the first seal.
+    pub egress_policy: Option<String>,
     /// The gateway command and its arguments.
     pub gateway: Vec<String>,
 }
@@ -95,6 +102,12 @@ const KEY_TIMEOUT_FLAG: &str = "--key-timeout";
 const KEEP_GENERATIONS: &str = "--keep-generations";
 const CHECKPOINT_INTERVAL: &str = "--checkpoint-interval";
 const DRAIN: &str = "--drain";
+const RELAY: &str = "--relay";
+const EGRESS_POLICY: &str = "--egress-policy";
+/// `--egress-policy`'s value when there is none to store: not JSON.
+const NO_POLICY: &str = "-";
+/// `--relay`'s value when there is no relay (egress open): not a path.
+const NO_RELAY: &str = "off";
 
 impl GuardSettings {
     /// The guard's arguments (after `COMMAND`), the gateway after `--`.
@@ -116,6 +129,14 @@ impl GuardSettings {
             duration(self.checkpoint_interval),
             DRAIN.into(),
             duration(self.drain),
+            RELAY.into(),
+            self.relay
+                .as_ref()
+                .map_or_else(|| NO_RELAY.to_string(), path),
+            EGRESS_POLICY.into(),
+            self.egress_policy
+                .clone()
+                .unwrap_or_else(|| NO_POLICY.to_string()),
             "--".into(),
         ];
         argv.extend(self.gateway.iter().cloned());
@@ -143,6 +164,8 @@ impl GuardSettings {
                 KEEP_GENERATIONS,
                 CHECKPOINT_INTERVAL,
                 DRAIN,
+                RELAY,
+                EGRESS_POLICY,
             ];
             let Some(flag) = known.into_iter().find(|k| k == flag) else {
                 return Err(refused(format!("unknown option {flag:?}")));
@@ -168,6 +191,11 @@ impl GuardSettings {
                 .map_err(|e| refused(format!("{flag} {text:?} is not a duration: {e}")))
         };
         let keep = value(KEEP_GENERATIONS)?;
+        let relay = match value(RELAY)? {
+            NO_RELAY => None,
+            p if p.starts_with('/') => Some(PathBuf::from(p)),
+            p => return Err(refused(format!("{RELAY} {p:?} is not an absolute path"))),
+        };
         Ok(GuardSettings {
             vault: value(VAULT)?.into(),
             state: value(STATE)?.into(),
@@ -178,6 +206,11 @@ impl GuardSettings {
                 .map_err(|_| refused(format!("{KEEP_GENERATIONS} {keep:?} is not a number")))?,
             checkpoint_interval: duration(CHECKPOINT_INTERVAL)?,
             drain: duration(DRAIN)?,
+            relay,
+            egress_policy: match value(EGRESS_POLICY)? {
+                NO_POLICY => None,
+                p => Some(p.to_string()),
+            },
             gateway: gateway.to_vec(),
         })
     }
@@ -386,6 +419,8 @@ mod tests {
             keep_generations: 5,
             checkpoint_interval: Duration::from_secs(300),
             drain: Duration::from_secs(30),
+            relay: Some("/egress/egress.sock".into()),
+            egress_policy: Some(r#"{"version":1,"open":false,"allow":["a.test:443"]}"#.into()),
             gateway: ["openclaw", "gateway", "--", "run"]
                 .map(String::from)
                 .into(),
@@ -397,9 +432,11 @@ mod tests {
         let s = settings();
         let argv = s.to_argv();
         assert_eq!(
-            argv[..15].join(" "),
+            argv[..19].join(" "),
             "--vault /vault/openclaw.vault --state /state --checkpoint-dir /checkpoint \
-             --key-timeout 30s --keep-generations 5 --checkpoint-interval 5m --drain 30s --"
+             --key-timeout 30s --keep-generations 5 --checkpoint-interval 5m --drain 30s \
+             --relay /egress/egress.sock \
+             --egress-policy {\"version\":1,\"open\":false,\"allow\":[\"a.test:443\"]} --"
         );
         assert_eq!(GuardSettings::parse(&argv).unwrap(), s);
         // Sub-second and zero durations, as tests use them.
@@ -407,8 +444,14 @@ mod tests {
             checkpoint_interval: Duration::from_millis(150),
             drain: Duration::from_millis(1500),
             key_timeout: Duration::ZERO,
+            relay: None,
+            egress_policy: None,
             ..settings()
         };
+        assert!(quick
+            .to_argv()
+            .join(" ")
+            .contains("--relay off --egress-policy - --"));
         assert_eq!(GuardSettings::parse(&quick.to_argv()).unwrap(), quick);
     }
 
@@ -427,8 +470,10 @@ mod tests {
         assert_eq!(with("--vault", None), "guard: --vault is missing");
         assert!(with("--drain", Some("30")).contains("\"30\" is not a duration"));
         assert!(with("--keep-generations", Some("all")).contains("is not a number"));
+        assert!(with("--relay", Some("egress.sock")).contains("is not an absolute path"));
+        assert_eq!(with("--relay", None), "guard: --relay is missing");
         let mut argv = settings().to_argv();
-        argv.truncate(15);
+        argv.truncate(19);
         assert_eq!(
             GuardSettings::parse(&argv).unwrap_err().message,
             "guard: no gateway command given"

@@ -1,0 +1,108 @@
+//! `safeclaw egress show`, `allow` and `deny`: the egress policy the vault
+//! keeps among safeclaw's records (`egress::stored`, docs/egress.md). A
+//! change is sealed as the vault's next generation and used from the next
+//! start; while the bot runs, its guard carries the policy it started
+//! with into every seal, so a change then would be lost: refused.
+
+use serde_json::json;
+
+use crate::egress::policy::Policy;
+use crate::egress::stored;
+use crate::error::{Error, Result};
+use crate::printer::Printer;
+use crate::runtime::engine::Engine;
+use crate::vault::VaultFile;
+
+use super::settings::{EgressChange, EgressPolicy};
+use super::shared;
+
+/// Which change `run_change` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Allow,
+    Deny,
+}
+
+pub fn show(s: EgressPolicy, printer: &Printer) -> Result<()> {
+    let path = crate::paths::vault(&s.vault)?;
+    let vault = VaultFile::open(&path)?;
+    let (key, _) = shared::unlock(&vault, &s.password, printer)?;
+    let (p, stored) = match stored::load(&vault, &key)? {
+        Some(p) => (p, true),
+        None => {
+            let (rules, _) = stored::defaults(&vault, &key)?;
+            (Policy { open: false, rules }, false)
+        }
+    };
+    let rules = stored::shown_rules(&p.rules);
+    let mut text = if p.open {
+        "egress: open (the gateway can reach anywhere)".to_string()
+    } else if rules.is_empty() {
+        "egress: locked; nothing allowed".to_string()
+    } else {
+        format!("egress: locked; allowed:\n  {}", rules.join("\n  "))
+    };
+    if !stored {
+        text.push_str("\n(not stored yet: the first start stores this, from OpenClaw's config)");
+    }
+    printer.result(
+        &text,
+        json!({ "ok": true, "vault": path, "stored": stored, "open": p.open, "allow": rules }),
+    );
+    Ok(())
+}
+
+pub fn change(s: EgressChange, how: Change, engine: &Engine, printer: &Printer) -> Result<()> {
+    let path = crate::paths::vault(&s.policy.vault)?;
+    let path = crate::paths::in_resolved_dir(&path)?;
+    refuse_while_running(engine, &path)?;
+    let vault = VaultFile::open(&path)?;
+    let (key, _) = shared::unlock(&vault, &s.policy.password, printer)?;
+    let mut p = match stored::load(&vault, &key)? {
+        Some(p) => p,
+        None => Policy {
+            open: false,
+            rules: stored::defaults(&vault, &key)?.0,
+        },
+    };
+    drop(vault);
+    let mut already = Vec::new();
+    match how {
+        Change::Allow => already = stored::allow(&mut p, s.rules.clone())?,
+        Change::Deny => stored::deny(&mut p, &s.rules)?,
+    }
+    let generation = stored::store(&path, &key, s.keep_generations, &p)?;
+    crate::rollback::record_authenticated(&path, generation, printer);
+    for r in &already {
+        printer.note(&format!("{r} was already allowed"));
+    }
+    let changed = stored::shown_rules(&s.rules);
+    let verb = match how {
+        Change::Allow => "allowed",
+        Change::Deny => "removed",
+    };
+    printer.result(
+        &format!(
+            "{verb} {} (vault generation {generation}); used from the next start",
+            changed.join(", ")
+        ),
+        json!({ "ok": true, "vault": path, "generation": generation, verb: changed,
+                "allow": stored::shown_rules(&p.rules) }),
+    );
+    Ok(())
+}
+
+/// A running bot's guard seals the policy it started with: a change now
+/// would be overwritten by its next checkpoint.
+fn refuse_while_running(engine: &Engine, vault: &std::path::Path) -> Result<()> {
+    let dir = crate::private_fs::parent_of(vault);
+    // No engine reachable: no bot of ours can be running through it.
+    let Ok(Some(name)) = crate::runtime::container::running_with_mount(engine, &dir) else {
+        return Ok(());
+    };
+    Err(
+        Error::usage(format!("{name} is running from this vault")).with_hint(format!(
+            "`safeclaw stop --name {name}` first: a running bot seals the policy it started with"
+        )),
+    )
+}
