@@ -138,6 +138,13 @@ fn main() {
     std::fs::write(&pw, "bench password\n").unwrap();
     std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 
+    // `cargo bench --bench runtime -- firewall`: the egress firewall's
+    // share of a start only (no real OpenClaw image build).
+    if std::env::args().any(|a| a == "firewall") {
+        firewall(&rt, &docker, work.path(), &pw, &image);
+        remove_image(&rt, &docker, &image);
+        return;
+    }
     println!("\nruntime: start to /healthz answering, and stop (with seal), stand-in gateway");
     println!(
         "{:<10} {:<34} {:>10} {:>10}",
@@ -226,9 +233,13 @@ fn main() {
     }
     firewall(&rt, &docker, work.path(), &pw, &image);
     real_openclaw(&rt, &docker, work.path(), &pw);
+    remove_image(&rt, &docker, &image);
+}
+
+fn remove_image(rt: &tokio::runtime::Runtime, docker: &Docker, image: &str) {
     let _ = rt.block_on(
         docker.remove_image(
-            &image,
+            image,
             Some(
                 bollard::query_parameters::RemoveImageOptionsBuilder::new()
                     .force(true)

@@ -452,6 +452,12 @@ pub struct CreateArgs {
     #[arg(long)]
     pub wipe_source: bool,
 
+    /// Seal DIR/.safeclaw/ as safeclaw's records (the egress policy, as
+    /// `vault export` writes them); without it that directory is left out:
+    /// whoever could write DIR could have written it
+    #[arg(long)]
+    pub with_records: bool,
+
     #[command(flatten)]
     pub kdf: KdfArgs,
 

@@ -35,7 +35,8 @@ impl Setup {
         fs::write(tree.join("openclaw.json"), "{}").unwrap();
         add(&tree);
         let pw = write_password(dir.path(), "pw", "guard password");
-        create_vault(&tree, &dir.path().join("v.vault"), &pw);
+        // With the tree's `.safeclaw` as records (a test's own).
+        create_vault_with_records(&tree, &dir.path().join("v.vault"), &pw);
         fs::create_dir(dir.path().join("state")).unwrap();
         Setup { dir }
     }

@@ -69,8 +69,10 @@ fn sealed(dir: &Path, records: &Records) -> (PathBuf, DataKey) {
 }
 
 fn manifest(path: &Path, key: &DataKey) -> Vec<archive::Item> {
-    let payload = VaultFile::open(path).unwrap().payload(key, |_| {}).unwrap();
-    archive::manifest(payload).unwrap().1
+    let vault = VaultFile::open(path).unwrap();
+    let mode = vault.records_dir();
+    let payload = vault.payload(key, |_| {}).unwrap();
+    archive::manifest(payload, mode).unwrap().1
 }
 
 #[test]
@@ -234,13 +236,31 @@ fn export_shows_the_records_and_create_reads_them_back() {
     fs::set_permissions(tree.join(RECORDS_DIR), fs::Permissions::from_mode(0o700)).unwrap();
     let record = tree.join(".safeclaw/egress.json");
     fs::set_permissions(&record, fs::Permissions::from_mode(0o600)).unwrap();
-    let first = base.join("first.vault");
-    create_cmd(&tree, &first)
+    // Without --with-records the directory is left out, and said so: a
+    // state dir the agent wrote could hold records it made.
+    let plain = base.join("plain.vault");
+    create_cmd(&tree, &plain)
         .arg("--password-file")
         .arg(&pw)
         .args(FAST_KDF)
         .assert()
         .success()
+        .stderr(
+            predicates::str::contains("left out")
+                .and(predicates::str::contains("only with --with-records")),
+        );
+    let plain_key = VaultFile::open(&plain)
+        .unwrap()
+        .unlock(&password())
+        .unwrap()
+        .0;
+    assert!(VaultFile::open(&plain)
+        .unwrap()
+        .records(&plain_key)
+        .unwrap()
+        .is_empty());
+    let first = base.join("first.vault");
+    create_vault_with_records(&tree, &first, &pw)
         .stdout(predicates::str::contains("and 1 record from .safeclaw/"))
         .stderr(predicates::str::contains("skipped").not());
     let key = VaultFile::open(&first)
@@ -280,7 +300,7 @@ fn export_shows_the_records_and_create_reads_them_back() {
     );
 
     let second = base.join("second.vault");
-    create_vault(&out, &second, &pw);
+    create_vault_with_records(&out, &second, &pw);
     let key = VaultFile::open(&second)
         .unwrap()
         .unlock(&password())
@@ -302,6 +322,7 @@ fn create_refuses_a_records_dir_it_should_not_follow() {
     std::os::unix::fs::symlink("/etc", tree.join(RECORDS_DIR)).unwrap();
     let out = base.join("v.vault");
     create_cmd(&tree, &out)
+        .arg("--with-records")
         .arg("--password-file")
         .arg(&pw)
         .args(FAST_KDF)
@@ -311,4 +332,79 @@ fn create_refuses_a_records_dir_it_should_not_follow() {
             ".safeclaw is not a directory (a symbolic link is not followed)",
         ));
     assert!(!out.exists());
+}
+
+/// A vault as safeclaw wrote before records existed (format version 1):
+/// whatever stood under `/state/.safeclaw` was packed with the state, so
+/// an agent could have planted an "open" policy there, or entries no
+/// record may be. The version says they are the state's: never records,
+/// never extracted, never a reason to refuse the vault; the next
+/// generation (version 2) carries only the records safeclaw gives it.
+#[test]
+fn a_version_1_vault_s_safeclaw_is_the_state_s_never_records() {
+    let dir = TempDir::new().unwrap();
+    let key = DataKey::generate();
+    let mut header = vault::new_header(&key, &password(), FAST);
+    header.version = 1;
+    let path = dir.path().join("v1.vault");
+    let planted = br#"{"version":1,"open":true,"allow":["0.0.0.0/0:443"]}"#;
+    vault::write(&path, Replace::Never, &key, &header, |w| {
+        let mut b = tar::Builder::new(w);
+        let mut add = |name: &str, kind: tar::EntryType, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(if kind == tar::EntryType::Directory {
+                0o700
+            } else {
+                0o600
+            });
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        add(".safeclaw", tar::EntryType::Directory, b"");
+        add(".safeclaw/egress.json", tar::EntryType::Regular, planted);
+        add(".safeclaw/sub", tar::EntryType::Directory, b"");
+        add(".safeclaw/sub/Not-A-Record", tar::EntryType::Regular, b"x");
+        add("openclaw.json", tar::EntryType::Regular, b"{}");
+        b.into_inner()
+            .map(|_| ())
+            .map_err(|e| Error::failure(e.to_string()))
+    })
+    .unwrap();
+    let v = VaultFile::open(&path).unwrap();
+    assert_eq!(v.header().version, 1);
+    assert!(v.records(&key).unwrap().is_empty());
+    let out = dir.path().join("state");
+    fs::create_dir(&out).unwrap();
+    let (stats, got) = VaultFile::open(&path)
+        .unwrap()
+        .unpack(&key, &out, |_| {})
+        .unwrap();
+    assert!(got.is_empty());
+    assert_eq!(stats.files, 1, "{stats:?}");
+    assert_eq!(listing(&out), [PathBuf::from("openclaw.json")]);
+    VaultFile::open(&path)
+        .unwrap()
+        .verify(&key, |_| {})
+        .unwrap();
+
+    let generation =
+        vault::rewrite_records(&path, &key, 5, |r| r.set("egress.json", b"{}".to_vec())).unwrap();
+    assert_eq!(generation, 2);
+    let v = VaultFile::open(&path).unwrap();
+    assert_eq!(v.header().version, vault::format::VERSION);
+    let r = v.records(&key).unwrap();
+    assert_eq!(r.names().collect::<Vec<_>>(), ["egress.json"]);
+    assert_eq!(r.get("egress.json"), Some(&b"{}"[..]));
+    let names: Vec<PathBuf> = manifest(&path, &key)
+        .into_iter()
+        .map(|i| match i {
+            archive::Item::File { path, .. } | archive::Item::Dir { path, .. } => path,
+            archive::Item::Symlink { path, .. } | archive::Item::Hardlink { path, .. } => path,
+        })
+        .collect();
+    assert_eq!(names, [PathBuf::from("openclaw.json")]);
+    // The old generation is still version 1, read the same way.
+    let kept = generations::path_of(&path, 1);
+    assert_eq!(VaultFile::open(&kept).unwrap().header().version, 1);
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::{Area, Finding, Findings, Severity};
-use crate::vault::format::{KdfParams, Slot, VERSION};
+use crate::vault::format::{KdfParams, Slot};
 use crate::vault::VaultFile;
 
 /// `home`: safeclaw's home, where the rollback record is.
@@ -97,8 +97,8 @@ pub fn check(vault: &Path, home: &Path) -> Vec<Finding> {
         Severity::Info,
         "vault format and generation",
         format!(
-            "{shown}: safeclaw vault version {VERSION}, generation {}",
-            h.generation
+            "{shown}: safeclaw vault version {}, generation {}",
+            h.version, h.generation
         ),
         "nothing to do",
         "docs/vault-format.md",

@@ -170,10 +170,24 @@ pub fn log(gateway: &str, follow: bool, engine: &Engine, printer: &Printer) -> R
     let json = printer.json;
     let docker = engine.docker()?;
     engine.block_on(async {
-        docker
+        let c = docker
             .inspect_container(&proxy, None)
             .await
             .map_err(|e| crate::runtime::engine::failed("reading the egress log of", &proxy, e))?;
+        // Another container of that name (another gateway, whose output
+        // the agent writes) would show forged decisions.
+        let ours = c
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(crate::egress::network::LABEL_EGRESS_OF))
+            .is_some_and(|g| g == gateway);
+        if !ours {
+            return Err(
+                Error::usage(format!("{proxy} is not the egress proxy of {gateway}"))
+                    .with_hint("it lacks safeclaw's label; `docker inspect` shows what it is"),
+            );
+        }
         let mut stream = docker.logs(
             &proxy,
             Some(

@@ -93,16 +93,27 @@ pub fn change(s: EgressChange, how: Change, engine: &Engine, printer: &Printer) 
 }
 
 /// A running bot's guard seals the policy it started with: a change now
-/// would be overwritten by its next checkpoint.
+/// would be overwritten by its next checkpoint. An engine that cannot be
+/// asked is not taken for "nothing runs": the change would be lost
+/// silently.
 fn refuse_while_running(engine: &Engine, vault: &std::path::Path) -> Result<()> {
     let dir = crate::private_fs::parent_of(vault);
-    // No engine reachable: no bot of ours can be running through it.
-    let Ok(Some(name)) = crate::runtime::container::running_with_mount(engine, &dir) else {
-        return Ok(());
-    };
-    Err(
-        Error::usage(format!("{name} is running from this vault")).with_hint(format!(
-            "`safeclaw stop --name {name}` first: a running bot seals the policy it started with"
+    match crate::runtime::container::running_with_mount(engine, &dir) {
+        Ok(None) => Ok(()),
+        Ok(Some(name)) => Err(
+            Error::usage(format!("{name} is running from this vault")).with_hint(format!(
+                "`safeclaw stop --name {name}` first: a running bot seals the policy it started with"
+            )),
+        ),
+        Err(e) => Err(Error::new(
+            e.class,
+            format!(
+                "cannot tell whether a bot runs from this vault ({}); the policy was not changed",
+                e.message
+            ),
+        )
+        .with_hint(
+            "a running bot would seal its own policy over the change: reach the engine it runs on (--engine, DOCKER_HOST), or stop it",
         )),
-    )
+    }
 }

@@ -14,6 +14,7 @@ pub fn run(s: Start, engine: &Engine, printer: &Printer) -> Result<()> {
     let image = resolve(engine, &s.image, false, printer)?;
     let vault = crate::paths::vault(&s.vault)?;
     let bot = shared::unlocked_bot(&vault, &s.password, &s.bot, engine, image, printer)?;
+    bot.tell_egress(printer);
     let sealed = bot.supervise(engine, printer)?;
     shared::report_sealed(&bot.name, sealed, printer)
 }

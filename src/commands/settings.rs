@@ -92,6 +92,8 @@ pub struct VaultCreate {
     /// None: the home's default vault.
     pub out: Option<PathBuf>,
     pub wipe_source: bool,
+    /// `--with-records`: DIR/.safeclaw/ is sealed as the records.
+    pub with_records: bool,
     pub kdf: KdfParams,
     pub password: Source,
 }
@@ -102,6 +104,7 @@ impl VaultCreate {
             from: absolute(&args.from)?,
             out: absolute_opt(&args.out)?,
             wipe_source: args.wipe_source,
+            with_records: args.with_records,
             kdf: kdf(&args.kdf),
             password: password(&args.password)?,
         })

@@ -82,7 +82,7 @@ pub fn unlocked_bot(
     // Only now, with the header's MAC checked, may its generation count.
     crate::rollback::record_authenticated(&vault, generation, printer);
     drop(opened);
-    bot_of(settings, image, vault, generation, key, printer)
+    bot_of(settings, image, vault, generation, key)
 }
 
 /// The bot of an unlocked vault at `generation`, with the egress policy
@@ -93,16 +93,13 @@ pub fn bot_of(
     vault: PathBuf,
     generation: u64,
     key: DataKey,
-    printer: &Printer,
 ) -> Result<Bot> {
     let opened = VaultFile::open(&vault)?;
-    let (policy, held) = stored::load_or_defaults(&opened, &key, printer)?;
+    let (policy, source) = stored::load_or_defaults(&opened, &key)?;
     drop(opened);
     let rules = stored::rules_for_start(&policy, settings.egress.mode);
     let mut bot = Bot::new(settings, image, vault, generation, key, rules)?;
-    if !held {
-        bot.store_egress_policy(&policy);
-    }
+    bot.set_egress_policy(policy, source);
     Ok(bot)
 }
 
@@ -121,6 +118,7 @@ pub fn start_bot(bot: &Bot, engine: &Engine, printer: &Printer) -> Result<()> {
     let started = bot.start(engine);
     spinner.finish_and_clear();
     let id = started?;
+    bot.tell_egress(printer);
     let (name, generation) = (&bot.name, bot.generation);
     printer.result(
         &format!(

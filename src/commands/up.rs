@@ -37,6 +37,6 @@ pub fn run(s: Up, engine: &Engine, printer: &Printer) -> Result<()> {
     ));
     let (vault, key, generation) = shared::onboard(&s.onboard, engine, &image, printer)?;
     let vault = crate::paths::in_resolved_dir(&vault)?;
-    let bot = shared::bot_of(&s.start.bot, image, vault, generation, key, printer)?;
+    let bot = shared::bot_of(&s.start.bot, image, vault, generation, key)?;
     shared::start_bot(&bot, engine, printer)
 }

@@ -26,9 +26,15 @@ pub fn run(args: VaultCreate, printer: &Printer) -> Result<()> {
         Err(e) => return Err(Error::io("reading", source, e)),
     }
     shared::check_new_vault_path(&out)?;
-    // `DIR/.safeclaw/` (as `vault export` writes it) holds the records;
-    // read before the password prompt, so a refused one costs nothing.
-    let records = Records::read_dir(source)?;
+    // `DIR/.safeclaw/` (as `vault export` writes it) holds the records,
+    // taken only when asked: a state directory the agent could write
+    // could hold one it made (an open egress policy). Read before the
+    // password prompt, so a refused one costs nothing.
+    let records = if args.with_records {
+        Records::read_dir(source)?
+    } else {
+        Records::new()
+    };
     let kdf = shared::checked_kdf(args.kdf, printer)?;
     let password = shared::read_new_password(&args.password, printer)?;
 
@@ -41,7 +47,12 @@ pub fn run(args: VaultCreate, printer: &Printer) -> Result<()> {
     let stats = stats?;
     for skipped in &stats.skipped {
         if skipped == archive::SKIPPED_RECORDS_DIR {
-            // Read above as records, not sealed as part of the state.
+            if !args.with_records {
+                printer.warn(&format!(
+                    "left out {}/{RECORDS_DIR}: safeclaw's records are taken from it only with --with-records",
+                    source.display()
+                ));
+            }
             continue;
         }
         printer.warn(&format!(

@@ -117,8 +117,9 @@ pub fn run(args: VaultMigrate, printer: &Printer) -> Result<()> {
     let readback = (|| {
         let vault = VaultFile::open(&out)?;
         let (vkey, _) = vault.unlock(&new_password)?;
+        let mode = vault.records_dir();
         let mut payload = vault.payload(&vkey, |_| {})?;
-        archive::manifest(&mut payload)
+        archive::manifest(&mut payload, mode)
     })();
     spinner.finish_and_clear();
     let same = matches!(&readback, Ok((_, items)) if *items == legacy_items);
@@ -132,6 +133,9 @@ pub fn run(args: VaultMigrate, printer: &Printer) -> Result<()> {
         .with_hint("report this as a bug; nothing was lost"));
     }
 
+    for skipped in &stats.skipped {
+        printer.warn(&format!("left out of the new vault: {skipped}"));
+    }
     let legacy_now = retire_legacy(legacy_path, args.remove_legacy)?;
     let leftovers = leftovers(legacy_path);
     for path in &leftovers {

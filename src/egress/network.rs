@@ -230,6 +230,15 @@ async fn network_gateways(docker: &Docker, network: &str) -> Result<Vec<Cidr>> {
 pub async fn up(docker: &Docker, plan: &Plan, engine: Engine) -> Result<String> {
     plan.check()?;
     down(docker, &plan.gateway).await?;
+    // The old proxy's socket would pass for the new one's below. Only a
+    // socket is removed: the directory is ours, 0700, never the gateway's.
+    let socket = Path::new(&plan.socket_dir).join(SOCKET_NAME);
+    if std::fs::symlink_metadata(&socket).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        std::fs::remove_file(&socket).map_err(|e| Error::io("removing", &socket, e))?;
+    }
     let name = proxy_name(&plan.gateway);
     let refuse = network_gateways(docker, &plan.outside).await?;
     let body = proxy_body(plan, &refuse, engine);

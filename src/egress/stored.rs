@@ -49,22 +49,41 @@ pub fn defaults(vault: &VaultFile, key: &DataKey) -> Result<(Vec<Rule>, Vec<Stri
     Ok(policy::defaults_from_config(&json))
 }
 
-/// The vault's policy, and whether the vault holds it; a vault without
-/// one gets the defaults of its config, which the guard stores with the
-/// state at its first seal (`Spec::egress_policy`).
-pub fn load_or_defaults(
-    vault: &VaultFile,
-    key: &DataKey,
-    printer: &Printer,
-) -> Result<(Policy, bool)> {
+/// Where the policy a start uses came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The vault's record.
+    Vault,
+    /// The defaults of the vault's config (the vault holds none yet; the
+    /// guard stores them at its first seal), and the provider or channel
+    /// ids safeclaw knows no host for.
+    Defaults { unknown: Vec<String> },
+}
+
+/// The vault's policy, or the defaults of its config when it holds none.
+pub fn load_or_defaults(vault: &VaultFile, key: &DataKey) -> Result<(Policy, Source)> {
     if let Some(p) = load(vault, key)? {
-        return Ok((p, true));
+        return Ok((p, Source::Vault));
     }
     let (rules, unknown) = defaults(vault, key)?;
-    let p = Policy { open: false, rules };
+    Ok((Policy { open: false, rules }, Source::Defaults { unknown }))
+}
+
+/// What a start says about its egress policy, once it started: where the
+/// policy came from when that needs saying.
+pub fn tell(p: &Policy, source: &Source, printer: &Printer) {
+    if p.open {
+        printer.warn(
+            "egress: the vault's policy says open, which safeclaw never writes; kept locked \
+             (`--egress open` opens egress for one start)",
+        );
+    }
+    let Source::Defaults { unknown } = source else {
+        return;
+    };
     let shown = shown_rules(&p.rules);
     printer.note(&format!(
-        "egress: the vault has no policy yet; allowing what its OpenClaw config names: {} \
+        "egress: the vault had no policy; allowing what its OpenClaw config names: {} \
          (kept in the vault from the first seal; `safeclaw egress show`, `safeclaw egress allow HOST`)",
         if shown.is_empty() {
             "nothing".to_string()
@@ -78,7 +97,6 @@ pub fn load_or_defaults(
             unknown.join(", ")
         ));
     }
-    Ok((p, false))
 }
 
 /// Writes `p` into the vault as its next generation; returns it.
@@ -87,15 +105,16 @@ pub fn store(path: &Path, key: &DataKey, keep: usize, p: &Policy) -> Result<u64>
     crate::vault::rewrite_records(path, key, keep, |records| records.set(RECORD, bytes))
 }
 
-/// The rules the gateway starts with: None when egress is open (`--egress
-/// open`, or a policy stored open and no `--egress locked`).
+/// The rules the gateway starts with: None when egress is open, which only
+/// `--egress open` asks, each time. A stored policy's `open` is not obeyed:
+/// no command of safeclaw's writes it, so one found in a vault came from
+/// somewhere else (an imported directory), and opening egress silently
+/// because of it would be the firewall's undoing.
 pub fn rules_for_start(p: &Policy, asked: Option<Mode>) -> Option<Vec<Rule>> {
-    let open = match asked {
-        Some(Mode::Open) => true,
-        Some(Mode::Locked) => false,
-        None => p.open,
-    };
-    (!open).then(|| p.rules.clone())
+    match asked {
+        Some(Mode::Open) => None,
+        Some(Mode::Locked) | None => Some(p.rules.clone()),
+    }
 }
 
 pub fn shown_rules(rules: &[Rule]) -> Vec<String> {
@@ -177,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn the_command_line_overrides_the_stored_mode() {
+    fn only_the_command_line_opens_egress() {
         let locked = Policy {
             open: false,
             rules: rules(&["api.anthropic.com"]),
@@ -188,7 +207,8 @@ mod tests {
         };
         assert_eq!(rules_for_start(&locked, None), Some(locked.rules.clone()));
         assert_eq!(rules_for_start(&locked, Some(Mode::Open)), None);
-        assert_eq!(rules_for_start(&open, None), None);
+        // Stored open is not obeyed: only the command line opens.
+        assert_eq!(rules_for_start(&open, None), Some(locked.rules.clone()));
         assert_eq!(
             rules_for_start(&open, Some(Mode::Locked)),
             Some(locked.rules.clone())

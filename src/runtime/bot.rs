@@ -11,7 +11,8 @@ use super::layout::VAULT_DIR;
 use super::mount::VaultMount;
 use super::spec::{Limits, Share, Spec};
 use crate::egress::network::{self, EgressSettings, Plan};
-use crate::egress::policy::Rule;
+use crate::egress::policy::{Policy, Rule};
+use crate::egress::stored;
 use crate::error::{Error, Result};
 use crate::paths;
 use crate::printer::Printer;
@@ -58,9 +59,12 @@ impl ShareRequest {
                 )))
             }
         };
-        if !container.starts_with('/') || container.starts_with(VAULT_DIR) {
+        let reserved = [VAULT_DIR, network::SOCKET_DIR_IN_CONTAINER];
+        if !container.starts_with('/')
+            || reserved.iter().any(|r| Path::new(container).starts_with(r))
+        {
             return Err(Error::usage(format!(
-                "--share {text:?}: the container path must be absolute and not under /vault"
+                "--share {text:?}: the container path must be absolute and not under /vault or /egress"
             )));
         }
         Ok(ShareRequest {
@@ -124,6 +128,9 @@ pub struct Bot {
     spec: Spec,
     /// With egress locked: the proxy started with the gateway.
     egress: Option<Plan>,
+    /// The policy the vault gave, and where it came from (said once the
+    /// bot started).
+    policy: Option<(Policy, stored::Source)>,
 }
 
 impl Bot {
@@ -153,6 +160,7 @@ impl Bot {
                 })
             })
             .collect::<Result<Vec<Share>>>()?;
+        refuse_socket_shares(&shares)?;
         if let (Some(port), Some(_)) = (settings.publish, &egress) {
             return Err(Error::usage(format!(
                 "--publish {port} needs a network, and with egress locked the gateway has none"
@@ -200,12 +208,38 @@ impl Bot {
             key,
             spec,
             egress,
+            policy: None,
         })
     }
 
-    /// Has the guard store `policy` in the vault, which holds none yet.
-    pub fn store_egress_policy(&mut self, policy: &crate::egress::policy::Policy) {
-        self.spec.egress_policy = Some(crate::egress::policy::encode_line(policy));
+    /// The vault's egress policy and where it came from: defaults the
+    /// vault holds none of yet are handed to the guard to store.
+    pub fn set_egress_policy(&mut self, policy: Policy, source: stored::Source) {
+        if matches!(source, stored::Source::Defaults { .. }) {
+            self.spec.egress_policy = Some(crate::egress::policy::encode_line(&policy));
+        }
+        self.policy = Some((policy, source));
+    }
+
+    /// Says where the egress policy came from, if that needs saying.
+    pub fn tell_egress(&self, printer: &Printer) {
+        if let Some((policy, source)) = &self.policy {
+            stored::tell(policy, source, printer);
+        }
+    }
+
+    /// The egress plan with the rules the vault holds now (the ones it was
+    /// made with if the vault holds none yet).
+    fn egress_now(&self) -> Result<Option<Plan>> {
+        let Some(plan) = &self.egress else {
+            return Ok(None);
+        };
+        let vault = crate::vault::VaultFile::open(&self.vault)?;
+        let mut plan = plan.clone();
+        if let Some(p) = stored::load(&vault, &self.key)? {
+            plan.rules = p.rules;
+        }
+        Ok(Some(plan))
     }
 
     /// What the gateway may reach: None when egress is open.
@@ -243,7 +277,14 @@ impl Bot {
         let mut restarts = 0;
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let id = self.start(engine)?;
+            // After a crash, with the policy the vault holds now: it may
+            // have been changed while the container was down.
+            let id = if restarts == 0 {
+                self.start(engine)?
+            } else {
+                let egress = self.egress_now()?;
+                container::start(engine, name, &self.spec, &self.key, egress.as_ref())?
+            };
             printer.note(&format!("started {name} from {}", self.vault.display()));
             let stopped_by_us = container::follow_until_exit(engine, &id, name, printer)?;
             let exit = if stopped_by_us {
@@ -281,6 +322,33 @@ impl Bot {
 /// the gateway stopped: without the proxy it reaches nothing at all).
 pub fn stop_egress(engine: &Engine, name: &str) -> Result<()> {
     engine.block_on(network::down(engine.docker()?, name))
+}
+
+/// A Unix socket in a share is a way out of a gateway with no network:
+/// `connect` works through a read-only mount, and the container runs as the
+/// user. Refused: shares that hold safeclaw's home (every egress proxy's
+/// socket), or the directories where engines, D-Bus and agents keep theirs.
+fn refuse_socket_shares(shares: &[Share]) -> Result<()> {
+    let mut held: Vec<PathBuf> = ["/run", "/var/run"].iter().map(PathBuf::from).collect();
+    held.extend(
+        std::env::var_os(crate::env_vars::XDG_RUNTIME_DIR)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from),
+    );
+    held.extend(paths::home().ok());
+    for share in shares {
+        let host = Path::new(&share.host);
+        let resolved = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        if let Some(inside) = held.iter().map(resolved).find(|h| h.starts_with(host)) {
+            return Err(Error::usage(format!(
+                "--share {}: it holds {}, where Unix sockets lead out of the container (engines, D-Bus, safeclaw's egress proxies)",
+                share.host,
+                inside.display()
+            ))
+            .with_hint("share a directory of your files that holds no sockets"));
+        }
+    }
+    Ok(())
 }
 
 /// The socket directory of the gateway `name`'s egress proxy, which must

@@ -94,7 +94,10 @@ async fn remove_abandoned(docker: &Docker) {
             .get(LABEL_ONBOARD_PID)
             .and_then(|p| p.parse::<i32>().ok())
             .and_then(rustix::process::Pid::from_raw)
-            .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok());
+            // Only "no such process" is gone: EPERM is someone's live one.
+            .is_some_and(|pid| {
+                rustix::process::test_kill_process(pid) != Err(rustix::io::Errno::SRCH)
+            });
         if alive {
             continue;
         }

@@ -31,8 +31,9 @@ pub struct Stats {
     /// safeclaw's records (not part of the state, never on disk).
     #[serde(skip_serializing_if = "is_zero")]
     pub records: u64,
-    /// Source entries left out (sockets, FIFOs, devices, a `.safeclaw` at
-    /// the top of the tree), packing only.
+    /// Entries left out: when packing, sockets, FIFOs, devices and a
+    /// `.safeclaw` at the top of the tree; when reading, `.safeclaw`
+    /// entries taken as the state's own (`SKIPPED_FOREIGN_RECORDS`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
 }
@@ -45,6 +46,10 @@ fn is_zero(n: &u64) -> bool {
 /// the name is reserved for safeclaw's records, so whatever is there (the
 /// agent can plant one in the state dir) is neither packed nor followed.
 pub const SKIPPED_RECORDS_DIR: &str = ".safeclaw (reserved for safeclaw's records)";
+/// What `Stats::skipped` says of `.safeclaw` entries read as the state's
+/// own (a version 1 vault's, someone else's archive): left out.
+pub const SKIPPED_FOREIGN_RECORDS: &str =
+    ".safeclaw (a name reserved for safeclaw's records; not taken from this archive)";
 
 /// Limits on what one archive may hold (docs/vault-format.md, "Limits").
 /// Readers refuse an archive beyond them before it can make them allocate
@@ -468,6 +473,29 @@ fn plan(entry: &tar::Entry<'_, impl Read>) -> Result<Plan> {
     })
 }
 
+/// What `.safeclaw` entries of an archive are, as the format version of
+/// the vault they come from says (docs/vault-format.md, "Records").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordsDir {
+    /// Version 2: safeclaw's records, under their rules.
+    Records,
+    /// Version 1: the state's own, written by whoever could write the
+    /// state (an agent, under a safeclaw that packed them): never taken for
+    /// records and never extracted; skipped whatever they are.
+    Foreign,
+}
+
+impl RecordsDir {
+    /// What a vault of format `version` holds under `.safeclaw`.
+    pub fn of_version(version: u16) -> Self {
+        if version >= 2 {
+            RecordsDir::Records
+        } else {
+            RecordsDir::Foreign
+        }
+    }
+}
+
 /// What an entry under `RECORDS_DIR` is, once checked.
 enum RecordEntry {
     /// `.safeclaw` itself.
@@ -535,7 +563,22 @@ fn take_record<R: Read>(
     names: &mut Names,
     records: &mut Records,
     stats: &mut Stats,
+    mode: RecordsDir,
 ) -> Result<bool> {
+    if mode == RecordsDir::Foreign {
+        let under = |p: &Path| first_is_records(p);
+        let skipped = match plan {
+            Plan::Root => false,
+            Plan::Hardlink { path, target } => under(path) || under(target),
+            Plan::Dir { path, .. } | Plan::File { path, .. } | Plan::Symlink { path, .. } => {
+                under(path)
+            }
+        };
+        if skipped && !stats.skipped.iter().any(|s| s == SKIPPED_FOREIGN_RECORDS) {
+            stats.skipped.push(SKIPPED_FOREIGN_RECORDS.to_string());
+        }
+        return Ok(skipped);
+    }
     match record_entry(plan)? {
         None => Ok(false),
         Some(RecordEntry::Dir) => {
@@ -823,35 +866,27 @@ pub enum Item {
 
 /// Reads the whole archive, applying every extraction rule (records
 /// included), writing nothing.
-pub fn check<R: Read>(input: R) -> Result<Stats> {
-    scan(input, None, false).map(|(stats, _, _)| stats)
+pub fn check<R: Read>(input: R, mode: RecordsDir) -> Result<Stats> {
+    scan(input, None, false, mode).map(|(stats, _, _)| stats)
 }
 
 /// The content of an archive (paths, modes, SHA-256 of every file, link
 /// targets), after the same checks as `check`. safeclaw's records are not
 /// part of it (they are counted in the stats): two archives of the same
 /// state have the same manifest whatever their records.
-pub fn manifest<R: Read>(input: R) -> Result<(Stats, Vec<Item>)> {
-    scan(input, None, true).map(|(stats, items, _)| (stats, items))
+pub fn manifest<R: Read>(input: R, mode: RecordsDir) -> Result<(Stats, Vec<Item>)> {
+    scan(input, None, true, mode).map(|(stats, items, _)| (stats, items))
 }
 
 /// Copies an archive from someone else's tar (the guide's `tar -czf`)
 /// into safeclaw's form, entry by entry, under every extraction rule:
 /// owners dropped, modes masked, names normalised, hostile entries refused.
 /// Returns what was copied, as `manifest` would read it back. A `.safeclaw`
-/// holding files is refused: that name is reserved for safeclaw's records,
-/// which a vault made from someone else's tar starts without.
+/// in it is left out (`SKIPPED_FOREIGN_RECORDS` in the stats): that name is
+/// reserved for safeclaw's records, and someone else's archive holds none.
 pub fn transcode<R: Read>(input: R, out: &mut dyn Write) -> Result<(Stats, Vec<Item>)> {
     let mut builder = tar::Builder::new(out);
-    let (stats, items, records) = scan(input, Some(&mut builder), true)?;
-    if !records.is_empty() {
-        return Err(Error::failure(format!(
-            "the archive holds {RECORDS_DIR}/, a name safeclaw reserves for its own records"
-        ))
-        .with_hint(format!(
-            "nothing was written; move {RECORDS_DIR} out of the directory the archive was made of, and make the archive again"
-        )));
-    }
+    let (stats, items, _) = scan(input, Some(&mut builder), true, RecordsDir::Foreign)?;
     builder.into_inner().map_err(write_error)?;
     Ok((stats, items))
 }
@@ -863,6 +898,7 @@ pub fn transcode<R: Read>(input: R, out: &mut dyn Write) -> Result<(Stats, Vec<I
 /// they were), so the caller can tell they were the ones it replaced.
 pub fn rewrite<R: Read>(
     input: R,
+    mode: RecordsDir,
     records: &Records,
     out: &mut dyn Write,
 ) -> Result<(Stats, Records)> {
@@ -870,7 +906,7 @@ pub fn rewrite<R: Read>(
     // Bookkeeping for the new records alone: `scan` applies the rules to
     // the copied entries, and a copied `.safeclaw` is impossible (skipped).
     let written = append_records(&mut builder, records, &mut Names::new())?;
-    let (mut stats, _, old) = scan(input, Some(&mut builder), false)?;
+    let (mut stats, _, old) = scan(input, Some(&mut builder), false, mode)?;
     builder.into_inner().map_err(write_error)?;
     stats.records = written;
     Ok((stats, old))
@@ -881,7 +917,10 @@ pub fn rewrite<R: Read>(
 /// rule `unpack` applies to them. Reads no further, so a vault's records
 /// cost the first chunks of its payload, not its whole state. Records
 /// placed after other entries (never by safeclaw) are not seen here.
-pub fn leading_records<R: Read>(input: R) -> Result<Records> {
+pub fn leading_records<R: Read>(input: R, mode: RecordsDir) -> Result<Records> {
+    if mode == RecordsDir::Foreign {
+        return Ok(Records::new());
+    }
     let meter = Cell::new(None);
     let mut archive = tar::Archive::new(Metered {
         inner: input,
@@ -895,7 +934,14 @@ pub fn leading_records<R: Read>(input: R) -> Result<Records> {
         interrupt::check()?;
         let plan = plan(&entry)?;
         let record = matches!(plan, Plan::Root)
-            || take_record(&mut entry, &plan, &mut names, &mut records, &mut stats)?;
+            || take_record(
+                &mut entry,
+                &plan,
+                &mut names,
+                &mut records,
+                &mut stats,
+                mode,
+            )?;
         if !record {
             break;
         }
@@ -1045,6 +1091,7 @@ fn scan<R: Read>(
     input: R,
     mut copy_to: Option<&mut tar::Builder<&mut dyn Write>>,
     hash: bool,
+    mode: RecordsDir,
 ) -> Result<(Stats, Vec<Item>, Records)> {
     let meter = Cell::new(None);
     let mut archive = tar::Archive::new(Metered {
@@ -1061,7 +1108,14 @@ fn scan<R: Read>(
     while let Some(mut entry) = next_entry(&mut entries, &meter)? {
         interrupt::check()?;
         let plan = plan(&entry)?;
-        if take_record(&mut entry, &plan, &mut names, &mut records, &mut stats)? {
+        if take_record(
+            &mut entry,
+            &plan,
+            &mut names,
+            &mut records,
+            &mut stats,
+            mode,
+        )? {
             skip_rest(&mut entry)?;
             continue;
         }
@@ -1217,6 +1271,7 @@ type KeptLink = (Box<Path>, Box<Path>);
 pub fn unpack<R: Read>(
     input: R,
     dest: &Path,
+    mode: RecordsDir,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Stats, Records)> {
     let meter = Cell::new(None);
@@ -1238,7 +1293,14 @@ pub fn unpack<R: Read>(
     while let Some(mut entry) = next_entry(&mut entries, &meter)? {
         interrupt::check()?;
         let plan = plan(&entry)?;
-        if take_record(&mut entry, &plan, &mut names, &mut records, &mut stats)? {
+        if take_record(
+            &mut entry,
+            &plan,
+            &mut names,
+            &mut records,
+            &mut stats,
+            mode,
+        )? {
             skip_rest(&mut entry)?;
             continue;
         }
@@ -1519,7 +1581,7 @@ mod tests {
     #[test]
     fn extension_headers_are_bounded_before_tar_reads_them_whole() {
         // Within the bound, a long name is read and then refused by its length.
-        let err = check(&long_name_tar(64_000)[..]).unwrap_err();
+        let err = check(&long_name_tar(64_000)[..], RecordsDir::Records).unwrap_err();
         assert!(
             err.message
                 .contains("is 64001 bytes long; the limit is 4096"),
@@ -1529,7 +1591,7 @@ mod tests {
         assert_eq!(err.class, crate::error::Class::Damaged);
         // Beyond it, the tar reader is stopped while it reads.
         for tar in [long_name_tar(2 << 20), pax_tar(2 << 20)] {
-            let err = check(&tar[..]).unwrap_err();
+            let err = check(&tar[..], RecordsDir::Records).unwrap_err();
             assert_eq!(
                 err.message,
                 "refused archive: an entry's headers (GNU long name or link, PAX extensions) exceed 1024 KiB"
@@ -1537,7 +1599,10 @@ mod tests {
             assert_eq!(err.class, crate::error::Class::Damaged);
         }
         // A PAX header of ordinary size still reads.
-        assert_eq!(check(&pax_tar(100)[..]).unwrap().files, 1);
+        assert_eq!(
+            check(&pax_tar(100)[..], RecordsDir::Records).unwrap().files,
+            1
+        );
     }
 
     fn some_records() -> Records {
@@ -1633,7 +1698,7 @@ mod tests {
 
         let dest = tmp.path().join("dest");
         fs::create_dir(&dest).unwrap();
-        let (unpacked, got) = unpack(&tar[..], &dest, &mut |_| {}).unwrap();
+        let (unpacked, got) = unpack(&tar[..], &dest, RecordsDir::Records, &mut |_| {}).unwrap();
         assert_eq!(got, records);
         assert_eq!(
             unpacked,
@@ -1647,11 +1712,15 @@ mod tests {
             fs::read_to_string(dest.join("workspace/MEMORY.md")).unwrap(),
             "tea"
         );
-        assert_eq!(check(&tar[..]).unwrap(), unpacked);
-        assert_eq!(leading_records(&tar[..]).unwrap(), records);
+        assert_eq!(check(&tar[..], RecordsDir::Records).unwrap(), unpacked);
+        assert_eq!(
+            leading_records(&tar[..], RecordsDir::Records).unwrap(),
+            records
+        );
         // The manifest is the state's alone: the same with other records.
-        let (_, with) = manifest(&tar[..]).unwrap();
-        let (_, without) = manifest(&packed(&root, &Records::new()).1[..]).unwrap();
+        let (_, with) = manifest(&tar[..], RecordsDir::Records).unwrap();
+        let (_, without) =
+            manifest(&packed(&root, &Records::new()).1[..], RecordsDir::Records).unwrap();
         assert_eq!(with, without);
         assert!(with.iter().all(|i| !format!("{i:?}").contains(RECORDS_DIR)));
     }
@@ -1663,11 +1732,16 @@ mod tests {
         let (stats, tar) = packed(tmp.path(), &Records::new());
         assert_eq!(stats.records, 0);
         assert_eq!(entries_of(&tar)[0].0, "openclaw.json");
-        assert!(leading_records(&tar[..]).unwrap().is_empty());
+        assert!(leading_records(&tar[..], RecordsDir::Records)
+            .unwrap()
+            .is_empty());
         // An archive without records has no records, wherever read.
         let dest = tmp.path().join("dest");
         fs::create_dir(&dest).unwrap();
-        assert!(unpack(&tar[..], &dest, &mut |_| {}).unwrap().1.is_empty());
+        assert!(unpack(&tar[..], &dest, RecordsDir::Records, &mut |_| {})
+            .unwrap()
+            .1
+            .is_empty());
     }
 
     #[test]
@@ -1710,7 +1784,7 @@ mod tests {
                 let dest = tmp.path().join("dest");
                 let _ = fs::remove_dir_all(&dest);
                 fs::create_dir(&dest).unwrap();
-                let (_, got) = unpack(&tar[..], &dest, &mut |_| {}).unwrap();
+                let (_, got) = unpack(&tar[..], &dest, RecordsDir::Records, &mut |_| {}).unwrap();
                 assert_eq!(got, records, "{what}");
                 assert!(
                     fs::symlink_metadata(dest.join(RECORDS_DIR)).is_err(),
@@ -1753,17 +1827,17 @@ mod tests {
     fn refused_everywhere(tar: &[u8], message: &str) {
         let tmp = tempfile::TempDir::new().unwrap();
         let mut errors = vec![
-            check(tar).unwrap_err(),
-            manifest(tar).unwrap_err(),
-            unpack(tar, tmp.path(), &mut |_| {}).unwrap_err(),
-            rewrite(tar, &Records::new(), &mut io::sink()).unwrap_err(),
+            check(tar, RecordsDir::Records).unwrap_err(),
+            manifest(tar, RecordsDir::Records).unwrap_err(),
+            unpack(tar, tmp.path(), RecordsDir::Records, &mut |_| {}).unwrap_err(),
+            rewrite(tar, RecordsDir::Records, &Records::new(), &mut io::sink()).unwrap_err(),
         ];
         let mut archive = tar::Archive::new(tar);
         let first = archive.entries().unwrap().next().unwrap().unwrap();
         if first.path_bytes().starts_with(b".safeclaw")
             || first.path_bytes().starts_with(b"./.safeclaw")
         {
-            errors.push(leading_records(tar).unwrap_err());
+            errors.push(leading_records(tar, RecordsDir::Records).unwrap_err());
         }
         for e in errors {
             assert_eq!(e.class, crate::error::Class::Damaged, "{}", e.message);
@@ -1842,7 +1916,7 @@ mod tests {
         // The same path outside is just state.
         let tmp = tempfile::TempDir::new().unwrap();
         let tar = raw_tar(&[("safeclaw/sub/x", FILE, "", b"x")]);
-        unpack(&tar[..], tmp.path(), &mut |_| {}).unwrap();
+        unpack(&tar[..], tmp.path(), RecordsDir::Records, &mut |_| {}).unwrap();
     }
 
     #[test]
@@ -1872,7 +1946,12 @@ mod tests {
         over.extend_from_slice(&[0; 1024]);
         refused_everywhere(&over, "all of them together are at most 1024 KiB");
         tar.extend_from_slice(&[0; 1024]);
-        assert_eq!(leading_records(&tar[..]).unwrap().len(), 4);
+        assert_eq!(
+            leading_records(&tar[..], RecordsDir::Records)
+                .unwrap()
+                .len(),
+            4
+        );
         // The count.
         let names: Vec<String> = (0..=MAX_RECORDS)
             .map(|n| format!(".safeclaw/r{n}"))
@@ -1883,7 +1962,7 @@ mod tests {
             .collect();
         refused_everywhere(&raw_tar(&many), "at most 32 records");
         assert_eq!(
-            leading_records(&raw_tar(&many[..MAX_RECORDS])[..])
+            leading_records(&raw_tar(&many[..MAX_RECORDS])[..], RecordsDir::Records)
                 .unwrap()
                 .len(),
             32
@@ -1891,7 +1970,7 @@ mod tests {
         // A record shorter than its header says: the archive is malformed.
         let mut short = Vec::new();
         raw(&mut short, ".safeclaw/r", FILE, "", 100, b"abc");
-        let e = leading_records(&short[..512 + 3]).unwrap_err();
+        let e = leading_records(&short[..512 + 3], RecordsDir::Records).unwrap_err();
         assert_eq!(e.class, crate::error::Class::Damaged);
     }
 
@@ -1903,11 +1982,14 @@ mod tests {
             (".safeclaw/late", FILE, "", b"value"),
         ]);
         let tmp = tempfile::TempDir::new().unwrap();
-        let (stats, records) = unpack(&tar[..], tmp.path(), &mut |_| {}).unwrap();
+        let (stats, records) =
+            unpack(&tar[..], tmp.path(), RecordsDir::Records, &mut |_| {}).unwrap();
         assert_eq!((stats.files, stats.records), (1, 1));
         assert_eq!(records.get("late"), Some(&b"value"[..]));
         assert!(!tmp.path().join(RECORDS_DIR).exists());
-        assert!(leading_records(&tar[..]).unwrap().is_empty());
+        assert!(leading_records(&tar[..], RecordsDir::Records)
+            .unwrap()
+            .is_empty());
     }
 
     /// A reader that fails once `limit` bytes were read: what the prefix
@@ -1944,12 +2026,15 @@ mod tests {
             inner: &tar[..],
             limit,
         };
-        assert_eq!(leading_records(prefix).unwrap(), records);
+        assert_eq!(
+            leading_records(prefix, RecordsDir::Records).unwrap(),
+            records
+        );
         let whole = FailsAfter {
             inner: &tar[..],
             limit,
         };
-        assert!(check(whole).is_err());
+        assert!(check(whole, RecordsDir::Records).is_err());
     }
 
     #[test]
@@ -1963,28 +2048,40 @@ mod tests {
         let mut new = Records::new();
         new.set("egress.json", b"{}".to_vec()).unwrap();
         let mut out = Vec::new();
-        let (stats, found) = rewrite(&tar[..], &new, &mut out).unwrap();
+        let (stats, found) = rewrite(&tar[..], RecordsDir::Records, &new, &mut out).unwrap();
         assert_eq!(found, old);
         assert_eq!((stats.records, stats.files, stats.symlinks), (1, 2, 1));
         assert_eq!(entries_of(&out)[1].0, ".safeclaw/egress.json");
-        assert_eq!(leading_records(&out[..]).unwrap(), new);
-        assert_eq!(manifest(&out[..]).unwrap().1, manifest(&tar[..]).unwrap().1);
+        assert_eq!(leading_records(&out[..], RecordsDir::Records).unwrap(), new);
+        assert_eq!(
+            manifest(&out[..], RecordsDir::Records).unwrap().1,
+            manifest(&tar[..], RecordsDir::Records).unwrap().1
+        );
         // Records found later in the input are returned, not copied.
         let late = raw_tar(&[("f", FILE, "", b"x"), (".safeclaw/late", FILE, "", b"v")]);
         let mut out = Vec::new();
-        let (_, found) = rewrite(&late[..], &Records::new(), &mut out).unwrap();
+        let (_, found) =
+            rewrite(&late[..], RecordsDir::Records, &Records::new(), &mut out).unwrap();
         assert_eq!(found.get("late"), Some(&b"v"[..]));
         assert_eq!(entries_of(&out).len(), 1);
     }
 
     #[test]
-    fn transcode_refuses_records_in_someone_elses_tar() {
-        let tar = raw_tar(&[(".safeclaw/x", FILE, "", b"x")]);
-        let e = transcode(&tar[..], &mut io::sink()).unwrap_err();
-        assert!(
-            e.message.contains("reserves for its own records"),
-            "{}",
-            e.message
+    fn transcode_leaves_out_a_safeclaw_of_someone_elses_tar() {
+        // Whatever it is: records in form, a link, a nested directory.
+        let tar = raw_tar(&[
+            (".safeclaw/egress.json", FILE, "", b"{}"),
+            (".safeclaw/link", b'2', "/etc/passwd", b""),
+            (".safeclaw/sub/f", FILE, "", b"x"),
+            ("openclaw.json", FILE, "", b"{}"),
+        ]);
+        let mut out = Vec::new();
+        let (stats, items) = transcode(&tar[..], &mut out).unwrap();
+        assert_eq!(stats.skipped, [SKIPPED_FOREIGN_RECORDS]);
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            entries_of(&out),
+            [("openclaw.json".to_string(), tar::EntryType::Regular)]
         );
     }
 
@@ -1998,6 +2095,6 @@ mod tests {
         b.append_data(&mut h, "d", io::repeat(0).take(3 << 20))
             .unwrap();
         let tar = b.into_inner().unwrap();
-        assert_eq!(check(&tar[..]).unwrap().dirs, 1);
+        assert_eq!(check(&tar[..], RecordsDir::Records).unwrap().dirs, 1);
     }
 }

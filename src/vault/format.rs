@@ -5,7 +5,13 @@
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"SAFECLAW";
-pub const VERSION: u16 = 1;
+/// The format version safeclaw writes: 2, whose payload may begin with
+/// safeclaw's records (`.safeclaw/`, docs/vault-format.md "Records").
+pub const VERSION: u16 = 2;
+/// The oldest version read: 1, whose payload is the state alone (a
+/// `.safeclaw` in it is the state's, written by whoever could write the
+/// state, and is never taken for records).
+pub const MIN_VERSION: u16 = 1;
 /// Magic, version and header length: enough to know how much more to read.
 pub const PREFIX_LEN: usize = 12;
 pub const MIN_HEADER_LEN: usize = FIXED_LEN + SLOT_PREFIX_LEN + CHECKSUM_LEN + MAC_LEN;
@@ -123,6 +129,9 @@ impl PasswordSlot {
 /// The header fields, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// `VERSION` for what safeclaw writes now; a re-seal that copies a
+    /// payload as it is (`passwd`, `rekey`) keeps the version it had.
+    pub version: u16,
     pub generation: u64,
     /// Unix seconds of this generation's seal.
     pub created: u64,
@@ -172,7 +181,7 @@ pub fn header_len(prefix: &[u8]) -> Result<usize, FormatError> {
         return Err(FormatError::NotAVault);
     }
     let version = u16::from_be_bytes([prefix[8], prefix[9]]);
-    if version != VERSION {
+    if !(MIN_VERSION..=VERSION).contains(&version) {
         return Err(FormatError::UnsupportedVersion(version));
     }
     let len = u16::from_be_bytes([prefix[10], prefix[11]]) as usize;
@@ -198,6 +207,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedHeader, FormatError> {
         bytes: &bytes[..body_end],
         pos: PREFIX_LEN,
     };
+    let version = u16::from_be_bytes([bytes[8], bytes[9]]);
     let generation = r.u64()?;
     let created = r.u64()?;
     let chunk_size = r.u32()?;
@@ -227,6 +237,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedHeader, FormatError> {
     mac.copy_from_slice(&bytes[len - MAC_LEN..]);
     Ok(ParsedHeader {
         header: Header {
+            version,
             generation,
             created,
             chunk_size,
@@ -294,7 +305,10 @@ pub fn serialize_mac_input(h: &Header) -> Result<Vec<u8>, FormatError> {
     }
     let mut out = Vec::with_capacity(MIN_HEADER_LEN + 100 * h.slots.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_be_bytes());
+    if !(MIN_VERSION..=VERSION).contains(&h.version) {
+        return Err(FormatError::UnsupportedVersion(h.version));
+    }
+    out.extend_from_slice(&h.version.to_be_bytes());
     out.extend_from_slice(&[0, 0]); // length, filled below
     out.extend_from_slice(&h.generation.to_be_bytes());
     out.extend_from_slice(&h.created.to_be_bytes());
@@ -367,6 +381,7 @@ mod tests {
 
     fn sample(slots: Vec<Slot>) -> Header {
         Header {
+            version: VERSION,
             generation: 7,
             created: 1_790_000_000,
             chunk_size: DEFAULT_CHUNK_SIZE,
@@ -500,9 +515,16 @@ mod tests {
         assert_eq!(header_len(b""), Err(FormatError::NotAVault));
         assert!(matches!(header_len(b"SAFEC"), Err(FormatError::Damaged(_))));
         assert_eq!(
-            header_len(b"SAFECLAW\x00\x02\x01\x00"),
-            Err(FormatError::UnsupportedVersion(2))
+            header_len(b"SAFECLAW\x00\x03\x01\x00"),
+            Err(FormatError::UnsupportedVersion(3))
         );
+        assert_eq!(
+            header_len(b"SAFECLAW\x00\x00\x01\x00"),
+            Err(FormatError::UnsupportedVersion(0))
+        );
+        // Both versions read (1: no records; 2: records first).
+        assert_eq!(header_len(b"SAFECLAW\x00\x01\x01\x00"), Ok(256));
+        assert_eq!(header_len(b"SAFECLAW\x00\x02\x01\x00"), Ok(256));
         assert!(matches!(
             header_len(b"SAFECLAW\x00\x01\xff\xff"),
             Err(FormatError::Damaged("header length out of range"))

@@ -199,7 +199,13 @@ impl VaultFile {
             pos: self.parsed.len as u64,
         };
         let payload = decrypt(at, self.header(), key, |_| {})?;
-        archive::leading_records(payload)
+        archive::leading_records(payload, self.records_dir())
+    }
+
+    /// What `.safeclaw` entries of this vault's payload are: its records
+    /// from format version 2 on, the state's own before.
+    pub fn records_dir(&self) -> archive::RecordsDir {
+        archive::RecordsDir::of_version(self.header().version)
     }
 
     /// The content of one file of the state (`name`, relative to its root,
@@ -227,8 +233,9 @@ impl VaultFile {
     /// Authenticates every chunk and applies every extraction rule to the
     /// archive, writing nothing.
     pub fn verify(self, key: &DataKey, on_read: impl FnMut(u64)) -> Result<archive::Stats> {
+        let mode = self.records_dir();
         let mut payload = self.payload(key, on_read)?;
-        let stats = archive::check(&mut payload)?;
+        let stats = archive::check(&mut payload, mode)?;
         drain(&mut payload)?;
         Ok(stats)
     }
@@ -242,8 +249,9 @@ impl VaultFile {
         dest: &Path,
         on_read: impl FnMut(u64),
     ) -> Result<(archive::Stats, Records)> {
+        let mode = self.records_dir();
         let mut payload = self.payload(key, on_read)?;
-        let unpacked = archive::unpack(&mut payload, dest, &mut |_| {})?;
+        let unpacked = archive::unpack(&mut payload, dest, mode, &mut |_| {})?;
         drain(&mut payload)?;
         Ok(unpacked)
     }
@@ -338,6 +346,7 @@ fn encode_header(key: &DataKey, header: &Header) -> Result<Vec<u8>> {
 /// A new header for a first generation with one password slot.
 pub fn new_header(key: &DataKey, password: &Password, kdf: format::KdfParams) -> Header {
     Header {
+        version: format::VERSION,
         generation: 1,
         created: now(),
         chunk_size: format::DEFAULT_CHUNK_SIZE,
@@ -405,9 +414,10 @@ pub fn rewrite_records(
     change(&mut records)?;
     let old = current.header().clone();
     let shown = current.path.display().to_string();
+    let mode = current.records_dir();
     let mut payload = current.payload(key, |_| {})?;
     write_next_generation(path, key, old, keep, |w| {
-        let (_, found) = archive::rewrite(&mut payload, &records, w)?;
+        let (_, found) = archive::rewrite(&mut payload, mode, &records, w)?;
         drain(&mut payload)?;
         // safeclaw writes records first; ones further on (someone else's
         // archive) were not read at the start, so `change` saw too few.
@@ -431,7 +441,10 @@ fn write_next_generation(
     keep: usize,
     fill: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<u64> {
+    // A new payload, written with records first: the current version,
+    // whatever the replaced one was.
     let header = Header {
+        version: format::VERSION,
         generation: old.generation + 1,
         created: now(),
         payload_salt: crypto::random_array(),
@@ -547,6 +560,7 @@ pub fn create_with_key<T>(
     fill: impl FnOnce(&mut dyn Write) -> Result<T>,
 ) -> Result<T> {
     let shape = Header {
+        version: format::VERSION,
         generation: 1,
         created: now(),
         chunk_size: format::DEFAULT_CHUNK_SIZE,

@@ -196,6 +196,22 @@ pub fn create_vault(tree: &Path, out: &Path, password_file: &Path) {
         .success();
 }
 
+/// `create_vault` with the tree's `.safeclaw/` sealed as the records
+/// (`--with-records`); the assertion, for more checks.
+pub fn create_vault_with_records(
+    tree: &Path,
+    out: &Path,
+    password_file: &Path,
+) -> assert_cmd::assert::Assert {
+    create_cmd(tree, out)
+        .arg("--with-records")
+        .arg("--password-file")
+        .arg(password_file)
+        .args(FAST_KDF)
+        .assert()
+        .success()
+}
+
 /// A FIFO (named pipe) at `path`, as `mkfifo` makes it.
 pub fn mkfifo(path: &Path) {
     let status = std::process::Command::new("mkfifo")
