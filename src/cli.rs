@@ -206,6 +206,10 @@ pub struct EgressServeArgs {
     /// The most tunnels open at once
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub max_tunnels: u16,
+    /// Also append each decision to this file (rotated at 1 MiB), where
+    /// the gateway's guard reads it into the vault
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -214,8 +218,16 @@ pub struct EgressLogArgs {
     pub container: ContainerArgs,
 
     /// Keep following new decisions
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "vault")]
     pub follow: bool,
+
+    /// Read the log the vault keeps (every run's, as of its last seal)
+    /// instead of the running proxy's
+    #[arg(long, value_name = "FILE")]
+    pub vault: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
 }
 
 #[derive(Debug, Args)]

@@ -689,6 +689,33 @@ fn start_locks_egress_to_the_vault_s_policy_and_stop_removes_the_proxy() {
 
     stop();
     assert!(rt.block_on(docker.inspect_container(&proxy, None)).is_err());
+    // The log outlives the proxy's container: the guard sealed it into
+    // the vault with the state.
+    let kept = safeclaw()
+        .args(["--json", "egress", "log", "--vault"])
+        .arg(&vault)
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let kept: Vec<serde_json::Value> = String::from_utf8(kept)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        kept.iter()
+            .any(|e| e["host"] == forbidden_ip.as_str() && e["decision"] == "denied"),
+        "{kept:?}"
+    );
+    assert!(
+        kept.iter()
+            .any(|e| e["host"] == allowed_ip.as_str() && e["decision"] == "allowed"),
+        "{kept:?}"
+    );
     let v = policy_of(&vault, &pw);
     assert_eq!(
         v["allow"],

@@ -8,6 +8,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
 use crate::cli::{EgressRelayArgs, EgressServeArgs};
 use crate::egress::address::Cidr;
+use crate::egress::log_file::Writer;
 use crate::egress::policy::{self, Policy, Rule};
 use crate::egress::proxy::{Proxy, Settings};
 use crate::error::{Error, Result};
@@ -57,12 +58,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// One line per decision, flushed: the engine's log of the proxy's
-/// container is the egress log.
-fn log_line(event: &crate::egress::proxy::Event) {
+/// container is the egress log; with a log file, also appended there (the
+/// guard keeps it in the vault).
+fn log_line(event: &crate::egress::proxy::Event, file: &std::sync::Mutex<Option<Writer>>) {
     if let Ok(line) = serde_json::to_string(event) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
+        if let Ok(mut guard) = file.lock() {
+            if let Some(w) = guard.as_mut() {
+                // A file that cannot be written loses the vault's copy, not
+                // the decision (the engine's log has it).
+                let _ = w.line(&line);
+            }
+        }
     }
 }
 
@@ -75,6 +84,13 @@ pub fn serve(args: EgressServeArgs) -> Result<()> {
         .map(ToString::to_string)
         .collect();
     let proxy = Proxy::new(settings);
+    let file = std::sync::Arc::new(std::sync::Mutex::new(
+        args.log_file
+            .as_deref()
+            .map(|p| Writer::open(p).map_err(|e| Error::io("opening", p, e)))
+            .transpose()?,
+    ));
+    let log_line = move |e: &crate::egress::proxy::Event| log_line(e, &file);
     runtime()?.block_on(async {
         if let Some(path) = &args.socket {
             // The proxy's own directory: a socket left by an earlier run
@@ -137,7 +153,7 @@ const RELAY_MAX: usize = 512;
 use crate::egress::network::MAX_LOG_LINE;
 
 /// One decision as `egress log` shows it.
-fn shown(event: &serde_json::Value) -> Option<String> {
+pub(super) fn shown(event: &serde_json::Value) -> Option<String> {
     let ms = event.get("time_ms")?.as_u64()?;
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     let decision = event.get("decision")?.as_str()?;

@@ -52,6 +52,35 @@ pub fn show(s: EgressPolicy, printer: &Printer) -> Result<()> {
     Ok(())
 }
 
+/// `safeclaw egress log --vault`: the decisions the vault keeps (every
+/// run's, as of its last seal), one a line (`--json`: as the proxy wrote
+/// them).
+pub fn log(s: EgressPolicy, printer: &Printer) -> Result<()> {
+    use std::io::Write;
+    let path = crate::paths::vault(&s.vault)?;
+    let vault = VaultFile::open(&path)?;
+    let (key, _) = shared::unlock(&vault, &s.password, printer)?;
+    let records = vault.records(&key)?;
+    let kept = records
+        .get(crate::egress::log_file::RECORD)
+        .unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    for line in kept.split(|&b| b == b'\n') {
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        let text = if printer.json {
+            Some(event.to_string())
+        } else {
+            super::egress::shown(&event)
+        };
+        if let Some(text) = text {
+            let _ = writeln!(out, "{text}");
+        }
+    }
+    Ok(())
+}
+
 pub fn change(s: EgressChange, how: Change, engine: &Engine, printer: &Printer) -> Result<()> {
     let path = crate::paths::vault(&s.policy.vault)?;
     let path = crate::paths::in_resolved_dir(&path)?;

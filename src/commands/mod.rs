@@ -90,6 +90,10 @@ pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> 
         Command::Image(ImageCommand::Show) => done(image_show::run(engine()?, p)),
         Command::Audit(a) => done(audit::run(Audit::resolve(a)?, engine()?, p)),
         Command::Egress(EgressCommand::Serve(a)) => done(egress::serve(a)),
+        Command::Egress(EgressCommand::Log(a)) if a.vault.is_some() => done(egress_policy::log(
+            EgressPolicy::of(&a.vault, &a.password)?,
+            p,
+        )),
         Command::Egress(EgressCommand::Log(a)) => {
             done(egress::log(&a.container.name, a.follow, engine()?, p))
         }

@@ -494,9 +494,13 @@ pub struct EgressPolicy {
 
 impl EgressPolicy {
     pub fn resolve(args: &crate::cli::EgressPolicyArgs) -> Result<Self> {
+        Self::of(&args.vault, &args.password)
+    }
+
+    pub fn of(vault: &Option<PathBuf>, password_args: &PasswordArgs) -> Result<Self> {
         Ok(EgressPolicy {
-            vault: absolute_opt(&args.vault)?,
-            password: password(&args.password)?,
+            vault: absolute_opt(vault)?,
+            password: password(password_args)?,
         })
     }
 }

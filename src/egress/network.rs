@@ -134,6 +134,8 @@ pub fn proxy_body(plan: &Plan, refuse: &[Cidr], engine: Engine) -> ContainerCrea
         "serve".to_string(),
         "--socket".to_string(),
         socket_in_container(),
+        "--log-file".to_string(),
+        format!("{SOCKET_DIR_IN_CONTAINER}/{}", super::log_file::FILE_NAME),
     ];
     for rule in &plan.rules {
         cmd.push("--allow".into());
@@ -238,6 +240,13 @@ pub async fn up(docker: &Docker, plan: &Plan, engine: Engine) -> Result<String> 
         m.file_type().is_socket()
     }) {
         std::fs::remove_file(&socket).map_err(|e| Error::io("removing", &socket, e))?;
+    }
+    // The last run's log files: its guard sealed them into the vault.
+    for name in [super::log_file::FILE_NAME, super::log_file::ROTATED_NAME] {
+        let path = Path::new(&plan.socket_dir).join(name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            std::fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+        }
     }
     let name = proxy_name(&plan.gateway);
     let refuse = network_gateways(docker, &plan.outside).await?;
@@ -433,7 +442,7 @@ mod tests {
         let body = proxy_body(&plan, &refuse, Engine::Docker);
         assert_eq!(
             body.cmd.unwrap().join(" "),
-            "egress serve --socket /egress/egress.sock --allow api.anthropic.com:443 --refuse 172.17.0.1/32"
+            "egress serve --socket /egress/egress.sock --log-file /egress/egress.log --allow api.anthropic.com:443 --refuse 172.17.0.1/32"
         );
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         let host = body.host_config.unwrap();

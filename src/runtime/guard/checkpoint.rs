@@ -83,7 +83,7 @@ impl<'a> Checkpoints<'a> {
             self.settings.vault.clone(),
             self.key.clone(),
             self.settings.keep_generations,
-            Arc::clone(&self.records),
+            super::records_for_seal(&self.records, self.settings),
         );
         self.sealing = Some(std::thread::spawn(move || {
             let sealing = Instant::now();

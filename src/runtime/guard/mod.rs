@@ -148,11 +148,21 @@ fn guard(s: &GuardSettings) -> std::result::Result<u8, Failure> {
     }
     end_the_rest(child_pid);
     checkpoints.wait();
+    let sealed = records_for_seal(&records, s);
     let generation =
-        vault::seal_next_generation(&s.vault, &key, &s.state, s.keep_generations, &records)?;
+        vault::seal_next_generation(&s.vault, &key, &s.state, s.keep_generations, &sealed)?;
     say(&Status::Sealed { generation });
     // As the shell reports it: an exit code, or 128 and the signal.
     Ok((status & 0xff) as u8)
+}
+
+/// The records a seal writes: those unpacked, and with egress locked the
+/// proxy's log of this run added to the vault's (`egress::log_file`).
+pub(crate) fn records_for_seal(records: &vault::Records, s: &GuardSettings) -> vault::Records {
+    match s.relay.as_deref().and_then(std::path::Path::parent) {
+        Some(dir) => crate::egress::log_file::with_run_log(records, dir),
+        None => records.clone(),
+    }
 }
 
 /// Stores the egress policy the host derived for a vault that holds none
