@@ -152,9 +152,17 @@ const RELAY_MAX: usize = 512;
 
 use crate::egress::network::MAX_LOG_LINE;
 
+/// 9999-12-31T23:59:59Z in milliseconds.
+const LAST_SHOWN_MS: u64 = 253_402_300_799_000;
+
 /// One decision as `egress log` shows it.
 pub(super) fn shown(event: &serde_json::Value) -> Option<String> {
-    let ms = event.get("time_ms")?.as_u64()?;
+    // Past year 9999 the time cannot be written as RFC 3339 (and a
+    // record brought in with `vault create --with-records` could say so).
+    let ms = event
+        .get("time_ms")?
+        .as_u64()
+        .filter(|&ms| ms < LAST_SHOWN_MS)?;
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     let decision = event.get("decision")?.as_str()?;
     let host = event.get("host")?.as_str()?;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::error::Result;
 use crate::printer::Printer;
-use crate::vault::format::{Slot, VERSION};
+use crate::vault::format::Slot;
 use crate::vault::VaultFile;
 
 pub fn run(file: PathBuf, printer: &Printer) -> Result<()> {
@@ -19,9 +19,10 @@ pub fn run(file: PathBuf, printer: &Printer) -> Result<()> {
     .to_string();
     let mut slots_json = Vec::new();
     let mut text = format!(
-        "vault       {}\nformat      safeclaw vault version {VERSION}\ngeneration  {}\ncreated     {created}\n\
+        "vault       {}\nformat      safeclaw vault version {}\ngeneration  {}\ncreated     {created}\n\
          payload     {} bytes in {} chunks of {} bytes\n",
         file.display(),
+        h.version,
         h.generation,
         vault.payload_len(),
         vault.chunk_count(),
@@ -67,7 +68,7 @@ pub fn run(file: PathBuf, printer: &Printer) -> Result<()> {
         json!({
             "ok": true,
             "path": file,
-            "format_version": VERSION,
+            "format_version": h.version,
             "generation": h.generation,
             "created": created,
             "created_unix": h.created,

@@ -60,7 +60,15 @@ impl ShareRequest {
             }
         };
         let reserved = [VAULT_DIR, network::SOCKET_DIR_IN_CONTAINER];
+        // Plain components only: `/x/../egress` would pass `starts_with`.
+        let plain = Path::new(container).components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::RootDir | std::path::Component::Normal(_)
+            )
+        });
         if !container.starts_with('/')
+            || !plain
             || reserved.iter().any(|r| Path::new(container).starts_with(r))
         {
             return Err(Error::usage(format!(
@@ -228,13 +236,25 @@ impl Bot {
         }
     }
 
-    /// The egress plan with the rules the vault holds now (the ones it was
-    /// made with if the vault holds none yet).
+    /// For a restart: the egress plan with the rules the vault holds now
+    /// (the ones it was made with if the vault holds none yet); refused
+    /// when the vault is older than the generation this run started from.
     fn egress_now(&self) -> Result<Option<Plan>> {
+        let vault = crate::vault::VaultFile::open(&self.vault)?;
+        // Its directory is the container's: an older generation put in
+        // place (one sealed before an `egress deny`) is not restarted from.
+        let now = vault.header().generation;
+        if now < self.generation {
+            return Err(Error::failure(format!(
+                "{} is at generation {now}, older than the {} this run started from: something put an older generation in place; not restarting",
+                self.vault.display(),
+                self.generation
+            ))
+            .with_hint("`safeclaw vault generations` lists them; find out what replaced it before starting again"));
+        }
         let Some(plan) = &self.egress else {
             return Ok(None);
         };
-        let vault = crate::vault::VaultFile::open(&self.vault)?;
         let mut plan = plan.clone();
         if let Some(p) = stored::load(&vault, &self.key)? {
             plan.rules = p.rules;
@@ -326,8 +346,10 @@ pub fn stop_egress(engine: &Engine, name: &str) -> Result<()> {
 
 /// A Unix socket in a share is a way out of a gateway with no network:
 /// `connect` works through a read-only mount, and the container runs as the
-/// user. Refused: shares that hold safeclaw's home (every egress proxy's
-/// socket), or the directories where engines, D-Bus and agents keep theirs.
+/// user. Refused: a share that is a socket, or that holds, or lies inside,
+/// safeclaw's home (every egress proxy's socket) or the places engines,
+/// D-Bus and agents keep theirs (/run, $XDG_RUNTIME_DIR, ~/.ssh, ~/.docker,
+/// ~/.gnupg).
 fn refuse_socket_shares(shares: &[Share]) -> Result<()> {
     let mut held: Vec<PathBuf> = ["/run", "/var/run"].iter().map(PathBuf::from).collect();
     held.extend(
@@ -335,17 +357,33 @@ fn refuse_socket_shares(shares: &[Share]) -> Result<()> {
             .filter(|d| !d.is_empty())
             .map(PathBuf::from),
     );
+    if let Some(home) = std::env::var_os(crate::env_vars::HOME).filter(|h| !h.is_empty()) {
+        let home = PathBuf::from(home);
+        held.extend([".ssh", ".docker", ".gnupg"].iter().map(|d| home.join(d)));
+    }
     held.extend(paths::home().ok());
+    let resolved = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    let held: Vec<PathBuf> = held.iter().map(resolved).collect();
     for share in shares {
         let host = Path::new(&share.host);
-        let resolved = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-        if let Some(inside) = held.iter().map(resolved).find(|h| h.starts_with(host)) {
-            return Err(Error::usage(format!(
-                "--share {}: it holds {}, where Unix sockets lead out of the container (engines, D-Bus, safeclaw's egress proxies)",
-                share.host,
-                inside.display()
+        let refused = |why: String| {
+            Error::usage(format!(
+                "--share {}: {why}, and a Unix socket leads out of a container with no network (engines, D-Bus, agents, safeclaw's egress proxies)",
+                share.host
             ))
-            .with_hint("share a directory of your files that holds no sockets"));
+            .with_hint("share a directory of your files that holds no sockets")
+        };
+        if std::fs::metadata(host).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_socket()
+        }) {
+            return Err(refused("it is a socket".into()));
+        }
+        if let Some(h) = held
+            .iter()
+            .find(|h| h.starts_with(host) || host.starts_with(h))
+        {
+            return Err(refused(format!("it holds or lies inside {}", h.display())));
         }
     }
     Ok(())
@@ -390,3 +428,45 @@ const MAX_RESTARTS: u32 = 5;
 /// The first wait before a restart; doubled each time up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(host: &str) -> Share {
+        Share {
+            host: host.to_string(),
+            container: "/shared".to_string(),
+            writable: false,
+        }
+    }
+
+    #[test]
+    fn shares_that_lead_to_sockets_are_refused() {
+        for host in ["/", "/run", "/run/user/1000/bus", "/var/run/docker.sock"] {
+            let e = refuse_socket_shares(&[share(host)]).unwrap_err();
+            assert!(e.message.contains("leads out"), "{host}: {}", e.message);
+        }
+        let dir = tempfile::TempDir::new().unwrap();
+        refuse_socket_shares(&[share(&dir.path().display().to_string())]).unwrap();
+        let socket = dir.path().join("agent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let e = refuse_socket_shares(&[share(&socket.display().to_string())]).unwrap_err();
+        assert!(e.message.contains("it is a socket"), "{}", e.message);
+    }
+
+    #[test]
+    fn reserved_container_paths_are_refused_however_written() {
+        let absolute = |p: &Path| Ok(p.to_path_buf());
+        for text in [
+            "/h:/egress",
+            "/h:/egress/x",
+            "/h:/vault",
+            "/h:/x/../egress",
+            "/h:rel",
+        ] {
+            assert!(ShareRequest::parse(text, absolute).is_err(), "{text}");
+        }
+        assert!(ShareRequest::parse("/h:/data/notes:rw", absolute).is_ok());
+    }
+}
