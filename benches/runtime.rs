@@ -317,6 +317,10 @@ fn firewall(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw: &Pat
     };
     row("locked (proxy container, relay)", &locked);
     row("--egress open (the engine's bridge)", &open);
+    let _ = rt.block_on(docker.remove_container(
+        &name,
+        Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+    ));
     let added = median(locked) - median(open);
     println!(
         "{:<44} {:>7.0} ms (target: under 300 ms)",

@@ -299,15 +299,16 @@ fn the_guides_journey_with_the_real_openclaw() {
         },
         nonce,
     };
+    // Dropped last: the network goes once no container is attached.
+    let network = j.internet.network.clone();
+    let _network = OnDrop(|| {
+        let _ = rt.block_on(docker.remove_network(&network));
+    });
     let _made = Cleanup::new(&rt, &docker)
         .container(&j.name)
         .container(format!("{}-guide", j.name))
         .container(&j.internet.api)
         .image(&j.image);
-    let network = j.internet.network.clone();
-    let _network = OnDrop(|| {
-        let _ = rt.block_on(docker.remove_network(&network));
-    });
     let podman = matches!(
         rt.block_on(safeclaw::runtime::engine::kind(&docker))
             .unwrap(),
