@@ -485,8 +485,8 @@ pub struct InfoArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The vault file
-    pub file: PathBuf,
+    /// The vault file [default: ~/.safeclaw/vault/openclaw.vault]
+    pub file: Option<PathBuf>,
 
     #[command(flatten)]
     pub password: PasswordArgs,
@@ -494,8 +494,8 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The vault file
-    pub file: PathBuf,
+    /// The vault file [default: ~/.safeclaw/vault/openclaw.vault]
+    pub file: Option<PathBuf>,
 
     /// The directory to create (0700); must be absent or empty
     #[arg(long, value_name = "DIR")]
@@ -515,8 +515,8 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct PasswdArgs {
-    /// The vault file
-    pub file: PathBuf,
+    /// The vault file [default: ~/.safeclaw/vault/openclaw.vault]
+    pub file: Option<PathBuf>,
 
     #[command(flatten)]
     pub password: PasswordArgs,
@@ -536,8 +536,8 @@ pub struct PasswdArgs {
 
 #[derive(Debug, Args)]
 pub struct RekeyArgs {
-    /// The vault file
-    pub file: PathBuf,
+    /// The vault file [default: ~/.safeclaw/vault/openclaw.vault]
+    pub file: Option<PathBuf>,
 
     #[command(flatten)]
     pub password: PasswordArgs,

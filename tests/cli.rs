@@ -828,7 +828,7 @@ fn every_vault_command_takes_relative_paths_from_a_subdirectory() {
 /// named, as the README writes them (a new user hit "required arguments
 /// were not provided").
 #[test]
-fn info_and_generations_default_to_the_home_s_vault() {
+fn vault_commands_default_to_the_home_s_vault() {
     let dir = tempfile::TempDir::new().unwrap();
     let home = dir.path().join("home");
     private_dir(&home);
@@ -854,4 +854,23 @@ fn info_and_generations_default_to_the_home_s_vault() {
             .success()
             .stdout(predicate::str::contains(vault.display().to_string()));
     }
+    // The commands that unlock it too (found as a new user: `vault export
+    // --to DIR` asked for a file).
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .args(["vault", "verify", "--password-file"])
+        .arg(&pw)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(vault.display().to_string()));
+    let out = dir.path().join("out");
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .args(["vault", "export", "--to"])
+        .arg(&out)
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .success();
+    assert_eq!(fs::read(out.join("openclaw.json")).unwrap(), b"{}");
 }

@@ -112,9 +112,14 @@ impl VaultCreate {
 }
 
 /// The vault `vault info` and `vault generations` read (no password).
-/// The vault `info` and `generations` read: the one named, or the home's.
 pub fn vault_file(args: InfoArgs) -> Result<PathBuf> {
-    match &args.file {
+    named_or_home_vault(&args.file)
+}
+
+/// The vault file named on the command line, or the home's (as the README
+/// writes the vault commands).
+fn named_or_home_vault(file: &Option<PathBuf>) -> Result<PathBuf> {
+    match file {
         Some(file) => absolute(file),
         None => absolute(&crate::paths::vault_in(&crate::paths::home()?)),
     }
@@ -127,8 +132,8 @@ pub struct Unlock {
 }
 
 impl Unlock {
-    fn of(file: &Path, args: &PasswordArgs) -> Result<Self> {
-        let file = absolute(file)?;
+    fn of(file: &Option<PathBuf>, args: &PasswordArgs) -> Result<Self> {
+        let file = named_or_home_vault(file)?;
         password(args).map(|password| Unlock { file, password })
     }
 

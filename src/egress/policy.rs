@@ -356,6 +356,17 @@ pub fn defaults_from_config(config: &serde_json::Value) -> (Vec<Rule>, Vec<Strin
     {
         ids.extend(providers.keys().take(MAX_RULES).cloned());
     }
+    // The providers of its auth profiles (`onboard --api-key-file` makes
+    // one, `anthropic:manual`, without naming a model).
+    if let Some(profiles) = config.pointer("/auth/profiles").and_then(|v| v.as_object()) {
+        ids.extend(
+            profiles
+                .values()
+                .take(MAX_RULES)
+                .filter_map(|p| p.get("provider").and_then(|v| v.as_str()))
+                .map(str::to_string),
+        );
+    }
     if let Some(channels) = config.get("channels").and_then(|v| v.as_object()) {
         for (id, ch) in channels.iter().take(MAX_RULES) {
             if ch.get("enabled").and_then(|v| v.as_bool()) != Some(false) {
@@ -563,5 +574,15 @@ mod tests {
             rules[0].to_string(),
             "generativelanguage.googleapis.com:443"
         );
+        // As `onboard --api-key-file` leaves it (measured on 2026.9.6): an
+        // auth profile, no model named.
+        let onboarded = json!({
+            "auth": { "profiles": { "anthropic:manual": { "provider": "anthropic", "mode": "api_key" } } },
+            "channels": { "telegram": { "tokenFile": "/state/credentials/telegram-bot-token", "enabled": true } }
+        });
+        let (rules, unknown) = defaults_from_config(&onboarded);
+        let shown: Vec<String> = rules.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["api.anthropic.com:443", "api.telegram.org:443"]);
+        assert!(unknown.is_empty());
     }
 }
