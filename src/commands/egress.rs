@@ -198,15 +198,8 @@ pub fn log(gateway: &str, follow: bool, engine: &Engine, printer: &Printer) -> R
             .inspect_container(&proxy, None)
             .await
             .map_err(|e| crate::runtime::engine::failed("reading the egress log of", &proxy, e))?;
-        // Another container of that name (another gateway, whose output
-        // the agent writes) would show forged decisions.
-        let ours = c
-            .config
-            .as_ref()
-            .and_then(|c| c.labels.as_ref())
-            .and_then(|l| l.get(crate::egress::network::LABEL_EGRESS_OF))
-            .is_some_and(|g| g == gateway);
-        if !ours {
+        // Another container of that name would show forged decisions.
+        if !crate::egress::network::is_proxy_of(&c, gateway) {
             return Err(
                 Error::usage(format!("{proxy} is not the egress proxy of {gateway}"))
                     .with_hint("it lacks safeclaw's label; `docker inspect` shows what it is"),

@@ -299,6 +299,17 @@ pub async fn up(docker: &Docker, plan: &Plan, engine: Engine) -> Result<String> 
     }
 }
 
+/// Whether the container `c` carries the label of `gateway`'s proxy: a
+/// container of the proxy's name without it is someone else's (another
+/// gateway's, whose output the agent writes).
+pub fn is_proxy_of(c: &bollard::models::ContainerInspectResponse, gateway: &str) -> bool {
+    c.config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get(LABEL_EGRESS_OF))
+        .is_some_and(|g| g == gateway)
+}
+
 /// Removes the proxy of `gateway`, if any, and only if it carries its
 /// label (anything else of that name is someone's).
 pub async fn down(docker: &Docker, gateway: &str) -> Result<()> {
@@ -308,14 +319,7 @@ pub async fn down(docker: &Docker, gateway: &str) -> Result<()> {
         Err(e) if not_found(&e) => return Ok(()),
         Err(e) => return Err(engine_error(&format!("inspecting {name}"), e)),
     };
-    let ours = c
-        .config
-        .as_ref()
-        .and_then(|c| c.labels.as_ref())
-        .and_then(|l| l.get(LABEL_EGRESS_OF))
-        .map(String::as_str)
-        == Some(gateway);
-    if !ours {
+    if !is_proxy_of(&c, gateway) {
         return Err(Error::usage(format!(
             "a container named {name} exists and is not this gateway's egress proxy"
         ))
@@ -361,13 +365,7 @@ pub async fn counts(docker: &Docker, gateway: &str) -> Result<Option<Counts>> {
         Err(e) if not_found(&e) => return Ok(None),
         Err(e) => return Err(engine_error(&format!("inspecting {name}"), e)),
     };
-    let ours = c
-        .config
-        .as_ref()
-        .and_then(|c| c.labels.as_ref())
-        .and_then(|l| l.get(LABEL_EGRESS_OF))
-        .is_some_and(|g| g == gateway);
-    if !ours {
+    if !is_proxy_of(&c, gateway) {
         return Ok(None);
     }
     let mut counts = Counts {

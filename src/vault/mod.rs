@@ -187,19 +187,25 @@ impl VaultFile {
     /// is authenticated; the truncation of the stream's end is not
     /// noticed here (it is by `verify`, `unpack` and every seal).
     pub fn records(&self, key: &DataKey) -> Result<Records> {
+        archive::leading_records(self.payload_prefix(key)?, self.records_dir())
+    }
+
+    /// The decrypted payload for a reader that may stop early (records,
+    /// one file): authenticated header, then chunks as read. Positioned
+    /// reads on a clone of the file: a clone shares the file offset, and
+    /// the decryption thread may still be reading ahead after the reader
+    /// is dropped.
+    fn payload_prefix(&self, key: &DataKey) -> Result<impl Read> {
         self.authenticate(key)?;
         let file = self
             .file
             .try_clone()
             .map_err(|e| Error::io("reading", &self.path, e))?;
-        // Positioned reads: a clone shares the file offset, and the
-        // decryption thread may still be reading ahead after this returns.
         let at = PositionedReader {
             file,
             pos: self.parsed.len as u64,
         };
-        let payload = decrypt(at, self.header(), key, |_| {})?;
-        archive::leading_records(payload, self.records_dir())
+        decrypt(at, self.header(), key, |_| {})
     }
 
     /// What `.safeclaw` entries of this vault's payload are: its records
@@ -217,17 +223,7 @@ impl VaultFile {
         name: &str,
         max: u64,
     ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
-        self.authenticate(key)?;
-        let file = self
-            .file
-            .try_clone()
-            .map_err(|e| Error::io("reading", &self.path, e))?;
-        let at = PositionedReader {
-            file,
-            pos: self.parsed.len as u64,
-        };
-        let payload = decrypt(at, self.header(), key, |_| {})?;
-        archive::find_file(payload, Path::new(name), max)
+        archive::find_file(self.payload_prefix(key)?, Path::new(name), max)
     }
 
     /// Authenticates every chunk and applies every extraction rule to the
