@@ -127,17 +127,43 @@ async fn start_in(
 
 /// Removes the container `id`, running or not: the one place safeclaw
 /// force-removes a container. Callers have checked it is safeclaw's.
+///
+/// A removal the engine already has under way (a safeclaw killed while it
+/// waited for one, measured by the kill trials: 409 "removal … is already
+/// in progress") is waited for, at most `REMOVAL_WAIT`: the caller goes on
+/// only once the container is gone.
 pub(crate) async fn force_remove(
     docker: &Docker,
     id: &str,
 ) -> std::result::Result<(), bollard::errors::Error> {
-    docker
+    let removed = docker
         .remove_container(
             id,
             Some(RemoveContainerOptionsBuilder::new().force(true).build()),
         )
-        .await
+        .await;
+    let in_progress = matches!(
+        &removed,
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, message })
+            if message.contains("already in progress")
+    );
+    if !in_progress {
+        return removed;
+    }
+    let began = std::time::Instant::now();
+    while began.elapsed() < REMOVAL_WAIT {
+        match docker.inspect_container(id, None).await {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(()),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    removed
 }
+
+/// How long a removal the engine already has under way is waited for.
+const REMOVAL_WAIT: Duration = Duration::from_secs(30);
 
 /// The created container as the engine recorded it must be as hardened as
 /// asked: an engine that drops a limit without an error gets no key.
