@@ -10,7 +10,7 @@
 //! polled with `safeclaw health` through exec every 50 ms in both cases, so
 //! the engine's 5 s health-check interval does not quantise the figures.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -99,6 +99,29 @@ fn safeclaw(args: &[&str]) {
     );
 }
 
+/// A state of `mib` MiB in `work/state-TAG`, sealed with the default
+/// Argon2id (the unlock is part of a real start) into
+/// `work/home-TAG/openclaw.vault`; returns both paths.
+fn sealed_state(work: &Path, tag: &str, mib: usize, pw: &Path) -> (PathBuf, PathBuf) {
+    let state = work.join(format!("state-{tag}"));
+    make_state(&state, mib);
+    let home = work.join(format!("home-{tag}"));
+    std::fs::create_dir(&home).unwrap();
+    let vault = home.join("openclaw.vault");
+    safeclaw(&[
+        "-q",
+        "vault",
+        "create",
+        "--from",
+        state.to_str().unwrap(),
+        "--out",
+        vault.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    (state, vault)
+}
+
 fn make_state(dir: &Path, mib: usize) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("openclaw.json"), "{}").unwrap();
@@ -151,23 +174,7 @@ fn main() {
         "state", "setup", "start", "stop"
     );
     for mib in [10usize, 100] {
-        let state = work.path().join(format!("state-{mib}"));
-        make_state(&state, mib);
-        let home = work.path().join(format!("home-{mib}"));
-        std::fs::create_dir(&home).unwrap();
-        let vault = home.join("openclaw.vault");
-        // The default Argon2id: the unlock is part of a real start.
-        safeclaw(&[
-            "-q",
-            "vault",
-            "create",
-            "--from",
-            state.to_str().unwrap(),
-            "--out",
-            vault.to_str().unwrap(),
-            "--password-file",
-            pw.to_str().unwrap(),
-        ]);
+        let (state, vault) = sealed_state(work.path(), &mib.to_string(), mib, &pw);
         let name = format!("sc-bench-{}-{mib}", std::process::id());
 
         let t = Instant::now();
@@ -257,23 +264,8 @@ const FIREWALL_RUNS: usize = 5;
 /// relay): `safeclaw start` to /healthz with egress locked against `--egress
 /// open`, interleaved, `FIREWALL_RUNS` each (target: under 300 ms added).
 fn firewall(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw: &Path, image: &str) {
-    let state = work.join("state-firewall");
-    make_state(&state, 10);
-    let home = work.join("home-firewall");
-    std::fs::create_dir(&home).unwrap();
-    let vault = home.join("openclaw.vault");
+    let (_, vault) = sealed_state(work, "firewall", 10, pw);
     let (vault_s, pw_s) = (vault.to_str().unwrap(), pw.to_str().unwrap());
-    safeclaw(&[
-        "-q",
-        "vault",
-        "create",
-        "--from",
-        state.to_str().unwrap(),
-        "--out",
-        vault_s,
-        "--password-file",
-        pw_s,
-    ]);
     let name = format!("sc-bench-fw-{}", std::process::id());
     let (mut locked, mut open) = (Vec::new(), Vec::new());
     for _ in 0..FIREWALL_RUNS {
