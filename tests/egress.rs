@@ -722,4 +722,29 @@ fn start_locks_egress_to_the_vault_s_policy_and_stop_removes_the_proxy() {
         serde_json::json!(["api.telegram.org:443", shown]),
         "{v}"
     );
+
+    // A locked run killed with its host (no stop) leaves its proxy; an
+    // open start removes it and has no route through it.
+    start().success();
+    rt.block_on(docker.kill_container(
+        &name,
+        None::<bollard::query_parameters::KillContainerOptions>,
+    ))
+    .unwrap();
+    assert!(rt.block_on(docker.inspect_container(&proxy, None)).is_ok());
+    safeclaw()
+        .args([
+            "start", "--egress", "open", "--name", &name, "--image", &image,
+        ])
+        .arg("--vault")
+        .arg(&vault)
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .success();
+    assert!(
+        rt.block_on(docker.inspect_container(&proxy, None)).is_err(),
+        "an open start kept the killed run's proxy"
+    );
+    stop();
 }

@@ -41,7 +41,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 ///
 /// With `egress` (locked), the proxy is started first, from a clean
 /// slate (whatever an earlier run left is removed), and removed again if
-/// the gateway does not start.
+/// the gateway does not start. Open, a proxy an earlier run left is removed.
 pub fn start(
     engine: &Engine,
     name: &str,
@@ -56,6 +56,10 @@ pub fn start(
         // A running gateway keeps its proxy: refused before it is touched.
         remove_stale(docker, name).await?;
         let Some(plan) = egress else {
+            // A proxy left by an earlier locked run that was killed serves
+            // no one now; a foreign container of that name is not ours to
+            // judge when nothing needs it.
+            let _ = crate::egress::network::down(docker, name).await;
             return start_in(docker, kind, name, spec, key).await;
         };
         crate::egress::network::up(docker, plan, kind).await?;
