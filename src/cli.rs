@@ -88,6 +88,11 @@ pub enum Command {
     #[command(subcommand)]
     Egress(EgressCommand),
 
+    /// The API keys and bot token the vault keeps out of the gateway,
+    /// for the egress proxy to put into requests (docs/secrets.md)
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+
     /// The in-container supervisor (the image's entrypoint); its arguments
     /// are the guard protocol's (runtime/guard/protocol.rs), read there
     #[command(hide = true, disable_help_flag = true)]
@@ -138,6 +143,54 @@ pub enum EgressCommand {
     Deny(EgressChangeArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Which secrets the vault keeps, for which hosts, and when each was
+    /// last put into a request (never their values)
+    List(EgressPolicyArgs),
+
+    /// Set a secret (anthropic, openai, telegram) from a file or stdin,
+    /// never argv; sealed as the vault's next generation
+    Set(SecretsSetArgs),
+
+    /// Remove a secret from the vault
+    Remove(SecretsRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsSetArgs {
+    /// anthropic, openai or telegram
+    pub name: String,
+
+    /// Read the value from the first line of PATH
+    #[arg(long, value_name = "PATH", required_unless_present = "from_stdin")]
+    pub from_file: Option<PathBuf>,
+
+    /// Read the value from the first line of standard input
+    #[arg(long, conflicts_with = "from_file")]
+    pub from_stdin: bool,
+
+    #[command(flatten)]
+    pub policy: EgressPolicyArgs,
+
+    /// Older vault generations to keep (the change is sealed as a new one)
+    #[arg(long, default_value_t = default::KEEP_GENERATIONS)]
+    pub keep_generations: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsRemoveArgs {
+    /// The secret's name, as `secrets list` shows it
+    pub name: String,
+
+    #[command(flatten)]
+    pub policy: EgressPolicyArgs,
+
+    /// Older vault generations to keep (the change is sealed as a new one)
+    #[arg(long, default_value_t = default::KEEP_GENERATIONS)]
+    pub keep_generations: usize,
+}
+
 /// The egress firewall of a start or an onboarding (docs/egress.md).
 #[derive(Debug, Args)]
 pub struct EgressArgs {
@@ -156,6 +209,12 @@ pub struct EgressArgs {
     /// (a split-horizon name, a model server on the LAN); repeat for more
     #[arg(long = "egress-host", value_name = "NAME:ADDR")]
     pub egress_hosts: Vec<String>,
+
+    /// A PEM file of CA certificates the egress proxy's broker also trusts
+    /// for the hosts it puts secrets into (a TLS-inspecting firewall's CA,
+    /// a test's); the system's roots are always trusted
+    #[arg(long = "egress-ca", value_name = "FILE")]
+    pub egress_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -38,5 +38,6 @@ pub mod printer;
 pub mod private_fs;
 pub mod rollback;
 pub mod runtime;
+pub mod secrets;
 pub mod vault;
 pub mod wipe;

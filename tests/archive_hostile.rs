@@ -12,14 +12,15 @@ use common::*;
 use predicates::prelude::*;
 use safeclaw::password::Password;
 use safeclaw::vault::format::KdfParams;
-use safeclaw::vault::{self, crypto::DataKey, Replace};
+use safeclaw::vault::{self, crypto::MasterKey, Replace};
 use tempfile::TempDir;
 
 fn seal_tar(dest: &Path, tar_bytes: &[u8]) {
-    let key = DataKey::generate();
+    let master = MasterKey::generate();
+    let key = master.data_key();
     let password = Password::new(b"correct horse").unwrap();
     let header = vault::new_header(
-        &key,
+        &master,
         &password,
         KdfParams {
             m_kib: 64,

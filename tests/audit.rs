@@ -467,6 +467,7 @@ fn egress_is_audited_on_the_engine() {
         socket_dir: socket_dir.display().to_string(),
         uid: 10001,
         gid: 10001,
+        broker: None,
     };
     create(
         &rt,

@@ -52,7 +52,7 @@ fn create_info_verify_export_round_trip() {
         .stdout
         .clone();
     let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
-    assert_eq!(info["format_version"], 2);
+    assert_eq!(info["format_version"], 3);
     assert_eq!(info["generation"], 1);
     assert_eq!(info["chunk_size"], 65536);
     assert_eq!(info["slots"][0]["kind"], "password");
@@ -100,7 +100,7 @@ fn info_needs_no_password_and_says_it_is_unauthenticated() {
         .write_stdin("")
         .assert()
         .success()
-        .stdout(predicate::str::contains("format      safeclaw vault version 2\ngeneration  1\n"))
+        .stdout(predicate::str::contains("format      safeclaw vault version 3\ngeneration  1\n"))
         .stdout(predicate::str::contains(
             "slot 1      password, argon2id m=64 KiB t=1 p=1 (weaker than RFC 9106; run `safeclaw vault passwd` to upgrade)",
         ))

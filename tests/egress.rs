@@ -79,6 +79,49 @@ fn internet_subnet() -> (String, [u8; 4]) {
     (format!("198.51.100.{base}/28"), [198, 51, 100, base])
 }
 
+/// A second "internet" for a test running beside the first: one /28 of
+/// 203.0.113.0/24, another documentation range.
+fn second_internet_subnet() -> (String, [u8; 4]) {
+    let base = (std::process::id() % 16) as u8 * 16;
+    (format!("203.0.113.{base}/28"), [203, 0, 113, base])
+}
+
+/// Makes the bridge network `name` on `subnet`, the host at `host_ip`
+/// (its gateway address), removed with `made`.
+fn make_internet(made: &mut Made, name: &str, subnet: &str, host_ip: &str, bridge: &str) {
+    let kind = made
+        .rt
+        .block_on(safeclaw::runtime::engine::kind(made.docker))
+        .unwrap();
+    // Docker names the bridge as asked (the CI's second engine lets
+    // containers on bridges named sc-… talk: .ci/engine-containerd.sh);
+    // Podman names its own.
+    let podman = matches!(kind, safeclaw::runtime::spec::EngineKind::Podman { .. });
+    let options = (!podman).then(|| {
+        HashMap::from([(
+            "com.docker.network.bridge.name".to_string(),
+            format!("{bridge}{}", std::process::id() % 16),
+        )])
+    });
+    made.rt
+        .block_on(made.docker.create_network(NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            options,
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    gateway: Some(host_ip.to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .unwrap();
+    made.networks.push(name.to_string());
+}
+
 fn at(prefix: [u8; 4], host: u8) -> String {
     format!(
         "{}.{}.{}.{}",
@@ -187,35 +230,7 @@ fn the_gateway_reaches_only_what_the_policy_allows_and_only_through_the_proxy() 
     // host's, and two servers on it.
     let (subnet, prefix) = internet_subnet();
     let host_ip = at(prefix, 1);
-    // Docker names the bridge as asked (the CI's second engine lets
-    // containers on bridges named sc-… talk: .ci/engine-containerd.sh);
-    // Podman names its own.
-    let podman = matches!(
-        engine_kind,
-        safeclaw::runtime::spec::EngineKind::Podman { .. }
-    );
-    let options = (!podman).then(|| {
-        HashMap::from([(
-            "com.docker.network.bridge.name".to_string(),
-            format!("sc-inet{}", std::process::id() % 16),
-        )])
-    });
-    rt.block_on(docker.create_network(NetworkCreateRequest {
-        name: internet.clone(),
-        driver: Some("bridge".into()),
-        options,
-        ipam: Some(Ipam {
-            config: Some(vec![IpamConfig {
-                subnet: Some(subnet.clone()),
-                gateway: Some(host_ip.clone()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }))
-    .unwrap();
-    made.networks.push(internet.clone());
+    make_internet(&mut made, &internet, &subnet, &host_ip, "sc-inet");
     let (allowed_ip, forbidden_ip) = (at(prefix, 10), at(prefix, 11));
     for (name, ip, banner) in [
         (format!("sc-allowed-{pid}"), &allowed_ip, "allowed-server"),
@@ -263,6 +278,7 @@ fn the_gateway_reaches_only_what_the_policy_allows_and_only_through_the_proxy() 
         socket_dir: socket_dir.path().display().to_string(),
         uid: 10001,
         gid: 10001,
+        broker: None,
     };
     rt.block_on(network::up(&docker, &plan, engine_kind))
         .unwrap();
@@ -747,4 +763,377 @@ fn start_locks_egress_to_the_vault_s_policy_and_stop_removes_the_proxy() {
         "an open start kept the killed run's proxy"
     );
     stop();
+}
+
+/// A CA and a certificate for the test's upstream: every API host name it
+/// stands in for. The broker trusts the CA only because `--egress-ca`
+/// says so (docs/broker.md); nothing else does.
+fn test_ca(dir: &std::path::Path, names: &[&str]) -> std::path::PathBuf {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "safeclaw test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    // Read by the upstream's user (10001) through its own bind mount.
+    let certs = dir.join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::set_permissions(&certs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, pem) in [
+        ("leaf.pem", leaf.pem()),
+        ("leaf.key", leaf_key.serialize_pem()),
+        ("ca.pem", ca_cert.pem()),
+    ] {
+        std::fs::write(certs.join(name), pem).unwrap();
+        std::fs::set_permissions(certs.join(name), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+    }
+    certs
+}
+
+/// The request heads the test's HTTPS upstream received, in order.
+fn upstream_heads(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> Vec<String> {
+    rt.block_on(async {
+        let mut logs = docker.logs(
+            name,
+            Some(LogsOptionsBuilder::new().stdout(true).build()),
+        );
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = logs.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["upstream_head"].as_str().map(str::to_string))
+            .collect()
+    })
+}
+
+/// Issue 17's proof on a real engine: the gateway holds placeholders; the
+/// proxy's broker puts the real API key into the model API's request and
+/// the real bot token into the Telegram API's path, for their own hosts
+/// only, over TLS it verifies (against the test's CA, given with
+/// `--egress-ca`); a placeholder on its way anywhere else is refused and
+/// logged; an upstream that echoes the secret back does not hand it to the
+/// gateway; and at no point does any process of the gateway's container
+/// hold a real value in its memory (read as root through /proc/PID/mem).
+#[test]
+fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
+    let Some((rt, docker)) = engine() else {
+        return;
+    };
+    let pid = std::process::id();
+    let image = format!("safeclaw-standin:broker-{pid}");
+    let gateway = format!("sc-broker-{pid}");
+    let internet = format!("sc-internet-b-{pid}");
+    let upstream = format!("sc-upstream-{pid}");
+    let mut made = Made {
+        rt: &rt,
+        docker: &docker,
+        containers: vec![gateway.clone()],
+        networks: vec![],
+        image: image.clone(),
+        gateway: gateway.clone(),
+    };
+    build_standin(&rt, &docker, &image);
+    let (subnet, prefix) = second_internet_subnet();
+    make_internet(&mut made, &internet, &subnet, &at(prefix, 1), "sc-inetb");
+    let upstream_ip = at(prefix, 2);
+    let hosts = ["api.anthropic.com", "api.telegram.org", "third.test"];
+    let dir = tempfile::TempDir::new().unwrap();
+    let certs = test_ca(dir.path(), &hosts);
+    made.containers.push(upstream.clone());
+    rt.block_on(async {
+        let body = ContainerCreateBody {
+            image: Some(image.clone()),
+            entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
+            cmd: Some(
+                ["net", "https-serve", "443", "/certs/leaf.pem", "/certs/leaf.key"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            user: Some("10001:10001".into()),
+            host_config: Some(HostConfig {
+                network_mode: Some(internet.clone()),
+                binds: Some(vec![format!("{}:/certs:ro", certs.display())]),
+                // Port 443 as a non-root user.
+                sysctls: Some(HashMap::from([(
+                    "net.ipv4.ip_unprivileged_port_start".to_string(),
+                    "0".to_string(),
+                )])),
+                ulimits: safeclaw::runtime::spec::ulimits(
+                    safeclaw::runtime::engine::kind(&docker).await.unwrap(),
+                    64,
+                ),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    internet.clone(),
+                    EndpointSettings {
+                        ipam_config: Some(EndpointIpamConfig {
+                            ipv4_address: Some(upstream_ip.clone()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        create_and_start(&docker, &upstream, body).await;
+    });
+
+    // A vault whose OpenClaw config names Anthropic and Telegram, with the
+    // real values set from files, never argv.
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(
+        state.join("openclaw.json"),
+        r#"{"agents":{"defaults":{"model":"anthropic/claude-x"}},"channels":{"telegram":{"enabled":true}}}"#,
+    )
+    .unwrap();
+    let vault_dir = dir.path().join("v");
+    std::fs::create_dir(&vault_dir).unwrap();
+    std::fs::set_permissions(&vault_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let vault = vault_dir.join("openclaw.vault");
+    let pw = write_password(dir.path(), "pw", "broker test password");
+    create_vault(&state, &vault, &pw);
+    let real_key = format!("sk-ant-api03-REALKEY{pid}x");
+    let real_token = format!("123456789:AAREALTOKEN{pid}x");
+    for (name, value) in [("anthropic", &real_key), ("telegram", &real_token)] {
+        let file = pw_file(dir.path(), name, format!("{value}\r\n").as_bytes());
+        safeclaw()
+            .args(["secrets", "set", name, "--from-file"])
+            .arg(&file)
+            .arg("--vault")
+            .arg(&vault)
+            .arg("--password-file")
+            .arg(&pw)
+            .assert()
+            .success();
+        std::fs::remove_file(file).unwrap();
+    }
+    safeclaw()
+        .args(["egress", "allow", "third.test", "--vault"])
+        .arg(&vault)
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .success();
+    let listed = safeclaw()
+        .args(["--json", "secrets", "list", "--vault"])
+        .arg(&vault)
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .success();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.get_output().stdout).unwrap();
+    let placeholder = |name: &str| -> String {
+        listed["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{listed}"))["placeholder"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (key_ph, token_ph) = (placeholder("anthropic"), placeholder("telegram"));
+    assert!(!listed.to_string().contains("REAL"), "{listed}");
+
+    let mut start = safeclaw();
+    start
+        .args(["start", "--name", &gateway, "--image", &image, "--vault"])
+        .arg(&vault)
+        .arg("--password-file")
+        .arg(&pw)
+        .args(["--egress-network", &internet, "--egress-ca"])
+        .arg(certs.join("ca.pem"));
+    for h in hosts {
+        start.args(["--egress-host", &format!("{h}:{upstream_ip}")]);
+    }
+    start.assert().success();
+    let real: [&str; 2] = [&real_key, &real_token];
+    let sweep = |when: &str| {
+        let held = container_memory_holds(&rt, &docker, &gateway, &real);
+        assert!(held.is_empty(), "{when}: {held:?}");
+    };
+    sweep("after start");
+
+    let relay = network::RELAY_LISTEN;
+    let http = |method: &str, path: &str, headers: &[String]| {
+        let mut args = vec!["http", relay, method, path];
+        args.extend(headers.iter().map(String::as_str));
+        let began = Instant::now();
+        loop {
+            let (code, out) = probe(&rt, &docker, &gateway, &args);
+            if code != 3 || began.elapsed() > Duration::from_secs(20) {
+                assert!(!out.contains("REAL"), "the gateway saw a real value: {out}");
+                return (code, out);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // The model API: the real key in its header, for its host only.
+    let (_, out) = http(
+        "POST",
+        "/safeclaw-broker/anthropic/v1/messages",
+        &[format!("x-api-key:{key_ph}")],
+    );
+    assert!(out.contains("401") && out.contains("stand-in upstream"), "{out}");
+    // The Telegram API: the real token in its path.
+    let (code, out) = http(
+        "GET",
+        &format!("/safeclaw-broker/telegram/bot{token_ph}/getMe"),
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("standin_bot"), "{out}");
+    let heads = upstream_heads(&rt, &docker, &upstream);
+    assert_eq!(heads.len(), 2, "{heads:#?}");
+    assert!(
+        heads[0].starts_with("POST /v1/messages HTTP/1.1\r\n")
+            && heads[0].to_ascii_lowercase().contains("host: api.anthropic.com\r\n")
+            && heads[0].contains(&format!("x-api-key: {real_key}\r\n"))
+            && !heads[0].contains(&key_ph),
+        "{}",
+        heads[0]
+    );
+    assert!(
+        heads[1].starts_with(&format!("GET /bot{real_token}/getMe HTTP/1.1\r\n"))
+            && heads[1].to_ascii_lowercase().contains("host: api.telegram.org\r\n"),
+        "{}",
+        heads[1]
+    );
+    sweep("after the requests");
+
+    // A placeholder on its way anywhere but its own host: refused, logged,
+    // and nothing reaches an upstream.
+    let (code, out) = http(
+        "POST",
+        &format!("/safeclaw-broker/telegram/bot{token_ph}/sendMessage"),
+        &[format!("x-note:{key_ph}")],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("403"), "{out}");
+    let (code, out) = http(
+        "GET",
+        &format!("http://third.test/?k={key_ph}"),
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = http(
+        "CONNECT",
+        "third.test:443",
+        &[format!("Proxy-Authorization:Basic {token_ph}")],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("403"), "{out}");
+    // An upstream that echoes what it got (the real key) back: cut off
+    // before the gateway reads it.
+    let (_, out) = http(
+        "GET",
+        "/safeclaw-broker/anthropic/echo",
+        &[format!("x-api-key:{key_ph}")],
+    );
+    assert!(!out.contains(&real_key), "{out}");
+    let heads = upstream_heads(&rt, &docker, &upstream);
+    assert_eq!(heads.len(), 3, "{heads:#?}");
+    assert!(heads[2].starts_with("GET /echo HTTP/1.1"), "{}", heads[2]);
+
+    let proxy = network::proxy_name(&gateway);
+    let log = proxy_log(&rt, &docker, &proxy);
+    let with_secret = |name: &str| {
+        log.iter()
+            .filter(|e| e["secret"] == name && e["decision"] == "allowed")
+            .count()
+    };
+    assert!(with_secret("anthropic") >= 1 && with_secret("telegram") == 1, "{log:#?}");
+    let refused: Vec<&serde_json::Value> = log
+        .iter()
+        .filter(|e| {
+            e["decision"] == "denied"
+                && e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("placeholder"))
+        })
+        .collect();
+    assert_eq!(refused.len(), 3, "{log:#?}");
+    assert!(!serde_json::to_string(&log).unwrap().contains("REAL"));
+
+    // A checkpoint (SIGUSR1 to the guard) and the sweep again; a process
+    // that holds a placeholder shows the sweep reads such memory.
+    rt.block_on(docker.kill_container(
+        &gateway,
+        Some(
+            bollard::query_parameters::KillContainerOptionsBuilder::new()
+                .signal("SIGUSR1")
+                .build(),
+        ),
+    ))
+    .unwrap();
+    rt.block_on(async {
+        let exec = docker
+            .create_exec(
+                &gateway,
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(vec![
+                        "sh".to_string(),
+                        "-c".to_string(),
+                        format!("v='{key_ph}'; sleep 30; echo \"$v\""),
+                    ]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        docker
+            .start_exec(
+                &exec.id,
+                Some(bollard::exec::StartExecOptions {
+                    detach: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap();
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let control = container_memory_holds(&rt, &docker, &gateway, &[&key_ph]);
+    assert!(!control.is_empty(), "the sweep found not even the placeholder");
+    sweep("after a checkpoint");
+
+    safeclaw()
+        .args(["stop", "--name", &gateway])
+        .assert()
+        .success();
+    // The vault knows when each secret was last put into a request.
+    let listed = safeclaw()
+        .args(["--json", "secrets", "list", "--vault"])
+        .arg(&vault)
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .success();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.get_output().stdout).unwrap();
+    for s in listed["secrets"].as_array().unwrap() {
+        assert!(s["last_used_ms"].as_u64().is_some(), "{listed}");
+    }
+    // Egress open would leave the gateway without its secrets: refused.
+    safeclaw()
+        .args(["start", "--egress", "open", "--name", &gateway, "--image", &image, "--vault"])
+        .arg(&vault)
+        .arg("--password-file")
+        .arg(&pw)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("keeps its API keys and bot token out of the gateway"));
 }

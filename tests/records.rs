@@ -14,7 +14,8 @@ use safeclaw::error::{Class, Error};
 use safeclaw::password::Password;
 use safeclaw::vault::format::KdfParams;
 use safeclaw::vault::{
-    self, archive, crypto::DataKey, generations, Records, Replace, VaultFile, RECORDS_DIR,
+    self, archive, crypto::DataKey, crypto::MasterKey, generations, Records, Replace, VaultFile,
+    RECORDS_DIR,
 };
 use tempfile::TempDir;
 
@@ -59,8 +60,9 @@ fn sealed(dir: &Path, records: &Records) -> (PathBuf, DataKey) {
     openclaw_like_tree(&tree);
     fs::write(tree.join("big.bin"), noise(3 << 20)).unwrap();
     let path = dir.join("v.vault");
-    let key = DataKey::generate();
-    let header = vault::new_header(&key, &password(), FAST);
+    let master = MasterKey::generate();
+    let key = master.data_key();
+    let header = vault::new_header(&master, &password(), FAST);
     vault::write(&path, Replace::Never, &key, &header, |w| {
         archive::pack(&tree, records, w, &mut |_| {})
     })
@@ -188,8 +190,9 @@ fn a_failed_rewrite_leaves_the_vault_as_it_was() {
 fn rewrite_refuses_records_it_did_not_find_at_the_start() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("v.vault");
-    let key = DataKey::generate();
-    let header = vault::new_header(&key, &password(), FAST);
+    let master = MasterKey::generate();
+    let key = master.data_key();
+    let header = vault::new_header(&master, &password(), FAST);
     // Not as safeclaw writes it: a record after a state entry.
     let mut b = tar::Builder::new(Vec::new());
     for (name, data) in [("f", &b"state"[..]), (".safeclaw/late", &b"value"[..])] {
@@ -343,9 +346,14 @@ fn create_refuses_a_records_dir_it_should_not_follow() {
 #[test]
 fn a_version_1_vault_s_safeclaw_is_the_state_s_never_records() {
     let dir = TempDir::new().unwrap();
-    let key = DataKey::generate();
-    let mut header = vault::new_header(&key, &password(), FAST);
+    // Version 1: the slot wraps the data key itself.
+    let master = MasterKey::generate();
+    let key = master.data_key();
+    let mut header = vault::new_header(&master, &password(), FAST);
     header.version = 1;
+    header.slots = vec![vault::format::Slot::Password(
+        vault::crypto::wrap_with_password(key.as_bytes(), password().as_bytes(), FAST),
+    )];
     let path = dir.path().join("v1.vault");
     let planted = br#"{"version":1,"open":true,"allow":["0.0.0.0/0:443"]}"#;
     vault::write(&path, Replace::Never, &key, &header, |w| {
@@ -392,7 +400,10 @@ fn a_version_1_vault_s_safeclaw_is_the_state_s_never_records() {
         vault::rewrite_records(&path, &key, 5, |r| r.set("egress.json", b"{}".to_vec())).unwrap();
     assert_eq!(generation, 2);
     let v = VaultFile::open(&path).unwrap();
-    assert_eq!(v.header().version, vault::format::VERSION);
+    // Records now, and the same key schedule: the slot still wraps the
+    // data key, so not version 3.
+    assert_eq!(v.header().version, vault::format::RECORDS_VERSION);
+    assert_eq!(v.unlock(&password()).unwrap().0.as_bytes(), key.as_bytes());
     let r = v.records(&key).unwrap();
     assert_eq!(r.names().collect::<Vec<_>>(), ["egress.json"]);
     assert_eq!(r.get("egress.json"), Some(&b"{}"[..]));

@@ -12,7 +12,7 @@ use common::snapshot;
 use proptest::prelude::*;
 use safeclaw::password::Password;
 use safeclaw::vault::format::KdfParams;
-use safeclaw::vault::{self, archive, crypto::DataKey, Records, Replace, VaultFile};
+use safeclaw::vault::{self, archive, crypto::MasterKey, Records, Replace, VaultFile};
 use tempfile::TempDir;
 
 #[derive(Debug, Clone)]
@@ -124,9 +124,10 @@ proptest! {
         for (name, value) in values {
             records.set(&name, value).unwrap();
         }
-        let key = DataKey::generate();
+        let master = MasterKey::generate();
+        let key = master.data_key();
         let password = Password::new(b"pw").unwrap();
-        let header = vault::new_header(&key, &password, KdfParams { m_kib: 64, t: 1, p: 1 });
+        let header = vault::new_header(&master, &password, KdfParams { m_kib: 64, t: 1, p: 1 });
         let path = dir.path().join("v.vault");
         let packed = vault::write(&path, Replace::Never, &key, &header, |w| archive::pack(&src, &records, w, &mut |_| {})).unwrap();
 

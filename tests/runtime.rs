@@ -1141,7 +1141,7 @@ fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
         let inputs = f.dir.path().join("inputs");
         fs::create_dir(&inputs).unwrap();
         let key = pw_file(&inputs, "key", format!("sk-{}\n", f.marker).as_bytes());
-        let bot = pw_file(&inputs, "bot", format!("bot-{}\n", f.marker).as_bytes());
+        let bot = pw_file(&inputs, "bot", format!("123456:bot-{}\n", f.marker).as_bytes());
         onboard(
             &[
                 "--api-key-file",
@@ -1167,24 +1167,57 @@ fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
             .success();
         let config = fs::read_to_string(out.join("openclaw.json")).unwrap();
         assert!(config.contains("\"--non-interactive\""), "{config}");
+        // The state holds placeholders; the vault keeps the real values
+        // for the egress proxy (docs/secrets.md), and nothing of them is
+        // anywhere in the state.
+        let listed = safeclaw()
+            .args(["--json", "secrets", "list", "--vault"])
+            .arg(&vault)
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .assert()
+            .success();
+        let listed: serde_json::Value =
+            serde_json::from_slice(&listed.get_output().stdout).unwrap();
+        let placeholder = |name: &str| {
+            listed["secrets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name)
+                .unwrap_or_else(|| panic!("{listed}"))["placeholder"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
         let auth = fs::read_to_string(out.join("auth.json")).unwrap();
-        assert_eq!(auth, format!(r#"{{"anthropic":"sk-{}"}}"#, f.marker));
+        assert_eq!(
+            auth,
+            format!(r#"{{"anthropic":"{}"}}"#, placeholder("anthropic"))
+        );
         assert_eq!(
             fs::read_to_string(out.join("credentials/telegram-bot-token")).unwrap(),
-            format!("bot-{}", f.marker)
+            placeholder("telegram")
         );
+        assert!(placeholder("telegram").starts_with("123456:safeclaw-placeholder-"));
+        let mut files = Vec::new();
+        files_under(&out, &mut files);
+        for (path, bytes) in &files {
+            assert!(!contains(bytes, &f.marker), "{} holds a real secret", path.display());
+        }
         let meta = fs::metadata(out.join("credentials/telegram-bot-token")).unwrap();
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
             0o600
         );
         let settings = fs::read_to_string(out.join("config.json")).unwrap();
-        assert!(
-            settings.contains(
-                r#""channels.telegram.tokenFile":"/state/credentials/telegram-bot-token""#
-            ),
-            "{settings}"
-        );
+        for setting in [
+            r#""channels.telegram.tokenFile":"/state/credentials/telegram-bot-token""#,
+            r#""channels.telegram.apiRoot":"http://127.0.0.1:3128/safeclaw-broker/telegram""#,
+            r#""models.providers.anthropic.baseUrl":"http://127.0.0.1:3128/safeclaw-broker/anthropic""#,
+        ] {
+            assert!(settings.contains(setting), "{settings}");
+        }
         onboard(&[], &["--non-interactive"])
             .assert()
             .code(2)
@@ -1421,7 +1454,7 @@ fn every_command_of_the_bot_takes_relative_paths_from_a_subdirectory() {
         pw_file(
             &work.join("inputs"),
             "bot",
-            format!("bot-{}\n", f.marker).as_bytes(),
+            format!("123456:bot-{}\n", f.marker).as_bytes(),
         );
         let in_sub = |args: &[&str]| {
             let mut c = safeclaw();
@@ -1484,10 +1517,8 @@ fn every_command_of_the_bot_takes_relative_paths_from_a_subdirectory() {
         export_cmd(work.join("vaults/v.sclaw"), &out, f.dir.path().join("pw"))
             .assert()
             .success();
-        assert_eq!(
-            fs::read_to_string(out.join("credentials/telegram-bot-token")).unwrap(),
-            format!("bot-{}", f.marker)
-        );
+        let token = fs::read_to_string(out.join("credentials/telegram-bot-token")).unwrap();
+        assert!(token.starts_with("123456:safeclaw-placeholder-"), "{token}");
         bot("up", "../vaults/v.sclaw")
             .assert()
             .success()

@@ -9,7 +9,7 @@ use std::path::Path;
 use safeclaw::error::Class;
 use safeclaw::password::Password;
 use safeclaw::vault::format::KdfParams;
-use safeclaw::vault::{self, archive, crypto::DataKey, Replace, VaultFile};
+use safeclaw::vault::{self, archive, crypto::MasterKey, Replace, VaultFile};
 use tempfile::TempDir;
 
 const FAST: KdfParams = KdfParams {
@@ -25,8 +25,9 @@ fn password() -> Password {
 
 /// Seals `payload` (raw tar bytes, or anything) as a vault at `dest`.
 fn seal_bytes(dest: &Path, payload: &[u8]) {
-    let key = DataKey::generate();
-    let header = vault::new_header(&key, &password(), FAST);
+    let master = MasterKey::generate();
+    let key = master.data_key();
+    let header = vault::new_header(&master, &password(), FAST);
     vault::write(dest, Replace::Never, &key, &header, |w| {
         std::io::Write::write_all(w, payload)
             .map_err(|e| safeclaw::error::Error::failure(e.to_string()))
@@ -74,8 +75,9 @@ fn every_single_byte_flip_of_a_small_vault_is_rejected_as_damage() {
     fs::create_dir(&tree).unwrap();
     fs::write(tree.join("openclaw.json"), br#"{"token":"MARKER"}"#).unwrap();
     let path = dir.path().join("v.vault");
-    let key = DataKey::generate();
-    let header = vault::new_header(&key, &password(), FAST);
+    let master = MasterKey::generate();
+    let key = master.data_key();
+    let header = vault::new_header(&master, &password(), FAST);
     vault::write(&path, Replace::Never, &key, &header, |w| {
         archive::pack(&tree, &Default::default(), w, &mut |_| {})
     })
@@ -198,8 +200,9 @@ fn authenticated_garbage_is_damage_not_success() {
     // Not zstd at all, and zstd of something that is not tar.
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("v.vault");
-    let key = DataKey::generate();
-    let header = vault::new_header(&key, &password(), FAST);
+    let master = MasterKey::generate();
+    let key = master.data_key();
+    let header = vault::new_header(&master, &password(), FAST);
     vault::write(&path, Replace::Never, &key, &header, |w| {
         std::io::Write::write_all(w, &[0x42; 5000])
             .map_err(|e| safeclaw::error::Error::failure(e.to_string()))

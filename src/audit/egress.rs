@@ -661,6 +661,7 @@ mod tests {
             socket_dir: SOCKET_DIR.into(),
             uid: 10001,
             gid: 10001,
+            broker: None,
         }
     }
 

@@ -28,6 +28,17 @@
 //!   destination sends; exit 0 when tunnelled, 1 when refused, 3 when the
 //!   proxy cannot be reached, 4 when the tunnel closed before the
 //!   destination spoke.
+//!
+//! And two for the broker's tests (docs/broker.md):
+//! - `net https-serve PORT CERT KEY`: an HTTPS upstream on 0.0.0.0:PORT
+//!   with the certificate chain and key of the PEM files; prints each
+//!   request's head as a JSON line (`{"upstream_head": …}`) and answers
+//!   as the Telegram Bot API (`/bot…/getMe`, `getUpdates`, others) or, for
+//!   any other path, as a model API refusing the key (401); `/echo…`
+//!   answers with the request's head as its body;
+//! - `net http ADDR METHOD PATH [NAME:VALUE…]`: one plain HTTP/1.1
+//!   request to ADDR (the relay), prints the status line and the body;
+//!   exit 0 on a 2xx, 1 on another status, 3 without a connection.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -311,9 +322,107 @@ fn net(args: &[String]) -> i32 {
                 0
             }
         }
+        [cmd, port, cert, key] if cmd == "https-serve" => https_serve(port, cert, key),
+        [cmd, addr, method, path, headers @ ..] if cmd == "http" => {
+            let Some(mut s) = connect(addr) else {
+                println!("no connection to {addr}");
+                return 3;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+            let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+            for h in headers {
+                let (name, value) = h.split_once(':').expect("NAME:VALUE");
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("Content-Length: 0\r\n\r\n");
+            let _ = s.write_all(head.as_bytes());
+            let mut reply = Vec::new();
+            let _ = s.read_to_end(&mut reply);
+            let reply = String::from_utf8_lossy(&reply);
+            let status = reply.lines().next().unwrap_or("").to_string();
+            let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            println!("{status}\n{body}");
+            if status.split(' ').nth(1).is_some_and(|c| c.starts_with('2')) {
+                0
+            } else {
+                1
+            }
+        }
         _ => {
-            eprintln!("openclaw stand-in: net serve PORT NAME | dial HOST PORT | via PROXY TARGET [SNI|-]");
+            eprintln!("openclaw stand-in: net serve PORT NAME | dial HOST PORT | via PROXY TARGET [SNI|-] | https-serve PORT CERT KEY | http ADDR METHOD PATH [NAME:VALUE…]");
             2
         }
     }
+}
+
+/// `net https-serve`: see the module's comment.
+fn https_serve(port: &str, cert: &str, key: &str) -> i32 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .expect("a PEM certificate file")
+        .map(|c| c.expect("a PEM certificate"))
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).expect("a PEM key file");
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("the certificate and its key"),
+    );
+    let listener =
+        TcpListener::bind(("0.0.0.0", port.parse().expect("a port"))).expect("the port is free");
+    println!("serving https on {port}");
+    for conn in listener.incoming().flatten() {
+        let config = config.clone();
+        std::thread::spawn(move || {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+            let Ok(tls) = rustls::ServerConnection::new(config) else {
+                return;
+            };
+            let mut stream = rustls::StreamOwned::new(tls, conn);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+                match stream.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => return,
+                }
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let sni = stream.conn.server_name().unwrap_or("").to_string();
+            println!(
+                "{}",
+                serde_json::json!({ "upstream_head": text, "sni": sni })
+            );
+            let path = text.split(' ').nth(1).unwrap_or("/").to_string();
+            let (status, body) = if path.starts_with("/echo") {
+                ("200 OK", text.clone())
+            } else if path.contains("/getMe") {
+                ("200 OK", serde_json::json!({"ok": true, "result": {"id": 123456789, "is_bot": true,
+                    "first_name": "Stand-in", "username": "standin_bot", "can_join_groups": true,
+                    "can_read_all_group_messages": false, "supports_inline_queries": false}}).to_string())
+            } else if path.contains("/getUpdates") {
+                std::thread::sleep(Duration::from_secs(1));
+                ("200 OK", r#"{"ok":true,"result":[]}"#.to_string())
+            } else if path.starts_with("/bot") {
+                ("200 OK", r#"{"ok":true,"result":true}"#.to_string())
+            } else {
+                ("401 Unauthorized", r#"{"type":"error","error":{"type":"authentication_error","message":"stand-in upstream"}}"#.to_string())
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+            let _ = stream.flush();
+            stream.conn.send_close_notify();
+            let _ = stream.flush();
+        });
+    }
+    0
 }

@@ -84,7 +84,7 @@ pub fn log(s: EgressPolicy, printer: &Printer) -> Result<()> {
 pub fn change(s: EgressChange, how: Change, engine: &Engine, printer: &Printer) -> Result<()> {
     let path = crate::paths::vault(&s.policy.vault)?;
     let path = crate::paths::in_resolved_dir(&path)?;
-    refuse_while_running(engine, &path)?;
+    refuse_while_running(engine, &path, "policy")?;
     let vault = VaultFile::open(&path)?;
     let (key, _) = shared::unlock(&vault, &s.policy.password, printer)?;
     let mut p = match stored::load(&vault, &key)? {
@@ -121,28 +121,32 @@ pub fn change(s: EgressChange, how: Change, engine: &Engine, printer: &Printer) 
     Ok(())
 }
 
-/// A running bot's guard seals the policy it started with: a change now
-/// would be overwritten by its next checkpoint. An engine that cannot be
-/// asked is not taken for "nothing runs": the change would be lost
-/// silently.
-fn refuse_while_running(engine: &Engine, vault: &std::path::Path) -> Result<()> {
+/// A running bot's guard seals the records it started with, and its seals
+/// race a change for the next generation: a change of `what` now would be
+/// lost. An engine that cannot be asked is not taken for "nothing runs":
+/// the change would be lost silently.
+pub(crate) fn refuse_while_running(
+    engine: &Engine,
+    vault: &std::path::Path,
+    what: &str,
+) -> Result<()> {
     let dir = crate::private_fs::parent_of(vault);
     match crate::runtime::container::running_with_mount(engine, &dir) {
         Ok(None) => Ok(()),
         Ok(Some(name)) => Err(
             Error::usage(format!("{name} is running from this vault")).with_hint(format!(
-                "`safeclaw stop --name {name}` first: a running bot seals the policy it started with"
+                "`safeclaw stop --name {name}` first: a running bot seals over a change of the {what}"
             )),
         ),
         Err(e) => Err(Error::new(
             e.class,
             format!(
-                "cannot tell whether a bot runs from this vault ({}); the policy was not changed",
+                "cannot tell whether a bot runs from this vault ({}); the {what} was not changed",
                 e.message
             ),
         )
         .with_hint(
-            "a running bot would seal its own policy over the change: reach the engine it runs on (--engine, DOCKER_HOST), or stop it",
+            "a running bot would seal over the change: reach the engine it runs on (--engine, DOCKER_HOST), or stop it",
         )),
     }
 }

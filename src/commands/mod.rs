@@ -15,6 +15,7 @@ mod image_show;
 mod logs;
 mod onboard;
 mod pair;
+mod secrets;
 mod run;
 pub mod settings;
 mod shared;
@@ -30,7 +31,7 @@ mod vault_migrate;
 mod vault_passwd;
 mod vault_verify;
 
-use crate::cli::{Command, EgressCommand, ImageCommand, VaultCommand};
+use crate::cli::{Command, EgressCommand, ImageCommand, SecretsCommand, VaultCommand};
 use crate::error::{ExitStatus, Result};
 use crate::printer::Printer;
 use crate::runtime::engine::Engine;
@@ -114,6 +115,15 @@ pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> 
             engine()?,
             p,
         )),
+        Command::Secrets(SecretsCommand::List(a)) => {
+            done(secrets::list(EgressPolicy::resolve(&a)?, p))
+        }
+        Command::Secrets(SecretsCommand::Set(a)) => {
+            done(secrets::change(SecretsChange::set(a)?, engine()?, p))
+        }
+        Command::Secrets(SecretsCommand::Remove(a)) => {
+            done(secrets::change(SecretsChange::remove(a)?, engine()?, p))
+        }
         // Inside the container: the guard reads its own protocol.
         Command::Guard { args } => Ok(guard::run(&GuardSettings::parse(&args)?)),
         Command::Idle => Ok(tools::idle()),

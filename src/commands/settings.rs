@@ -475,7 +475,27 @@ fn egress(args: crate::cli::EgressArgs) -> Result<EgressSettings> {
             .iter()
             .map(|h| egress_host(h))
             .collect::<Result<_>>()?,
+        ca_pem: args.egress_ca.as_deref().map(egress_ca).transpose()?,
     })
+}
+
+/// The most `--egress-ca` may hold (the broker's hand-off takes as much).
+const MAX_EGRESS_CA: u64 = 64 << 10;
+
+/// Reads `--egress-ca`: PEM certificates, bounded; checked by the proxy.
+fn egress_ca(path: &Path) -> Result<Vec<u8>> {
+    let bytes = crate::io_util::read_bounded(path, MAX_EGRESS_CA)?;
+    if !bytes
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(Error::usage(format!(
+            "--egress-ca {}: no PEM certificate in it",
+            path.display()
+        ))
+        .with_hint("give a file of -----BEGIN CERTIFICATE----- blocks"));
+    }
+    Ok(bytes)
 }
 
 /// `--egress-host NAME:ADDR`, checked, in the engine's `ExtraHosts` form.
@@ -533,6 +553,48 @@ impl EgressChange {
         Ok(EgressChange {
             policy: EgressPolicy::resolve(&args.policy)?,
             rules,
+            keep_generations: args.keep_generations,
+        })
+    }
+}
+
+/// `secrets set` and `remove`: the secret, where its value comes from,
+/// and the vault.
+pub struct SecretsChange {
+    pub vault: EgressPolicy,
+    pub name: String,
+    /// `set`: the value's source (a file or stdin); None for `remove`.
+    pub value: Option<Source>,
+    pub keep_generations: usize,
+}
+
+impl SecretsChange {
+    pub fn set(args: crate::cli::SecretsSetArgs) -> Result<Self> {
+        let vault = EgressPolicy::resolve(&args.policy)?;
+        let value = match (&args.from_file, args.from_stdin) {
+            (Some(path), _) => Source::File(absolute(path)?),
+            (None, _) => Source::Stdin,
+        };
+        if value == Source::Stdin && vault.password == Source::Stdin {
+            return Err(Error::usage(
+                "the secret and the vault password cannot both come from stdin",
+            )
+            .with_hint("use --password-file or --from-file for one of them"));
+        }
+        crate::secrets::providers::find(&args.name).map_err(Error::usage)?;
+        Ok(SecretsChange {
+            vault,
+            name: args.name,
+            value: Some(value),
+            keep_generations: args.keep_generations,
+        })
+    }
+
+    pub fn remove(args: crate::cli::SecretsRemoveArgs) -> Result<Self> {
+        Ok(SecretsChange {
+            vault: EgressPolicy::resolve(&args.policy)?,
+            name: args.name,
+            value: None,
             keep_generations: args.keep_generations,
         })
     }

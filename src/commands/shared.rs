@@ -18,7 +18,7 @@ use crate::runtime::engine::Engine;
 use crate::runtime::onboarding::{self, Secrets};
 use crate::vault::crypto::DataKey;
 use crate::vault::format::KdfParams;
-use crate::vault::VaultFile;
+use crate::vault::{Keys, VaultFile};
 
 use super::settings::Onboard;
 
@@ -55,9 +55,15 @@ pub fn warn_if_exposed(source: &Source, printer: &Printer) {
 /// Asks for the password and unlocks, with a spinner while Argon2 runs.
 /// Returns the data key and the index of the slot that opened.
 pub fn unlock(vault: &VaultFile, source: &Source, printer: &Printer) -> Result<(DataKey, usize)> {
+    let keys = unlock_keys(vault, source, printer)?;
+    Ok((keys.data.clone(), keys.slot))
+}
+
+/// `unlock`, with every key the password opens (the secrets key too).
+pub fn unlock_keys(vault: &VaultFile, source: &Source, printer: &Printer) -> Result<Keys> {
     let password = read_password(source, "vault password", Confirm::Once, printer)?;
     let spinner = printer.spinner("deriving key (Argon2id)");
-    let result = vault.unlock(&password);
+    let result = vault.unlock_keys(&password);
     spinner.finish_and_clear();
     result
 }
@@ -78,27 +84,32 @@ pub fn unlocked_bot(
     let vault = bot::vault_to_start(engine, vault.to_path_buf(), printer)?;
     let opened = VaultFile::open(&vault)?;
     let generation = opened.header().generation;
-    let (key, _) = unlock(&opened, password, printer)?;
+    let keys = unlock_keys(&opened, password, printer)?;
     // Only now, with the header's MAC checked, may its generation count.
     crate::rollback::record_authenticated(&vault, generation, printer);
     drop(opened);
-    bot_of(settings, image, vault, generation, key)
+    bot_of(settings, image, vault, generation, keys)
 }
 
 /// The bot of an unlocked vault at `generation`, with the egress policy
-/// the vault holds (or its defaults, which the guard then stores).
+/// the vault holds (or its defaults, which the guard then stores) and its
+/// secrets for the egress proxy's broker.
 pub fn bot_of(
     settings: &BotSettings,
     image: String,
     vault: PathBuf,
     generation: u64,
-    key: DataKey,
+    keys: Keys,
 ) -> Result<Bot> {
     let opened = VaultFile::open(&vault)?;
-    let (policy, source) = stored::load_or_defaults(&opened, &key)?;
+    let (policy, source) = stored::load_or_defaults(&opened, &keys.data)?;
+    let broker = crate::secrets::load(&opened, &keys)?
+        .filter(|s| !s.0.is_empty())
+        .map(|s| crate::secrets::handoff(&s, settings.egress.ca_pem.as_deref()))
+        .transpose()?;
     drop(opened);
     let rules = stored::rules_for_start(&policy, settings.egress.mode);
-    let mut bot = Bot::new(settings, image, vault, generation, key, rules)?;
+    let mut bot = Bot::new(settings, image, vault, generation, keys.data, rules, broker)?;
     bot.set_egress_policy(policy, source);
     Ok(bot)
 }
@@ -156,7 +167,7 @@ pub fn onboard(
     engine: &Engine,
     image: &str,
     printer: &Printer,
-) -> Result<(PathBuf, DataKey, u64)> {
+) -> Result<(PathBuf, Keys, u64)> {
     let target = crate::paths::new_vault(&s.vault)?;
     check_new_vault_path(&target)?;
     let target = crate::paths::in_resolved_dir(&target)?;
@@ -180,7 +191,7 @@ pub fn onboard(
         openclaw_args: &s.openclaw_args,
         egress: &s.egress,
     };
-    let (key, generation) = onboarding::onboard(engine, &request, password, printer)?;
+    let (keys, generation) = onboarding::onboard(engine, &request, password, printer)?;
     crate::rollback::record_authenticated(&target, generation, printer);
     if let Err(e) = crate::paths::check_dedicated_dir(&target) {
         printer.warn(&format!(
@@ -196,7 +207,7 @@ pub fn onboard(
         ),
         json!({ "ok": true, "vault": target, "generation": generation }),
     );
-    Ok((target, key, generation))
+    Ok((target, keys, generation))
 }
 
 fn read_secrets(args: &Onboard, printer: &Printer) -> Result<Secrets> {

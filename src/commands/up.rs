@@ -35,8 +35,8 @@ pub fn run(s: Up, engine: &Engine, printer: &Printer) -> Result<()> {
         "no vault at {}: onboarding first",
         vault.display()
     ));
-    let (vault, key, generation) = shared::onboard(&s.onboard, engine, &image, printer)?;
+    let (vault, keys, generation) = shared::onboard(&s.onboard, engine, &image, printer)?;
     let vault = crate::paths::in_resolved_dir(&vault)?;
-    let bot = shared::bot_of(&s.start.bot, image, vault, generation, key)?;
+    let bot = shared::bot_of(&s.start.bot, image, vault, generation, keys)?;
     shared::start_bot(&bot, engine, printer)
 }

@@ -50,6 +50,14 @@ pub fn run(file: PathBuf, printer: &Printer) -> Result<()> {
                     "weak": s.kdf.is_weak(),
                 }));
             }
+            Slot::Secrets(body) => {
+                text.push_str(&format!(
+                    "slot {}      secrets, sealed for the egress proxy ({} bytes; `safeclaw secrets list`)\n",
+                    i + 1,
+                    body.len()
+                ));
+                slots_json.push(json!({ "kind": "secrets", "bytes": body.len() }));
+            }
             Slot::Unknown { kind, body } => {
                 text.push_str(&format!(
                     "slot {}      unknown kind {kind} ({} bytes)\n",

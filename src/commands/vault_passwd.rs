@@ -19,7 +19,9 @@ use crate::password::Confirm;
 use crate::printer::Printer;
 use crate::runtime::engine::Engine;
 
-use crate::vault::{self, crypto, crypto::DataKey, format::Slot, VaultFile};
+use crate::vault::crypto::{DataKey, MasterKey, SecretsKey};
+use crate::vault::format::{self, KdfParams, Slot};
+use crate::vault::{self, crypto, VaultFile};
 
 use super::settings::VaultRekey;
 use super::shared;
@@ -29,10 +31,17 @@ pub fn run(s: VaultRekey, engine: &Engine, printer: &Printer) -> Result<()> {
     let old_password =
         shared::read_password(&s.vault.password, "vault password", Confirm::Once, printer)?;
     let spinner = printer.spinner("deriving key (Argon2id)");
-    let unlocked = vault.unlock(&old_password);
+    let unlocked = vault.unlock_keys(&old_password);
     spinner.finish_and_clear();
-    let (old_key, _) = unlocked?;
-    let other_slots = vault.header().slots.len() - 1;
+    let old = unlocked?;
+    let old_key = old.data.clone();
+    let other_slots = vault
+        .header()
+        .slots
+        .iter()
+        .filter(|s| matches!(s, Slot::Password(_)))
+        .count()
+        - 1;
     drop(vault);
     refuse_if_running(&s.vault.file, engine, printer)?;
     let kdf = shared::checked_kdf(s.kdf, printer)?;
@@ -41,14 +50,15 @@ pub fn run(s: VaultRekey, engine: &Engine, printer: &Printer) -> Result<()> {
         None => old_password,
     };
 
-    let new_key = DataKey::generate();
-    let spinner = printer.spinner("deriving the new key's slot (Argon2id)");
-    let slots = [Slot::Password(crypto::wrap_with_password(
-        &new_key,
-        new_password.as_bytes(),
+    let mut new = NewKeys {
+        master: MasterKey::generate(),
+        old_secrets: old.secrets_key(),
+        password: new_password,
         kdf,
-    ))];
-    spinner.finish_and_clear();
+        master_slot: None,
+        data_slot: None,
+    };
+    let new_key = new.master.data_key();
 
     // A killed seal or rekey leaves temporaries: a staged link is a whole
     // copy under the old key, so it goes before anything else.
@@ -57,7 +67,9 @@ pub fn run(s: VaultRekey, engine: &Engine, printer: &Printer) -> Result<()> {
     // everything before any kept generation is touched (or deleted).
     let kept = vault::generations::older(&s.vault.file)?;
     let bar = printer.bar(kept.len() as u64 + 1, "re-sealing under a new data key");
-    let current = vault::reseal(VaultFile::open(&s.vault.file)?, &old_key, &new_key, &slots)?;
+    let current = VaultFile::open(&s.vault.file)?;
+    let (version, slots) = new.for_file(&current, printer)?;
+    let current = vault::reseal(current, &old_key, &new_key, version, &slots)?;
     bar.inc(1);
     let generation = current.generation;
     let mut outcome = Outcome::default();
@@ -66,7 +78,7 @@ pub fn run(s: VaultRekey, engine: &Engine, printer: &Printer) -> Result<()> {
             std::fs::remove_file(path).map_err(|e| Error::io("removing", path, e))?;
             outcome.deleted.push(*n);
         } else {
-            rekey_kept(*n, path, &old_key, &new_key, &slots, &mut outcome)?;
+            rekey_kept(*n, path, &old_key, &mut new, &mut outcome, printer)?;
         }
         bar.inc(1);
     }
@@ -152,9 +164,9 @@ fn rekey_kept(
     n: u64,
     path: &Path,
     old_key: &DataKey,
-    new_key: &DataKey,
-    slots: &[Slot],
+    new: &mut NewKeys,
     outcome: &mut Outcome,
+    printer: &Printer,
 ) -> Result<()> {
     let file = match VaultFile::open(path) {
         Ok(file) => file,
@@ -172,7 +184,10 @@ fn rekey_kept(
         ));
         return Ok(());
     }
-    match vault::reseal(file, old_key, new_key, slots) {
+    let resealed = new.for_file(&file, printer).and_then(|(version, slots)| {
+        vault::reseal(file, old_key, &new.master.data_key(), version, &slots)
+    });
+    match resealed {
         Ok(resealed) => {
             resealed.commit()?;
             outcome.resealed.push(n);
@@ -184,6 +199,62 @@ fn rekey_kept(
         Err(e) => return Err(e),
     }
     Ok(())
+}
+
+/// The new keys of a rekey and the slots each file gets, by its version.
+struct NewKeys {
+    master: MasterKey,
+    /// Opens the old secrets sections (the old master's).
+    old_secrets: Option<SecretsKey>,
+    password: crate::password::Password,
+    kdf: KdfParams,
+    /// The new password's slot around the master key (versions 2, 3) and
+    /// around the data key (version 1): each an Argon2 run, made once,
+    /// when first needed.
+    master_slot: Option<Slot>,
+    data_slot: Option<Slot>,
+}
+
+impl NewKeys {
+    /// The version and slots `file` is re-sealed with.
+    fn for_file(&mut self, file: &VaultFile, printer: &Printer) -> Result<(u16, Vec<Slot>)> {
+        if file.header().version < format::RECORDS_VERSION {
+            let slot = self.slot(false, printer);
+            return Ok((file.header().version, vec![slot]));
+        }
+        let mut slots = vec![self.slot(true, printer)];
+        if let Some(sealed) = file.secrets_section() {
+            let plain = self
+                .old_secrets
+                .as_ref()
+                .and_then(|k| k.open(sealed))
+                .ok_or_else(|| {
+                    Error::damaged(format!(
+                        "{}: its secrets section does not open with the vault's key",
+                        file.path.display()
+                    ))
+                })?;
+            slots.push(Slot::Secrets(self.master.secrets_key().seal(&plain)));
+        }
+        Ok((format::VERSION, slots))
+    }
+
+    fn slot(&mut self, around_master: bool, printer: &Printer) -> Slot {
+        let (cached, key) = if around_master {
+            (&mut self.master_slot, *self.master.as_bytes())
+        } else {
+            (&mut self.data_slot, *self.master.data_key().as_bytes())
+        };
+        let key = zeroize::Zeroizing::new(key);
+        cached
+            .get_or_insert_with(|| {
+                let spinner = printer.spinner("deriving the new key's slot (Argon2id)");
+                let slot = crypto::wrap_with_password(&key, self.password.as_bytes(), self.kdf);
+                spinner.finish_and_clear();
+                Slot::Password(slot)
+            })
+            .clone()
+    }
 }
 
 /// A running bot's guard holds the current data key and seals its next

@@ -80,6 +80,9 @@ pub struct EgressSettings {
     pub network: String,
     /// `--egress-host`: `NAME:ADDR` entries of the proxy's /etc/hosts.
     pub hosts: Vec<String>,
+    /// `--egress-ca`: PEM certificates the broker trusts besides the
+    /// system's roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// What the firewall of one gateway is made of.
@@ -100,6 +103,20 @@ pub struct Plan {
     /// The containers' user: the gateway's.
     pub uid: u32,
     pub gid: u32,
+    /// The vault's secrets for the proxy's broker, handed over on its
+    /// stdin before it starts (docs/broker.md); None: no broker.
+    pub broker: Option<BrokerHandoff>,
+}
+
+/// The broker's hand-off (`egress::handoff::encode`): real secrets, so
+/// zeroized when dropped and never printed.
+#[derive(Clone)]
+pub struct BrokerHandoff(pub zeroize::Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for BrokerHandoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BrokerHandoff(..)")
+    }
 }
 
 impl Plan {
@@ -145,6 +162,12 @@ pub fn proxy_body(plan: &Plan, refuse: &[Cidr], engine: Engine) -> ContainerCrea
         cmd.push("--refuse".into());
         cmd.push(c.to_string());
     }
+    // The secrets come on stdin, attached before the start (`up`), never
+    // in argv or the environment.
+    let broker = plan.broker.is_some();
+    if broker {
+        cmd.push("--broker".into());
+    }
     // Its own label only: not `LABEL_MANAGED`, which marks gateways (a
     // start named like the proxy must not take it for a stale gateway).
     let labels = HashMap::from([(LABEL_EGRESS_OF.to_string(), plan.gateway.clone())]);
@@ -155,6 +178,9 @@ pub fn proxy_body(plan: &Plan, refuse: &[Cidr], engine: Engine) -> ContainerCrea
         cmd: Some(cmd),
         env: Some(vec![]),
         labels: Some(labels),
+        open_stdin: Some(broker),
+        stdin_once: Some(broker),
+        attach_stdin: Some(broker),
         // The image's check is the gateway's; the proxy has none of its own.
         healthcheck: Some(HealthConfig {
             test: Some(vec!["NONE".to_string()]),
@@ -227,6 +253,39 @@ async fn network_gateways(docker: &Docker, network: &str) -> Result<Vec<Cidr>> {
     Ok(gateways)
 }
 
+/// Attaches to the proxy's stdin, starts it, writes the broker's hand-off
+/// and closes stdin: the proxy reads it before it opens its socket. Only
+/// this attach, made before the start, ever sees the secrets.
+async fn hand_over(docker: &Docker, id: &str, name: &str, handoff: &BrokerHandoff) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut attached = docker
+        .attach_container(
+            id,
+            Some(
+                bollard::query_parameters::AttachContainerOptionsBuilder::new()
+                    .stdin(true)
+                    .stream(true)
+                    .build(),
+            ),
+        )
+        .await
+        .map_err(|e| engine_error(&format!("attaching to {name}"), e))?;
+    docker
+        .start_container(
+            id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .map_err(|e| engine_error(&format!("starting {name}"), e))?;
+    attached
+        .input
+        .write_all(&handoff.0)
+        .await
+        .map_err(|e| Error::new(Class::Engine, format!("handing the secrets to {name}: {e}")))?;
+    let _ = attached.input.shutdown().await;
+    Ok(())
+}
+
 /// Starts the proxy (whatever an earlier run of this gateway left is
 /// removed first) and waits for its socket. Returns its container's ID.
 pub async fn up(docker: &Docker, plan: &Plan, engine: Engine) -> Result<String> {
@@ -262,13 +321,16 @@ pub async fn up(docker: &Docker, plan: &Plan, engine: Engine) -> Result<String> 
     let started = async {
         // As hardened as asked, or not started: the gateway's own check.
         container::check_recorded(docker, &created.id, &name, &asked).await?;
-        docker
-            .start_container(
-                &created.id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-            .map_err(|e| engine_error(&format!("starting {name}"), e))?;
+        match &plan.broker {
+            Some(handoff) => hand_over(docker, &created.id, &name, handoff).await?,
+            None => docker
+                .start_container(
+                    &created.id,
+                    None::<bollard::query_parameters::StartContainerOptions>,
+                )
+                .await
+                .map_err(|e| engine_error(&format!("starting {name}"), e))?,
+        }
         let socket = Path::new(&plan.socket_dir).join(SOCKET_NAME);
         let began = Instant::now();
         loop {
@@ -435,6 +497,7 @@ mod tests {
             socket_dir: "/home/me/.safeclaw/run/openclaw".into(),
             uid: 1000,
             gid: 1000,
+            broker: None,
         };
         let refuse = [Cidr::parse("172.17.0.1").unwrap()];
         let body = proxy_body(&plan, &refuse, Engine::Docker);

@@ -152,6 +152,7 @@ impl Bot {
         generation: u64,
         key: DataKey,
         egress: Option<Vec<Rule>>,
+        broker: Option<crate::egress::network::BrokerHandoff>,
     ) -> Result<Bot> {
         paths::check_dedicated_dir(&vault)?;
         let mount = VaultMount::of(&vault)?;
@@ -177,6 +178,12 @@ impl Bot {
                 "reach it with `safeclaw exec`/`safeclaw pair`, or start with `--egress open` (audited)",
             ));
         }
+        if broker.is_some() && egress.is_none() {
+            return Err(Error::usage(
+                "this vault keeps its API keys and bot token out of the gateway: they reach their hosts only through the egress proxy, which --egress open leaves out",
+            )
+            .with_hint("start with egress locked (the default); `safeclaw secrets list` shows what the vault keeps"));
+        }
         let egress = egress
             .map(|rules| {
                 let dir = egress_dir(&settings.name, &mount, &shares)?;
@@ -189,6 +196,7 @@ impl Bot {
                     socket_dir: dir.display().to_string(),
                     uid: mount.uid,
                     gid: mount.gid,
+                    broker: broker.clone(),
                 })
             })
             .transpose()?;

@@ -25,7 +25,9 @@ use crate::egress::policy::{self, Mode, Rule};
 use crate::error::{Error, Result};
 use crate::password::Password;
 use crate::printer::Printer;
-use crate::vault::{self, crypto::DataKey, format::KdfParams, VaultFile};
+use crate::secrets::{self as kept, providers};
+use crate::vault::crypto::{DataKey, MasterKey};
+use crate::vault::{self, format::KdfParams, Keys, VaultFile};
 
 /// Where a Telegram bot token given with `--telegram-token-file` is kept,
 /// inside the state (so inside the vault), for `channels.telegram.tokenFile`.
@@ -161,7 +163,37 @@ pub struct Secrets {
     pub telegram_token: Option<Password>,
 }
 
-/// Onboards into a new vault at `request.target`; returns its data key and
+/// The secrets given to safeclaw that the vault keeps out of the
+/// gateway (docs/secrets.md): an API key of a provider the broker knows,
+/// and the Telegram bot token. Another provider's key goes into the state
+/// as before, said.
+fn kept_secrets(secrets: &Secrets, printer: &Printer) -> Result<kept::Secrets> {
+    let mut out = kept::Secrets::default();
+    let now = vault::now();
+    let value = |p: &Password, what: &str| {
+        std::str::from_utf8(p.as_bytes())
+            .map(|s| zeroize::Zeroizing::new(s.to_string()))
+            .map_err(|_| Error::usage(format!("the {what} is not text")))
+    };
+    if let Some((provider, key)) = &secrets.api_key {
+        if providers::find(provider).is_ok() {
+            out.set(provider, value(key, "API key")?, now)
+                .map_err(|why| Error::usage(format!("the {provider} API key: {why}")))?;
+        } else {
+            printer.warn(&format!(
+                "safeclaw keeps only {} keys out of the gateway: the {provider} key goes into its state, where the agent can read it",
+                providers::names()
+            ));
+        }
+    }
+    if let Some(token) = &secrets.telegram_token {
+        out.set("telegram", value(token, "Telegram bot token")?, now)
+            .map_err(|why| Error::usage(format!("the Telegram bot token: {why}")))?;
+    }
+    Ok(out)
+}
+
+/// Onboards into a new vault at `request.target`; returns its keys and
 /// its generation (so `up` starts it without asking for the password
 /// again). Nothing is left behind on failure.
 pub fn onboard(
@@ -169,7 +201,8 @@ pub fn onboard(
     request: &Request,
     password: Password,
     printer: &Printer,
-) -> Result<(DataKey, u64)> {
+) -> Result<(Keys, u64)> {
+    let secrets = kept_secrets(request.secrets, printer)?;
     let target = request.target;
     // The new vault starts empty in a private directory of its own next to
     // its final place (one file system, so the final link is atomic): that
@@ -182,9 +215,13 @@ pub fn onboard(
     ));
     crate::private_fs::create_private_dir(&staging_dir)?;
     let staging = staging_dir.join(&file_name);
-    let key = DataKey::generate();
+    let master = MasterKey::generate();
+    let key = master.data_key();
+    // The real values go into the header's secrets section, under a key
+    // the onboarding container never gets; its state gets placeholders.
+    let section = (!secrets.0.is_empty()).then(|| master.secrets_key().seal(&kept::encode(&secrets)));
     let spinner = printer.spinner("creating the vault (Argon2id)");
-    let created = vault::create_with_key(&staging, &key, password, request.kdf, |w| {
+    let created = vault::create_with_key(&staging, &master, section, password, request.kdf, |w| {
         let mut empty = tar::Builder::new(w);
         empty
             .finish()
@@ -196,7 +233,7 @@ pub fn onboard(
         return Err(e);
     }
 
-    let outcome = in_container(engine, request, &staging, &key, printer);
+    let outcome = in_container(engine, request, &staging, &key, &secrets, printer);
     let outcome = outcome.and_then(|sealed| {
         let vault = VaultFile::open(&staging)?;
         let generation = vault.header().generation;
@@ -212,7 +249,12 @@ pub fn onboard(
         Ok(sealed)
     });
     discard_staging(&staging);
-    Ok((key, outcome?))
+    let keys = Keys {
+        data: key,
+        master: Some(master),
+        slot: 0,
+    };
+    Ok((keys, outcome?))
 }
 
 /// The onboarding container, removed (by its ID) when dropped, with its
@@ -256,6 +298,7 @@ fn in_container(
     request: &Request,
     staging: &Path,
     key: &DataKey,
+    secrets: &kept::Secrets,
     printer: &Printer,
 ) -> Result<u64> {
     let mount = VaultMount::of(staging)?;
@@ -274,6 +317,11 @@ fn in_container(
             socket_dir: crate::paths::egress_dir(&name)?.display().to_string(),
             uid: mount.uid,
             gid: mount.gid,
+            // OpenClaw's onboarding may already call the APIs: through the
+            // broker, as the gateway will.
+            broker: (!secrets.0.is_empty())
+                .then(|| kept::handoff(secrets, request.egress.ca_pem.as_deref()))
+                .transpose()?,
         }),
     };
     if let (Some(plan), true) = (&egress, rustix::process::getuid().is_root()) {
@@ -320,7 +368,7 @@ fn in_container(
         engine,
         name: name.clone(),
     };
-    steps(engine, &name, request, printer)?;
+    steps(engine, &name, request, secrets, printer)?;
     let spinner = printer.spinner("sealing the onboarded state");
     let stopped = container::request_stop(engine, &running.id, &name);
     spinner.finish_and_clear();
@@ -332,7 +380,13 @@ fn in_container(
 /// OpenClaw's onboarding (its wizard through a TTY, or its own flags),
 /// then the secrets given to safeclaw, stored by commands that read them
 /// from stdin.
-fn steps(engine: &Engine, name: &str, request: &Request, printer: &Printer) -> Result<()> {
+fn steps(
+    engine: &Engine,
+    name: &str,
+    request: &Request,
+    kept: &kept::Secrets,
+    printer: &Printer,
+) -> Result<()> {
     let openclaw = |rest: &[&str]| {
         let mut cmd = vec!["openclaw".to_string()];
         cmd.extend(rest.iter().map(|s| s.to_string()));
@@ -356,20 +410,41 @@ fn steps(engine: &Engine, name: &str, request: &Request, printer: &Printer) -> R
         exec::run(engine, name, wizard, None, printer.json)?
     };
     check("OpenClaw's onboarding", code)?;
+    // What the gateway's state gets of a secret the vault keeps: its
+    // placeholder, and OpenClaw's setting that sends its requests to the
+    // broker (docs/secrets.md).
+    let held = |name: &str, real: &Password| match kept.get(name) {
+        Some(s) => zeroize::Zeroizing::new(s.placeholder.as_bytes().to_vec()),
+        None => zeroize::Zeroizing::new(real.as_bytes().to_vec()),
+    };
+    let to_broker = |secret: &str| -> Result<()> {
+        let Some(p) = kept.get(secret).and_then(|_| providers::find(secret).ok()) else {
+            return Ok(());
+        };
+        let cmd = openclaw(&["config", "set", p.setting, &p.broker_url()]);
+        check(
+            "pointing OpenClaw at the egress broker",
+            exec::run(engine, name, cmd, None, printer.json)?,
+        )
+    };
     if let Some((provider, api_key)) = &request.secrets.api_key {
-        printer.note(&format!(
-            "storing the {provider} API key (read from stdin, not argv)"
-        ));
+        let what = if kept.get(provider).is_some() {
+            "a placeholder for the API key (the vault keeps the key for the egress proxy)"
+        } else {
+            "the API key (read from stdin, not argv)"
+        };
+        printer.note(&format!("storing {what} for {provider}"));
         let cmd = openclaw(&["models", "auth", "paste-api-key", "--provider", provider]);
-        let mut line = zeroize::Zeroizing::new(api_key.as_bytes().to_vec());
+        let mut line = held(provider, api_key);
         line.push(b'\n');
         check(
             "storing the API key",
             exec::run(engine, name, cmd, Some(&line), printer.json)?,
         )?;
+        to_broker(provider)?;
     }
     if let Some(token) = &request.secrets.telegram_token {
-        printer.note("storing the Telegram bot token as a file in the state (tokenFile)");
+        printer.note("storing a placeholder for the Telegram bot token as a file in the state (tokenFile; the vault keeps the token for the egress proxy)");
         let path = format!("{STATE_DIR}/{TELEGRAM_TOKEN_PATH}");
         let cmd = vec![
             SAFECLAW_IN_IMAGE.to_string(),
@@ -378,7 +453,7 @@ fn steps(engine: &Engine, name: &str, request: &Request, printer: &Printer) -> R
         ];
         check(
             "storing the bot token",
-            exec::run(engine, name, cmd, Some(token.as_bytes()), printer.json)?,
+            exec::run(engine, name, cmd, Some(&held("telegram", token)), printer.json)?,
         )?;
         for (key, value) in [
             ("channels.telegram.tokenFile", path.as_str()),
@@ -390,6 +465,10 @@ fn steps(engine: &Engine, name: &str, request: &Request, printer: &Printer) -> R
                 exec::run(engine, name, cmd, None, printer.json)?,
             )?;
         }
+        to_broker("telegram")?;
+    }
+    if request.openclaw_args.is_empty() && kept.0.is_empty() {
+        printer.warn("a key typed into OpenClaw's wizard is kept in the gateway's state, where the agent can read it; `--api-key-file` and `--telegram-token-file` keep them out (docs/secrets.md)");
     }
     Ok(())
 }

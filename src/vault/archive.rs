@@ -488,7 +488,7 @@ pub enum RecordsDir {
 impl RecordsDir {
     /// What a vault of format `version` holds under `.safeclaw`.
     pub fn of_version(version: u16) -> Self {
-        if version >= 2 {
+        if version >= super::format::RECORDS_VERSION {
             RecordsDir::Records
         } else {
             RecordsDir::Foreign

@@ -1,5 +1,7 @@
 //! Key material of a vault: the data key, password slots (Argon2id +
-//! AES-256-GCM key wrap), the header MAC and per-generation payload keys.
+//! AES-256-GCM key wrap), the header MAC and per-generation payload keys,
+//! and since format version 3 the master key a slot wraps, from which the
+//! data key and the secrets key are derived (docs/vault-format.md, "Keys").
 //! Every key lives in a type that is zeroized on drop.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -86,6 +88,94 @@ impl DataKey {
     }
 }
 
+/// What a version-3 password slot wraps. The data key (handed to the
+/// guard inside the gateway's container) and the secrets key (never
+/// handed to it: only the host and the egress proxy see what it opens)
+/// are derived from it, so holding the data key opens nothing of the
+/// secrets (docs/secrets.md).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct MasterKey([u8; KEY_LEN]);
+
+/// Opens the vault's secrets section (`Slot::Secrets`).
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct SecretsKey([u8; KEY_LEN]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    pub fn generate() -> Self {
+        MasterKey(random_array())
+    }
+
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    pub fn data_key(&self) -> DataKey {
+        DataKey(self.derive(b"safeclaw-vault v3 data key"))
+    }
+
+    pub fn secrets_key(&self) -> SecretsKey {
+        SecretsKey(self.derive(b"safeclaw-vault v3 secrets key"))
+    }
+
+    fn derive(&self, info: &[u8]) -> [u8; KEY_LEN] {
+        let mut key = [0u8; KEY_LEN];
+        Hkdf::<Sha256>::new(None, &self.0)
+            .expand(info, &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        key
+    }
+}
+
+/// The associated data of the secrets section: it can be nothing else.
+const SECRETS_AAD: &[u8] = b"safeclaw-vault v3 secrets";
+const NONCE_LEN: usize = 12;
+
+impl SecretsKey {
+    /// Nonce (random: a section is sealed a handful of times per key)
+    /// followed by the AES-256-GCM ciphertext of `plain`.
+    pub fn seal(&self, plain: &[u8]) -> Vec<u8> {
+        let nonce: [u8; NONCE_LEN] = random_array();
+        let sealed = Aes256Gcm::new((&self.0).into())
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: SECRETS_AAD,
+                },
+            )
+            .expect("AES-GCM encryption of a bounded section cannot fail");
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// The plaintext of a section `seal` made, or None if it was not made
+    /// under this key or was changed.
+    pub fn open(&self, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        Aes256Gcm::new((&self.0).into())
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: SECRETS_AAD,
+                },
+            )
+            .ok()
+            .map(Zeroizing::new)
+    }
+}
+
 /// Argon2id(password, salt) -> key-encryption key. The parameters must have
 /// passed `KdfParams::check` (the parser does that for every slot it reads).
 fn derive_kek(password: &[u8], kdf: &KdfParams, salt: &[u8; SALT_LEN]) -> Zeroizing<[u8; KEY_LEN]> {
@@ -99,8 +189,13 @@ fn derive_kek(password: &[u8], kdf: &KdfParams, salt: &[u8; SALT_LEN]) -> Zeroiz
     kek
 }
 
-/// A new password slot for `key`, with a fresh salt.
-pub fn wrap_with_password(key: &DataKey, password: &[u8], kdf: KdfParams) -> PasswordSlot {
+/// A new password slot for `key` (a data key in versions 1 and 2, a
+/// master key since 3: `MasterKey::as_bytes`), with a fresh salt.
+pub fn wrap_with_password(
+    key: &[u8; KEY_LEN],
+    password: &[u8],
+    kdf: KdfParams,
+) -> PasswordSlot {
     let salt: [u8; SALT_LEN] = random_array();
     let kek = derive_kek(password, &kdf, &salt);
     let aad = PasswordSlot::aad(&kdf, &salt);
@@ -109,7 +204,7 @@ pub fn wrap_with_password(key: &DataKey, password: &[u8], kdf: KdfParams) -> Pas
         .encrypt(
             Nonce::from_slice(&[0u8; 12]),
             Payload {
-                msg: &key.0,
+                msg: key,
                 aad: &aad,
             },
         )
@@ -123,8 +218,12 @@ pub fn wrap_with_password(key: &DataKey, password: &[u8], kdf: KdfParams) -> Pas
     }
 }
 
-/// The data key if `password` opens `slot`.
-pub fn unwrap_with_password(slot: &PasswordSlot, password: &[u8]) -> Option<DataKey> {
+/// The key `slot` wraps, if `password` opens it: what it is depends on
+/// the vault's version (`VaultFile::unlock_keys`).
+pub fn unwrap_with_password(
+    slot: &PasswordSlot,
+    password: &[u8],
+) -> Option<Zeroizing<[u8; KEY_LEN]>> {
     let kek = derive_kek(password, &slot.kdf, &slot.salt);
     let aad = PasswordSlot::aad(&slot.kdf, &slot.salt);
     let plain = Zeroizing::new(
@@ -138,9 +237,21 @@ pub fn unwrap_with_password(slot: &PasswordSlot, password: &[u8]) -> Option<Data
             )
             .ok()?,
     );
-    let mut key = [0u8; KEY_LEN];
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
     key.copy_from_slice(&plain);
-    Some(DataKey(key))
+    Some(key)
+}
+
+impl From<Zeroizing<[u8; KEY_LEN]>> for DataKey {
+    fn from(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
+        DataKey(*bytes)
+    }
+}
+
+impl From<Zeroizing<[u8; KEY_LEN]>> for MasterKey {
+    fn from(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
+        MasterKey(*bytes)
+    }
 }
 
 pub fn random_array<const N: usize>() -> [u8; N] {
@@ -162,9 +273,9 @@ mod tests {
     #[test]
     fn wrap_unwrap_and_wrong_password() {
         let key = DataKey::generate();
-        let slot = wrap_with_password(&key, b"correct horse", FAST);
+        let slot = wrap_with_password(key.as_bytes(), b"correct horse", FAST);
         let back = unwrap_with_password(&slot, b"correct horse").unwrap();
-        assert_eq!(back.as_bytes(), key.as_bytes());
+        assert_eq!(&*back, key.as_bytes());
         assert!(unwrap_with_password(&slot, b"correct horsf").is_none());
         let mut tampered = slot.clone();
         tampered.kdf.t = 2;
@@ -188,5 +299,23 @@ mod tests {
         assert!(key.verify_header_mac(b"header bytes", &mac));
         assert!(!key.verify_header_mac(b"header bytez", &mac));
         assert!(!DataKey::generate().verify_header_mac(b"header bytes", &mac));
+    }
+
+    #[test]
+    fn the_data_key_opens_nothing_of_the_secrets() {
+        let master = MasterKey::generate();
+        let (data, secrets) = (master.data_key(), master.secrets_key());
+        assert_ne!(data.as_bytes(), master.as_bytes());
+        assert_ne!(&data.0, &secrets.0);
+        // Derived, not random: the same master gives the same keys.
+        assert_eq!(master.data_key().as_bytes(), data.as_bytes());
+        let sealed = secrets.seal(b"sk-ant-real");
+        assert_eq!(&**master.secrets_key().open(&sealed).unwrap(), b"sk-ant-real");
+        // Under the data key (what the guard holds) it does not open.
+        assert!(SecretsKey(*data.as_bytes()).open(&sealed).is_none());
+        let mut changed = sealed.clone();
+        *changed.last_mut().unwrap() ^= 1;
+        assert!(secrets.open(&changed).is_none());
+        assert!(secrets.open(&sealed[..11]).is_none());
     }
 }

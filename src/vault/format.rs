@@ -5,9 +5,16 @@
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"SAFECLAW";
-/// The format version safeclaw writes: 2, whose payload may begin with
-/// safeclaw's records (`.safeclaw/`, docs/vault-format.md "Records").
-pub const VERSION: u16 = 2;
+/// The format version safeclaw writes: 3, whose password slots wrap a
+/// master key (the data key and the secrets key are derived from it) and
+/// whose header may hold a secrets section (docs/vault-format.md, "Keys").
+/// Version 2's payload began with safeclaw's records (`.safeclaw/`,
+/// "Records"); 3's does too.
+pub const VERSION: u16 = 3;
+/// The first version whose slots wrap a master key.
+pub const MASTER_KEY_VERSION: u16 = 3;
+/// The first version whose payload begins with safeclaw's records.
+pub const RECORDS_VERSION: u16 = 2;
 /// The oldest version read: 1, whose payload is the state alone (a
 /// `.safeclaw` in it is the state's, written by whoever could write the
 /// state, and is never taken for records).
@@ -16,7 +23,10 @@ pub const MIN_VERSION: u16 = 1;
 pub const PREFIX_LEN: usize = 12;
 pub const MIN_HEADER_LEN: usize = FIXED_LEN + SLOT_PREFIX_LEN + CHECKSUM_LEN + MAC_LEN;
 /// Bounds what a reader allocates for a header before anything is checked.
-pub const MAX_HEADER_LEN: usize = 4096;
+pub const MAX_HEADER_LEN: usize = 16384;
+/// The most a secrets section may hold (sealed): a handful of API keys
+/// and tokens with their hosts fit many times over.
+pub const MAX_SECRETS_LEN: usize = 12 * 1024;
 pub const MAX_SLOTS: usize = 8;
 pub const CHECKSUM_LEN: usize = 32;
 pub const MAC_LEN: usize = 32;
@@ -29,6 +39,9 @@ pub const MAX_CHUNK_SIZE: u32 = 1024 * 1024;
 const FIXED_LEN: usize = 65;
 const SLOT_PREFIX_LEN: usize = 3;
 pub const SLOT_KIND_PASSWORD: u8 = 1;
+/// The secrets section (version 3): sealed under the secrets key, opaque
+/// to whoever holds only the data key (the guard), which copies it.
+pub const SLOT_KIND_SECRETS: u8 = 2;
 const PASSWORD_SLOT_BODY_LEN: usize = 12 + SALT_LEN + WRAPPED_KEY_LEN;
 
 /// Argon2id parameters of a password slot.
@@ -97,6 +110,9 @@ impl KdfParams {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slot {
     Password(PasswordSlot),
+    /// Not a way to the key: the vault's secrets, sealed under the secrets
+    /// key (`crypto::SecretsKey::seal`). At most one, version 3 only.
+    Secrets(Vec<u8>),
     /// A kind this version does not know; kept byte for byte.
     Unknown {
         kind: u8,
@@ -232,6 +248,13 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedHeader, FormatError> {
     if r.pos != body_end {
         return Err(FormatError::Damaged("bytes after the last slot"));
     }
+    let sections = slots
+        .iter()
+        .filter(|s| matches!(s, Slot::Secrets(_)))
+        .count();
+    if sections > usize::from(version >= MASTER_KEY_VERSION) {
+        return Err(FormatError::Damaged("a secrets section where none may be"));
+    }
     check_total_cost(&slots)?;
     let mut mac = [0u8; MAC_LEN];
     mac.copy_from_slice(&bytes[len - MAC_LEN..]);
@@ -256,7 +279,7 @@ fn check_total_cost(slots: &[Slot]) -> Result<(), FormatError> {
         .iter()
         .filter_map(|s| match s {
             Slot::Password(p) => Some(p.kdf.cost()),
-            Slot::Unknown { .. } => None,
+            Slot::Secrets(_) | Slot::Unknown { .. } => None,
         })
         .collect();
     // Each cost is at most 2^35 (after the per-slot caps), so 8 cannot overflow.
@@ -271,6 +294,12 @@ fn check_total_cost(slots: &[Slot]) -> Result<(), FormatError> {
 }
 
 fn parse_slot(kind: u8, body: &[u8]) -> Result<Slot, FormatError> {
+    if kind == SLOT_KIND_SECRETS {
+        if body.len() > MAX_SECRETS_LEN {
+            return Err(FormatError::Damaged("the secrets section is too long"));
+        }
+        return Ok(Slot::Secrets(body.to_vec()));
+    }
     if kind != SLOT_KIND_PASSWORD {
         return Ok(Slot::Unknown {
             kind,
@@ -320,6 +349,14 @@ pub fn serialize_mac_input(h: &Header) -> Result<Vec<u8>, FormatError> {
             Slot::Password(s) => {
                 out.extend_from_slice(&PasswordSlot::aad(&s.kdf, &s.salt));
                 out.extend_from_slice(&s.wrapped_key);
+            }
+            Slot::Secrets(body) => {
+                if body.len() > MAX_SECRETS_LEN {
+                    return Err(FormatError::Damaged("the secrets section is too long"));
+                }
+                out.push(SLOT_KIND_SECRETS);
+                out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+                out.extend_from_slice(body);
             }
             Slot::Unknown { kind, body } => {
                 let body_len =
@@ -510,13 +547,41 @@ mod tests {
     }
 
     #[test]
+    fn one_secrets_slot_in_version_3_and_none_elsewhere() {
+        let with = |version: u16, sections: usize, len: usize| {
+            let mut slots = vec![password_slot(KdfParams::DEFAULT)];
+            slots.extend((0..sections).map(|_| Slot::Secrets(vec![7; len])));
+            let h = Header {
+                version,
+                ..sample(slots)
+            };
+            serialize_mac_input(&h).map(|mut b| {
+                b.extend_from_slice(&[0xAA; MAC_LEN]);
+                parse(&b)
+            })
+        };
+        let ok = with(3, 1, MAX_SECRETS_LEN).unwrap().unwrap();
+        assert_eq!(ok.header.slots[1], Slot::Secrets(vec![7; MAX_SECRETS_LEN]));
+        assert!(ok.len > 4096, "the header grows past version 2's cap");
+        assert!(with(3, 0, 0).unwrap().is_ok());
+        for (version, sections) in [(3, 2), (2, 1), (1, 1)] {
+            assert_eq!(
+                with(version, sections, 40).unwrap().unwrap_err(),
+                FormatError::Damaged("a secrets section where none may be"),
+                "version {version}, {sections} sections"
+            );
+        }
+        assert!(with(3, 1, MAX_SECRETS_LEN + 1).is_err());
+    }
+
+    #[test]
     fn prefix_classification() {
         assert_eq!(header_len(b"hello world!"), Err(FormatError::NotAVault));
         assert_eq!(header_len(b""), Err(FormatError::NotAVault));
         assert!(matches!(header_len(b"SAFEC"), Err(FormatError::Damaged(_))));
         assert_eq!(
-            header_len(b"SAFECLAW\x00\x03\x01\x00"),
-            Err(FormatError::UnsupportedVersion(3))
+            header_len(b"SAFECLAW\x00\x04\x01\x00"),
+            Err(FormatError::UnsupportedVersion(4))
         );
         assert_eq!(
             header_len(b"SAFECLAW\x00\x00\x01\x00"),

@@ -27,7 +27,24 @@ use zeroize::Zeroizing;
 use crate::error::{Class, Error, Result};
 use crate::password::Password;
 use crate::private_fs::AtomicFile;
-use crypto::DataKey;
+use crypto::{DataKey, MasterKey};
+
+/// What a password opens (`VaultFile::unlock_keys`).
+pub struct Keys {
+    /// Opens the payload; the guard's key.
+    pub data: DataKey,
+    /// Version 3 and later: what the slot wraps. Never leaves the host.
+    pub master: Option<MasterKey>,
+    /// The index of the slot that opened.
+    pub slot: usize,
+}
+
+impl Keys {
+    /// Opens the secrets section (version 3 and later).
+    pub fn secrets_key(&self) -> Option<crypto::SecretsKey> {
+        self.master.as_ref().map(MasterKey::secrets_key)
+    }
+}
 use format::{FormatError, Header, ParsedHeader, Slot};
 
 /// zstd level for new payloads: fast, and far better than gzip's ratio.
@@ -124,19 +141,37 @@ impl VaultFile {
     /// Recovers the data key with a password and authenticates the header.
     /// Also returns the index of the slot that opened.
     pub fn unlock(&self, password: &Password) -> Result<(DataKey, usize)> {
+        let keys = self.unlock_keys(password)?;
+        Ok((keys.data.clone(), keys.slot))
+    }
+
+    /// Recovers every key a password opens and authenticates the header:
+    /// from version 3 on, the master key and what it derives; before, the
+    /// data key the slot wraps.
+    pub fn unlock_keys(&self, password: &Password) -> Result<Keys> {
         let mut had_slot = false;
         for (index, slot) in self.header().slots.iter().enumerate() {
             let Slot::Password(slot) = slot else { continue };
             had_slot = true;
-            if let Some(key) = crypto::unwrap_with_password(slot, password.as_bytes()) {
-                if !key.verify_header_mac(&self.parsed.mac_input, &self.parsed.mac) {
+            if let Some(raw) = crypto::unwrap_with_password(slot, password.as_bytes()) {
+                let (data, master) = if self.header().version >= format::MASTER_KEY_VERSION {
+                    let master = MasterKey::from(raw);
+                    (master.data_key(), Some(master))
+                } else {
+                    (DataKey::from(raw), None)
+                };
+                if !data.verify_header_mac(&self.parsed.mac_input, &self.parsed.mac) {
                     return Err(Error::damaged(format!(
                         "{}: the header was modified (authentication failed)",
                         self.path.display()
                     ))
                     .with_hint("restore the vault from a backup; this file cannot be trusted"));
                 }
-                return Ok((key, index));
+                return Ok(Keys {
+                    data,
+                    master,
+                    slot: index,
+                });
             }
         }
         if !had_slot {
@@ -150,6 +185,15 @@ impl VaultFile {
             format!("wrong password for {}", self.path.display()),
         )
         .with_hint("try again; a vault password cannot be recovered"))
+    }
+
+    /// The sealed secrets section, if the header holds one (authenticate
+    /// the header first: `unlock_keys` or `authenticate`).
+    pub fn secrets_section(&self) -> Option<&[u8]> {
+        self.header().slots.iter().find_map(|s| match s {
+            Slot::Secrets(body) => Some(body.as_slice()),
+            _ => None,
+        })
     }
 
     /// Checks that `key` is this vault's data key (the header MAC).
@@ -339,8 +383,9 @@ fn encode_header(key: &DataKey, header: &Header) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// A new header for a first generation with one password slot.
-pub fn new_header(key: &DataKey, password: &Password, kdf: format::KdfParams) -> Header {
+/// A new header for a first generation with one password slot around
+/// `master` (the payload is then sealed under `master.data_key()`).
+pub fn new_header(master: &MasterKey, password: &Password, kdf: format::KdfParams) -> Header {
     Header {
         version: format::VERSION,
         generation: 1,
@@ -348,7 +393,7 @@ pub fn new_header(key: &DataKey, password: &Password, kdf: format::KdfParams) ->
         chunk_size: format::DEFAULT_CHUNK_SIZE,
         payload_salt: crypto::random_array(),
         slots: vec![Slot::Password(crypto::wrap_with_password(
-            key,
+            master.as_bytes(),
             password.as_bytes(),
             kdf,
         ))],
@@ -427,6 +472,41 @@ pub fn rewrite_records(
     })
 }
 
+/// Replaces the secrets section of the vault at `path` (host side; None
+/// removes it): the next generation, its payload the current one's, read
+/// to its last chunk and copied through, its password slots as they were.
+/// Version 3 only: before it, the slots wrap the data key the guard holds,
+/// and a section under it would be open to the gateway's container.
+///
+/// The caller makes sure no guard runs from this vault meanwhile: its next
+/// seal would race this one for the generation.
+pub fn rewrite_secrets(
+    path: &Path,
+    key: &DataKey,
+    keep: usize,
+    section: Option<Vec<u8>>,
+) -> Result<u64> {
+    let current = VaultFile::open(path)?;
+    current.authenticate(key)?;
+    if current.header().version < format::MASTER_KEY_VERSION {
+        return Err(Error::usage(format!(
+            "{} is vault format version {}, whose password slot opens the guard's key: it cannot keep secrets from the gateway",
+            path.display(),
+            current.header().version
+        ))
+        .with_hint("`safeclaw vault rekey` moves it to version 3 (a new key for it and its kept generations)"));
+    }
+    let mut old = current.header().clone();
+    old.slots.retain(|s| !matches!(s, Slot::Secrets(_)));
+    old.slots.extend(section.map(Slot::Secrets));
+    let mut payload = current.payload(key, |_| {})?;
+    write_next_generation(path, key, old, keep, |w| {
+        io::copy(&mut payload, w)
+            .map(|_| ())
+            .map_err(|e| archive::classify_read_error(e, "payload"))
+    })
+}
+
 /// Writes the generation after `old` at `path` under `key`, its payload
 /// made by `fill` (a tar stream), keeping the replaced file as
 /// `<path>.g<N>` and the newest `keep` older ones.
@@ -437,10 +517,10 @@ fn write_next_generation(
     keep: usize,
     fill: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<u64> {
-    // A new payload, written with records first: the current version,
-    // whatever the replaced one was.
+    // A new payload, written with records first, so at least the records'
+    // version; the key schedule (what the slots wrap) stays as it was.
     let header = Header {
-        version: format::VERSION,
+        version: old.version.max(format::RECORDS_VERSION),
         generation: old.generation + 1,
         created: now(),
         payload_salt: crypto::random_array(),
@@ -473,19 +553,22 @@ impl Resealed {
 }
 
 /// Re-seals the vault file `current` (opened, authenticated with
-/// `old_key`) under `new_key` with `slots`: same generation and creation
-/// time, a fresh payload salt. The payload is read through to its last
+/// `old_key`) under `new_key` with `slots` as `version` (the payload is
+/// the same in versions 2 and 3, which differ in what the slots wrap):
+/// same generation and creation time, a fresh payload salt. The payload is read through to its last
 /// chunk, so a damaged file fails whole; nothing replaces the original
 /// until `Resealed::commit`.
 pub fn reseal(
     current: VaultFile,
     old_key: &DataKey,
     new_key: &DataKey,
+    version: u16,
     slots: &[Slot],
 ) -> Result<Resealed> {
     current.authenticate(old_key)?;
     let path = current.path.clone();
     let header = Header {
+        version,
         payload_salt: crypto::random_array(),
         slots: slots.to_vec(),
         ..current.header().clone()
@@ -543,35 +626,43 @@ pub fn create<T>(
     kdf: format::KdfParams,
     fill: impl FnOnce(&mut dyn Write) -> Result<T>,
 ) -> Result<T> {
-    create_with_key(dest, &DataKey::generate(), password, kdf, fill)
+    create_with_key(dest, &MasterKey::generate(), None, password, kdf, fill)
 }
 
-/// `create` with a data key the caller keeps (onboarding hands it to the
-/// guard without a second Argon2 run).
+/// `create` with a master key the caller keeps (onboarding hands its data
+/// key to the guard without a second Argon2 run) and, when given, a
+/// secrets section sealed under its secrets key.
 pub fn create_with_key<T>(
     dest: &Path,
-    key: &DataKey,
+    master: &MasterKey,
+    secrets: Option<Vec<u8>>,
     password: Password,
     kdf: format::KdfParams,
     fill: impl FnOnce(&mut dyn Write) -> Result<T>,
 ) -> Result<T> {
+    let placeholder_slot = Slot::Password(format::PasswordSlot {
+        kdf,
+        salt: [0; format::SALT_LEN],
+        wrapped_key: [0; format::WRAPPED_KEY_LEN],
+    });
+    let with_secrets = |first: Slot| {
+        let mut slots = vec![first];
+        slots.extend(secrets.clone().map(Slot::Secrets));
+        slots
+    };
     let shape = Header {
         version: format::VERSION,
         generation: 1,
         created: now(),
         chunk_size: format::DEFAULT_CHUNK_SIZE,
         payload_salt: crypto::random_array(),
-        slots: vec![Slot::Password(format::PasswordSlot {
-            kdf,
-            salt: [0; format::SALT_LEN],
-            wrapped_key: [0; format::WRAPPED_KEY_LEN],
-        })],
+        slots: with_secrets(placeholder_slot),
     };
     let wrap = {
-        let key = key.clone();
+        let master = master.clone();
         std::thread::Builder::new()
             .name("argon2".into())
-            .spawn(move || crypto::wrap_with_password(&key, password.as_bytes(), kdf))
+            .spawn(move || crypto::wrap_with_password(master.as_bytes(), password.as_bytes(), kdf))
             .map_err(|e| Error::failure(format!("starting the key derivation thread: {e}")))?
     };
     let finish = || {
@@ -579,11 +670,11 @@ pub fn create_with_key<T>(
             .join()
             .map_err(|_| Error::failure("the key derivation thread failed"))?;
         Ok(Header {
-            slots: vec![Slot::Password(slot)],
+            slots: with_secrets(Slot::Password(slot)),
             ..shape.clone()
         })
     };
-    write_late_header(dest, Replace::Never, key, &shape, finish, fill)
+    write_late_header(dest, Replace::Never, &master.data_key(), &shape, finish, fill)
 }
 
 /// `write`, with the header produced by `header` after the payload is

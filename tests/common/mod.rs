@@ -490,6 +490,127 @@ pub fn proc_texts() -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// The host pids of every process of a running container: its first
+/// process and all of their descendants.
+pub fn container_pids(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> Vec<u32> {
+    let Some(first) = rt
+        .block_on(docker.inspect_container(name, None))
+        .ok()
+        .and_then(|c| c.state)
+        .and_then(|s| s.pid)
+        .filter(|p| *p > 0)
+    else {
+        return Vec::new();
+    };
+    let mut pids = vec![first as u32];
+    let mut i = 0;
+    while i < pids.len() {
+        let pid = pids[i];
+        for task in fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            pids.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+        i += 1;
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Which of `needles` the memory of process `pid` holds, read as root
+/// through /proc/PID/mem: every readable mapping that is anonymous (heap,
+/// stacks, the JIT's and allocators' memory) or backed by a file the
+/// container wrote (its tmpfs state, /tmp); the image's own files (the
+/// binaries, node_modules) cannot hold what the run received. Also the
+/// total bytes read, to show the sweep was not empty.
+pub fn memory_holds(pid: u32, needles: &[&str]) -> (Vec<String>, u64) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return (Vec::new(), 0);
+    };
+    let Ok(mut mem) = fs::File::open(format!("/proc/{pid}/mem")) else {
+        return (Vec::new(), 0);
+    };
+    let longest = needles.iter().map(|n| n.len()).max().unwrap_or(1);
+    let mut found: Vec<String> = Vec::new();
+    let mut read = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    for line in maps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(range), Some(perms)) = (fields.first(), fields.get(1)) else {
+            continue;
+        };
+        let path = fields.get(5).copied().unwrap_or("");
+        let ours = path.is_empty()
+            || path.starts_with('[') && path != "[vvar]" && path != "[vsyscall]"
+            || path.starts_with("/state")
+            || path.starts_with("/tmp")
+            || path.starts_with("/dev/shm")
+            || path.starts_with("/memfd:");
+        if !perms.starts_with('r') || !ours {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        // Chunks overlap by a needle's length, so none is cut in two.
+        let mut at = start;
+        while at < end {
+            let len = ((end - at) as usize).min(buf.len());
+            if mem.seek(SeekFrom::Start(at)).is_err() {
+                break;
+            }
+            let Ok(n) = mem.read(&mut buf[..len]) else {
+                break;
+            };
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+            for needle in needles {
+                if !found.iter().any(|f| f == needle) && contains(&buf[..n], needle) {
+                    found.push(needle.to_string());
+                }
+            }
+            if at + (n as u64) >= end {
+                break;
+            }
+            at += (n as u64).saturating_sub(longest as u64).max(1);
+        }
+    }
+    (found, read)
+}
+
+/// Which of `needles` any process of the container `name` holds in its
+/// memory, as "pid N (comm): needle"; panics if nothing could be read (not
+/// root, or no process: a sweep that proves nothing).
+pub fn container_memory_holds(
+    rt: &tokio::runtime::Runtime,
+    docker: &Docker,
+    name: &str,
+    needles: &[&str],
+) -> Vec<String> {
+    let pids = container_pids(rt, docker, name);
+    assert!(!pids.is_empty(), "{name} has no process to sweep");
+    let mut out = Vec::new();
+    let mut total = 0;
+    for pid in pids {
+        let (found, read) = memory_holds(pid, needles);
+        total += read;
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        out.extend(
+            found
+                .into_iter()
+                .map(|n| format!("pid {pid} ({}): {n}", comm.trim())),
+        );
+    }
+    assert!(total > 0, "nothing of {name}'s memory could be read (run as root)");
+    out
+}
+
 pub fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }

@@ -1,0 +1,190 @@
+//! `safeclaw secrets list`, `set` and `remove`: the API keys and bot
+//! token the vault keeps out of the gateway, in its header's secrets
+//! section (docs/secrets.md). A change is sealed as the vault's next
+//! generation, its payload copied through; refused while a bot runs from
+//! the vault, since its proxy holds the secrets it started with and its
+//! guard's seals race the change.
+
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::password::Confirm;
+use crate::printer::Printer;
+use crate::runtime::engine::Engine;
+use crate::secrets::{self, providers, Secrets};
+use crate::vault::{self, VaultFile};
+
+use super::egress_policy::refuse_while_running;
+use super::settings::{EgressPolicy, SecretsChange};
+use super::shared;
+
+pub fn list(s: EgressPolicy, printer: &Printer) -> Result<()> {
+    let path = crate::paths::vault(&s.vault)?;
+    let vault = VaultFile::open(&path)?;
+    let keys = shared::unlock_keys(&vault, &s.password, printer)?;
+    let kept = secrets::load(&vault, &keys)?.unwrap_or_default();
+    let used = last_used(&vault.records(&keys.data)?);
+    let mut lines = Vec::new();
+    let mut rows = Vec::new();
+    for s in &kept.0 {
+        let p = providers::find(&s.name).map_err(Error::damaged)?;
+        let last = used.iter().find(|(n, _)| *n == s.name).map(|(_, t)| *t);
+        let when = |t: u64| {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
+                .to_string()
+        };
+        lines.push(format!(
+            "{:<10} for {}:{}  set {}  last used {}",
+            s.name,
+            p.host,
+            p.port,
+            when(s.set_at),
+            last.map(|ms| when(ms / 1000)).unwrap_or_else(|| "never".into())
+        ));
+        rows.push(json!({
+            "name": s.name, "host": p.host, "port": p.port,
+            "placeholder": s.placeholder, "set_at": s.set_at,
+            "last_used_ms": last,
+        }));
+    }
+    let text = if lines.is_empty() {
+        format!(
+            "{} keeps no secrets out of the gateway{}",
+            path.display(),
+            if vault.header().version < vault::format::MASTER_KEY_VERSION {
+                " (format version 2: `safeclaw vault rekey` moves it to 3, which can)"
+            } else {
+                ""
+            }
+        )
+    } else {
+        format!("secrets (values never shown):\n  {}", lines.join("\n  "))
+    };
+    printer.result(
+        &text,
+        json!({ "ok": true, "vault": path, "secrets": rows }),
+    );
+    Ok(())
+}
+
+/// When each secret was last put into a request: the newest broker event
+/// naming it in the egress log the vault keeps (Unix milliseconds).
+fn last_used(records: &vault::Records) -> Vec<(String, u64)> {
+    #[derive(serde::Deserialize)]
+    struct Used<'a> {
+        time_ms: u64,
+        decision: &'a str,
+        secret: Option<&'a str>,
+    }
+    let mut out: Vec<(String, u64)> = Vec::new();
+    let log = records
+        .get(crate::egress::log_file::RECORD)
+        .unwrap_or_default();
+    for line in log.split(|&b| b == b'\n') {
+        let Ok(u) = serde_json::from_slice::<Used>(line) else {
+            continue;
+        };
+        let (Some(name), "allowed") = (u.secret, u.decision) else {
+            continue;
+        };
+        match out.iter_mut().find(|(n, _)| n == name) {
+            Some((_, t)) => *t = (*t).max(u.time_ms),
+            None => out.push((name.to_string(), u.time_ms)),
+        }
+    }
+    out
+}
+
+pub fn change(s: SecretsChange, engine: &Engine, printer: &Printer) -> Result<()> {
+    let path = crate::paths::vault(&s.vault.vault)?;
+    let path = crate::paths::in_resolved_dir(&path)?;
+    refuse_while_running(engine, &path, "secrets")?;
+    let vault = VaultFile::open(&path)?;
+    let keys = shared::unlock_keys(&vault, &s.vault.password, printer)?;
+    let Some(secrets_key) = keys.secrets_key() else {
+        return Err(Error::usage(format!(
+            "{} is vault format version {}, whose password slot opens the guard's key: it cannot keep secrets from the gateway",
+            path.display(),
+            vault.header().version
+        ))
+        .with_hint("`safeclaw vault rekey` moves it to version 3 (a new key for it and its kept generations)"));
+    };
+    let mut kept = secrets::load(&vault, &keys)?.unwrap_or_default();
+    drop(vault);
+    let provider = providers::find(&s.name).map_err(Error::usage)?;
+    let had = kept.get(&s.name).is_some();
+    match &s.value {
+        Some(source) => {
+            let (value, warning) = crate::password::read(source, "secret", Confirm::Once)?;
+            if let Some(w) = warning {
+                printer.warn(&w);
+            }
+            let value = std::str::from_utf8(value.as_bytes())
+                .map(|v| zeroize::Zeroizing::new(v.to_string()))
+                .map_err(|_| Error::usage("the secret is not text"))?;
+            kept.set(&s.name, value, vault::now())
+                .map_err(|why| Error::usage(format!("the {} secret: {why}", s.name)))?;
+        }
+        None if !kept.remove(&s.name) => {
+            return Err(Error::usage(format!(
+                "{} keeps no {} secret",
+                path.display(),
+                s.name
+            ))
+            .with_hint("`safeclaw secrets list` shows what it keeps"));
+        }
+        None => {}
+    }
+    let section = (!kept.0.is_empty()).then(|| secrets_key.seal(&secrets::encode(&kept)));
+    let generation = vault::rewrite_secrets(&path, &keys.data, s.keep_generations, section)?;
+    crate::rollback::record_authenticated(&path, generation, printer);
+    let json = json!({ "ok": true, "vault": path, "generation": generation, "name": s.name,
+                        "set": s.value.is_some(), "host": provider.host });
+    if s.value.is_none() {
+        printer.result(
+            &format!(
+                "removed the {} secret (vault generation {generation}); requests of the gateway for it now reach {} with its placeholder, and fail",
+                s.name, provider.host
+            ),
+            json,
+        );
+        return Ok(());
+    }
+    if !had {
+        tell_setup(&kept, provider, printer);
+    }
+    printer.result(
+        &format!(
+            "set the {} secret for {} (vault generation {generation}); the egress proxy puts it into requests from the next start",
+            s.name, provider.host
+        ),
+        json,
+    );
+    Ok(())
+}
+
+/// A secret new to the vault works once the gateway's OpenClaw sends its
+/// requests to the broker with the placeholder: onboarding does that; for
+/// a vault onboarded before, say how.
+fn tell_setup(kept: &Secrets, p: &providers::Provider, printer: &Printer) {
+    let Some(s) = kept.get(p.name) else { return };
+    let credential = if p.name == "telegram" {
+        format!(
+            "write the placeholder into the token file: `printf %s '{}' | safeclaw exec -- safeclaw write-secret {}/{}`",
+            s.placeholder,
+            crate::runtime::layout::STATE_DIR,
+            crate::runtime::onboarding::TELEGRAM_TOKEN_PATH
+        )
+    } else {
+        format!(
+            "store the placeholder as its key: `echo '{}' | safeclaw exec -- openclaw models auth paste-api-key --provider {}`",
+            s.placeholder, p.name
+        )
+    };
+    printer.note(&format!(
+        "the gateway's OpenClaw must send {} requests to the egress proxy's broker: once started, run `safeclaw exec -- openclaw config set {} {}` and {credential}; until then it uses what its state holds (docs/secrets.md)",
+        p.name,
+        p.setting,
+        p.broker_url()
+    ));
+}
