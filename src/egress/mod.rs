@@ -4,6 +4,8 @@
 //! (`request`), and the proxy that enforces them (`proxy`).
 
 pub mod address;
+pub mod broker;
+pub mod handoff;
 pub mod log_file;
 pub mod network;
 pub mod policy;

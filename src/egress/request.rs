@@ -6,7 +6,7 @@
 /// The most a request head may take, request line and headers together.
 pub const MAX_HEAD: usize = 8192;
 /// The most header lines a head may have.
-const MAX_HEADERS: usize = 64;
+pub const MAX_HEADERS: usize = 64;
 /// The longest host a request may name: DNS's limit on a name (an IPv6
 /// literal is shorter). Longer ones would only grow the log.
 const MAX_HOST: usize = 253;
