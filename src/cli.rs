@@ -109,6 +109,14 @@ pub enum Command {
     #[command(hide = true)]
     Idle,
 
+    /// In the container, for `audit`: the files of DIR that hold what looks
+    /// like a real API key or bot token (one JSON line each, never the value)
+    #[command(hide = true)]
+    ScanSecrets {
+        /// The state dir
+        dir: PathBuf,
+    },
+
     /// In the container: store a secret read from stdin as a 0600 file of the state dir
     #[command(hide = true)]
     WriteSecret {
@@ -172,6 +180,16 @@ pub struct SecretsSetArgs {
 
     #[command(flatten)]
     pub policy: EgressPolicyArgs,
+
+    /// For a secret new to the vault, its gateway's OpenClaw gets the
+    /// placeholder in a short run of the vault in this image
+    #[command(flatten)]
+    pub image: ImageChoice,
+
+    /// Only store the value: leave the gateway's state as it is (it holds
+    /// the placeholder already, or you set it up by hand)
+    #[arg(long)]
+    pub vault_only: bool,
 
     /// Older vault generations to keep (the change is sealed as a new one)
     #[arg(long, default_value_t = default::KEEP_GENERATIONS)]

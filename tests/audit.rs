@@ -360,6 +360,53 @@ fn a_container_started_by_safeclaw_has_no_high_or_medium_finding() {
         ids(&report).contains("openclaw.summary.attack_surface"),
         "{report:#}"
     );
+    assert!(
+        !ids(&report).contains("container.state-scan-unavailable"),
+        "{report:#}"
+    );
+    // A real-looking key the agent can read (as OpenClaw keeps one when
+    // the wizard was given it): found, by kind and file, never by value.
+    let key = format!("sk-ant-api03-{}", "K".repeat(60));
+    let (code, out) = rt
+        .block_on(safeclaw::runtime::exec::exec_capture(
+            &docker,
+            &name,
+            vec![
+                "sh".into(),
+                "-c".into(),
+                format!(
+                    "mkdir -p /state/state && printf 'x\\0{key}\\0' > /state/state/openclaw.sqlite"
+                ),
+            ],
+            4096,
+        ))
+        .unwrap();
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+    let (code, report, stderr) = audit_json(
+        &[
+            "--container",
+            &name,
+            "--guide-dir",
+            empty.to_str().unwrap(),
+            "--no-openclaw",
+        ],
+        &home,
+    );
+    assert_eq!(code, 6, "{stderr}");
+    let found: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "container.state-holds-a-key")
+        .collect();
+    assert_eq!(found.len(), 1, "{report:#}");
+    assert_eq!(found[0]["severity"], "high");
+    let evidence = found[0]["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("/state/state/openclaw.sqlite: an Anthropic API key"),
+        "{evidence}"
+    );
+    assert!(!report.to_string().contains(&key));
     safeclaw()
         .args(["stop", "--name", &name])
         .assert()

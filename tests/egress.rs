@@ -765,56 +765,6 @@ fn start_locks_egress_to_the_vault_s_policy_and_stop_removes_the_proxy() {
     stop();
 }
 
-/// A CA and a certificate for the test's upstream: every API host name it
-/// stands in for. The broker trusts the CA only because `--egress-ca`
-/// says so (docs/broker.md); nothing else does.
-fn test_ca(dir: &std::path::Path, names: &[&str]) -> std::path::PathBuf {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "safeclaw test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    // Read by the upstream's user (10001) through its own bind mount.
-    let certs = dir.join("certs");
-    std::fs::create_dir(&certs).unwrap();
-    std::fs::set_permissions(&certs, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for (name, pem) in [
-        ("leaf.pem", leaf.pem()),
-        ("leaf.key", leaf_key.serialize_pem()),
-        ("ca.pem", ca_cert.pem()),
-    ] {
-        std::fs::write(certs.join(name), pem).unwrap();
-        std::fs::set_permissions(certs.join(name), std::fs::Permissions::from_mode(0o644))
-            .unwrap();
-    }
-    certs
-}
-
-/// The request heads the test's HTTPS upstream received, in order.
-fn upstream_heads(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> Vec<String> {
-    rt.block_on(async {
-        let mut logs = docker.logs(
-            name,
-            Some(LogsOptionsBuilder::new().stdout(true).build()),
-        );
-        let mut text = String::new();
-        while let Some(Ok(chunk)) = logs.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        }
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v["upstream_head"].as_str().map(str::to_string))
-            .collect()
-    })
-}
-
 /// Issue 17's proof on a real engine: the gateway holds placeholders; the
 /// proxy's broker puts the real API key into the model API's request and
 /// the real bot token into the Telegram API's path, for their own hosts
@@ -854,9 +804,15 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
             image: Some(image.clone()),
             entrypoint: Some(vec!["/usr/local/bin/openclaw".into()]),
             cmd: Some(
-                ["net", "https-serve", "443", "/certs/leaf.pem", "/certs/leaf.key"]
-                    .map(String::from)
-                    .to_vec(),
+                [
+                    "net",
+                    "https-serve",
+                    "443",
+                    "/certs/leaf.pem",
+                    "/certs/leaf.key",
+                ]
+                .map(String::from)
+                .to_vec(),
             ),
             user: Some("10001:10001".into()),
             host_config: Some(HostConfig {
@@ -909,8 +865,10 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
     let real_token = format!("123456789:AAREALTOKEN{pid}x");
     for (name, value) in [("anthropic", &real_key), ("telegram", &real_token)] {
         let file = pw_file(dir.path(), name, format!("{value}\r\n").as_bytes());
+        // New to the vault: its state gets the placeholder in a run of
+        // the vault in the image (the stand-in keeps it in auth.json).
         safeclaw()
-            .args(["secrets", "set", name, "--from-file"])
+            .args(["secrets", "set", name, "--image", &image, "--from-file"])
             .arg(&file)
             .arg("--vault")
             .arg(&vault)
@@ -948,6 +906,24 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
     };
     let (key_ph, token_ph) = (placeholder("anthropic"), placeholder("telegram"));
     assert!(!listed.to_string().contains("REAL"), "{listed}");
+    // The state got the placeholders and the broker's URLs, nothing real.
+    let out = dir.path().join("out");
+    export_cmd(&vault, &out, &pw).assert().success();
+    let auth = std::fs::read_to_string(out.join("auth.json")).unwrap();
+    assert_eq!(auth, format!(r#"{{"anthropic":"{key_ph}"}}"#));
+    assert_eq!(
+        std::fs::read_to_string(out.join("credentials/telegram-bot-token")).unwrap(),
+        token_ph
+    );
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(
+        config.contains("/safeclaw-broker/anthropic")
+            && config.contains("/safeclaw-broker/telegram"),
+        "{config}"
+    );
+    let mut files = Vec::new();
+    files_under(&out, &mut files);
+    assert!(files.iter().all(|(_, b)| !contains(b, "REAL")));
 
     let mut start = safeclaw();
     start
@@ -988,7 +964,10 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
         "/safeclaw-broker/anthropic/v1/messages",
         &[format!("x-api-key:{key_ph}")],
     );
-    assert!(out.contains("401") && out.contains("stand-in upstream"), "{out}");
+    assert!(
+        out.contains("401") && out.contains("stand-in upstream"),
+        "{out}"
+    );
     // The Telegram API: the real token in its path.
     let (code, out) = http(
         "GET",
@@ -1001,7 +980,9 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
     assert_eq!(heads.len(), 2, "{heads:#?}");
     assert!(
         heads[0].starts_with("POST /v1/messages HTTP/1.1\r\n")
-            && heads[0].to_ascii_lowercase().contains("host: api.anthropic.com\r\n")
+            && heads[0]
+                .to_ascii_lowercase()
+                .contains("host: api.anthropic.com\r\n")
             && heads[0].contains(&format!("x-api-key: {real_key}\r\n"))
             && !heads[0].contains(&key_ph),
         "{}",
@@ -1009,7 +990,9 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
     );
     assert!(
         heads[1].starts_with(&format!("GET /bot{real_token}/getMe HTTP/1.1\r\n"))
-            && heads[1].to_ascii_lowercase().contains("host: api.telegram.org\r\n"),
+            && heads[1]
+                .to_ascii_lowercase()
+                .contains("host: api.telegram.org\r\n"),
         "{}",
         heads[1]
     );
@@ -1024,11 +1007,7 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("403"), "{out}");
-    let (code, out) = http(
-        "GET",
-        &format!("http://third.test/?k={key_ph}"),
-        &[],
-    );
+    let (code, out) = http("GET", &format!("http://third.test/?k={key_ph}"), &[]);
     assert_eq!(code, 1, "{out}");
     let (code, out) = http(
         "CONNECT",
@@ -1056,7 +1035,10 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
             .filter(|e| e["secret"] == name && e["decision"] == "allowed")
             .count()
     };
-    assert!(with_secret("anthropic") >= 1 && with_secret("telegram") == 1, "{log:#?}");
+    assert!(
+        with_secret("anthropic") >= 1 && with_secret("telegram") == 1,
+        "{log:#?}"
+    );
     let refused: Vec<&serde_json::Value> = log
         .iter()
         .filter(|e| {
@@ -1071,14 +1053,16 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
 
     // A checkpoint (SIGUSR1 to the guard) and the sweep again; a process
     // that holds a placeholder shows the sweep reads such memory.
-    rt.block_on(docker.kill_container(
-        &gateway,
-        Some(
-            bollard::query_parameters::KillContainerOptionsBuilder::new()
-                .signal("SIGUSR1")
-                .build(),
+    rt.block_on(
+        docker.kill_container(
+            &gateway,
+            Some(
+                bollard::query_parameters::KillContainerOptionsBuilder::new()
+                    .signal("SIGUSR1")
+                    .build(),
+            ),
         ),
-    ))
+    )
     .unwrap();
     rt.block_on(async {
         let exec = docker
@@ -1108,7 +1092,10 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
     });
     std::thread::sleep(Duration::from_secs(2));
     let control = container_memory_holds(&rt, &docker, &gateway, &[&key_ph]);
-    assert!(!control.is_empty(), "the sweep found not even the placeholder");
+    assert!(
+        !control.is_empty(),
+        "the sweep found not even the placeholder"
+    );
     sweep("after a checkpoint");
 
     safeclaw()
@@ -1129,11 +1116,15 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
     }
     // Egress open would leave the gateway without its secrets: refused.
     safeclaw()
-        .args(["start", "--egress", "open", "--name", &gateway, "--image", &image, "--vault"])
+        .args([
+            "start", "--egress", "open", "--name", &gateway, "--image", &image, "--vault",
+        ])
         .arg(&vault)
         .arg("--password-file")
         .arg(&pw)
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("keeps its API keys and bot token out of the gateway"));
+        .stderr(predicates::str::contains(
+            "keeps its API keys and bot token out of the gateway",
+        ));
 }

@@ -23,6 +23,30 @@ const API_KEY: &str = "sk-ant-api03-MARKERAPIKEY";
 const BOT_TOKEN: &str = "7777777777:AAMARKERBOTTOKEN";
 const PAIR_CODE: &str = "QRST7K2M";
 const TELEGRAM_USER: &str = "987654321";
+/// The names the test's API stand-in answers for.
+const API_HOSTS: [&str; 3] = ["api.telegram.org", "api.anthropic.com", "forbidden.test"];
+/// The API stand-in (node, in the OpenClaw image): HTTPS on 443 with the
+/// test CA's certificate; one JSON line per request head on stdout.
+const API_STANDIN: &str = r#"
+const https = require('https'), fs = require('fs');
+https.createServer({ key: fs.readFileSync('/certs/leaf.key'), cert: fs.readFileSync('/certs/leaf.pem') }, (req, res) => {
+  const head = req.method + ' ' + req.url + ' HTTP/' + req.httpVersion + '
+' +
+    Object.entries(req.headers).map(([k, v]) => k + ': ' + v + '
+').join('');
+  console.log(JSON.stringify({ upstream_head: head, sni: req.socket.servername || '' }));
+  req.resume();
+  req.on('end', () => {
+    let code = 200, body = { ok: true, result: true };
+    if (req.url.includes('/getMe')) body = { ok: true, result: { id: 7777777777, is_bot: true, first_name: 'Journey', username: 'journey_bot', can_join_groups: true, can_read_all_group_messages: false, supports_inline_queries: false } };
+    else if (req.url.includes('/getUpdates')) body = { ok: true, result: [] };
+    else if (!req.url.startsWith('/bot')) { code = 401; body = { type: 'error', error: { type: 'authentication_error', message: 'stand-in upstream' } }; }
+    const text = JSON.stringify(body);
+    setTimeout(() => { res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }); res.end(text); },
+               req.url.includes('/getUpdates') ? 1000 : 0);
+  });
+}).listen(443);
+"#;
 
 struct Journey {
     dir: TempDir,
@@ -36,9 +60,13 @@ struct Journey {
 
 struct Internet {
     network: String,
-    /// The stand-in for every allowed API host (it accepts and closes).
+    /// The stand-in for every allowed API host: HTTPS with the test's own
+    /// CA (`test_ca`), logging each request's head, answering as the
+    /// Telegram Bot API and as a model API that refuses the key.
     api: String,
     api_ip: String,
+    /// The test CA's certificate (PEM), for `--egress-ca`.
+    ca: PathBuf,
 }
 
 impl Internet {
@@ -46,10 +74,12 @@ impl Internet {
     /// names; the proxy never looks a name up anywhere else.
     fn egress_args(&self) -> Vec<String> {
         let mut args = vec!["--egress-network".to_string(), self.network.clone()];
-        for host in ["api.telegram.org", "api.anthropic.com", "forbidden.test"] {
+        for host in API_HOSTS {
             args.push("--egress-host".into());
             args.push(format!("{host}:{}", self.api_ip));
         }
+        args.push("--egress-ca".into());
+        args.push(self.ca.display().to_string());
         args
     }
 }
@@ -288,14 +318,17 @@ fn the_guides_journey_with_the_real_openclaw() {
     // One /28 of 198.51.100.0/24 (a documentation range, routed nowhere)
     // per test process, as tests/egress.rs takes them.
     let base = (std::process::id() % 16) as u8 * 16;
+    let dir = TempDir::new().unwrap();
+    let ca = test_ca(dir.path(), &API_HOSTS).join("ca.pem");
     let j = Journey {
-        dir: TempDir::new().unwrap(),
+        dir,
         image: format!("safeclaw/openclaw:e2e-{nonce}"),
         name: format!("sc-e2e-{nonce}"),
         internet: Internet {
             network: format!("sc-e2e-inet-{nonce}"),
             api: format!("sc-e2e-api-{nonce}"),
             api_ip: format!("198.51.100.{}", base + 10),
+            ca,
         },
         nonce,
     };
@@ -369,20 +402,20 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         .success()
         .stdout(predicate::str::contains("openclaw 2026.9.6, node 24.21.0"));
     eprintln!("image built after {:.0} s", began.elapsed().as_secs_f64());
-    // The API hosts' stand-in, from the same image: accepts and closes
-    // (OpenClaw's TLS handshake fails there, after the proxy allowed it).
+    // The API hosts' stand-in, from the same image (see `API_STANDIN`).
     rt.block_on(create_and_start(
         docker,
         &j.internet.api,
         bollard::models::ContainerCreateBody {
             image: Some(j.image.clone()),
             entrypoint: Some(vec!["node".into()]),
-            cmd: Some(vec![
-                "-e".into(),
-                "require('net').createServer(s => s.end()).listen(443)".into(),
-            ]),
+            cmd: Some(vec!["-e".into(), API_STANDIN.into()]),
             host_config: Some(bollard::models::HostConfig {
                 network_mode: Some(j.internet.network.clone()),
+                binds: Some(vec![format!(
+                    "{}:/certs:ro",
+                    j.internet.ca.parent().unwrap().display()
+                )]),
                 ulimits: safeclaw::runtime::spec::ulimits(
                     rt.block_on(safeclaw::runtime::engine::kind(docker))
                         .unwrap(),
@@ -461,19 +494,40 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     files_under(&engine_containers_dir(rt, docker), &mut hay);
     hay.extend(proc_texts());
     assert_nowhere(&hay, &secrets);
-    // ... and they are in the vault, where OpenClaw will find them.
+    // ... and they are in the vault's secrets, for the egress proxy; the
+    // state OpenClaw got holds placeholders in their places (issue 17).
+    let listed = j
+        .safeclaw()
+        .args(["--json", "secrets", "list", "--password-file"])
+        .arg(j.pw())
+        .assert()
+        .success();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.get_output().stdout).unwrap();
+    let placeholder = |name: &str| -> String {
+        listed["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{listed}"))["placeholder"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (key_ph, token_ph) = (placeholder("anthropic"), placeholder("telegram"));
     let check = j.dir.path().join("check");
     export_cmd(j.vault(), &check, j.pw())
         .env("SAFECLAW_HOME", j.home())
         .assert()
         .success();
     let token_file = check.join("credentials/telegram-bot-token");
-    assert_eq!(fs::read_to_string(&token_file).unwrap(), j.bot_token());
+    assert_eq!(fs::read_to_string(&token_file).unwrap(), token_ph);
     let mut sealed = Vec::new();
     files_under(&check, &mut sealed);
+    assert_nowhere(&sealed, &secrets);
     assert!(
-        sealed.iter().any(|(_, b)| contains(b, &j.api_key())),
-        "the API key did not reach OpenClaw's state"
+        sealed.iter().any(|(_, b)| contains(b, &key_ph)),
+        "the API key's placeholder did not reach OpenClaw's state"
     );
     fs::remove_dir_all(&check).unwrap();
     eprintln!("onboarded after {:.0} s", began.elapsed().as_secs_f64());
@@ -523,6 +577,78 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     files_under(Path::new(&writable_layer(&c)), &mut hay);
     files_under(&engine_containers_dir(rt, docker), &mut hay);
     assert_nowhere(&hay, &secrets);
+
+    // Issue 17: the real key and token reach their hosts from the egress
+    // proxy's broker; no process of the gateway's container holds either
+    // in its memory, at any point (read as root through /proc/PID/mem).
+    let real: Vec<&str> = secrets.iter().map(|(_, s)| *s).collect();
+    let sweep = |when: &str| {
+        let held = container_memory_holds(rt, docker, &j.name, &real);
+        assert!(held.is_empty(), "{when}: {held:?}");
+    };
+    sweep("healthy");
+    // The gateway polls Telegram with the placeholder it holds: the sweep
+    // finds that, so it reads the memory the real token would be in.
+    let control = container_memory_holds(rt, docker, &j.name, &[&token_ph]);
+    assert!(
+        !control.is_empty(),
+        "the sweep found not even the placeholder"
+    );
+    // A model request, through OpenClaw's own CLI in the container (the
+    // model is set here: onboarding skipped OpenClaw's auth choice).
+    j.openclaw(
+        &j.name,
+        &[
+            "config",
+            "set",
+            "agents.defaults.model.primary",
+            "anthropic/claude-opus-5",
+        ],
+    );
+    sweep("after a checkpoint");
+    let (code, out) = exec_raw(
+        rt,
+        docker,
+        &j.name,
+        &[
+            "openclaw",
+            "agent",
+            "--local",
+            "--agent",
+            "main",
+            "-m",
+            "hello",
+            "--timeout",
+            "60",
+        ],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("401"), "{out}");
+    let heads = upstream_heads(rt, docker, &j.internet.api);
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.starts_with("POST /v1/messages HTTP/1.1\r\n")
+                && h.contains(&format!("x-api-key: {}\r\n", j.api_key()))),
+        "the model API did not get the real key: {heads:#?}"
+    );
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.contains(&format!("/bot{}/getUpdates HTTP/1.1", j.bot_token()))),
+        "the Bot API did not get the real token: {heads:#?}"
+    );
+    assert!(
+        !heads
+            .iter()
+            .any(|h| h.contains(&key_ph) || h.contains(&token_ph)),
+        "a placeholder reached an upstream: {heads:#?}"
+    );
+    sweep("after a model request");
+    eprintln!(
+        "secrets: {} requests reached the API stand-in with the real values",
+        heads.len()
+    );
 
     // The audit of the running container: no high or medium finding of
     // safeclaw's own, and the real OpenClaw's `security audit` merged in.
@@ -585,6 +711,7 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         )));
 
     // 4. Stop, start: the approval, the owner and the memory are still there.
+    sweep("before a stop");
     assert!(j.stop(&j.name).contains("state sealed as generation"));
     j.start(&j.vault(), &j.name);
     wait_healthy(rt, docker, &j.name);

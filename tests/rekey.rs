@@ -248,3 +248,139 @@ fn a_damaged_kept_generation_and_stale_copies_do_not_outlive_the_old_password() 
         );
     }
 }
+
+/// The secrets slot survives a password change, sealed again under the new
+/// master key: `secrets list` reads it with the new password, and nothing
+/// the old password opens (the backup made before) opens it now.
+#[test]
+fn passwd_carries_the_secrets_under_the_new_master_key() {
+    let s = Setup::new();
+    let key_file = pw_file(s.dir.path(), "key", b"sk-ant-api03-KEEPME\n");
+    safeclaw()
+        .args(["secrets", "set", "anthropic", "--vault-only", "--from-file"])
+        .arg(&key_file)
+        .arg("--vault")
+        .arg(s.vault())
+        .arg("--password-file")
+        .arg(s.path("old"))
+        .assert()
+        .success();
+    let list = |password: &str| {
+        let out = safeclaw()
+            .args(["--json", "secrets", "list", "--vault"])
+            .arg(s.vault())
+            .arg("--password-file")
+            .arg(s.path(password))
+            .assert()
+            .success();
+        serde_json::from_slice::<serde_json::Value>(&out.get_output().stdout).unwrap()
+    };
+    let before = list("old");
+    s.passwd("old").success();
+    let after = list("new");
+    assert_eq!(before["secrets"], after["secrets"], "{after}");
+    let v = VaultFile::open(&s.vault()).unwrap();
+    assert_eq!(v.header().version, vault::format::VERSION);
+    let keys = v
+        .unlock_keys(&Password::new(NEW.as_bytes()).unwrap())
+        .unwrap();
+    let section = v.secrets_section().unwrap();
+    let plain = keys.secrets_key().unwrap().open(section).unwrap();
+    assert!(String::from_utf8_lossy(&plain).contains("sk-ant-api03-KEEPME"));
+    // The data key (what a guard holds) opens neither the section nor
+    // gives the master key.
+    let as_secrets_key =
+        vault::crypto::MasterKey::from(zeroize::Zeroizing::new(*keys.data.as_bytes()))
+            .secrets_key();
+    assert!(as_secrets_key.open(section).is_none());
+}
+
+/// A version 2 vault (its slot wraps the data key, which its guard holds)
+/// cannot keep secrets; `vault rekey` moves it and its kept generations to
+/// version 3, after which it can.
+#[test]
+fn rekey_moves_a_version_2_vault_to_version_3() {
+    let dir = TempDir::new().unwrap();
+    let p = dir.path();
+    openclaw_like_tree(&p.join("state"));
+    write_password(p, "pw", OLD);
+    private_dir(&p.join("vault"));
+    let path = p.join("vault/v.vault");
+    let master = vault::crypto::MasterKey::generate();
+    let key = master.data_key();
+    let mut header = vault::new_header(
+        &master,
+        &Password::new(OLD.as_bytes()).unwrap(),
+        vault::format::KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+    );
+    header.version = 2;
+    header.slots = vec![vault::format::Slot::Password(
+        vault::crypto::wrap_with_password(
+            key.as_bytes(),
+            OLD.as_bytes(),
+            vault::format::KdfParams {
+                m_kib: 64,
+                t: 1,
+                p: 1,
+            },
+        ),
+    )];
+    let state = p.join("state");
+    vault::write(&path, vault::Replace::Never, &key, &header, |w| {
+        vault::archive::pack(&state, &Default::default(), w, &mut |_| {}).map(|_| ())
+    })
+    .unwrap();
+    // A guard's seal keeps version 2: its slot still wraps the data key.
+    vault::seal_next_generation(&path, &key, &state, 5, &Default::default()).unwrap();
+    assert_eq!(VaultFile::open(&path).unwrap().header().version, 2);
+    let set = || {
+        safeclaw()
+            .args([
+                "secrets",
+                "set",
+                "openai",
+                "--vault-only",
+                "--from-stdin",
+                "--vault",
+            ])
+            .arg(&path)
+            .arg("--password-file")
+            .arg(p.join("pw"))
+            .write_stdin("sk-proj-REAL\n")
+            .assert()
+    };
+    set()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot keep secrets from the gateway",
+        ))
+        .stderr(predicate::str::contains("vault rekey"));
+    safeclaw()
+        .args(["vault", "rekey"])
+        .arg(&path)
+        .arg("--password-file")
+        .arg(p.join("pw"))
+        .args(FAST_KDF)
+        .assert()
+        .success();
+    for file in [path.clone(), vault::generations::path_of(&path, 1)] {
+        let v = VaultFile::open(&file).unwrap();
+        assert_eq!(v.header().version, 3, "{file:?}");
+        let keys = v
+            .unlock_keys(&Password::new(OLD.as_bytes()).unwrap())
+            .unwrap();
+        assert!(keys.master.is_some());
+        assert!(
+            !opens_with_key(&file, &key),
+            "{file:?} opens with the old key"
+        );
+    }
+    set().success();
+    let out = p.join("out");
+    export_cmd(&path, &out, p.join("pw")).assert().success();
+    assert_eq!(snapshot(&out), snapshot(&state));
+}

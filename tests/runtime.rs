@@ -1141,7 +1141,11 @@ fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
         let inputs = f.dir.path().join("inputs");
         fs::create_dir(&inputs).unwrap();
         let key = pw_file(&inputs, "key", format!("sk-{}\n", f.marker).as_bytes());
-        let bot = pw_file(&inputs, "bot", format!("123456:bot-{}\n", f.marker).as_bytes());
+        let bot = pw_file(
+            &inputs,
+            "bot",
+            format!("123456:bot-{}\n", f.marker).as_bytes(),
+        );
         onboard(
             &[
                 "--api-key-file",
@@ -1203,7 +1207,11 @@ fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
         let mut files = Vec::new();
         files_under(&out, &mut files);
         for (path, bytes) in &files {
-            assert!(!contains(bytes, &f.marker), "{} holds a real secret", path.display());
+            assert!(
+                !contains(bytes, &f.marker),
+                "{} holds a real secret",
+                path.display()
+            );
         }
         let meta = fs::metadata(out.join("credentials/telegram-bot-token")).unwrap();
         assert_eq!(

@@ -3,8 +3,28 @@
 //! token shapes, and variables named like secrets. What is reported says
 //! where and what kind, never the value.
 
-/// The kind of secret a token looks like, if any.
+const ANTHROPIC_KEY: &str = "an Anthropic API key";
+const OPENAI_KEY: &str = "an OpenAI-style API key";
+const GOOGLE_KEY: &str = "a Google API key";
+const GITHUB_TOKEN: &str = "a GitHub token";
+const SLACK_TOKEN: &str = "a Slack token";
+const TELEGRAM_TOKEN: &str = "a Telegram bot token";
+/// Every kind `shape` names.
+pub const KINDS: [&str; 6] = [
+    ANTHROPIC_KEY,
+    OPENAI_KEY,
+    GOOGLE_KEY,
+    GITHUB_TOKEN,
+    SLACK_TOKEN,
+    TELEGRAM_TOKEN,
+];
+
+/// The kind of secret a token looks like, if any. safeclaw's placeholders
+/// (docs/secrets.md) look like keys on purpose, and are none.
 pub fn shape(token: &str) -> Option<&'static str> {
+    if token.contains(crate::secrets::providers::PLACEHOLDER_MARK) {
+        return None;
+    }
     let tail_ok = |rest: &str, min: usize| {
         rest.len() >= min
             && rest
@@ -12,22 +32,22 @@ pub fn shape(token: &str) -> Option<&'static str> {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     if let Some(rest) = token.strip_prefix("sk-ant-") {
-        return tail_ok(rest, 20).then_some("an Anthropic API key");
+        return tail_ok(rest, 20).then_some(ANTHROPIC_KEY);
     }
     if let Some(rest) = token.strip_prefix("sk-") {
-        return tail_ok(rest, 20).then_some("an OpenAI-style API key");
+        return tail_ok(rest, 20).then_some(OPENAI_KEY);
     }
     if let Some(rest) = token.strip_prefix("AIza") {
-        return (rest.len() == 35 && tail_ok(rest, 35)).then_some("a Google API key");
+        return (rest.len() == 35 && tail_ok(rest, 35)).then_some(GOOGLE_KEY);
     }
     for prefix in ["ghp_", "gho_", "ghs_", "ghu_", "github_pat_"] {
         if let Some(rest) = token.strip_prefix(prefix) {
-            return tail_ok(rest, 20).then_some("a GitHub token");
+            return tail_ok(rest, 20).then_some(GITHUB_TOKEN);
         }
     }
     for prefix in ["xoxb-", "xoxp-", "xoxa-", "xoxs-", "xoxr-"] {
         if let Some(rest) = token.strip_prefix(prefix) {
-            return tail_ok(rest, 10).then_some("a Slack token");
+            return tail_ok(rest, 10).then_some(SLACK_TOKEN);
         }
     }
     // Telegram: BOT_ID:35 characters (https://core.telegram.org/bots/api).
@@ -37,7 +57,7 @@ pub fn shape(token: &str) -> Option<&'static str> {
             && secret.len() == 35
             && tail_ok(secret, 35)
         {
-            return Some("a Telegram bot token");
+            return Some(TELEGRAM_TOKEN);
         }
     }
     None
@@ -47,6 +67,56 @@ pub fn shape(token: &str) -> Option<&'static str> {
 pub fn shape_in(text: &str) -> Option<&'static str> {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || "-_:".contains(c)))
         .find_map(shape)
+}
+
+/// The longest run of token characters looked at: keys are far shorter,
+/// and a longer run (base64 in a database) is no key.
+const MAX_TOKEN: usize = 512;
+
+/// The secret shapes in arbitrary bytes (a file of the gateway's state,
+/// SQLite included: its text is stored as it is), each kind once, in the
+/// order first seen.
+pub fn shapes_in_bytes(bytes: &[u8]) -> Vec<&'static str> {
+    let mut kinds: Vec<&'static str> = Vec::new();
+    let token_byte = |b: &u8| b.is_ascii_alphanumeric() || b"-_:".contains(b);
+    for token in bytes.split(|b| !token_byte(b)) {
+        if token.len() < 20 || token.len() > MAX_TOKEN {
+            continue;
+        }
+        // Token bytes are ASCII.
+        let text = std::str::from_utf8(token).unwrap_or_default();
+        if let Some(kind) = shape(text) {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+    }
+    kinds
+}
+
+/// `safeclaw scan-secrets`'s output (the container's: hostile, bounded by
+/// the caller): (path, kind) of each well-formed line naming a known kind.
+pub fn parse_scan(output: &[u8]) -> Vec<(String, &'static str)> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        path: String,
+        kind: String,
+    }
+    output
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<Line>(l).ok())
+        .filter_map(|l| {
+            let kind = KINDS.iter().find(|k| **k == l.kind)?;
+            // Shown in a terminal: only printable characters of it.
+            let path: String = l
+                .path
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(256)
+                .collect();
+            Some((path, *kind))
+        })
+        .collect()
 }
 
 /// True for a variable name that says it holds a secret (and not merely
@@ -126,5 +196,26 @@ mod tests {
         assert_eq!(in_env("TOKEN_FILE=/run/secrets/bot"), None);
         assert_eq!(in_env("SECRET_KEY="), None);
         assert_eq!(in_env("PATH=/usr/bin"), None);
+    }
+
+    #[test]
+    fn keys_are_found_in_bytes_and_placeholders_are_not_keys() {
+        let ant = format!("sk-ant-api03-{}", "A".repeat(90));
+        let mut db = b"SQLite format 3\x00\x01\x02".to_vec();
+        db.extend_from_slice(ant.as_bytes());
+        db.extend_from_slice(b"\x00\x07{\"botToken\":\"123456789:");
+        db.extend_from_slice("AAH-x_".repeat(5).as_bytes());
+        db.extend_from_slice(b"abcde\"}");
+        assert_eq!(
+            shapes_in_bytes(&db),
+            ["an Anthropic API key", "a Telegram bot token"]
+        );
+        let p = crate::secrets::providers::find("anthropic")
+            .unwrap()
+            .placeholder("x")
+            .unwrap();
+        assert_eq!(shape(&p), None);
+        assert!(shapes_in_bytes(p.as_bytes()).is_empty());
+        assert!(shapes_in_bytes(&"sk-ant-".repeat(200).into_bytes()).is_empty());
     }
 }

@@ -403,9 +403,13 @@ fn https_serve(port: &str, cert: &str, key: &str) -> i32 {
             let (status, body) = if path.starts_with("/echo") {
                 ("200 OK", text.clone())
             } else if path.contains("/getMe") {
-                ("200 OK", serde_json::json!({"ok": true, "result": {"id": 123456789, "is_bot": true,
+                (
+                    "200 OK",
+                    serde_json::json!({"ok": true, "result": {"id": 123456789, "is_bot": true,
                     "first_name": "Stand-in", "username": "standin_bot", "can_join_groups": true,
-                    "can_read_all_group_messages": false, "supports_inline_queries": false}}).to_string())
+                    "can_read_all_group_messages": false, "supports_inline_queries": false}})
+                    .to_string(),
+                )
             } else if path.contains("/getUpdates") {
                 std::thread::sleep(Duration::from_secs(1));
                 ("200 OK", r#"{"ok":true,"result":[]}"#.to_string())

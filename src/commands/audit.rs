@@ -198,10 +198,64 @@ async fn container_findings(
     let mut out = audit::container::check(&subject);
     out.extend(audit::container::check_image(&subject));
     out.extend(egress_findings(docker, &inspect).await?);
-    if run_openclaw && running && audit::container::is_managed(&inspect) {
-        out.extend(openclaw_findings(docker, name).await);
+    if running && audit::container::is_managed(&inspect) {
+        out.extend(state_key_findings(docker, name).await);
+        if run_openclaw {
+            out.extend(openclaw_findings(docker, name).await);
+        }
     }
     Ok(out)
+}
+
+/// Real-looking keys in a safeclaw gateway's state (`safeclaw
+/// scan-secrets` run inside it): what the agent can read and send out.
+/// The container is the agent's, so its answer is a hint, not proof of
+/// absence; a failure to run it is said (low).
+async fn state_key_findings(docker: &Docker, name: &str) -> Vec<Finding> {
+    let cmd = vec![
+        crate::runtime::layout::SAFECLAW_IN_IMAGE.to_string(),
+        "scan-secrets".to_string(),
+        crate::runtime::layout::STATE_DIR.to_string(),
+    ];
+    let outcome = crate::runtime::exec::exec_capture(docker, name, cmd, 64 << 10).await;
+    let lines = match outcome {
+        Ok((0, out)) => out,
+        Ok((code, _)) => {
+            return vec![state_scan_unavailable(format!("exit code {code}"))];
+        }
+        Err(e) => return vec![state_scan_unavailable(e.message)],
+    };
+    let found = audit::secrets::parse_scan(&lines);
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let evidence = found
+        .iter()
+        .take(10)
+        .map(|(path, kind)| format!("{path}: {kind}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    vec![Finding::new(
+        "container.state-holds-a-key",
+        Area::Container,
+        Severity::High,
+        "the gateway's state holds what looks like a real API key or bot token: the agent can read it and send it out",
+        evidence,
+        "`safeclaw secrets set NAME` keeps it in the vault for the egress proxy and OpenClaw gets a placeholder (docs/secrets.md); then rotate the key at the provider, since the agent may have read it",
+        "docs/secrets.md",
+    )]
+}
+
+fn state_scan_unavailable(why: String) -> Finding {
+    Finding::new(
+        "container.state-scan-unavailable",
+        Area::Container,
+        Severity::Low,
+        "the gateway's state could not be searched for real keys",
+        why,
+        "an image older than this safeclaw lacks `safeclaw scan-secrets`: `safeclaw image build`",
+        "docs/secrets.md",
+    )
 }
 
 /// The egress checks: of the proxy itself when that is what is audited,

@@ -15,8 +15,8 @@ mod image_show;
 mod logs;
 mod onboard;
 mod pair;
-mod secrets;
 mod run;
+mod secrets;
 pub mod settings;
 mod shared;
 mod start;
@@ -128,6 +128,7 @@ pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> 
         Command::Guard { args } => Ok(guard::run(&GuardSettings::parse(&args)?)),
         Command::Idle => Ok(tools::idle()),
         Command::WriteSecret { path } => tools::write_secret(&path),
+        Command::ScanSecrets { dir } => tools::scan_secrets(&dir),
         Command::Health => Ok(tools::health(crate::runtime::layout::GATEWAY_HEALTH_ADDR)),
     }
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::password::Confirm;
 use crate::printer::Printer;
 use crate::runtime::engine::Engine;
-use crate::secrets::{self, providers, Secrets};
+use crate::secrets::{self, providers};
 use crate::vault::{self, VaultFile};
 
 use super::egress_policy::refuse_while_running;
@@ -30,8 +30,10 @@ pub fn list(s: EgressPolicy, printer: &Printer) -> Result<()> {
         let p = providers::find(&s.name).map_err(Error::damaged)?;
         let last = used.iter().find(|(n, _)| *n == s.name).map(|(_, t)| *t);
         let when = |t: u64| {
-            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
-                .to_string()
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
+            )
+            .to_string()
         };
         lines.push(format!(
             "{:<10} for {}:{}  set {}  last used {}",
@@ -39,7 +41,8 @@ pub fn list(s: EgressPolicy, printer: &Printer) -> Result<()> {
             p.host,
             p.port,
             when(s.set_at),
-            last.map(|ms| when(ms / 1000)).unwrap_or_else(|| "never".into())
+            last.map(|ms| when(ms / 1000))
+                .unwrap_or_else(|| "never".into())
         ));
         rows.push(json!({
             "name": s.name, "host": p.host, "port": p.port,
@@ -60,10 +63,7 @@ pub fn list(s: EgressPolicy, printer: &Printer) -> Result<()> {
     } else {
         format!("secrets (values never shown):\n  {}", lines.join("\n  "))
     };
-    printer.result(
-        &text,
-        json!({ "ok": true, "vault": path, "secrets": rows }),
-    );
+    printer.result(&text, json!({ "ok": true, "vault": path, "secrets": rows }));
     Ok(())
 }
 
@@ -126,20 +126,43 @@ pub fn change(s: SecretsChange, engine: &Engine, printer: &Printer) -> Result<()
                 .map_err(|why| Error::usage(format!("the {} secret: {why}", s.name)))?;
         }
         None if !kept.remove(&s.name) => {
-            return Err(Error::usage(format!(
-                "{} keeps no {} secret",
-                path.display(),
-                s.name
-            ))
-            .with_hint("`safeclaw secrets list` shows what it keeps"));
+            return Err(
+                Error::usage(format!("{} keeps no {} secret", path.display(), s.name))
+                    .with_hint("`safeclaw secrets list` shows what it keeps"),
+            );
         }
         None => {}
+    }
+    // A secret new to the vault: first its gateway's OpenClaw gets the
+    // placeholder, and the setting that sends its requests to the broker,
+    // in a short run of the vault; then the vault keeps the value. A
+    // failure in between leaves a placeholder without its secret (its
+    // requests fail); running the command again finishes it.
+    let give = s.value.is_some() && !had && !s.vault_only;
+    if give {
+        let image = crate::image::resolve::resolve(engine, &s.image, true, printer)?;
+        let target = crate::runtime::onboarding::Target {
+            image: &image,
+            vault: &path,
+            key: &keys.data,
+            limits: s.limits.clone(),
+            keep_generations: s.keep_generations,
+        };
+        let sealed = crate::runtime::onboarding::give_placeholders(
+            engine,
+            target,
+            &kept,
+            &[&s.name],
+            printer,
+        )?;
+        crate::rollback::record_authenticated(&path, sealed, printer);
     }
     let section = (!kept.0.is_empty()).then(|| secrets_key.seal(&secrets::encode(&kept)));
     let generation = vault::rewrite_secrets(&path, &keys.data, s.keep_generations, section)?;
     crate::rollback::record_authenticated(&path, generation, printer);
     let json = json!({ "ok": true, "vault": path, "generation": generation, "name": s.name,
-                        "set": s.value.is_some(), "host": provider.host });
+                        "set": s.value.is_some(), "host": provider.host,
+                        "placeholder_given": give });
     if s.value.is_none() {
         printer.result(
             &format!(
@@ -150,8 +173,17 @@ pub fn change(s: SecretsChange, engine: &Engine, printer: &Printer) -> Result<()
         );
         return Ok(());
     }
-    if !had {
-        tell_setup(&kept, provider, printer);
+    if give {
+        printer.note(&format!(
+            "the gateway's OpenClaw now holds a placeholder for it and sends its {} requests to the egress proxy; a real key it held before may still be in its state and older generations, and the agent may have read it: rotate it at the provider",
+            s.name
+        ));
+    } else if !had {
+        printer.note(&format!(
+            "--vault-only: the gateway's state was left as it is; its OpenClaw must hold the placeholder `safeclaw secrets list` shows and send {} requests to {} (docs/secrets.md)",
+            s.name,
+            provider.broker_url()
+        ));
     }
     printer.result(
         &format!(
@@ -161,30 +193,4 @@ pub fn change(s: SecretsChange, engine: &Engine, printer: &Printer) -> Result<()
         json,
     );
     Ok(())
-}
-
-/// A secret new to the vault works once the gateway's OpenClaw sends its
-/// requests to the broker with the placeholder: onboarding does that; for
-/// a vault onboarded before, say how.
-fn tell_setup(kept: &Secrets, p: &providers::Provider, printer: &Printer) {
-    let Some(s) = kept.get(p.name) else { return };
-    let credential = if p.name == "telegram" {
-        format!(
-            "write the placeholder into the token file: `printf %s '{}' | safeclaw exec -- safeclaw write-secret {}/{}`",
-            s.placeholder,
-            crate::runtime::layout::STATE_DIR,
-            crate::runtime::onboarding::TELEGRAM_TOKEN_PATH
-        )
-    } else {
-        format!(
-            "store the placeholder as its key: `echo '{}' | safeclaw exec -- openclaw models auth paste-api-key --provider {}`",
-            s.placeholder, p.name
-        )
-    };
-    printer.note(&format!(
-        "the gateway's OpenClaw must send {} requests to the egress proxy's broker: once started, run `safeclaw exec -- openclaw config set {} {}` and {credential}; until then it uses what its state holds (docs/secrets.md)",
-        p.name,
-        p.setting,
-        p.broker_url()
-    ));
 }

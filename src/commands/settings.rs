@@ -334,11 +334,7 @@ impl Onboard {
             provider: extras.provider,
             telegram_token_file: absolute_opt(&extras.telegram_token_file)?,
             kdf: kdf(&extras.kdf),
-            limits: Limits {
-                memory_bytes: MEMORY_MIB << 20,
-                nano_cpus: (CPUS * 1e9) as i64,
-                pids: PIDS,
-            },
+            limits: onboarding_limits(),
             openclaw_args: extras.openclaw_args,
             egress,
         })
@@ -558,6 +554,16 @@ impl EgressChange {
     }
 }
 
+/// The limits of onboarding's container and of `secrets set`'s run: the
+/// gateway's defaults.
+fn onboarding_limits() -> Limits {
+    Limits {
+        memory_bytes: MEMORY_MIB << 20,
+        nano_cpus: (CPUS * 1e9) as i64,
+        pids: PIDS,
+    }
+}
+
 /// `secrets set` and `remove`: the secret, where its value comes from,
 /// and the vault.
 pub struct SecretsChange {
@@ -566,6 +572,12 @@ pub struct SecretsChange {
     /// `set`: the value's source (a file or stdin); None for `remove`.
     pub value: Option<Source>,
     pub keep_generations: usize,
+    /// `set`: the image of the run that gives a new secret's placeholder
+    /// to the gateway's state, and that run's limits (onboarding's).
+    pub image: ImageChoice,
+    pub limits: Limits,
+    /// `set --vault-only`: the gateway's state is left as it is.
+    pub vault_only: bool,
 }
 
 impl SecretsChange {
@@ -587,6 +599,9 @@ impl SecretsChange {
             name: args.name,
             value: Some(value),
             keep_generations: args.keep_generations,
+            image: args.image,
+            limits: onboarding_limits(),
+            vault_only: args.vault_only,
         })
     }
 
@@ -596,6 +611,12 @@ impl SecretsChange {
             name: args.name,
             value: None,
             keep_generations: args.keep_generations,
+            image: ImageChoice {
+                image: None,
+                allow_unpinned_image: false,
+            },
+            limits: onboarding_limits(),
+            vault_only: false,
         })
     }
 }

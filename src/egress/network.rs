@@ -271,10 +271,7 @@ async fn hand_over(docker: &Docker, id: &str, name: &str, handoff: &BrokerHandof
         .await
         .map_err(|e| engine_error(&format!("attaching to {name}"), e))?;
     docker
-        .start_container(
-            id,
-            None::<bollard::query_parameters::StartContainerOptions>,
-        )
+        .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
         .await
         .map_err(|e| engine_error(&format!("starting {name}"), e))?;
     attached

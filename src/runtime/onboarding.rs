@@ -219,7 +219,8 @@ pub fn onboard(
     let key = master.data_key();
     // The real values go into the header's secrets section, under a key
     // the onboarding container never gets; its state gets placeholders.
-    let section = (!secrets.0.is_empty()).then(|| master.secrets_key().seal(&kept::encode(&secrets)));
+    let section =
+        (!secrets.0.is_empty()).then(|| master.secrets_key().seal(&kept::encode(&secrets)));
     let spinner = printer.spinner("creating the vault (Argon2id)");
     let created = vault::create_with_key(&staging, &master, section, password, request.kdf, |w| {
         let mut empty = tar::Builder::new(w);
@@ -278,7 +279,7 @@ impl Drop for Running<'_> {
 /// The socket directory of an onboarding container's proxy, once both
 /// are gone (an empty directory, or one holding the dead socket).
 fn remove_egress_dir(name: &str) {
-    if !name.starts_with(CONTAINER_PREFIX) {
+    if !SESSION_PREFIXES.iter().any(|p| name.starts_with(p)) {
         return;
     }
     let Ok(home) = crate::paths::home() else {
@@ -301,27 +302,97 @@ fn in_container(
     secrets: &kept::Secrets,
     printer: &Printer,
 ) -> Result<u64> {
-    let mount = VaultMount::of(staging)?;
+    let session = Session {
+        prefix: CONTAINER_PREFIX,
+        image: request.image,
+        vault: staging,
+        key,
+        limits: request.limits.clone(),
+        egress: match request.egress.mode {
+            Some(Mode::Open) => None,
+            _ => Some((
+                onboarding_rules(request),
+                request.egress,
+                // OpenClaw's onboarding may already call the APIs: through
+                // the broker, as the gateway will.
+                (!secrets.0.is_empty())
+                    .then(|| kept::handoff(secrets, request.egress.ca_pem.as_deref()))
+                    .transpose()?,
+            )),
+        },
+        labels: vec![
+            (
+                LABEL_ONBOARD_PID.to_string(),
+                std::process::id().to_string(),
+            ),
+            (
+                LABEL_ONBOARD_STAGING.to_string(),
+                staging.display().to_string(),
+            ),
+        ],
+        keep_generations: KEEP_GENERATIONS,
+    };
+    engine.block_on(remove_abandoned(engine.docker()?));
+    run_session(
+        engine,
+        session,
+        "sealing the onboarded state",
+        |name| steps(engine, name, request, secrets, printer),
+        printer,
+    )
+}
+
+/// A run of a vault in a throw-away hardened container: the guard holds
+/// its data key and state, its gateway is `safeclaw idle`, and OpenClaw's
+/// commands run in it by exec; its stop seals the vault's next
+/// generation. Onboarding's, and `secrets set`'s for a vault whose
+/// gateway must get a new placeholder.
+struct Session<'a> {
+    /// The container's name: this and a random suffix.
+    prefix: &'static str,
+    image: &'a str,
+    vault: &'a Path,
+    key: &'a DataKey,
+    limits: Limits,
+    /// Locked to these rules, through a proxy made as `EgressSettings`
+    /// say, with this broker; None: open.
+    egress: Option<(
+        Vec<Rule>,
+        &'a EgressSettings,
+        Option<crate::egress::network::BrokerHandoff>,
+    )>,
+    labels: Vec<(String, String)>,
+    keep_generations: usize,
+}
+
+/// Runs `session`, `body` with the container's name, then stops it;
+/// returns the generation its guard sealed. The container and its proxy
+/// are removed on every path.
+fn run_session(
+    engine: &Engine,
+    session: Session,
+    sealing: &'static str,
+    body: impl FnOnce(&str) -> Result<()>,
+    printer: &Printer,
+) -> Result<u64> {
+    let mount = VaultMount::of(session.vault)?;
     let name = format!(
-        "{CONTAINER_PREFIX}{}",
+        "{}{}",
+        session.prefix,
         crate::private_fs::hex(&vault::crypto::random_array::<4>())
     );
-    let egress = match request.egress.mode {
-        Some(Mode::Open) => None,
-        _ => Some(Plan {
+    let egress = match session.egress {
+        None => None,
+        Some((rules, settings, broker)) => Some(Plan {
             gateway: name.clone(),
-            image: request.image.to_string(),
-            rules: onboarding_rules(request),
-            outside: request.egress.network.clone(),
-            extra_hosts: request.egress.hosts.clone(),
+            image: session.image.to_string(),
+            rules,
+            outside: settings.network.clone(),
+            extra_hosts: settings.hosts.clone(),
             socket_dir: crate::paths::egress_dir(&name)?.display().to_string(),
             uid: mount.uid,
             gid: mount.gid,
-            // OpenClaw's onboarding may already call the APIs: through the
-            // broker, as the gateway will.
-            broker: (!secrets.0.is_empty())
-                .then(|| kept::handoff(secrets, request.egress.ca_pem.as_deref()))
-                .transpose()?,
+            broker,
         }),
     };
     if let (Some(plan), true) = (&egress, rustix::process::getuid().is_root()) {
@@ -333,33 +404,23 @@ fn in_container(
         )?;
     }
     let spec = Spec {
-        image: request.image.to_string(),
+        image: session.image.to_string(),
         vault_dir: mount.dir.display().to_string(),
         vault_file: mount.file,
         uid: mount.uid,
         gid: mount.gid,
-        limits: request.limits.clone(),
+        limits: session.limits,
         shares: Vec::new(),
         gateway: vec![SAFECLAW_IN_IMAGE.to_string(), "idle".to_string()],
         publish: None,
-        keep_generations: KEEP_GENERATIONS,
+        keep_generations: session.keep_generations,
         checkpoint_interval: Duration::ZERO,
         drain: DRAIN,
-        labels: vec![
-            (
-                LABEL_ONBOARD_PID.to_string(),
-                std::process::id().to_string(),
-            ),
-            (
-                LABEL_ONBOARD_STAGING.to_string(),
-                staging.display().to_string(),
-            ),
-        ],
+        labels: session.labels,
         egress_socket_dir: egress.as_ref().map(|p| p.socket_dir.clone()),
         egress_policy: None,
     };
-    engine.block_on(remove_abandoned(engine.docker()?));
-    let started = container::start(engine, &name, &spec, key, egress.as_ref());
+    let started = container::start(engine, &name, &spec, session.key, egress.as_ref());
     if started.is_err() {
         remove_egress_dir(&name);
     }
@@ -368,18 +429,69 @@ fn in_container(
         engine,
         name: name.clone(),
     };
-    steps(engine, &name, request, secrets, printer)?;
-    let spinner = printer.spinner("sealing the onboarded state");
+    body(&name)?;
+    let spinner = printer.spinner(sealing);
     let stopped = container::request_stop(engine, &running.id, &name);
     spinner.finish_and_clear();
     stopped?;
     container::sealed_generation(engine, &running.id)?
-        .ok_or_else(|| Error::failure("the onboarding container did not seal its state"))
+        .ok_or_else(|| Error::failure(format!("{name} did not seal its state")))
+}
+
+/// Names of the session containers (`Session::prefix`).
+const SESSION_PREFIXES: [&str; 2] = [CONTAINER_PREFIX, SECRETS_PREFIX];
+/// `secrets set`'s session containers are named this and a random suffix.
+const SECRETS_PREFIX: &str = "safeclaw-secrets-";
+
+/// The vault a `give_placeholders` session runs, and how.
+pub struct Target<'a> {
+    pub image: &'a str,
+    pub vault: &'a Path,
+    pub key: &'a DataKey,
+    pub limits: Limits,
+    pub keep_generations: usize,
+}
+
+/// `secrets set` of a secret the vault's gateway was not set up for: a
+/// session (`Session`, no network but a proxy that allows nothing) in
+/// which OpenClaw gets the placeholders of `names` and the settings that
+/// send their requests to the broker (docs/secrets.md). Returns the
+/// generation sealed.
+pub fn give_placeholders(
+    engine: &Engine,
+    target: Target,
+    kept: &kept::Secrets,
+    names: &[&str],
+    printer: &Printer,
+) -> Result<u64> {
+    let settings = EgressSettings {
+        mode: None,
+        network: network::DEFAULT_OUTSIDE.to_string(),
+        hosts: Vec::new(),
+        ca_pem: None,
+    };
+    let session = Session {
+        prefix: SECRETS_PREFIX,
+        image: target.image,
+        vault: target.vault,
+        key: target.key,
+        limits: target.limits,
+        egress: Some((Vec::new(), &settings, None)),
+        labels: Vec::new(),
+        keep_generations: target.keep_generations,
+    };
+    run_session(
+        engine,
+        session,
+        "sealing the state with the placeholders",
+        |name| placeholder_steps(engine, name, kept, names, printer),
+        printer,
+    )
 }
 
 /// OpenClaw's onboarding (its wizard through a TTY, or its own flags),
-/// then the secrets given to safeclaw, stored by commands that read them
-/// from stdin.
+/// then the secrets given to safeclaw: placeholders for those the vault
+/// keeps, the key of another provider as it is, from stdin.
 fn steps(
     engine: &Engine,
     name: &str,
@@ -387,21 +499,6 @@ fn steps(
     kept: &kept::Secrets,
     printer: &Printer,
 ) -> Result<()> {
-    let openclaw = |rest: &[&str]| {
-        let mut cmd = vec!["openclaw".to_string()];
-        cmd.extend(rest.iter().map(|s| s.to_string()));
-        cmd
-    };
-    let check = |what: &str, code: i64| {
-        if code == 0 {
-            Ok(())
-        } else {
-            Err(Error::failure(format!(
-                "{what} failed (exit code {code}); no vault was kept"
-            ))
-            .with_hint("its output is above; fix the flags and run `safeclaw onboard` again"))
-        }
-    };
     let mut wizard = openclaw(&["onboard"]);
     wizard.extend(request.openclaw_args.iter().cloned());
     let code = if request.openclaw_args.is_empty() {
@@ -410,65 +507,105 @@ fn steps(
         exec::run(engine, name, wizard, None, printer.json)?
     };
     check("OpenClaw's onboarding", code)?;
-    // What the gateway's state gets of a secret the vault keeps: its
-    // placeholder, and OpenClaw's setting that sends its requests to the
-    // broker (docs/secrets.md).
-    let held = |name: &str, real: &Password| match kept.get(name) {
-        Some(s) => zeroize::Zeroizing::new(s.placeholder.as_bytes().to_vec()),
-        None => zeroize::Zeroizing::new(real.as_bytes().to_vec()),
-    };
-    let to_broker = |secret: &str| -> Result<()> {
-        let Some(p) = kept.get(secret).and_then(|_| providers::find(secret).ok()) else {
-            return Ok(());
-        };
+    if let Some((provider, api_key)) = &request.secrets.api_key {
+        if kept.get(provider).is_none() {
+            printer.note(&format!(
+                "storing the {provider} API key (read from stdin, not argv)"
+            ));
+            let cmd = openclaw(&["models", "auth", "paste-api-key", "--provider", provider]);
+            let mut line = zeroize::Zeroizing::new(api_key.as_bytes().to_vec());
+            line.push(b'\n');
+            check(
+                "storing the API key",
+                exec::run(engine, name, cmd, Some(&line), printer.json)?,
+            )?;
+        }
+    }
+    let names: Vec<&str> = kept.0.iter().map(|s| s.name.as_str()).collect();
+    placeholder_steps(engine, name, kept, &names, printer)?;
+    if request.openclaw_args.is_empty() && kept.0.is_empty() {
+        printer.warn("a key typed into OpenClaw's wizard is kept in the gateway's state, where the agent can read it; `--api-key-file` and `--telegram-token-file` keep them out (docs/secrets.md)");
+    }
+    Ok(())
+}
+
+/// `openclaw ARGS` as an exec's argv.
+fn openclaw(rest: &[&str]) -> Vec<String> {
+    let mut cmd = vec!["openclaw".to_string()];
+    cmd.extend(rest.iter().map(|s| s.to_string()));
+    cmd
+}
+
+/// A step's exit code as a result.
+fn check(what: &str, code: i64) -> Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    Err(Error::failure(format!(
+        "{what} failed (exit code {code}); nothing was kept"
+    ))
+    .with_hint("its output is above; fix what it says and run the command again"))
+}
+
+/// What the gateway's state gets of the secrets `names` the vault keeps:
+/// each one's placeholder where OpenClaw expects the credential, and
+/// OpenClaw's setting that sends its requests to the broker
+/// (docs/secrets.md). Placeholders are no secrets, but they go on stdin
+/// all the same, as the commands read credentials.
+fn placeholder_steps(
+    engine: &Engine,
+    name: &str,
+    kept: &kept::Secrets,
+    names: &[&str],
+    printer: &Printer,
+) -> Result<()> {
+    for secret in names {
+        let Some(s) = kept.get(secret) else { continue };
+        let p = providers::find(secret).map_err(Error::usage)?;
+        if p.name == "telegram" {
+            printer.note("storing a placeholder for the Telegram bot token as a file in the state (tokenFile; the vault keeps the token for the egress proxy)");
+            let path = format!("{STATE_DIR}/{TELEGRAM_TOKEN_PATH}");
+            let cmd = vec![
+                SAFECLAW_IN_IMAGE.to_string(),
+                "write-secret".to_string(),
+                path.clone(),
+            ];
+            check(
+                "storing the bot token's placeholder",
+                exec::run(
+                    engine,
+                    name,
+                    cmd,
+                    Some(s.placeholder.as_bytes()),
+                    printer.json,
+                )?,
+            )?;
+            for (key, value) in [
+                ("channels.telegram.tokenFile", path.as_str()),
+                ("channels.telegram.enabled", "true"),
+            ] {
+                let cmd = openclaw(&["config", "set", key, value]);
+                check(
+                    "configuring Telegram",
+                    exec::run(engine, name, cmd, None, printer.json)?,
+                )?;
+            }
+        } else {
+            printer.note(&format!(
+                "storing a placeholder for the {secret} API key (the vault keeps the key for the egress proxy)"
+            ));
+            let cmd = openclaw(&["models", "auth", "paste-api-key", "--provider", secret]);
+            let line = format!("{}\n", s.placeholder);
+            check(
+                "storing the API key's placeholder",
+                exec::run(engine, name, cmd, Some(line.as_bytes()), printer.json)?,
+            )?;
+        }
         let cmd = openclaw(&["config", "set", p.setting, &p.broker_url()]);
         check(
             "pointing OpenClaw at the egress broker",
             exec::run(engine, name, cmd, None, printer.json)?,
-        )
-    };
-    if let Some((provider, api_key)) = &request.secrets.api_key {
-        let what = if kept.get(provider).is_some() {
-            "a placeholder for the API key (the vault keeps the key for the egress proxy)"
-        } else {
-            "the API key (read from stdin, not argv)"
-        };
-        printer.note(&format!("storing {what} for {provider}"));
-        let cmd = openclaw(&["models", "auth", "paste-api-key", "--provider", provider]);
-        let mut line = held(provider, api_key);
-        line.push(b'\n');
-        check(
-            "storing the API key",
-            exec::run(engine, name, cmd, Some(&line), printer.json)?,
         )?;
-        to_broker(provider)?;
-    }
-    if let Some(token) = &request.secrets.telegram_token {
-        printer.note("storing a placeholder for the Telegram bot token as a file in the state (tokenFile; the vault keeps the token for the egress proxy)");
-        let path = format!("{STATE_DIR}/{TELEGRAM_TOKEN_PATH}");
-        let cmd = vec![
-            SAFECLAW_IN_IMAGE.to_string(),
-            "write-secret".to_string(),
-            path.clone(),
-        ];
-        check(
-            "storing the bot token",
-            exec::run(engine, name, cmd, Some(&held("telegram", token)), printer.json)?,
-        )?;
-        for (key, value) in [
-            ("channels.telegram.tokenFile", path.as_str()),
-            ("channels.telegram.enabled", "true"),
-        ] {
-            let cmd = openclaw(&["config", "set", key, value]);
-            check(
-                "configuring Telegram",
-                exec::run(engine, name, cmd, None, printer.json)?,
-            )?;
-        }
-        to_broker("telegram")?;
-    }
-    if request.openclaw_args.is_empty() && kept.0.is_empty() {
-        printer.warn("a key typed into OpenClaw's wizard is kept in the gateway's state, where the agent can read it; `--api-key-file` and `--telegram-token-file` keep them out (docs/secrets.md)");
     }
     Ok(())
 }

@@ -144,11 +144,12 @@ pub fn encode(secrets: &Secrets) -> Zeroizing<Vec<u8>> {
     };
     // Into a buffer sized up front: a growing Vec would leave copies of
     // the values behind in the allocations it gave up.
-    let room = 64 + secrets
-        .0
-        .iter()
-        .map(|s| 96 + s.name.len() + s.value.len() + s.placeholder.len())
-        .sum::<usize>();
+    let room = 64
+        + secrets
+            .0
+            .iter()
+            .map(|s| 96 + s.name.len() + s.value.len() + s.placeholder.len())
+            .sum::<usize>();
     let mut out = Zeroizing::new(Vec::with_capacity(room));
     serde_json::to_writer(&mut *out, &section).expect("a Vec takes any JSON");
     debug_assert!(out.len() <= room);
@@ -251,7 +252,9 @@ mod tests {
         // A new value keeps the placeholder the gateway already holds.
         let mut again = back;
         let before = again.get("anthropic").unwrap().placeholder.clone();
-        again.set("anthropic", value("sk-ant-api03-NEW"), 9).unwrap();
+        again
+            .set("anthropic", value("sk-ant-api03-NEW"), 9)
+            .unwrap();
         assert_eq!(again.get("anthropic").unwrap().placeholder, before);
         assert!(again.remove("anthropic") && !again.remove("anthropic"));
     }

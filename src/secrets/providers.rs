@@ -129,7 +129,9 @@ fn bot_id(token: &str) -> Result<&str, String> {
         {
             Ok(id)
         }
-        _ => Err("a Telegram bot token is the bot's id, a colon and the secret (from @BotFather)".into()),
+        _ => Err(
+            "a Telegram bot token is the bot's id, a colon and the secret (from @BotFather)".into(),
+        ),
     }
 }
 
@@ -149,13 +151,21 @@ mod tests {
             "http://127.0.0.1:3128/safeclaw-broker/openai/v1"
         );
         let p = a.placeholder("sk-ant-x").unwrap();
-        assert!(p.starts_with("sk-ant-safeclaw-placeholder-anthropic-"), "{p}");
+        assert!(
+            p.starts_with("sk-ant-safeclaw-placeholder-anthropic-"),
+            "{p}"
+        );
         assert_ne!(p, a.placeholder("sk-ant-x").unwrap());
         let t = find("telegram").unwrap();
-        assert!(t.placeholder("12:abc").unwrap().starts_with("12:safeclaw-placeholder-"));
+        assert!(t
+            .placeholder("12:abc")
+            .unwrap()
+            .starts_with("12:safeclaw-placeholder-"));
         for bad in ["abc", ":abc", "12:", "1a:b"] {
             assert!(t.placeholder(bad).is_err(), "{bad}");
         }
-        assert!(find("nope").unwrap_err().contains("anthropic, openai, telegram"));
+        assert!(find("nope")
+            .unwrap_err()
+            .contains("anthropic, openai, telegram"));
     }
 }

@@ -191,11 +191,7 @@ fn derive_kek(password: &[u8], kdf: &KdfParams, salt: &[u8; SALT_LEN]) -> Zeroiz
 
 /// A new password slot for `key` (a data key in versions 1 and 2, a
 /// master key since 3: `MasterKey::as_bytes`), with a fresh salt.
-pub fn wrap_with_password(
-    key: &[u8; KEY_LEN],
-    password: &[u8],
-    kdf: KdfParams,
-) -> PasswordSlot {
+pub fn wrap_with_password(key: &[u8; KEY_LEN], password: &[u8], kdf: KdfParams) -> PasswordSlot {
     let salt: [u8; SALT_LEN] = random_array();
     let kek = derive_kek(password, &kdf, &salt);
     let aad = PasswordSlot::aad(&kdf, &salt);
@@ -310,7 +306,10 @@ mod tests {
         // Derived, not random: the same master gives the same keys.
         assert_eq!(master.data_key().as_bytes(), data.as_bytes());
         let sealed = secrets.seal(b"sk-ant-real");
-        assert_eq!(&**master.secrets_key().open(&sealed).unwrap(), b"sk-ant-real");
+        assert_eq!(
+            &**master.secrets_key().open(&sealed).unwrap(),
+            b"sk-ant-real"
+        );
         // Under the data key (what the guard holds) it does not open.
         assert!(SecretsKey(*data.as_bytes()).open(&sealed).is_none());
         let mut changed = sealed.clone();

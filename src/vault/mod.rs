@@ -674,7 +674,14 @@ pub fn create_with_key<T>(
             ..shape.clone()
         })
     };
-    write_late_header(dest, Replace::Never, &master.data_key(), &shape, finish, fill)
+    write_late_header(
+        dest,
+        Replace::Never,
+        &master.data_key(),
+        &shape,
+        finish,
+        fill,
+    )
 }
 
 /// `write`, with the header produced by `header` after the payload is

@@ -506,9 +506,17 @@ pub fn container_pids(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str)
     let mut i = 0;
     while i < pids.len() {
         let pid = pids[i];
-        for task in fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        for task in fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            pids.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
         }
         i += 1;
     }
@@ -607,7 +615,10 @@ pub fn container_memory_holds(
                 .map(|n| format!("pid {pid} ({}): {n}", comm.trim())),
         );
     }
-    assert!(total > 0, "nothing of {name}'s memory could be read (run as root)");
+    assert!(
+        total > 0,
+        "nothing of {name}'s memory could be read (run as root)"
+    );
     out
 }
 
@@ -691,4 +702,58 @@ pub async fn create_and_start(
         )
         .await
         .unwrap();
+}
+
+/// A CA and a certificate for the test's upstream: every API host name it
+/// stands in for. The broker trusts the CA only because `--egress-ca`
+/// says so (docs/broker.md); nothing else does.
+pub fn test_ca(dir: &Path, names: &[&str]) -> PathBuf {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "safeclaw test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+    // Read by the upstream's user (10001) through its own bind mount.
+    let certs = dir.join("certs");
+    fs::create_dir(&certs).unwrap();
+    fs::set_permissions(&certs, fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, pem) in [
+        ("leaf.pem", leaf.pem()),
+        ("leaf.key", leaf_key.serialize_pem()),
+        ("ca.pem", ca_cert.pem()),
+    ] {
+        fs::write(certs.join(name), pem).unwrap();
+        fs::set_permissions(certs.join(name), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    certs
+}
+
+/// The request heads the test's HTTPS upstream received, in order.
+pub fn upstream_heads(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> Vec<String> {
+    rt.block_on(async {
+        let mut logs = docker.logs(
+            name,
+            Some(
+                bollard::query_parameters::LogsOptionsBuilder::new()
+                    .stdout(true)
+                    .build(),
+            ),
+        );
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut logs).await {
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["upstream_head"].as_str().map(str::to_string))
+            .collect()
+    })
 }

@@ -1,6 +1,6 @@
 //! The image's small tools besides the guard: the onboarding container's
-//! idle "gateway", storing a secret from stdin in the state dir, and the
-//! health check. Each answers with its exit status only.
+//! idle "gateway", storing a secret from stdin in the state dir, the
+//! audit's search of the state for real keys, and the health check. Each answers with its exit status only.
 
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -69,6 +69,60 @@ pub fn write_secret(path: &Path) -> Result<ExitStatus> {
         .write_all(&secret)
         .map_err(|e| Error::io("writing", path, e))?;
     out.commit()?;
+    Ok(ExitStatus::Success)
+}
+
+/// What `scan-secrets` reads at most: of one file, and in all.
+const SCAN_FILE_MAX: u64 = 64 << 20;
+const SCAN_TOTAL_MAX: u64 = 1 << 30;
+/// Findings printed at most.
+const SCAN_FINDINGS_MAX: usize = 100;
+
+/// `safeclaw scan-secrets DIR`, in the gateway's container for `audit`:
+/// one JSON line `{"path", "kind"}` per file under DIR that holds what
+/// looks like a real API key or bot token (`audit::secrets::shape`; never
+/// the value). Links are not followed and only regular files are read
+/// (the directory is the agent's), each up to 64 MiB, 1 GiB in all.
+pub fn scan_secrets(dir: &Path) -> Result<ExitStatus> {
+    let mut budget = SCAN_TOTAL_MAX;
+    let mut found = 0;
+    let mut out = std::io::stdout().lock();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if !meta.is_file() || budget == 0 {
+                continue;
+            }
+            let Ok(file) = crate::private_fs::open_regular(&path) else {
+                continue;
+            };
+            let mut bytes = zeroize::Zeroizing::new(Vec::new());
+            let limit = SCAN_FILE_MAX.min(budget);
+            if file.take(limit).read_to_end(&mut bytes).is_err() {
+                continue;
+            }
+            budget -= bytes.len() as u64;
+            for kind in crate::audit::secrets::shapes_in_bytes(&bytes) {
+                let line = serde_json::json!({ "path": path, "kind": kind });
+                let _ = writeln!(out, "{line}");
+                found += 1;
+                if found >= SCAN_FINDINGS_MAX {
+                    return Ok(ExitStatus::Success);
+                }
+            }
+        }
+    }
     Ok(ExitStatus::Success)
 }
 
