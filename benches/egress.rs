@@ -127,6 +127,8 @@ fn main() {
             },
             refuse: vec![],
             max_tunnels: 256,
+            broker: None,
+            hosts: vec![],
         });
         // The proxy alone, on TCP.
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -287,6 +287,11 @@ pub struct EgressServeArgs {
     /// the gateway's guard reads it into the vault
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+    /// Be the credential broker: read its secrets from stdin (the host's
+    /// hand-off, within 10 s; without one, brokered requests get 503)
+    /// before listening
+    #[arg(long)]
+    pub broker: bool,
 }
 
 #[derive(Debug, Args)]

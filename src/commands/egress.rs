@@ -1,6 +1,8 @@
 //! `safeclaw egress serve`: the egress proxy, in its own hardened
 //! container (docs/egress.md). Its argv holds the policy: destinations are
 //! not secrets, and the engine's inspect shows what the proxy enforces.
+//! The credential broker's secrets (`--broker`) come on stdin, never in
+//! argv or the environment (docs/broker.md).
 
 use std::io::Write;
 
@@ -8,6 +10,8 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
 use crate::cli::{EgressRelayArgs, EgressServeArgs};
 use crate::egress::address::Cidr;
+use crate::egress::forward::Broker;
+use crate::egress::handoff;
 use crate::egress::log_file::Writer;
 use crate::egress::policy::{self, Policy, Rule};
 use crate::egress::proxy::{Proxy, Settings};
@@ -46,7 +50,51 @@ fn settings(args: &EgressServeArgs) -> Result<Settings> {
         policy: Policy { open: false, rules },
         refuse,
         max_tunnels: usize::from(args.max_tunnels),
+        broker: None,
+        hosts: Vec::new(),
     })
+}
+
+/// How long `--broker` waits for the host's hand-off on stdin.
+const HANDOFF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The broker's secrets, read from stdin (all of it, at most
+/// `handoff::MAX_LEN` bytes, within `timeout`) into zeroizing memory. No
+/// hand-off (nothing written, stdin closed at once as after an engine
+/// restart, or too late) is not an error: the proxy serves, and its broker
+/// answers 503, said here. The reading thread is left behind on timeout;
+/// it holds nothing yet.
+fn read_handoff(
+    input: impl std::io::Read + Send + 'static,
+    timeout: std::time::Duration,
+) -> Result<Option<Broker>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = crate::password::read_all_zeroizing(input, handoff::MAX_LEN + 1);
+        let _ = tx.send(r);
+    });
+    let none = |why: &str| {
+        eprintln!("safeclaw egress serve: {why}: the broker holds no secrets and answers 503");
+        Ok(None)
+    };
+    let blob = match rx.recv_timeout(timeout) {
+        Ok(Ok(blob)) => blob,
+        Ok(Err(e)) => {
+            return Err(Error::failure(format!(
+                "reading the broker's hand-off from stdin: {e}"
+            )))
+        }
+        Err(_) => return none("no hand-off on stdin in time"),
+    };
+    if blob.is_empty() {
+        return none("no hand-off on stdin");
+    }
+    // The reasons name the rule broken, never a byte of the blob.
+    let handoff = handoff::decode(&blob)
+        .map_err(|why| Error::failure(format!("the broker's hand-off: {why}")))?;
+    let broker = Broker::new(handoff)
+        .map_err(|why| Error::failure(format!("the broker's hand-off: {why}")))?;
+    Ok(Some(broker))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -76,7 +124,25 @@ fn log_line(event: &crate::egress::proxy::Event, file: &std::sync::Mutex<Option<
 }
 
 pub fn serve(args: EgressServeArgs) -> Result<()> {
-    let settings = settings(&args)?;
+    let mut settings = settings(&args)?;
+    if args.broker {
+        // Before a secret exists in this process: no core dumps, no ptrace
+        // and no /proc/PID/mem for processes of the same uid.
+        crate::no_dumps::forbid()?;
+        // Read before the socket is bound: the host waits for the socket,
+        // so a client never meets a broker still waiting for its secrets.
+        // fd 0 directly into one zeroizing buffer: std's `Stdin` would
+        // keep a copy in its never-wiped global buffer.
+        settings.broker = read_handoff(crate::password::RawStdin, HANDOFF_TIMEOUT)?;
+    }
+    let secrets: Option<Vec<serde_json::Value>> = args.broker.then(|| {
+        settings
+            .broker
+            .iter()
+            .flat_map(|b| &b.routes)
+            .map(|r| serde_json::json!({ "name": r.name, "host": r.host, "port": r.port }))
+            .collect()
+    });
     let shown: Vec<String> = settings
         .policy
         .rules
@@ -111,7 +177,12 @@ pub fn serve(args: EgressServeArgs) -> Result<()> {
                 .map_err(|e| Error::io("listening on", path, e))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| Error::io("restricting", path, e))?;
-            announce(&path.display().to_string(), &shown, &args.refuse);
+            announce(
+                &path.display().to_string(),
+                &shown,
+                &args.refuse,
+                secrets.as_deref(),
+            );
             return proxy
                 .serve_unix(listener, log_line)
                 .await
@@ -121,7 +192,7 @@ pub fn serve(args: EgressServeArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(at)
             .await
             .map_err(|e| Error::failure(format!("listening on {at}: {e}")))?;
-        announce(&at.to_string(), &shown, &args.refuse);
+        announce(&at.to_string(), &shown, &args.refuse, secrets.as_deref());
         proxy
             .serve(listener, log_line)
             .await
@@ -129,11 +200,19 @@ pub fn serve(args: EgressServeArgs) -> Result<()> {
     })
 }
 
-fn announce(listening: &str, allow: &[String], refuse: &[String]) {
-    println!(
-        "{}",
-        serde_json::json!({ "listening": listening, "allow": allow, "refuse": refuse })
-    );
+/// The proxy's first line: where it listens, its policy and, with
+/// `--broker`, which secrets it holds for which hosts (never a value).
+fn announce(
+    listening: &str,
+    allow: &[String],
+    refuse: &[String],
+    secrets: Option<&[serde_json::Value]>,
+) {
+    let mut line = serde_json::json!({ "listening": listening, "allow": allow, "refuse": refuse });
+    if let Some(secrets) = secrets {
+        line["secrets"] = serde_json::Value::from(secrets);
+    }
+    println!("{line}");
 }
 
 pub fn relay(args: EgressRelayArgs) -> Result<()> {
@@ -248,4 +327,49 @@ pub fn log(gateway: &str, follow: bool, engine: &Engine, printer: &Printer) -> R
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+    use std::time::Duration;
+
+    #[test]
+    fn the_hand_off_is_read_whole_or_the_broker_holds_nothing() {
+        let wait = Duration::from_secs(10);
+        let blob = handoff::encode(&handoff::tests::two_routes()).to_vec();
+        let broker = read_handoff(Cursor::new(blob.clone()), wait)
+            .unwrap()
+            .unwrap();
+        let names: Vec<&str> = broker.routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["anthropic", "telegram"]);
+        // Stdin closed at once (an engine's restart): no secrets, served.
+        assert!(read_handoff(std::io::empty(), wait).unwrap().is_none());
+        // Nothing in time: the same.
+        struct Silent;
+        impl std::io::Read for Silent {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                std::thread::sleep(Duration::from_secs(2));
+                Ok(0)
+            }
+        }
+        assert!(read_handoff(Silent, Duration::from_millis(50))
+            .unwrap()
+            .is_none());
+        // A broken one is an error that names the rule, never a secret.
+        let mut bad = blob.clone();
+        bad.push(0);
+        let err = read_handoff(Cursor::new(bad), wait)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("after the end") && !err.contains("REAL"),
+            "{err}"
+        );
+        let err = read_handoff(Cursor::new(vec![b'x'; handoff::MAX_LEN + 5]), wait)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("too long"), "{err}");
+    }
 }

@@ -329,10 +329,9 @@ pub(crate) mod tests {
     }
 
     fn test_ca_pem() -> Vec<u8> {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.self_signed(&key).unwrap().pem().into_bytes()
+        crate::egress::forward::tests::TestCa::new()
+            .pem
+            .into_bytes()
     }
 
     #[test]
@@ -402,8 +401,9 @@ pub(crate) mod tests {
 
     #[test]
     fn every_rule_is_checked_on_decode() {
-        let placeholder = "safeclaw-placeholder-anthropic-0001";
-        let cases: Vec<(Box<dyn Fn(&mut Handoff)>, &str)> = vec![
+        const PLACEHOLDER: &str = "safeclaw-placeholder-anthropic-0001";
+        type Change = Box<dyn Fn(&mut Handoff)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|h| h.routes[0].name = "Anthropic".into()), "name"),
             (Box::new(|h| h.routes[0].name = String::new()), "name"),
             (Box::new(|h| h.routes[0].name = "a".repeat(33)), "name"),
@@ -448,15 +448,15 @@ pub(crate) mod tests {
                 "secret",
             ),
             (
-                Box::new(|h| h.routes[1].placeholder = format!("{placeholder}-longer")),
+                Box::new(|h| h.routes[1].placeholder = format!("{PLACEHOLDER}-longer")),
                 "part of another placeholder",
             ),
             (
-                Box::new(|h| h.routes[1].secret = Zeroizing::new(format!("x{placeholder}x"))),
+                Box::new(|h| h.routes[1].secret = Zeroizing::new(format!("x{PLACEHOLDER}x"))),
                 "part of a secret",
             ),
             (
-                Box::new(|h| h.routes[0].secret = Zeroizing::new(placeholder.into())),
+                Box::new(|h| h.routes[0].secret = Zeroizing::new(PLACEHOLDER.into())),
                 "part of a secret",
             ),
             (Box::new(|h| h.roots_pem = b"not pem".to_vec()), "PEM"),

@@ -1,10 +1,13 @@
 //! The egress firewall's proxy side (docs/egress.md): the policy of which
 //! destinations the gateway may reach (`policy`), the addresses never
-//! dialled whatever the policy (`address`), the one request accepted
-//! (`request`), and the proxy that enforces them (`proxy`).
+//! dialled whatever the policy (`address`), the requests accepted
+//! (`request`: `CONNECT`; `broker`: the credential broker's), and the
+//! proxy that enforces them (`proxy`, with `forward` for the broker's
+//! exchange and `handoff` for the secrets it is given; docs/broker.md).
 
 pub mod address;
 pub mod broker;
+pub mod forward;
 pub mod handoff;
 pub mod log_file;
 pub mod network;

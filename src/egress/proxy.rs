@@ -3,6 +3,11 @@
 //! refuses before dialling, caps concurrent tunnels, and writes one JSON
 //! line per decision (destination, verdict, byte counts, never payloads)
 //! for `safeclaw egress log` (docs/egress.md).
+//!
+//! On the same listener, the credential broker (docs/broker.md): an
+//! origin-form request under `/safeclaw-broker/ROUTE/` is forwarded over
+//! TLS to the route's host with its secret in place of its placeholder
+//! (`broker` has the rules, `forward` the exchange).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +20,9 @@ use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::Semaphore;
 
 use super::address::Cidr;
+use super::broker;
+use super::forward::Broker;
+use super::handoff::Route;
 use super::policy::{Policy, Verdict};
 use super::request::{self, Connect, HeadError};
 use super::tls;
@@ -34,6 +42,14 @@ pub struct Settings {
     /// The host's and safeclaw's own networks, never dialled.
     pub refuse: Vec<Cidr>,
     pub max_tunnels: usize,
+    /// The credential broker's secrets and TLS client, when the host
+    /// handed them over (`egress serve --broker`). Without them a
+    /// brokered request is answered 503: a placeholder is never forwarded.
+    pub broker: Option<Broker>,
+    /// Fixed answers for names, looked at before DNS. Empty in the
+    /// containers (their /etc/hosts, from `--egress-host`, does this);
+    /// the tests use it to reach their own servers under real names.
+    pub hosts: Vec<(String, IpAddr)>,
 }
 
 /// One line of the egress log.
@@ -55,6 +71,11 @@ pub struct Event {
     /// Connections this proxy has opened to destinations since it started
     /// (the tests' proof that a refusal dialled nothing).
     pub dials: u64,
+    /// The credential broker's secret (its route's name) put into the
+    /// request sent upstream, when one was: `safeclaw secrets list` shows
+    /// when each was last used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// The proxy's shared state.
@@ -160,8 +181,9 @@ impl Proxy {
             received: 0,
             duration_ms: 0,
             dials: 0,
+            secret: None,
         };
-        let (connect, early) = match read_head(&mut client).await {
+        let (head, early) = match read_head(&mut client).await {
             Ok(x) => x,
             Err(e) => {
                 event.reason = e.reason().into();
@@ -169,6 +191,60 @@ impl Proxy {
                 return self.finish(event, began);
             }
         };
+        match request::parse(&head) {
+            Ok(connect) => {
+                self.tunnel(client, &head, connect, early, event, began)
+                    .await
+            }
+            Err(HeadError::NotConnect) if broker::is_brokered(&head) => {
+                self.broker(client, &head, early, event, began).await
+            }
+            Err(e) => {
+                event.reason = self.noting_placeholder(e.reason().into(), &head);
+                let _ = reply(&mut client, e.status()).await;
+                self.finish(event, began)
+            }
+        }
+    }
+
+    /// The routes of the broker, none without a hand-off.
+    fn routes(&self) -> &[Route] {
+        self.settings
+            .broker
+            .as_ref()
+            .map_or(&[], |b| b.routes.as_slice())
+    }
+
+    /// `reason`, and which secret's placeholder the refused head held, if
+    /// any: an attempt to send it somewhere, logged as such.
+    fn noting_placeholder(&self, reason: String, head: &[u8]) -> String {
+        match broker::placeholder_in(head, self.routes()) {
+            Some(r) => format!(
+                "{reason}; it holds the placeholder of secret {} (for {}): an exfiltration attempt",
+                r.name, r.host
+            ),
+            None => reason,
+        }
+    }
+
+    /// A `CONNECT` tunnel.
+    async fn tunnel<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut client: S,
+        head: &[u8],
+        connect: Connect,
+        early: Vec<u8>,
+        mut event: Event,
+        began: Instant,
+    ) -> Event {
+        event.host = connect.host.clone();
+        event.port = connect.port;
+        // The broker cannot see inside a tunnel, but it sees the head.
+        if let Some(r) = broker::placeholder_in(head, self.routes()) {
+            event.reason = broker::exfiltration(r, &format!("{}:{}", connect.host, connect.port));
+            let _ = reply(&mut client, broker::FORBIDDEN).await;
+            return self.finish(event, began);
+        }
         // Counted once the head is in: a client that never finishes its
         // head holds no tunnel (it is cut at HEAD_TIMEOUT).
         let Ok(_permit) = self.tunnels.try_acquire() else {
@@ -176,8 +252,6 @@ impl Proxy {
             let _ = reply(&mut client, "503 Service Unavailable").await;
             return self.finish(event, began);
         };
-        event.host = connect.host.clone();
-        event.port = connect.port;
         let upstream = match self.open(&connect, &mut event).await {
             Ok(s) => s,
             Err(status) => {
@@ -239,17 +313,82 @@ impl Proxy {
         self.finish(event, began)
     }
 
+    /// A brokered request: the route's host, allowed, resolved, filtered
+    /// and dialled as a tunnel's would be, then TLS to it and one request
+    /// with the secret in (`forward::exchange`).
+    async fn broker<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut client: S,
+        head: &[u8],
+        early: Vec<u8>,
+        mut event: Event,
+        began: Instant,
+    ) -> Event {
+        let Some(broker) = &self.settings.broker else {
+            event.reason = self.noting_placeholder(
+                "the broker holds no secrets: this proxy was started without a hand-off".into(),
+                head,
+            );
+            let _ = reply(&mut client, "503 Service Unavailable").await;
+            return self.finish(event, began);
+        };
+        let request = match broker::parse(head, &broker.routes) {
+            Ok(r) => r,
+            Err(refusal) => {
+                event.reason = if refusal.status == broker::FORBIDDEN {
+                    refusal.reason
+                } else {
+                    self.noting_placeholder(refusal.reason, head)
+                };
+                let _ = reply(&mut client, refusal.status).await;
+                return self.finish(event, began);
+            }
+        };
+        let route = &broker.routes[request.route];
+        event.host = route.host.clone();
+        event.port = route.port;
+        let Ok(_permit) = self.tunnels.try_acquire() else {
+            event.reason = "too many open tunnels".into();
+            let _ = reply(&mut client, "503 Service Unavailable").await;
+            return self.finish(event, began);
+        };
+        let to = Connect {
+            host: route.host.clone(),
+            port: route.port,
+        };
+        let upstream = match self.open(&to, &mut event).await {
+            Ok(s) => s,
+            Err(status) => {
+                event.reason = format!("secret {}: {}", route.name, event.reason);
+                let _ = reply(&mut client, status).await;
+                return self.finish(event, began);
+            }
+        };
+        super::forward::exchange(client, upstream, broker, request, early, &mut event).await;
+        self.finish(event, began)
+    }
+
     fn finish(&self, mut event: Event, began: Instant) -> Event {
         event.duration_ms = began.elapsed().as_millis();
         event.dials = self.dials();
         event
     }
 
+    /// The fixed answer for `host` (`Settings::hosts`), if any.
+    fn fixed(&self, host: &str) -> Option<IpAddr> {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        self.settings
+            .hosts
+            .iter()
+            .find(|(name, _)| name == host)
+            .map(|(_, ip)| *ip)
+    }
+
     /// The policy's verdict, then resolution, the address filter and the
     /// dial; on refusal the status line for the client and the reason in
     /// `event`.
     async fn open(&self, c: &Connect, event: &mut Event) -> Result<TcpStream, &'static str> {
-        const FORBIDDEN: &str = "403 Forbidden";
+        use broker::FORBIDDEN;
         let policy = &self.settings.policy;
         let candidates: Vec<IpAddr> = match policy.judge(&c.host, c.port) {
             Verdict::Denied(why) => {
@@ -257,20 +396,23 @@ impl Proxy {
                 return Err(FORBIDDEN);
             }
             Verdict::Address => vec![c.host.parse().expect("judged an address")],
-            Verdict::Name => {
-                let looked_up = tokio::time::timeout(
-                    RESOLVE_TIMEOUT,
-                    tokio::net::lookup_host((c.host.as_str(), c.port)),
-                )
-                .await;
-                match looked_up {
-                    Ok(Ok(addrs)) => addrs.map(|a| a.ip()).take(MAX_ADDRESSES).collect(),
-                    Ok(Err(_)) | Err(_) => {
-                        event.reason = "the name does not resolve".into();
-                        return Err("502 Bad Gateway");
+            Verdict::Name => match self.fixed(&c.host) {
+                Some(ip) => vec![ip],
+                None => {
+                    let looked_up = tokio::time::timeout(
+                        RESOLVE_TIMEOUT,
+                        tokio::net::lookup_host((c.host.as_str(), c.port)),
+                    )
+                    .await;
+                    match looked_up {
+                        Ok(Ok(addrs)) => addrs.map(|a| a.ip()).take(MAX_ADDRESSES).collect(),
+                        Ok(Err(_)) | Err(_) => {
+                            event.reason = "the name does not resolve".into();
+                            return Err("502 Bad Gateway");
+                        }
                     }
                 }
-            }
+            },
         };
         let mut refused = None;
         let dialable: Vec<IpAddr> = candidates
@@ -307,7 +449,7 @@ impl Proxy {
 
 /// Reads the head (bounded in size and time) and whatever the client sent
 /// after it.
-async fn read_head<S: AsyncRead + Unpin>(client: &mut S) -> Result<(Connect, Vec<u8>), HeadError> {
+async fn read_head<S: AsyncRead + Unpin>(client: &mut S) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let read = async {
@@ -328,8 +470,8 @@ async fn read_head<S: AsyncRead + Unpin>(client: &mut S) -> Result<(Connect, Vec
     let n = tokio::time::timeout(HEAD_TIMEOUT, read)
         .await
         .map_err(|_| HeadError::Malformed("the head took too long"))??;
-    let connect = request::parse(&buf[..n])?;
-    Ok((connect, buf[n..].to_vec()))
+    let early = buf.split_off(n);
+    Ok((buf, early))
 }
 
 /// The client's first TLS record (with what came after the head), read
@@ -365,7 +507,10 @@ async fn read_client_hello<S: AsyncRead + Unpin>(
     Ok((name, buf))
 }
 
-async fn reply<S: AsyncWrite + Unpin>(client: &mut S, status: &str) -> std::io::Result<()> {
+pub(super) async fn reply<S: AsyncWrite + Unpin>(
+    client: &mut S,
+    status: &str,
+) -> std::io::Result<()> {
     let extra = if status.starts_with("200") {
         ""
     } else {
@@ -400,6 +545,8 @@ mod tests {
             },
             refuse: vec![],
             max_tunnels,
+            broker: None,
+            hosts: vec![],
         });
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(p.clone().serve(listener, move |e| {
