@@ -72,17 +72,16 @@ impl Drop for Made<'_> {
     }
 }
 
-/// One /28 of 198.51.100.0/24 per test process: engines side by side on
-/// this machine must not route the same subnet to two bridges.
+/// One /28 of 198.51.100.0/24 per test process (`subnet_base`).
 fn internet_subnet() -> (String, [u8; 4]) {
-    let base = (std::process::id() % 16) as u8 * 16;
+    let base = subnet_base();
     (format!("198.51.100.{base}/28"), [198, 51, 100, base])
 }
 
 /// A second "internet" for a test running beside the first: one /28 of
 /// 203.0.113.0/24, another documentation range.
 fn second_internet_subnet() -> (String, [u8; 4]) {
-    let base = (std::process::id() % 16) as u8 * 16;
+    let base = subnet_base();
     (format!("203.0.113.{base}/28"), [203, 0, 113, base])
 }
 
@@ -100,7 +99,7 @@ fn make_internet(made: &mut Made, name: &str, subnet: &str, host_ip: &str, bridg
     let options = (!podman).then(|| {
         HashMap::from([(
             "com.docker.network.bridge.name".to_string(),
-            format!("{bridge}{}", std::process::id() % 16),
+            format!("{bridge}{}", subnet_base() / 16),
         )])
     });
     made.rt
@@ -1069,10 +1068,14 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
             .create_exec(
                 &gateway,
                 bollard::exec::CreateExecOptions {
+                    // A server whose banner is the placeholder: it holds
+                    // it in its heap while it runs.
                     cmd: Some(vec![
-                        "sh".to_string(),
-                        "-c".to_string(),
-                        format!("v='{key_ph}'; sleep 30; echo \"$v\""),
+                        "/usr/local/bin/openclaw".to_string(),
+                        "net".to_string(),
+                        "serve".to_string(),
+                        "18999".to_string(),
+                        key_ph.clone(),
                     ]),
                     ..Default::default()
                 },

@@ -30,10 +30,8 @@ const API_HOSTS: [&str; 3] = ["api.telegram.org", "api.anthropic.com", "forbidde
 const API_STANDIN: &str = r#"
 const https = require('https'), fs = require('fs');
 https.createServer({ key: fs.readFileSync('/certs/leaf.key'), cert: fs.readFileSync('/certs/leaf.pem') }, (req, res) => {
-  const head = req.method + ' ' + req.url + ' HTTP/' + req.httpVersion + '
-' +
-    Object.entries(req.headers).map(([k, v]) => k + ': ' + v + '
-').join('');
+  const head = req.method + ' ' + req.url + ' HTTP/' + req.httpVersion + '\r\n' +
+    Object.entries(req.headers).map(([k, v]) => k + ': ' + v + '\r\n').join('');
   console.log(JSON.stringify({ upstream_head: head, sni: req.socket.servername || '' }));
   req.resume();
   req.on('end', () => {
@@ -288,6 +286,11 @@ fn logs_of(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> Vec<u8>
     })
 }
 
+/// Whether `path` is in the engine's directory of the container `id`.
+fn in_container_dir(path: &Path, id: &str) -> bool {
+    path.components().any(|c| c.as_os_str() == id)
+}
+
 fn assert_nowhere(hay: &[(PathBuf, Vec<u8>)], secrets: &[(&str, &str)]) {
     for (place, bytes) in hay {
         for (what, secret) in secrets {
@@ -317,7 +320,7 @@ fn the_guides_journey_with_the_real_openclaw() {
     let nonce = safeclaw::private_fs::hex(&safeclaw::vault::crypto::random_array::<4>());
     // One /28 of 198.51.100.0/24 (a documentation range, routed nowhere)
     // per test process, as tests/egress.rs takes them.
-    let base = (std::process::id() % 16) as u8 * 16;
+    let base = subnet_base();
     let dir = TempDir::new().unwrap();
     let ca = test_ca(dir.path(), &API_HOSTS).join("ca.pem");
     let j = Journey {
@@ -356,7 +359,7 @@ fn the_guides_journey_with_the_real_openclaw() {
             options: (!podman).then(|| {
                 std::collections::HashMap::from([(
                     "com.docker.network.bridge.name".to_string(),
-                    format!("sc-e2e{}", std::process::id() % 16),
+                    format!("sc-e2e{}", subnet_base() / 16),
                 )])
             }),
             ipam: Some(bollard::models::Ipam {
@@ -439,6 +442,14 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         },
     ));
 
+    // The stand-in is the internet: it gets the real values (and logs
+    // them, which is what shows they arrived); its files are not searched.
+    let api_id = rt
+        .block_on(docker.inspect_container(&j.internet.api, None))
+        .unwrap()
+        .id
+        .unwrap();
+
     // 1. Onboarding, non-interactive, the secrets in files the user made.
     private_dir(&j.home());
     let inputs = j.dir.path().join("inputs");
@@ -492,6 +503,7 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     files_under(j.dir.path(), &mut hay);
     hay.retain(|(p, _)| p != &j.vault());
     files_under(&engine_containers_dir(rt, docker), &mut hay);
+    hay.retain(|(p, _)| !in_container_dir(p, &api_id));
     hay.extend(proc_texts());
     assert_nowhere(&hay, &secrets);
     // ... and they are in the vault's secrets, for the egress proxy; the
@@ -576,6 +588,7 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         .unwrap();
     files_under(Path::new(&writable_layer(&c)), &mut hay);
     files_under(&engine_containers_dir(rt, docker), &mut hay);
+    hay.retain(|(p, _)| !in_container_dir(p, &api_id));
     assert_nowhere(&hay, &secrets);
 
     // Issue 17: the real key and token reach their hosts from the egress

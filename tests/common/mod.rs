@@ -757,3 +757,13 @@ pub fn upstream_heads(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str)
             .collect()
     })
 }
+
+/// The /28 of a documentation /24 this test process takes for the
+/// "internet" it builds (its fourth octet's base): one of eight by the
+/// process id, in the half of the /24 `SAFECLAW_TEST_NET_HALF` (0 or 1)
+/// names. Engines side by side on this machine (CI runs two legs at once)
+/// must not route the same subnet to two bridges: each leg takes a half.
+pub fn subnet_base() -> u8 {
+    let half = std::env::var("SAFECLAW_TEST_NET_HALF").is_ok_and(|h| h == "1");
+    (std::process::id() % 8) as u8 * 16 + if half { 128 } else { 0 }
+}
