@@ -64,8 +64,6 @@ pub struct Brokered {
     /// The head to send upstream: it holds the secret.
     pub head: Zeroizing<Vec<u8>>,
     pub body: Body,
-    /// Whether the placeholder was found and the secret put in its place.
-    pub injected: bool,
 }
 
 /// Why a request is not forwarded: the status line for the client and the
@@ -305,11 +303,23 @@ pub fn parse(head: &[u8], routes: &[Route]) -> Result<Brokered, Refusal> {
         out.extend_from_slice(b"Connection: close\r\n\r\n");
     }
     debug_assert!(out.len() <= capacity, "the head was reallocated");
+    // A request without the placeholder would go to the route's host with
+    // a credential of the agent's choosing (`/bot<its own token>/`
+    // reaches a chat it owns): only the owner's credential is forwarded.
+    if injected == 0 {
+        return Err(refuse(
+            FORBIDDEN,
+            format!(
+                "no placeholder of secret {} in the path or a header: only requests with the owner's credential go to {}",
+                route.name,
+                authority(route)
+            ),
+        ));
+    }
     Ok(Brokered {
         route: index,
         head: out,
         body,
-        injected: injected > 0,
     })
 }
 
@@ -732,10 +742,7 @@ mod tests {
              content-type: application/json\r\ncontent-length: 67666\r\n\
              Accept-Encoding: identity\r\nConnection: close\r\n\r\n"
         );
-        assert_eq!(
-            (b.route, b.body, b.injected),
-            (0, Body::Length(67666), true)
-        );
+        assert_eq!((b.route, b.body), (0, Body::Length(67666)));
     }
 
     #[test]
@@ -759,14 +766,40 @@ mod tests {
                 )),
                 "{head}"
             );
-            assert_eq!((b.route, b.body, b.injected), (1, Body::None, true));
+            assert_eq!((b.route, b.body), (1, Body::None));
         }
         // The rest of the path may be empty, or a query alone.
-        let (head, b) = upstream("GET /safeclaw-broker/telegram HTTP/1.1\r\n\r\n").unwrap();
+        let key = format!("X-Key: {TELEGRAM}\r\n\r\n");
+        let (head, _) =
+            upstream(&format!("GET /safeclaw-broker/telegram HTTP/1.1\r\n{key}")).unwrap();
         assert!(head.starts_with("GET / HTTP/1.1\r\n"), "{head}");
-        assert!(!b.injected);
-        let (head, _) = upstream("GET /safeclaw-broker/telegram?a=b HTTP/1.1\r\n\r\n").unwrap();
+        let (head, _) = upstream(&format!(
+            "GET /safeclaw-broker/telegram?a=b HTTP/1.1\r\n{key}"
+        ))
+        .unwrap();
         assert!(head.starts_with("GET /?a=b HTTP/1.1\r\n"), "{head}");
+    }
+
+    #[test]
+    fn a_request_without_the_placeholder_is_not_forwarded() {
+        // The agent's own bot token would reach the agent's own chat.
+        for head in [
+            "POST /safeclaw-broker/telegram/bot666:attackers-own-token/sendMessage HTTP/1.1\r\n\r\n"
+                .to_string(),
+            // Where it is not swapped in (a header name, the proxy's
+            // own headers) it does not count.
+            format!("GET /safeclaw-broker/telegram/x HTTP/1.1\r\n{TELEGRAM}: 1\r\n\r\n"),
+            format!("GET /safeclaw-broker/telegram/x HTTP/1.1\r\nProxy-Authorization: {TELEGRAM}\r\n\r\n"),
+            format!("GET /safeclaw-broker/telegram/x HTTP/1.1\r\nHost: {TELEGRAM}\r\n\r\n"),
+        ] {
+            let err = upstream(&head).unwrap_err();
+            assert_eq!(err.status, FORBIDDEN, "{head}");
+            assert_eq!(
+                err.reason,
+                "no placeholder of secret telegram in the path or a header: only requests with \
+                 the owner's credential go to api.telegram.org",
+            );
+        }
     }
 
     #[test]
@@ -863,9 +896,11 @@ mod tests {
             assert!(err.status.starts_with(status), "{head:?}: {err:?}");
             assert!(err.reason.contains(why), "{head:?}: {err:?}");
         }
-        let b = upstream(&format!("POST {a} HTTP/1.1\r\nContent-Length: 0\r\n\r\n"))
-            .unwrap()
-            .1;
+        let b = upstream(&format!(
+            "POST {a} HTTP/1.1\r\nContent-Length: 0\r\nx-api-key: {ANTHROPIC}\r\n\r\n"
+        ))
+        .unwrap()
+        .1;
         assert_eq!(b.body, Body::None);
     }
 

@@ -115,9 +115,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         return;
     }
     event.sent = request.head.len() as u64;
-    if request.injected {
-        event.secret = Some(route.name.clone());
-    }
+    event.secret = Some(route.name.clone());
     drop(request.head);
 
     let others: Vec<&Route> = broker
@@ -158,10 +156,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     match outcome {
         Ok(()) => {
             event.decision = "allowed";
-            event.reason = match &event.secret {
-                Some(name) => format!("brokered: secret {name} injected"),
-                None => "brokered: no placeholder in the request, nothing injected".into(),
-            };
+            event.reason = format!("brokered: secret {} injected", route.name);
             let _ = client.shutdown().await;
         }
         Err(abort) => {
@@ -773,7 +768,8 @@ pub(crate) mod tests {
             (
                 "/safeclaw-broker/openai/v1/x",
                 "404",
-                "the broker holds no secret named openai",
+                "the broker holds no secret named openai; it holds the placeholder of secret \
+                 other (for api.other.test): an exfiltration attempt",
             ),
             (
                 "/safeclaw-broker/other/x",
@@ -781,7 +777,10 @@ pub(crate) mod tests {
                 "secret other: not in the allowlist",
             ),
         ] {
-            let back = send(s.proxy, format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes()).await;
+            let head = format!(
+                "GET {path} HTTP/1.1\r\nx-api-key: safeclaw-placeholder-other-00003\r\n\r\n"
+            );
+            let back = send(s.proxy, head.as_bytes()).await;
             assert!(
                 back.starts_with(format!("HTTP/1.1 {status} ").as_bytes()),
                 "{path}"
@@ -793,6 +792,22 @@ pub(crate) mod tests {
             );
             assert_eq!(e["dials"], 0);
         }
+        // A tunnel to a host the broker holds a secret for would carry a
+        // credential of the agent's choosing.
+        let back = send(
+            s.proxy,
+            format!("CONNECT api.telegram.test:{port} HTTP/1.1\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(back.starts_with(b"HTTP/1.1 403 "));
+        let (e, _) = event(&mut s.log).await;
+        assert_eq!(
+            e["reason"],
+            format!(
+                "api.telegram.test:{port} is reached through the broker only (secret telegram)"
+            )
+        );
+        assert_eq!(e["dials"], 0);
 
         // No hand-off (a proxy restarted by its engine): 503, fail closed.
         let mut s = broker(&ca, routes, &allow, false).await;

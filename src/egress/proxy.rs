@@ -245,6 +245,23 @@ impl Proxy {
             let _ = reply(&mut client, broker::FORBIDDEN).await;
             return self.finish(event, began);
         }
+        // A host the broker holds a secret for is reached through the
+        // broker only: every genuine request to it needs the secret, and
+        // a tunnel would carry a credential of the agent's choosing (its
+        // own bot token, to a chat it owns).
+        let host = connect.host.strip_suffix('.').unwrap_or(&connect.host);
+        if let Some(r) = self
+            .routes()
+            .iter()
+            .find(|r| r.host == host && r.port == connect.port)
+        {
+            event.reason = format!(
+                "{}:{} is reached through the broker only (secret {})",
+                connect.host, connect.port, r.name
+            );
+            let _ = reply(&mut client, broker::FORBIDDEN).await;
+            return self.finish(event, began);
+        }
         // Counted once the head is in: a client that never finishes its
         // head holds no tunnel (it is cut at HEAD_TIMEOUT).
         let Ok(_permit) = self.tunnels.try_acquire() else {
