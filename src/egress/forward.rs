@@ -304,7 +304,7 @@ pub(crate) mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::egress::policy::{Policy, Rule};
+    use crate::egress::policy::Policy;
     use crate::egress::proxy::{Proxy, Settings};
 
     /// A certificate authority made for a test.
@@ -431,9 +431,9 @@ pub(crate) mod tests {
         log: mpsc::UnboundedReceiver<String>,
     }
 
-    /// A proxy whose broker holds the anthropic and telegram routes (on
-    /// `port`, names mapped to loopback, trusted through `ca`), and
-    /// `extra` routes; the policy allows `allow` and loopback on `ports`.
+    /// A proxy whose broker holds `routes` (their names mapped to
+    /// loopback, their upstreams trusted through `ca`), or nothing without
+    /// a `handoff`; the policy allows `allow`.
     async fn broker(ca: &TestCa, routes: Vec<Route>, allow: &[String], handoff: bool) -> Setup {
         let hosts = routes
             .iter()
@@ -446,23 +446,25 @@ pub(crate) mod tests {
             })
             .unwrap()
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = listener.local_addr().unwrap();
-        let p = Proxy::new(Settings {
-            policy: Policy {
-                open: false,
-                rules: allow.iter().map(|r| Rule::parse(r).unwrap()).collect(),
-            },
+        let settings = Settings {
+            policy: Policy::default(),
             refuse: vec![],
             max_tunnels: 8,
             broker,
             hosts,
-        });
-        let (tx, log) = mpsc::unbounded_channel();
-        tokio::spawn(p.clone().serve(listener, move |e| {
-            let _ = tx.send(serde_json::to_string(e).unwrap());
-        }));
+        };
+        let (proxy, p, log) = crate::egress::proxy::tests::serving(allow, settings).await;
         Setup { proxy, p, log }
+    }
+
+    /// A test CA, an upstream answering with `echo_key` for the anthropic
+    /// and telegram routes' names, and a proxy brokering both to it.
+    async fn anthropic_and_telegram() -> (u16, mpsc::UnboundedReceiver<Got>, Setup) {
+        let ca = TestCa::new();
+        let names = ["api.anthropic.test", "api.telegram.test"];
+        let (port, got) = upstream(ca.server(&names), echo_key).await;
+        let (routes, allow) = two(port);
+        (port, got, broker(&ca, routes, &allow, true).await)
     }
 
     fn route(name: &str, host: &str, port: u16, placeholder: &str, secret: &str) -> Route {
@@ -525,14 +527,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn the_upstream_gets_the_real_key_and_token_and_the_client_never_does() {
-        let ca = TestCa::new();
-        let (port, mut got) = upstream(
-            ca.server(&["api.anthropic.test", "api.telegram.test"]),
-            echo_key,
-        )
-        .await;
-        let (routes, allow) = two(port);
-        let mut s = broker(&ca, routes, &allow, true).await;
+        let (port, mut got, mut s) = anthropic_and_telegram().await;
 
         // OpenClaw's model request, as measured.
         let body = r#"{"model":"claude","messages":[]}"#;
@@ -653,14 +648,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_placeholder_on_its_way_elsewhere_is_refused_and_never_delivered_whole() {
-        let ca = TestCa::new();
-        let (port, mut got) = upstream(
-            ca.server(&["api.anthropic.test", "api.telegram.test"]),
-            echo_key,
-        )
-        .await;
-        let (routes, allow) = two(port);
-        let mut s = broker(&ca, routes, &allow, true).await;
+        let (port, mut got, mut s) = anthropic_and_telegram().await;
         let denied = |e: &serde_json::Value, to: &str| {
             let reason = e["reason"].as_str().unwrap();
             assert_eq!(e["decision"], "denied", "{e}");
