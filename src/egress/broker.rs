@@ -3,7 +3,7 @@
 //! at `http://127.0.0.1:3128/safeclaw-broker/ROUTE/…` (the relay, then the
 //! proxy's socket), and the proxy forwards such a request over TLS to the
 //! route's host with the route's placeholder replaced by its secret in the
-//! request's path and headers, never in its body.
+//! request's path and credential headers, never in its query or body.
 //!
 //! A placeholder on its way anywhere else (another route's host, a
 //! `CONNECT` tunnel, a refused request) is an exfiltration attempt:
@@ -37,6 +37,13 @@ const HOP_BY_HOP: &[&str] = &[
     "host",
     "accept-encoding",
 ];
+
+/// The headers a credential is swapped into (besides the path): where
+/// HTTP APIs read one. Anywhere else a host may echo or store a header's
+/// value (an error quoting an unknown `anthropic-beta`, cut short where
+/// the echo check cannot see it), so the placeholder is refused there.
+pub const CREDENTIAL_HEADERS: &[&str] =
+    &["authorization", "x-api-key", "x-goog-api-key", "api-key"];
 
 /// The longest chunk-size line (with extensions) and trailer section of a
 /// chunked body.
@@ -290,9 +297,28 @@ pub fn parse(head: &[u8], routes: &[Route]) -> Result<Brokered, Refusal> {
         if dropped {
             continue;
         }
+        let credential = CREDENTIAL_HEADERS
+            .iter()
+            .any(|h| n.eq_ignore_ascii_case(h.as_bytes()));
+        if !credential && contains(v, placeholder) {
+            return Err(refuse(
+                FORBIDDEN,
+                format!(
+                    "the placeholder of secret {} in the header {}: only the path and {} carry it",
+                    route.name,
+                    // A token, ASCII: safe to log, and cut short.
+                    String::from_utf8_lossy(&n[..n.len().min(64)]),
+                    CREDENTIAL_HEADERS.join(", ")
+                ),
+            ));
+        }
         out.extend_from_slice(n);
         out.extend_from_slice(b": ");
-        injected += replace_into(&mut out, v, placeholder, secret);
+        if credential {
+            injected += replace_into(&mut out, v, placeholder, secret);
+        } else {
+            out.extend_from_slice(v);
+        }
         out.extend_from_slice(b"\r\n");
     }
     // Plain bytes back, so the echo check sees a secret in the response.
@@ -769,7 +795,7 @@ mod tests {
             assert_eq!((b.route, b.body), (1, Body::None));
         }
         // The rest of the path may be empty, or a query alone.
-        let key = format!("X-Key: {TELEGRAM}\r\n\r\n");
+        let key = format!("Authorization: {TELEGRAM}\r\n\r\n");
         let (head, _) =
             upstream(&format!("GET /safeclaw-broker/telegram HTTP/1.1\r\n{key}")).unwrap();
         assert!(head.starts_with("GET / HTTP/1.1\r\n"), "{head}");
@@ -778,6 +804,28 @@ mod tests {
         ))
         .unwrap();
         assert!(head.starts_with("GET /?a=b HTTP/1.1\r\n"), "{head}");
+    }
+
+    #[test]
+    fn the_placeholder_in_another_header_is_refused() {
+        let err = upstream(&format!(
+            "POST /safeclaw-broker/anthropic/v1/messages HTTP/1.1\r\nx-api-key: {ANTHROPIC}\r\n\
+             anthropic-beta: {ANTHROPIC}\r\n\r\n"
+        ))
+        .unwrap_err();
+        assert_eq!(err.status, FORBIDDEN);
+        assert_eq!(
+            err.reason,
+            "the placeholder of secret anthropic in the header anthropic-beta: only the path and \
+             authorization, x-api-key, x-goog-api-key, api-key carry it"
+        );
+        // Case does not matter for the credential headers.
+        let (head, _) = upstream(&format!(
+            "GET /safeclaw-broker/anthropic/v1 HTTP/1.1\r\nX-API-Key: {ANTHROPIC}\r\n\
+             AUTHORIZATION: Bearer {ANTHROPIC}\r\nX-Goog-Api-Key: {ANTHROPIC}\r\napi-key: {ANTHROPIC}\r\n\r\n"
+        ))
+        .unwrap();
+        assert_eq!(head.matches("sk-ant-api03-REAL-KEY-value").count(), 4);
     }
 
     #[test]
