@@ -463,6 +463,9 @@ pub(crate) mod tests {
     const TOKEN: &str = "AAH-real-bot-token_value";
     const ANTHROPIC: &str = "safeclaw-placeholder-anthropic-0001";
     const TELEGRAM: &str = "safeclaw-placeholder-telegram-0002";
+    /// A model request with the anthropic placeholder.
+    const MODEL_GET: &str =
+        "GET /safeclaw-broker/anthropic/v1 HTTP/1.1\r\nx-api-key: safeclaw-placeholder-anthropic-0001\r\n\r\n";
 
     struct Setup {
         proxy: SocketAddr,
@@ -838,12 +841,7 @@ pub(crate) mod tests {
 
         // No hand-off (a proxy restarted by its engine): 503, fail closed.
         let mut s = broker(&ca, routes, &allow, false).await;
-        let back = send(
-            s.proxy,
-            format!("GET /safeclaw-broker/anthropic/v1 HTTP/1.1\r\nx-api-key: {ANTHROPIC}\r\n\r\n")
-                .as_bytes(),
-        )
-        .await;
+        let back = send(s.proxy, MODEL_GET.as_bytes()).await;
         assert!(back.starts_with(b"HTTP/1.1 503 "));
         let (e, _) = event(&mut s.log).await;
         assert!(
@@ -871,12 +869,7 @@ pub(crate) mod tests {
         let (routes, allow) = two(port);
         let mut s = broker(&ca, routes, &allow, true).await;
         let mut c = TcpStream::connect(s.proxy).await.unwrap();
-        c.write_all(
-            format!("GET /safeclaw-broker/anthropic/v1 HTTP/1.1\r\nx-api-key: {ANTHROPIC}\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
+        c.write_all(MODEL_GET.as_bytes()).await.unwrap();
         // The first event arrives while the upstream holds the second.
         let mut back = Vec::new();
         let mut buf = [0u8; 1024];
@@ -901,12 +894,7 @@ pub(crate) mod tests {
         let (port, mut got) = upstream(rogue.server(&["api.anthropic.test"]), echo_key).await;
         let (routes, allow) = two(port);
         let mut s = broker(&trusted, routes, &allow, true).await;
-        let back = send(
-            s.proxy,
-            format!("GET /safeclaw-broker/anthropic/v1 HTTP/1.1\r\nx-api-key: {ANTHROPIC}\r\n\r\n")
-                .as_bytes(),
-        )
-        .await;
+        let back = send(s.proxy, MODEL_GET.as_bytes()).await;
         assert!(back.starts_with(b"HTTP/1.1 502 "));
         assert_eq!(got.recv().await.unwrap(), None, "the handshake failed");
         let (e, _) = event(&mut s.log).await;
