@@ -3,7 +3,7 @@
 //! at `http://127.0.0.1:3128/safeclaw-broker/ROUTE/…` (the relay, then the
 //! proxy's socket), and the proxy forwards such a request over TLS to the
 //! route's host with the route's placeholder replaced by its secret in the
-//! request's path and headers, never in its body.
+//! request's path and credential headers, never in its query or body.
 //!
 //! A placeholder on its way anywhere else (another route's host, a
 //! `CONNECT` tunnel, a refused request) is an exfiltration attempt:
@@ -38,6 +38,13 @@ const HOP_BY_HOP: &[&str] = &[
     "accept-encoding",
 ];
 
+/// The headers a credential is swapped into (besides the path): where
+/// HTTP APIs read one. Anywhere else a host may echo or store a header's
+/// value (an error quoting an unknown `anthropic-beta`, cut short where
+/// the echo check cannot see it), so the placeholder is refused there.
+pub const CREDENTIAL_HEADERS: &[&str] =
+    &["authorization", "x-api-key", "x-goog-api-key", "api-key"];
+
 /// The longest chunk-size line (with extensions) and trailer section of a
 /// chunked body.
 const MAX_CHUNK_LINE: usize = 1024;
@@ -64,8 +71,6 @@ pub struct Brokered {
     /// The head to send upstream: it holds the secret.
     pub head: Zeroizing<Vec<u8>>,
     pub body: Body,
-    /// Whether the placeholder was found and the secret put in its place.
-    pub injected: bool,
 }
 
 /// Why a request is not forwarded: the status line for the client and the
@@ -292,9 +297,28 @@ pub fn parse(head: &[u8], routes: &[Route]) -> Result<Brokered, Refusal> {
         if dropped {
             continue;
         }
+        let credential = CREDENTIAL_HEADERS
+            .iter()
+            .any(|h| n.eq_ignore_ascii_case(h.as_bytes()));
+        if !credential && contains(v, placeholder) {
+            return Err(refuse(
+                FORBIDDEN,
+                format!(
+                    "the placeholder of secret {} in the header {}: only the path and {} carry it",
+                    route.name,
+                    // A token, ASCII: safe to log, and cut short.
+                    String::from_utf8_lossy(&n[..n.len().min(64)]),
+                    CREDENTIAL_HEADERS.join(", ")
+                ),
+            ));
+        }
         out.extend_from_slice(n);
         out.extend_from_slice(b": ");
-        injected += replace_into(&mut out, v, placeholder, secret);
+        if credential {
+            injected += replace_into(&mut out, v, placeholder, secret);
+        } else {
+            out.extend_from_slice(v);
+        }
         out.extend_from_slice(b"\r\n");
     }
     // Plain bytes back, so the echo check sees a secret in the response.
@@ -305,11 +329,23 @@ pub fn parse(head: &[u8], routes: &[Route]) -> Result<Brokered, Refusal> {
         out.extend_from_slice(b"Connection: close\r\n\r\n");
     }
     debug_assert!(out.len() <= capacity, "the head was reallocated");
+    // A request without the placeholder would go to the route's host with
+    // a credential of the agent's choosing (`/bot<its own token>/`
+    // reaches a chat it owns): only the owner's credential is forwarded.
+    if injected == 0 {
+        return Err(refuse(
+            FORBIDDEN,
+            format!(
+                "no placeholder of secret {} in the path or a header: only requests with the owner's credential go to {}",
+                route.name,
+                authority(route)
+            ),
+        ));
+    }
     Ok(Brokered {
         route: index,
         head: out,
         body,
-        injected: injected > 0,
     })
 }
 
@@ -732,10 +768,7 @@ mod tests {
              content-type: application/json\r\ncontent-length: 67666\r\n\
              Accept-Encoding: identity\r\nConnection: close\r\n\r\n"
         );
-        assert_eq!(
-            (b.route, b.body, b.injected),
-            (0, Body::Length(67666), true)
-        );
+        assert_eq!((b.route, b.body), (0, Body::Length(67666)));
     }
 
     #[test]
@@ -759,14 +792,62 @@ mod tests {
                 )),
                 "{head}"
             );
-            assert_eq!((b.route, b.body, b.injected), (1, Body::None, true));
+            assert_eq!((b.route, b.body), (1, Body::None));
         }
         // The rest of the path may be empty, or a query alone.
-        let (head, b) = upstream("GET /safeclaw-broker/telegram HTTP/1.1\r\n\r\n").unwrap();
+        let key = format!("Authorization: {TELEGRAM}\r\n\r\n");
+        let (head, _) =
+            upstream(&format!("GET /safeclaw-broker/telegram HTTP/1.1\r\n{key}")).unwrap();
         assert!(head.starts_with("GET / HTTP/1.1\r\n"), "{head}");
-        assert!(!b.injected);
-        let (head, _) = upstream("GET /safeclaw-broker/telegram?a=b HTTP/1.1\r\n\r\n").unwrap();
+        let (head, _) = upstream(&format!(
+            "GET /safeclaw-broker/telegram?a=b HTTP/1.1\r\n{key}"
+        ))
+        .unwrap();
         assert!(head.starts_with("GET /?a=b HTTP/1.1\r\n"), "{head}");
+    }
+
+    #[test]
+    fn the_placeholder_in_another_header_is_refused() {
+        let err = upstream(&format!(
+            "POST /safeclaw-broker/anthropic/v1/messages HTTP/1.1\r\nx-api-key: {ANTHROPIC}\r\n\
+             anthropic-beta: {ANTHROPIC}\r\n\r\n"
+        ))
+        .unwrap_err();
+        assert_eq!(err.status, FORBIDDEN);
+        assert_eq!(
+            err.reason,
+            "the placeholder of secret anthropic in the header anthropic-beta: only the path and \
+             authorization, x-api-key, x-goog-api-key, api-key carry it"
+        );
+        // Case does not matter for the credential headers.
+        let (head, _) = upstream(&format!(
+            "GET /safeclaw-broker/anthropic/v1 HTTP/1.1\r\nX-API-Key: {ANTHROPIC}\r\n\
+             AUTHORIZATION: Bearer {ANTHROPIC}\r\nX-Goog-Api-Key: {ANTHROPIC}\r\napi-key: {ANTHROPIC}\r\n\r\n"
+        ))
+        .unwrap();
+        assert_eq!(head.matches("sk-ant-api03-REAL-KEY-value").count(), 4);
+    }
+
+    #[test]
+    fn a_request_without_the_placeholder_is_not_forwarded() {
+        // The agent's own bot token would reach the agent's own chat.
+        for head in [
+            "POST /safeclaw-broker/telegram/bot666:attackers-own-token/sendMessage HTTP/1.1\r\n\r\n"
+                .to_string(),
+            // Where it is not swapped in (a header name, the proxy's
+            // own headers) it does not count.
+            format!("GET /safeclaw-broker/telegram/x HTTP/1.1\r\n{TELEGRAM}: 1\r\n\r\n"),
+            format!("GET /safeclaw-broker/telegram/x HTTP/1.1\r\nProxy-Authorization: {TELEGRAM}\r\n\r\n"),
+            format!("GET /safeclaw-broker/telegram/x HTTP/1.1\r\nHost: {TELEGRAM}\r\n\r\n"),
+        ] {
+            let err = upstream(&head).unwrap_err();
+            assert_eq!(err.status, FORBIDDEN, "{head}");
+            assert_eq!(
+                err.reason,
+                "no placeholder of secret telegram in the path or a header: only requests with \
+                 the owner's credential go to api.telegram.org",
+            );
+        }
     }
 
     #[test]
@@ -863,9 +944,11 @@ mod tests {
             assert!(err.status.starts_with(status), "{head:?}: {err:?}");
             assert!(err.reason.contains(why), "{head:?}: {err:?}");
         }
-        let b = upstream(&format!("POST {a} HTTP/1.1\r\nContent-Length: 0\r\n\r\n"))
-            .unwrap()
-            .1;
+        let b = upstream(&format!(
+            "POST {a} HTTP/1.1\r\nContent-Length: 0\r\nx-api-key: {ANTHROPIC}\r\n\r\n"
+        ))
+        .unwrap()
+        .1;
         assert_eq!(b.body, Body::None);
     }
 

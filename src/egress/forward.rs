@@ -72,6 +72,26 @@ fn client_config(roots_pem: &[u8]) -> Result<Arc<ClientConfig>, &'static str> {
 struct Abort {
     status: &'static str,
     reason: String,
+    /// The broker's refusal (logged as denied), not a side going away.
+    refused: bool,
+}
+
+impl Abort {
+    fn refused(status: &'static str, reason: String) -> Abort {
+        Abort {
+            status,
+            reason,
+            refused: true,
+        }
+    }
+
+    fn ended(reason: String) -> Abort {
+        Abort {
+            status: BAD_GATEWAY,
+            reason,
+            refused: false,
+        }
+    }
 }
 
 const BAD_GATEWAY: &str = "502 Bad Gateway";
@@ -115,9 +135,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         return;
     }
     event.sent = request.head.len() as u64;
-    if request.injected {
-        event.secret = Some(route.name.clone());
-    }
+    event.secret = Some(route.name.clone());
     drop(request.head);
 
     let others: Vec<&Route> = broker
@@ -155,17 +173,22 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     event.sent += sent;
     event.received = received;
     let mut client = client_read.unsplit(client_write);
+    let brokered = format!("brokered: secret {} injected", route.name);
     match outcome {
         Ok(()) => {
             event.decision = "allowed";
-            event.reason = match &event.secret {
-                Some(name) => format!("brokered: secret {name} injected"),
-                None => "brokered: no placeholder in the request, nothing injected".into(),
-            };
+            event.reason = brokered;
             let _ = client.shutdown().await;
         }
         Err(abort) => {
-            event.reason = abort.reason;
+            // A side going away after the request went out does not make
+            // it a refusal.
+            if abort.refused {
+                event.reason = abort.reason;
+            } else {
+                event.decision = "allowed";
+                event.reason = format!("{brokered}; {}", abort.reason);
+            }
             if received == 0 {
                 let _ = reply(&mut client, abort.status).await;
             }
@@ -201,40 +224,33 @@ where
         } else {
             &buf[..chunk_len]
         };
-        let n = framing.take(chunk).map_err(|why| Abort {
-            status: "400 Bad Request",
-            reason: why.into(),
-        })?;
+        let n = framing
+            .take(chunk)
+            .map_err(|why| Abort::refused("400 Bad Request", why.into()))?;
         out.clear();
         if let Err(i) = scanner.feed(&chunk[..n], &mut out) {
-            return Err(Abort {
-                status: broker::FORBIDDEN,
-                reason: format!("{} (in the body)", broker::exfiltration(others[i], to)),
-            });
+            return Err(Abort::refused(
+                broker::FORBIDDEN,
+                format!("{} (in the body)", broker::exfiltration(others[i], to)),
+            ));
         }
         if framing.done() {
             scanner.finish(&mut out);
         }
-        upstream.write_all(&out).await.map_err(|_| Abort {
-            status: BAD_GATEWAY,
-            reason: format!("{to} closed the connection during the request"),
-        })?;
+        let closed = || Abort::ended(format!("{to} closed the connection during the request"));
+        upstream.write_all(&out).await.map_err(|_| closed())?;
         *sent += out.len() as u64;
         if framing.done() {
             // Whatever followed the body (a pipelined request) is never
             // read: one request per connection.
-            return upstream.flush().await.map_err(|_| Abort {
-                status: BAD_GATEWAY,
-                reason: format!("{to} closed the connection during the request"),
-            });
+            return upstream.flush().await.map_err(|_| closed());
         }
         from_early = false;
         chunk_len = match client.read(&mut buf).await {
             Ok(0) | Err(_) => {
-                return Err(Abort {
-                    status: "400 Bad Request",
-                    reason: "the client ended before its request's body".into(),
-                })
+                return Err(Abort::ended(
+                    "the client ended before its request's body".into(),
+                ))
             }
             Ok(k) => k,
         };
@@ -270,27 +286,27 @@ where
             // close does: its framing tells the client if it is whole.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
             Err(e) => {
-                return Err(Abort {
-                    status: BAD_GATEWAY,
-                    reason: format!("the response from {to} failed: {}", e.kind()),
-                })
+                return Err(Abort::ended(format!(
+                    "the response from {to} failed: {}",
+                    e.kind()
+                )))
             }
         };
         if n == 0 {
             scanner.finish(&mut out);
         } else if scanner.feed(&buf[..n], &mut out).is_err() {
-            return Err(Abort {
-                status: BAD_GATEWAY,
-                reason: format!(
+            return Err(Abort::refused(
+                BAD_GATEWAY,
+                format!(
                     "the response from {to} holds secret {}: cut before it reached the client",
                     route.name
                 ),
-            });
+            ));
         }
-        client.write_all(&out).await.map_err(|_| Abort {
-            status: BAD_GATEWAY,
-            reason: "the client went away".into(),
-        })?;
+        client
+            .write_all(&out)
+            .await
+            .map_err(|_| Abort::ended("the client went away".into()))?;
         *received += out.len() as u64;
         if n == 0 {
             let _ = client.flush().await;
@@ -309,7 +325,7 @@ pub(crate) mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::egress::policy::{Policy, Rule};
+    use crate::egress::policy::Policy;
     use crate::egress::proxy::{Proxy, Settings};
 
     /// A certificate authority made for a test.
@@ -365,6 +381,17 @@ pub(crate) mod tests {
         config: Arc<rustls::ServerConfig>,
         respond: fn(&[u8]) -> Vec<u8>,
     ) -> (u16, mpsc::UnboundedReceiver<Got>) {
+        let pieces = move |request: &[u8]| vec![respond(request)];
+        upstream_in_pieces(config, pieces, Arc::new(tokio::sync::Notify::new())).await
+    }
+
+    /// The same, writing the answer's pieces one at a time, each after
+    /// `go` is notified.
+    async fn upstream_in_pieces(
+        config: Arc<rustls::ServerConfig>,
+        respond: impl Fn(&[u8]) -> Vec<Vec<u8>> + Clone + Send + 'static,
+        go: Arc<tokio::sync::Notify>,
+    ) -> (u16, mpsc::UnboundedReceiver<Got>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -372,6 +399,7 @@ pub(crate) mod tests {
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let (respond, go) = (respond.clone(), go.clone());
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
                         let _ = tx.send(None);
@@ -379,7 +407,13 @@ pub(crate) mod tests {
                     };
                     let (bytes, whole) = read_request(&mut tls).await;
                     if whole {
-                        let _ = tls.write_all(&respond(&bytes)).await;
+                        for (i, piece) in respond(&bytes).iter().enumerate() {
+                            if i > 0 {
+                                go.notified().await;
+                            }
+                            let _ = tls.write_all(piece).await;
+                            let _ = tls.flush().await;
+                        }
                         let _ = tls.shutdown().await;
                     }
                     let _ = tx.send(Some((bytes, whole)));
@@ -429,6 +463,9 @@ pub(crate) mod tests {
     const TOKEN: &str = "AAH-real-bot-token_value";
     const ANTHROPIC: &str = "safeclaw-placeholder-anthropic-0001";
     const TELEGRAM: &str = "safeclaw-placeholder-telegram-0002";
+    /// A model request with the anthropic placeholder.
+    const MODEL_GET: &str =
+        "GET /safeclaw-broker/anthropic/v1 HTTP/1.1\r\nx-api-key: safeclaw-placeholder-anthropic-0001\r\n\r\n";
 
     struct Setup {
         proxy: SocketAddr,
@@ -436,9 +473,9 @@ pub(crate) mod tests {
         log: mpsc::UnboundedReceiver<String>,
     }
 
-    /// A proxy whose broker holds the anthropic and telegram routes (on
-    /// `port`, names mapped to loopback, trusted through `ca`), and
-    /// `extra` routes; the policy allows `allow` and loopback on `ports`.
+    /// A proxy whose broker holds `routes` (their names mapped to
+    /// loopback, their upstreams trusted through `ca`), or nothing without
+    /// a `handoff`; the policy allows `allow`.
     async fn broker(ca: &TestCa, routes: Vec<Route>, allow: &[String], handoff: bool) -> Setup {
         let hosts = routes
             .iter()
@@ -451,23 +488,25 @@ pub(crate) mod tests {
             })
             .unwrap()
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = listener.local_addr().unwrap();
-        let p = Proxy::new(Settings {
-            policy: Policy {
-                open: false,
-                rules: allow.iter().map(|r| Rule::parse(r).unwrap()).collect(),
-            },
+        let settings = Settings {
+            policy: Policy::default(),
             refuse: vec![],
             max_tunnels: 8,
             broker,
             hosts,
-        });
-        let (tx, log) = mpsc::unbounded_channel();
-        tokio::spawn(p.clone().serve(listener, move |e| {
-            let _ = tx.send(serde_json::to_string(e).unwrap());
-        }));
+        };
+        let (proxy, p, log) = crate::egress::proxy::tests::serving(allow, settings).await;
         Setup { proxy, p, log }
+    }
+
+    /// A test CA, an upstream answering with `echo_key` for the anthropic
+    /// and telegram routes' names, and a proxy brokering both to it.
+    async fn anthropic_and_telegram() -> (u16, mpsc::UnboundedReceiver<Got>, Setup) {
+        let ca = TestCa::new();
+        let names = ["api.anthropic.test", "api.telegram.test"];
+        let (port, got) = upstream(ca.server(&names), echo_key).await;
+        let (routes, allow) = two(port);
+        (port, got, broker(&ca, routes, &allow, true).await)
     }
 
     fn route(name: &str, host: &str, port: u16, placeholder: &str, secret: &str) -> Route {
@@ -530,14 +569,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn the_upstream_gets_the_real_key_and_token_and_the_client_never_does() {
-        let ca = TestCa::new();
-        let (port, mut got) = upstream(
-            ca.server(&["api.anthropic.test", "api.telegram.test"]),
-            echo_key,
-        )
-        .await;
-        let (routes, allow) = two(port);
-        let mut s = broker(&ca, routes, &allow, true).await;
+        let (port, mut got, mut s) = anthropic_and_telegram().await;
 
         // OpenClaw's model request, as measured.
         let body = r#"{"model":"claude","messages":[]}"#;
@@ -658,14 +690,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_placeholder_on_its_way_elsewhere_is_refused_and_never_delivered_whole() {
-        let ca = TestCa::new();
-        let (port, mut got) = upstream(
-            ca.server(&["api.anthropic.test", "api.telegram.test"]),
-            echo_key,
-        )
-        .await;
-        let (routes, allow) = two(port);
-        let mut s = broker(&ca, routes, &allow, true).await;
+        let (port, mut got, mut s) = anthropic_and_telegram().await;
         let denied = |e: &serde_json::Value, to: &str| {
             let reason = e["reason"].as_str().unwrap();
             assert_eq!(e["decision"], "denied", "{e}");
@@ -773,7 +798,8 @@ pub(crate) mod tests {
             (
                 "/safeclaw-broker/openai/v1/x",
                 "404",
-                "the broker holds no secret named openai",
+                "the broker holds no secret named openai; it holds the placeholder of secret \
+                 other (for api.other.test): an exfiltration attempt",
             ),
             (
                 "/safeclaw-broker/other/x",
@@ -781,7 +807,10 @@ pub(crate) mod tests {
                 "secret other: not in the allowlist",
             ),
         ] {
-            let back = send(s.proxy, format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes()).await;
+            let head = format!(
+                "GET {path} HTTP/1.1\r\nx-api-key: safeclaw-placeholder-other-00003\r\n\r\n"
+            );
+            let back = send(s.proxy, head.as_bytes()).await;
             assert!(
                 back.starts_with(format!("HTTP/1.1 {status} ").as_bytes()),
                 "{path}"
@@ -793,15 +822,26 @@ pub(crate) mod tests {
             );
             assert_eq!(e["dials"], 0);
         }
+        // A tunnel to a host the broker holds a secret for would carry a
+        // credential of the agent's choosing.
+        let back = send(
+            s.proxy,
+            format!("CONNECT api.telegram.test:{port} HTTP/1.1\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(back.starts_with(b"HTTP/1.1 403 "));
+        let (e, _) = event(&mut s.log).await;
+        assert_eq!(
+            e["reason"],
+            format!(
+                "api.telegram.test:{port} is reached through the broker only (secret telegram)"
+            )
+        );
+        assert_eq!(e["dials"], 0);
 
         // No hand-off (a proxy restarted by its engine): 503, fail closed.
         let mut s = broker(&ca, routes, &allow, false).await;
-        let back = send(
-            s.proxy,
-            format!("GET /safeclaw-broker/anthropic/v1 HTTP/1.1\r\nx-api-key: {ANTHROPIC}\r\n\r\n")
-                .as_bytes(),
-        )
-        .await;
+        let back = send(s.proxy, MODEL_GET.as_bytes()).await;
         assert!(back.starts_with(b"HTTP/1.1 503 "));
         let (e, _) = event(&mut s.log).await;
         assert!(
@@ -815,17 +855,46 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_streamed_response_reaches_the_client_as_it_comes() {
+        let ca = TestCa::new();
+        let go = Arc::new(tokio::sync::Notify::new());
+        let events = |_: &[u8]| {
+            vec![
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: one\n\n".to_vec(),
+                b"data: two\n\n".to_vec(),
+            ]
+        };
+        let server = ca.server(&["api.anthropic.test"]);
+        let (port, _got) = upstream_in_pieces(server, events, go.clone()).await;
+        let (routes, allow) = two(port);
+        let mut s = broker(&ca, routes, &allow, true).await;
+        let mut c = TcpStream::connect(s.proxy).await.unwrap();
+        c.write_all(MODEL_GET.as_bytes()).await.unwrap();
+        // The first event arrives while the upstream holds the second.
+        let mut back = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !back.ends_with(b"data: one\n\n") {
+            let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+                .await
+                .expect("the first event in time")
+                .unwrap();
+            assert!(n > 0);
+            back.extend_from_slice(&buf[..n]);
+        }
+        go.notify_one();
+        c.read_to_end(&mut back).await.unwrap();
+        assert!(back.ends_with(b"data: one\n\ndata: two\n\n"));
+        let (e, _) = event(&mut s.log).await;
+        assert_eq!(e["decision"], "allowed");
+    }
+
+    #[tokio::test]
     async fn an_upstream_not_signed_by_a_trusted_root_gets_no_head() {
         let (trusted, rogue) = (TestCa::new(), TestCa::new());
         let (port, mut got) = upstream(rogue.server(&["api.anthropic.test"]), echo_key).await;
         let (routes, allow) = two(port);
         let mut s = broker(&trusted, routes, &allow, true).await;
-        let back = send(
-            s.proxy,
-            format!("GET /safeclaw-broker/anthropic/v1 HTTP/1.1\r\nx-api-key: {ANTHROPIC}\r\n\r\n")
-                .as_bytes(),
-        )
-        .await;
+        let back = send(s.proxy, MODEL_GET.as_bytes()).await;
         assert!(back.starts_with(b"HTTP/1.1 502 "));
         assert_eq!(got.recv().await.unwrap(), None, "the handshake failed");
         let (e, _) = event(&mut s.log).await;

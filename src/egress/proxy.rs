@@ -245,6 +245,23 @@ impl Proxy {
             let _ = reply(&mut client, broker::FORBIDDEN).await;
             return self.finish(event, began);
         }
+        // A host the broker holds a secret for is reached through the
+        // broker only: every genuine request to it needs the secret, and
+        // a tunnel would carry a credential of the agent's choosing (its
+        // own bot token, to a chat it owns).
+        let host = connect.host.strip_suffix('.').unwrap_or(&connect.host);
+        if let Some(r) = self
+            .routes()
+            .iter()
+            .find(|r| r.host == host && r.port == connect.port)
+        {
+            event.reason = format!(
+                "{}:{} is reached through the broker only (secret {})",
+                connect.host, connect.port, r.name
+            );
+            let _ = reply(&mut client, broker::FORBIDDEN).await;
+            return self.finish(event, began);
+        }
         // Counted once the head is in: a client that never finishes its
         // head holds no tunnel (it is cut at HEAD_TIMEOUT).
         let Ok(_permit) = self.tunnels.try_acquire() else {
@@ -522,37 +539,48 @@ pub(super) async fn reply<S: AsyncWrite + Unpin>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::egress::policy::Rule;
     use tokio::io::{AsyncBufReadExt, BufReader};
 
-    /// A proxy on loopback whose policy allows `allow`, with its events.
-    async fn proxy(
-        allow: &[&str],
-        max_tunnels: usize,
-    ) -> (
+    /// A proxy serving on loopback, its address and its events (as JSON
+    /// lines).
+    pub(crate) type Serving = (
         SocketAddr,
         Arc<Proxy>,
         tokio::sync::mpsc::UnboundedReceiver<String>,
-    ) {
+    );
+
+    /// `settings` served on loopback, with a policy allowing `allow`.
+    pub(crate) async fn serving(allow: &[impl AsRef<str>], mut settings: Settings) -> Serving {
+        settings.policy = Policy {
+            open: false,
+            rules: allow
+                .iter()
+                .map(|r| Rule::parse(r.as_ref()).unwrap())
+                .collect(),
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let at = listener.local_addr().unwrap();
-        let p = Proxy::new(Settings {
-            policy: Policy {
-                open: false,
-                rules: allow.iter().map(|r| Rule::parse(r).unwrap()).collect(),
-            },
-            refuse: vec![],
-            max_tunnels,
-            broker: None,
-            hosts: vec![],
-        });
+        let p = Proxy::new(settings);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(p.clone().serve(listener, move |e| {
             let _ = tx.send(serde_json::to_string(e).unwrap());
         }));
         (at, p, rx)
+    }
+
+    /// A proxy on loopback whose policy allows `allow`, with its events.
+    async fn proxy(allow: &[&str], max_tunnels: usize) -> Serving {
+        let settings = Settings {
+            policy: Policy::default(),
+            refuse: vec![],
+            max_tunnels,
+            broker: None,
+            hosts: vec![],
+        };
+        serving(allow, settings).await
     }
 
     async fn ask(proxy: SocketAddr, head: &str) -> (String, TcpStream) {

@@ -1,7 +1,8 @@
-//! The one request the egress proxy accepts, `CONNECT host:port`, parsed
+//! The request the egress proxy tunnels, `CONNECT host:port` (the
+//! credential broker's requests are `broker.rs`'s), parsed
 //! from the client's bytes: a pure function over a bounded head, since the
 //! client is the gateway, where a prompt injection may write anything
-//! (fuzzed: fuzz/fuzz_targets/connect_head.rs).
+//! (fuzzed: fuzz/fuzz_targets/egress_request.rs).
 
 /// The most a request head may take, request line and headers together.
 pub const MAX_HEAD: usize = 8192;
