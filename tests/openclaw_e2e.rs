@@ -619,6 +619,9 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         ],
     );
     sweep("after a checkpoint");
+    // Through the running gateway (its RPC on loopback), so the request
+    // leaves from the gateway process itself; the stand-in refuses the
+    // key (401), and what it received is what counts.
     let (code, out) = exec_raw(
         rt,
         docker,
@@ -626,7 +629,6 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         &[
             "openclaw",
             "agent",
-            "--local",
             "--agent",
             "main",
             "-m",
@@ -635,8 +637,10 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
             "60",
         ],
     );
-    assert_ne!(code, 0, "{out}");
-    assert!(out.contains("401"), "{out}");
+    eprintln!(
+        "openclaw agent: exit code {code}, {}",
+        out.lines().last().unwrap_or("")
+    );
     let heads = upstream_heads(rt, docker, &j.internet.api);
     assert!(
         heads
