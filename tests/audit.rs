@@ -367,21 +367,15 @@ fn a_container_started_by_safeclaw_has_no_high_or_medium_finding() {
     // A real-looking key the agent can read (as OpenClaw keeps one when
     // the wizard was given it): found, by kind and file, never by value.
     let key = format!("sk-ant-api03-{}", "K".repeat(60));
-    let (code, out) = rt
-        .block_on(safeclaw::runtime::exec::exec_capture(
-            &docker,
-            &name,
-            vec![
-                "sh".into(),
-                "-c".into(),
-                format!(
-                    "mkdir -p /state/state && printf 'x\\0{key}\\0' > /state/state/openclaw.sqlite"
-                ),
-            ],
-            4096,
-        ))
-        .unwrap();
-    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+    // Written from the host into the container's tmpfs (the stand-in image
+    // has no shell), readable by the gateway's user.
+    let planted = format!("/proc/{pid}/root/state/planted.sqlite");
+    fs::write(&planted, format!("SQLite\0x\0{key}\0")).unwrap();
+    fs::set_permissions(
+        &planted,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let (code, report, stderr) = audit_json(
         &[
             "--container",
@@ -403,7 +397,7 @@ fn a_container_started_by_safeclaw_has_no_high_or_medium_finding() {
     assert_eq!(found[0]["severity"], "high");
     let evidence = found[0]["evidence"].as_str().unwrap();
     assert!(
-        evidence.contains("/state/state/openclaw.sqlite: an Anthropic API key"),
+        evidence.contains("/state/planted.sqlite: an Anthropic API key"),
         "{evidence}"
     );
     assert!(!report.to_string().contains(&key));
