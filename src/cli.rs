@@ -163,6 +163,25 @@ pub enum SecretsCommand {
 
     /// Remove a secret from the vault
     Remove(SecretsRemoveArgs),
+
+    /// Move the Anthropic API key and the Telegram bot token found in the
+    /// gateway's state (a vault onboarded before) into the vault, and give
+    /// OpenClaw placeholders
+    Adopt(SecretsAdoptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsAdoptArgs {
+    #[command(flatten)]
+    pub policy: EgressPolicyArgs,
+
+    /// The image of the short run that gives OpenClaw the placeholders
+    #[command(flatten)]
+    pub image: ImageChoice,
+
+    /// Older vault generations to keep (the change is sealed as new ones)
+    #[arg(long, default_value_t = default::KEEP_GENERATIONS)]
+    pub keep_generations: usize,
 }
 
 #[derive(Debug, Args)]

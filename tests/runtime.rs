@@ -1562,3 +1562,85 @@ fn every_command_of_the_bot_takes_relative_paths_from_a_subdirectory() {
         bot("start", "v.sclaw").assert().code(2);
     });
 }
+
+/// `secrets adopt`: a vault onboarded before safeclaw kept secrets (its
+/// Anthropic key in OpenClaw's auth store, its bot token in the token
+/// file) gets both moved into the vault's secrets, OpenClaw gets
+/// placeholders in a short run of the vault, and nothing real is left in
+/// the state; a second adopt finds nothing to do.
+#[test]
+fn adopt_moves_the_keys_of_an_older_vault_out_of_the_state() {
+    with_fixture("adopt", |_rt, _docker, f| {
+        let key = format!("sk-ant-api03-{}", "A".repeat(40));
+        let token = format!("123456789:{}", "B".repeat(35));
+        let state = f.dir.path().join("older");
+        fs::create_dir_all(state.join("credentials")).unwrap();
+        fs::write(
+            state.join("auth.json"),
+            format!(r#"{{"anthropic":"{key}"}}"#),
+        )
+        .unwrap();
+        fs::write(state.join("credentials/telegram-bot-token"), &token).unwrap();
+        fs::write(state.join("openclaw.json"), "{}").unwrap();
+        let vault_dir = f.dir.path().join("older-vault");
+        private_dir(&vault_dir);
+        let vault = vault_dir.join("v.vault");
+        create_vault(&state, &vault, &f.dir.path().join("pw"));
+        let adopt = || {
+            safeclaw()
+                .args(["secrets", "adopt", "--image", &f.image, "--vault"])
+                .arg(&vault)
+                .arg("--password-file")
+                .arg(f.dir.path().join("pw"))
+                .assert()
+                .success()
+        };
+        let out = adopt();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(stdout.contains("adopted anthropic, telegram"), "{stdout}");
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(stderr.contains("rotate them at the provider"), "{stderr}");
+        assert!(!stderr.contains(&key) && !stderr.contains(&token));
+        let listed = safeclaw()
+            .args(["--json", "secrets", "list", "--vault"])
+            .arg(&vault)
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .assert()
+            .success();
+        let listed: serde_json::Value =
+            serde_json::from_slice(&listed.get_output().stdout).unwrap();
+        let names: Vec<&str> = listed["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["anthropic", "telegram"], "{listed}");
+        let out = f.dir.path().join("adopted");
+        export_cmd(&vault, &out, f.dir.path().join("pw"))
+            .assert()
+            .success();
+        let mut files = Vec::new();
+        files_under(&out, &mut files);
+        for (path, bytes) in &files {
+            assert!(
+                !contains(bytes, &key) && !contains(bytes, &token),
+                "{} still holds a real value",
+                path.display()
+            );
+        }
+        let auth = fs::read_to_string(out.join("auth.json")).unwrap();
+        assert!(
+            auth.contains("sk-ant-safeclaw-placeholder-anthropic-"),
+            "{auth}"
+        );
+        let held = fs::read_to_string(out.join("credentials/telegram-bot-token")).unwrap();
+        assert!(
+            held.starts_with("123456789:safeclaw-placeholder-"),
+            "{held}"
+        );
+        let again = adopt();
+        assert!(String::from_utf8_lossy(&again.get_output().stdout).contains("nothing to adopt"));
+    });
+}

@@ -78,20 +78,36 @@ const MAX_TOKEN: usize = 512;
 /// order first seen.
 pub fn shapes_in_bytes(bytes: &[u8]) -> Vec<&'static str> {
     let mut kinds: Vec<&'static str> = Vec::new();
-    let token_byte = |b: &u8| b.is_ascii_alphanumeric() || b"-_:".contains(b);
-    for token in bytes.split(|b| !token_byte(b)) {
-        if token.len() < 20 || token.len() > MAX_TOKEN {
-            continue;
-        }
-        // Token bytes are ASCII.
-        let text = std::str::from_utf8(token).unwrap_or_default();
-        if let Some(kind) = shape(text) {
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
+    for (kind, _) in keys_in_bytes(bytes) {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
         }
     }
     kinds
+}
+
+/// Every run of token characters in `bytes` that has a secret's shape,
+/// with its kind, in order (`secrets adopt` takes the values).
+pub fn keys_in_bytes(bytes: &[u8]) -> Vec<(&'static str, &str)> {
+    let token_byte = |b: &u8| b.is_ascii_alphanumeric() || b"-_:".contains(b);
+    bytes
+        .split(|b| !token_byte(b))
+        .filter(|t| (20..=MAX_TOKEN).contains(&t.len()))
+        // Token bytes are ASCII.
+        .filter_map(|t| std::str::from_utf8(t).ok())
+        .filter_map(|t| shape(t).map(|kind| (kind, t)))
+        .collect()
+}
+
+/// The secret `secrets adopt` keeps for a kind, when the kind names one
+/// host: an Anthropic key and a Telegram token. An "sk-" key may be any
+/// of a dozen providers' (OpenAI's, DeepSeek's, …): never guessed.
+pub fn adoptable(kind: &str) -> Option<&'static str> {
+    match kind {
+        ANTHROPIC_KEY => Some("anthropic"),
+        TELEGRAM_TOKEN => Some("telegram"),
+        _ => None,
+    }
 }
 
 /// `safeclaw scan-secrets`'s output (the container's: hostile, bounded by

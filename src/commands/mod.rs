@@ -121,6 +121,9 @@ pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> 
         Command::Secrets(SecretsCommand::Set(a)) => {
             done(secrets::change(SecretsChange::set(a)?, engine()?, p))
         }
+        Command::Secrets(SecretsCommand::Adopt(a)) => {
+            done(secrets::adopt(SecretsChange::adopt(a)?, engine()?, p))
+        }
         Command::Secrets(SecretsCommand::Remove(a)) => {
             done(secrets::change(SecretsChange::remove(a)?, engine()?, p))
         }

@@ -605,6 +605,19 @@ impl SecretsChange {
         })
     }
 
+    /// `adopt`: no name and no value of its own (it finds them).
+    pub fn adopt(args: crate::cli::SecretsAdoptArgs) -> Result<Self> {
+        Ok(SecretsChange {
+            vault: EgressPolicy::resolve(&args.policy)?,
+            name: String::new(),
+            value: None,
+            keep_generations: args.keep_generations,
+            image: args.image,
+            limits: onboarding_limits(),
+            vault_only: false,
+        })
+    }
+
     pub fn remove(args: crate::cli::SecretsRemoveArgs) -> Result<Self> {
         Ok(SecretsChange {
             vault: EgressPolicy::resolve(&args.policy)?,

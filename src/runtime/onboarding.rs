@@ -590,6 +590,11 @@ fn placeholder_steps(
                     exec::run(engine, name, cmd, None, printer.json)?,
                 )?;
             }
+            // A token in the config itself (`channels add --token`) would
+            // win over the file: gone, if there is one (it fails if not).
+            // Quietly: its "not set" is no news.
+            let unset = openclaw(&["config", "unset", "channels.telegram.botToken"]);
+            let _ = engine.block_on(exec::exec_capture(engine.docker()?, name, unset, 4096));
         } else {
             printer.note(&format!(
                 "storing a placeholder for the {secret} API key (the vault keeps the key for the egress proxy)"

@@ -959,6 +959,38 @@ pub fn find_file<R: Read>(
     wanted: &Path,
     max: u64,
 ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    let mut found = None;
+    each_file(input, |path, len, content| {
+        if path != wanted {
+            return Ok(Flow::Next);
+        }
+        if len > max {
+            return Err(Error::failure(format!(
+                "{} in the vault is {len} bytes, more than the {max} read",
+                wanted.display()
+            )));
+        }
+        found = Some(read_content(content, path, len)?);
+        Ok(Flow::Stop)
+    })?;
+    Ok(found)
+}
+
+/// What `each_file`'s visitor wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Next,
+    Stop,
+}
+
+/// Calls `visit` with each regular file of the archive (its path, its
+/// length as the header says, and a reader of its content, which it may
+/// leave unread), in archive order, under every reader's check of every
+/// entry, until it says `Stop` or the archive ends.
+pub fn each_file<R: Read>(
+    input: R,
+    mut visit: impl FnMut(&Path, u64, &mut dyn Read) -> Result<Flow>,
+) -> Result<()> {
     let meter = Cell::new(None);
     let mut archive = tar::Archive::new(Metered {
         inner: input,
@@ -975,26 +1007,9 @@ pub fn find_file<R: Read>(
             Plan::Dir { path, .. } => names.dir(&path).map_err(Refusal::in_archive)?,
             Plan::File { path, .. } => {
                 names.file(&path).map_err(Refusal::in_archive)?;
-                if path == wanted {
-                    let len = entry.size();
-                    if len > max {
-                        return Err(Error::failure(format!(
-                            "{} in the vault is {len} bytes, more than the {max} read",
-                            wanted.display()
-                        )));
-                    }
-                    let mut content = zeroize::Zeroizing::new(Vec::with_capacity(len as usize));
-                    (&mut entry)
-                        .take(len)
-                        .read_to_end(&mut content)
-                        .map_err(|e| classify_read_error(e, "archive content"))?;
-                    if content.len() as u64 != len {
-                        return Err(Error::damaged(format!(
-                            "the archive entry {:?} is shorter than its header says",
-                            wanted.display().to_string()
-                        )));
-                    }
-                    return Ok(Some(content));
+                let len = entry.size();
+                if visit(&path, len, &mut entry)? == Flow::Stop {
+                    return Ok(());
                 }
             }
             Plan::Symlink { path, target } => {
@@ -1006,7 +1021,28 @@ pub fn find_file<R: Read>(
         }
         skip_rest(&mut entry)?;
     }
-    Ok(None)
+    Ok(())
+}
+
+/// Reads a file's content of `len` bytes (as its header says, checked by
+/// the caller against its bound) into zeroizing memory.
+pub fn read_content(
+    content: &mut dyn Read,
+    path: &Path,
+    len: u64,
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(len as usize));
+    content
+        .take(len)
+        .read_to_end(&mut out)
+        .map_err(|e| classify_read_error(e, "archive content"))?;
+    if out.len() as u64 != len {
+        return Err(Error::damaged(format!(
+            "the archive entry {:?} is shorter than its header says",
+            path.display().to_string()
+        )));
+    }
+    Ok(out)
 }
 
 /// The tar reader's input. While `left` holds a count (between entries,

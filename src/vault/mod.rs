@@ -270,6 +270,18 @@ impl VaultFile {
         archive::find_file(self.payload_prefix(key)?, Path::new(name), max)
     }
 
+    /// Calls `visit` with each regular file of the state (`archive::each_file`),
+    /// reading the payload to its end, so every chunk is authenticated.
+    pub fn each_file(
+        self,
+        key: &DataKey,
+        visit: impl FnMut(&Path, u64, &mut dyn Read) -> Result<archive::Flow>,
+    ) -> Result<()> {
+        let mut payload = self.payload(key, |_| {})?;
+        archive::each_file(&mut payload, visit)?;
+        drain(&mut payload)
+    }
+
     /// Authenticates every chunk and applies every extraction rule to the
     /// archive, writing nothing.
     pub fn verify(self, key: &DataKey, on_read: impl FnMut(u64)) -> Result<archive::Stats> {
