@@ -352,7 +352,12 @@ fn a_version_1_vault_s_safeclaw_is_the_state_s_never_records() {
     let mut header = vault::new_header(&master, &password(), FAST);
     header.version = 1;
     header.slots = vec![vault::format::Slot::Password(
-        vault::crypto::wrap_with_password(key.as_bytes(), password().as_bytes(), FAST),
+        vault::crypto::wrap_with_password(
+            key.as_bytes(),
+            vault::crypto::Wraps::DataKey,
+            password().as_bytes(),
+            FAST,
+        ),
     )];
     let path = dir.path().join("v1.vault");
     let planted = br#"{"version":1,"open":true,"allow":["0.0.0.0/0:443"]}"#;

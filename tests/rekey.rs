@@ -321,6 +321,7 @@ fn rekey_moves_a_version_2_vault_to_version_3() {
     header.slots = vec![vault::format::Slot::Password(
         vault::crypto::wrap_with_password(
             key.as_bytes(),
+            vault::crypto::Wraps::DataKey,
             OLD.as_bytes(),
             vault::format::KdfParams {
                 m_kib: 64,

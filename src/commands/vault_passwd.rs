@@ -249,7 +249,13 @@ impl NewKeys {
         cached
             .get_or_insert_with(|| {
                 let spinner = printer.spinner("deriving the new key's slot (Argon2id)");
-                let slot = crypto::wrap_with_password(&key, self.password.as_bytes(), self.kdf);
+                let wraps = if around_master {
+                    crypto::Wraps::MasterKey
+                } else {
+                    crypto::Wraps::DataKey
+                };
+                let slot =
+                    crypto::wrap_with_password(&key, wraps, self.password.as_bytes(), self.kdf);
                 spinner.finish_and_clear();
                 Slot::Password(slot)
             })

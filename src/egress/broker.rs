@@ -772,6 +772,20 @@ mod tests {
     }
 
     #[test]
+    fn a_brokered_request_s_debug_never_shows_the_secret() {
+        let b = parse(
+            format!("GET /safeclaw-broker/anthropic/v1 HTTP/1.1\r\nx-api-key: {ANTHROPIC}\r\n\r\n")
+                .as_bytes(),
+            &routes(),
+        );
+        let shown = format!("{b:?}");
+        // As a panic's `unwrap_err` or a log's `{:?}` would show it.
+        assert!(!shown.contains("REAL-KEY"), "{shown}");
+        let bytes: Vec<String> = b"sk-ant".iter().map(|b| b.to_string()).collect();
+        assert!(!shown.contains(&bytes.join(", ")), "{shown}");
+    }
+
+    #[test]
     fn openclaw_s_telegram_calls_get_the_token_in_their_path() {
         for (method, call) in [
             ("GET", "getMe"),

@@ -189,12 +189,52 @@ fn derive_kek(password: &[u8], kdf: &KdfParams, salt: &[u8; SALT_LEN]) -> Zeroiz
     kek
 }
 
+/// What a password slot wraps, by the vault's version: the data key in
+/// versions 1 and 2, the master key since 3. A master key's slot binds
+/// that in its associated data, so a slot that wraps a data key (which
+/// the guard holds) never opens as a master key's: with the version in
+/// the header only, a guard could re-seal a vault as version 3 around
+/// such a slot, and the host would derive its secrets key from a key the
+/// guard knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wraps {
+    DataKey,
+    MasterKey,
+}
+
+impl Wraps {
+    pub fn of_version(version: u16) -> Wraps {
+        if version >= super::format::MASTER_KEY_VERSION {
+            Wraps::MasterKey
+        } else {
+            Wraps::DataKey
+        }
+    }
+}
+
+/// The associated data of a master key's slot, after the slot's own.
+const MASTER_SLOT_AAD: &[u8] = b"safeclaw-vault v3 master key";
+
+fn slot_aad(kdf: &KdfParams, salt: &[u8; SALT_LEN], wraps: Wraps) -> Vec<u8> {
+    let mut aad = PasswordSlot::aad(kdf, salt);
+    if wraps == Wraps::MasterKey {
+        aad.extend_from_slice(MASTER_SLOT_AAD);
+    }
+    aad
+}
+
 /// A new password slot for `key` (a data key in versions 1 and 2, a
-/// master key since 3: `MasterKey::as_bytes`), with a fresh salt.
-pub fn wrap_with_password(key: &[u8; KEY_LEN], password: &[u8], kdf: KdfParams) -> PasswordSlot {
+/// master key since 3: `MasterKey::as_bytes`; `wraps` says which), with a
+/// fresh salt.
+pub fn wrap_with_password(
+    key: &[u8; KEY_LEN],
+    wraps: Wraps,
+    password: &[u8],
+    kdf: KdfParams,
+) -> PasswordSlot {
     let salt: [u8; SALT_LEN] = random_array();
     let kek = derive_kek(password, &kdf, &salt);
-    let aad = PasswordSlot::aad(&kdf, &salt);
+    let aad = slot_aad(&kdf, &salt, wraps);
     // A KEK wraps exactly one key (fresh salt), so a fixed nonce never repeats.
     let wrapped = Aes256Gcm::new(kek.as_ref().into())
         .encrypt(
@@ -214,14 +254,15 @@ pub fn wrap_with_password(key: &[u8; KEY_LEN], password: &[u8], kdf: KdfParams) 
     }
 }
 
-/// The key `slot` wraps, if `password` opens it: what it is depends on
-/// the vault's version (`VaultFile::unlock_keys`).
+/// The key `slot` wraps, if `password` opens it and it wraps what `wraps`
+/// says (by the vault's version: `VaultFile::unlock_keys`).
 pub fn unwrap_with_password(
     slot: &PasswordSlot,
+    wraps: Wraps,
     password: &[u8],
 ) -> Option<Zeroizing<[u8; KEY_LEN]>> {
     let kek = derive_kek(password, &slot.kdf, &slot.salt);
-    let aad = PasswordSlot::aad(&slot.kdf, &slot.salt);
+    let aad = slot_aad(&slot.kdf, &slot.salt, wraps);
     let plain = Zeroizing::new(
         Aes256Gcm::new(kek.as_ref().into())
             .decrypt(
@@ -269,13 +310,18 @@ mod tests {
     #[test]
     fn wrap_unwrap_and_wrong_password() {
         let key = DataKey::generate();
-        let slot = wrap_with_password(key.as_bytes(), b"correct horse", FAST);
-        let back = unwrap_with_password(&slot, b"correct horse").unwrap();
+        let slot = wrap_with_password(key.as_bytes(), Wraps::DataKey, b"correct horse", FAST);
+        let back = unwrap_with_password(&slot, Wraps::DataKey, b"correct horse").unwrap();
         assert_eq!(&*back, key.as_bytes());
-        assert!(unwrap_with_password(&slot, b"correct horsf").is_none());
+        assert!(unwrap_with_password(&slot, Wraps::DataKey, b"correct horsf").is_none());
+        // A data key's slot is no master key's, nor the other way round.
+        assert!(unwrap_with_password(&slot, Wraps::MasterKey, b"correct horse").is_none());
+        let master = wrap_with_password(key.as_bytes(), Wraps::MasterKey, b"correct horse", FAST);
+        assert!(unwrap_with_password(&master, Wraps::MasterKey, b"correct horse").is_some());
+        assert!(unwrap_with_password(&master, Wraps::DataKey, b"correct horse").is_none());
         let mut tampered = slot.clone();
         tampered.kdf.t = 2;
-        assert!(unwrap_with_password(&tampered, b"correct horse").is_none());
+        assert!(unwrap_with_password(&tampered, Wraps::DataKey, b"correct horse").is_none());
     }
 
     #[test]

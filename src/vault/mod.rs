@@ -153,7 +153,8 @@ impl VaultFile {
         for (index, slot) in self.header().slots.iter().enumerate() {
             let Slot::Password(slot) = slot else { continue };
             had_slot = true;
-            if let Some(raw) = crypto::unwrap_with_password(slot, password.as_bytes()) {
+            let wraps = crypto::Wraps::of_version(self.header().version);
+            if let Some(raw) = crypto::unwrap_with_password(slot, wraps, password.as_bytes()) {
                 let (data, master) = if self.header().version >= format::MASTER_KEY_VERSION {
                     let master = MasterKey::from(raw);
                     (master.data_key(), Some(master))
@@ -406,6 +407,7 @@ pub fn new_header(master: &MasterKey, password: &Password, kdf: format::KdfParam
         payload_salt: crypto::random_array(),
         slots: vec![Slot::Password(crypto::wrap_with_password(
             master.as_bytes(),
+            crypto::Wraps::MasterKey,
             password.as_bytes(),
             kdf,
         ))],
@@ -674,7 +676,14 @@ pub fn create_with_key<T>(
         let master = master.clone();
         std::thread::Builder::new()
             .name("argon2".into())
-            .spawn(move || crypto::wrap_with_password(master.as_bytes(), password.as_bytes(), kdf))
+            .spawn(move || {
+                crypto::wrap_with_password(
+                    master.as_bytes(),
+                    crypto::Wraps::MasterKey,
+                    password.as_bytes(),
+                    kdf,
+                )
+            })
             .map_err(|e| Error::failure(format!("starting the key derivation thread: {e}")))?
     };
     let finish = || {
@@ -817,5 +826,67 @@ impl<F: FnMut(u64)> Read for ChannelReader<F> {
         out[..n].copy_from_slice(&self.current.0[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vault::format::KdfParams;
+
+    const FAST: KdfParams = KdfParams {
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
+
+    fn empty(w: &mut dyn Write) -> Result<()> {
+        tar::Builder::new(w)
+            .finish()
+            .map_err(|e| Error::failure(format!("tar: {e}")))
+    }
+
+    /// A guard of a version 2 vault holds the key its slot wraps. With it
+    /// alone (no password) it re-seals the vault as version 3 keeping that
+    /// slot: the host must not take the slot's key for a master key, or
+    /// the secrets it seals next open with a key the guard derives.
+    #[test]
+    fn a_version_2_slot_is_never_taken_for_a_version_3_master_key() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("v.vault");
+        let password = Password::new(b"pw").unwrap();
+        // An honest version 2 vault: its slot wraps the data key K.
+        let k = MasterKey::generate().data_key();
+        let mut header = new_header(&MasterKey::generate(), &password, FAST);
+        header.version = 2;
+        header.slots = vec![Slot::Password(crypto::wrap_with_password(
+            k.as_bytes(),
+            crypto::Wraps::DataKey,
+            b"pw",
+            FAST,
+        ))];
+        write(&path, Replace::Never, &k, &header, empty).unwrap();
+
+        // The guard, with K only, forges version 3 around the same slot.
+        let fake_master = MasterKey::from(Zeroizing::new(*k.as_bytes()));
+        let current = VaultFile::open(&path).unwrap();
+        let slots = current.header().slots.clone();
+        reseal(current, &k, &fake_master.data_key(), 3, &slots)
+            .unwrap()
+            .commit()
+            .unwrap();
+
+        let forged = VaultFile::open(&path).unwrap();
+        assert_eq!(forged.header().version, 3);
+        if let Ok(keys) = forged.unlock_keys(&password) {
+            let sealed = keys
+                .secrets_key()
+                .expect("version 3")
+                .seal(b"sk-ant-api03-REAL");
+            assert!(
+                fake_master.secrets_key().open(&sealed).is_none(),
+                "the host sealed the secrets under a key the guard derives from its data key"
+            );
+        }
     }
 }

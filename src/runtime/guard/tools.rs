@@ -114,7 +114,8 @@ pub fn scan_secrets(dir: &Path) -> Result<ExitStatus> {
             }
             budget -= bytes.len() as u64;
             for kind in crate::audit::secrets::shapes_in_bytes(&bytes) {
-                let line = serde_json::json!({ "path": path, "kind": kind });
+                // Lossy: a name that is not UTF-8 would fail `json!` (a panic).
+                let line = serde_json::json!({ "path": path.to_string_lossy(), "kind": kind });
                 let _ = writeln!(out, "{line}");
                 found += 1;
                 if found >= SCAN_FINDINGS_MAX {
@@ -143,5 +144,25 @@ pub fn health(addr: &str) -> ExitStatus {
     match check() {
         Ok(true) => ExitStatus::Success,
         _ => ExitStatus::Reported(Class::Failure),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// The state is the agent's: a file name that is not UTF-8 (which a
+    /// JSON string cannot hold as it is) must not stop the scan.
+    #[test]
+    fn a_file_name_that_is_not_utf8_does_not_stop_the_scan() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let key = format!("sk-ant-api03-{}", "A".repeat(90));
+        let name = std::ffi::OsStr::from_bytes(b"k\xff.txt");
+        std::fs::write(dir.path().join(name), &key).unwrap();
+        assert!(matches!(
+            scan_secrets(dir.path()).unwrap(),
+            ExitStatus::Success
+        ));
     }
 }
