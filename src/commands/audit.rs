@@ -217,13 +217,24 @@ async fn state_key_findings(docker: &Docker, name: &str) -> Vec<Finding> {
         "scan-secrets".to_string(),
         crate::runtime::layout::STATE_DIR.to_string(),
     ];
-    let outcome = crate::runtime::exec::exec_capture(docker, name, cmd, 64 << 10).await;
+    // The agent can stop the scan (it runs as the agent's user): bounded.
+    let outcome = tokio::time::timeout(
+        STATE_SCAN_TIMEOUT,
+        crate::runtime::exec::exec_capture(docker, name, cmd, 64 << 10),
+    )
+    .await;
     let lines = match outcome {
-        Ok((0, out)) => out,
-        Ok((code, _)) => {
+        Ok(Ok((0, out))) => out,
+        Ok(Ok((code, _))) => {
             return vec![state_scan_unavailable(format!("exit code {code}"))];
         }
-        Err(e) => return vec![state_scan_unavailable(e.message)],
+        Ok(Err(e)) => return vec![state_scan_unavailable(e.message)],
+        Err(_) => {
+            return vec![state_scan_unavailable(format!(
+                "no answer in {} s",
+                STATE_SCAN_TIMEOUT.as_secs()
+            ))]
+        }
     };
     let found = audit::secrets::parse_scan(&lines);
     if found.is_empty() {
@@ -245,6 +256,9 @@ async fn state_key_findings(docker: &Docker, name: &str) -> Vec<Finding> {
         "docs/secrets.md",
     )]
 }
+
+/// How long the state scan may take: 1 GiB read at most, in seconds.
+const STATE_SCAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn state_scan_unavailable(why: String) -> Finding {
     Finding::new(

@@ -19,10 +19,12 @@ use crate::egress::network::BrokerHandoff;
 use crate::error::{Error, Result};
 use crate::vault::{Keys, VaultFile};
 
-/// The most secrets a vault holds (the proxy's hand-off takes as many).
-pub const MAX_SECRETS: usize = 16;
-/// The longest value: API keys and tokens are far shorter.
-pub const MAX_VALUE: usize = 4096;
+/// The most secrets a vault holds, and the longest value (API keys and
+/// bot tokens are a few hundred bytes at most): so many of the longest,
+/// with their placeholders, still fit the header's secrets slot
+/// (`format::MAX_SECRETS_LEN`; checked by a test).
+pub const MAX_SECRETS: usize = 8;
+pub const MAX_VALUE: usize = 1024;
 
 /// One secret: the real value and the placeholder the gateway holds.
 pub struct Secret {
@@ -257,6 +259,23 @@ mod tests {
             .unwrap();
         assert_eq!(again.get("anthropic").unwrap().placeholder, before);
         assert!(again.remove("anthropic") && !again.remove("anthropic"));
+    }
+
+    #[test]
+    fn the_largest_section_fits_the_header_s_slot() {
+        let mut s = Secrets::default();
+        for (i, name) in ["anthropic", "openai", "telegram"].iter().enumerate() {
+            let value = format!("{i}:{}", "v".repeat(MAX_VALUE - 2));
+            s.set(name, value.into(), u64::MAX).unwrap();
+        }
+        // Of the names known today; the bound holds for MAX_SECRETS of them.
+        let one = encode(&s).len() / 3 + 1;
+        let sealed = 12 + 16 + one * MAX_SECRETS + 16;
+        assert!(
+            sealed <= crate::vault::format::MAX_SECRETS_LEN,
+            "{sealed} > {}",
+            crate::vault::format::MAX_SECRETS_LEN
+        );
     }
 
     #[test]
