@@ -97,6 +97,10 @@ let
     "--egress-host"
     h
   ]) cfg.egressHosts
+  ++ optionals (cfg.egressCa != null) [
+    "--egress-ca"
+    (toString cfg.egressCa)
+  ]
   ++ optionals (cfg.publish != null) [
     "--publish"
     cfg.publish
@@ -272,6 +276,13 @@ in
       default = [ ];
       example = [ "llm.lan:192.168.1.10" ];
       description = "NAME:ADDR entries for the egress proxy's name lookups (`--egress-host`), as in /etc/hosts.";
+    };
+
+    egressCa = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/etc/ssl/corporate-ca.pem";
+      description = "PEM certificates the egress proxy's credential broker trusts besides the system's roots (`--egress-ca`), for the hosts it puts the vault's secrets into (docs/secrets.md).";
     };
 
     extraFlags = mkOption {

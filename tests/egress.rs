@@ -938,7 +938,7 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
     start.assert().success();
     let real: [&str; 2] = [&real_key, &real_token];
     let sweep = |when: &str| {
-        let held = container_memory_holds(&rt, &docker, &gateway, &real);
+        let held = container_holds(&rt, &docker, &gateway, &real);
         assert!(held.is_empty(), "{when}: {held:?}");
     };
     sweep("after start");
@@ -1094,10 +1094,10 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
             .unwrap();
     });
     std::thread::sleep(Duration::from_secs(2));
-    let control = container_memory_holds(&rt, &docker, &gateway, &[&key_ph]);
+    let control = container_holds(&rt, &docker, &gateway, &[&key_ph]);
     assert!(
-        !control.is_empty(),
-        "the sweep found not even the placeholder"
+        control.iter().any(|c| c.starts_with("memory of")),
+        "the sweep found not even the placeholder in memory: {control:?}"
     );
     sweep("after a checkpoint");
 

@@ -592,10 +592,12 @@ pub fn memory_holds(pid: u32, needles: &[&str]) -> (Vec<String>, u64) {
     (found, read)
 }
 
-/// Which of `needles` any process of the container `name` holds in its
-/// memory, as "pid N (comm): needle"; panics if nothing could be read (not
-/// root, or no process: a sweep that proves nothing).
-pub fn container_memory_holds(
+/// Which of `needles` the container `name` holds, as "WHERE: needle":
+/// in the memory of any of its processes (read as root through
+/// /proc/PID/mem), their environment or command line, or a file of its
+/// tmpfs state or /tmp (through /proc/PID/root). Panics if no memory
+/// could be read (not root, or no process: a sweep that proves nothing).
+pub fn container_holds(
     rt: &tokio::runtime::Runtime,
     docker: &Docker,
     name: &str,
@@ -605,15 +607,33 @@ pub fn container_memory_holds(
     assert!(!pids.is_empty(), "{name} has no process to sweep");
     let mut out = Vec::new();
     let mut total = 0;
-    for pid in pids {
+    let mut files = Vec::new();
+    for dir in ["state", "tmp"] {
+        files_under(
+            &PathBuf::from(format!("/proc/{}/root/{dir}", pids[0])),
+            &mut files,
+        );
+    }
+    for &pid in &pids {
         let (found, read) = memory_holds(pid, needles);
         total += read;
         let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         out.extend(
             found
                 .into_iter()
-                .map(|n| format!("pid {pid} ({}): {n}", comm.trim())),
+                .map(|n| format!("memory of pid {pid} ({}): {n}", comm.trim())),
         );
+        for f in ["environ", "cmdline"] {
+            let p = PathBuf::from(format!("/proc/{pid}/{f}"));
+            files.push((p.clone(), fs::read(&p).unwrap_or_default()));
+        }
+    }
+    for (path, bytes) in &files {
+        for n in needles {
+            if contains(bytes, n) {
+                out.push(format!("{}: {n}", path.display()));
+            }
+        }
     }
     assert!(
         total > 0,

@@ -148,6 +148,7 @@ let
           publish = 18789;
           egress = "open";
           egressHosts = [ "llm.lan:192.168.1.10" ];
+          egressCa = "/etc/ssl/corporate-ca.pem";
           cpus = 1.5;
           extraFlags = [
             "--share"
