@@ -52,7 +52,12 @@ if [ -z "$(api_version)" ]; then
   rm -f "$SOCKET"
   echo "== starting podman system service on $SOCKET" >&2
   # setsid: the service outlives this script and CI's shell job control.
-  setsid podman system service --time=0 "$HOST" >"$LOG" 2>&1 </dev/null &
+  # From /: its conmon needs the service's working directory, and a
+  # checkout the service was started in may be removed while it runs
+  # ("[conmon:e] Failed to get working directory", then every start fails
+  # with "write child: broken pipe").
+  setsid sh -c 'cd / && exec podman system service --time=0 "$1"' sh "$HOST" \
+    >"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 "$WAIT_SECONDS"); do
     [ -n "$(api_version)" ] && break
