@@ -903,26 +903,11 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
         .arg(&pw)
         .assert()
         .success();
-    let listed = safeclaw()
-        .args(["--json", "secrets", "list", "--vault"])
-        .arg(&vault)
-        .arg("--password-file")
-        .arg(&pw)
-        .assert()
-        .success();
-    let listed: serde_json::Value = serde_json::from_slice(&listed.get_output().stdout).unwrap();
-    let placeholder = |name: &str| -> String {
-        listed["secrets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap_or_else(|| panic!("{listed}"))["placeholder"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let (key_ph, token_ph) = (placeholder("anthropic"), placeholder("telegram"));
+    let listed = secrets_list(safeclaw(), Some(&vault), &pw);
+    let (key_ph, token_ph) = (
+        placeholder_of(&listed, "anthropic"),
+        placeholder_of(&listed, "telegram"),
+    );
     assert!(!listed.to_string().contains("REAL"), "{listed}");
     // The state got the placeholders and the broker's URLs, nothing real.
     let out = dir.path().join("out");
@@ -1125,14 +1110,7 @@ fn the_broker_puts_real_secrets_into_requests_for_their_own_hosts_only() {
         .assert()
         .success();
     // The vault knows when each secret was last put into a request.
-    let listed = safeclaw()
-        .args(["--json", "secrets", "list", "--vault"])
-        .arg(&vault)
-        .arg("--password-file")
-        .arg(&pw)
-        .assert()
-        .success();
-    let listed: serde_json::Value = serde_json::from_slice(&listed.get_output().stdout).unwrap();
+    let listed = secrets_list(safeclaw(), Some(&vault), &pw);
     for s in listed["secrets"].as_array().unwrap() {
         assert!(s["last_used_ms"].as_u64().is_some(), "{listed}");
     }

@@ -508,25 +508,11 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     assert_nowhere(&hay, &secrets);
     // ... and they are in the vault's secrets, for the egress proxy; the
     // state OpenClaw got holds placeholders in their places (issue 17).
-    let listed = j
-        .safeclaw()
-        .args(["--json", "secrets", "list", "--password-file"])
-        .arg(j.pw())
-        .assert()
-        .success();
-    let listed: serde_json::Value = serde_json::from_slice(&listed.get_output().stdout).unwrap();
-    let placeholder = |name: &str| -> String {
-        listed["secrets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap_or_else(|| panic!("{listed}"))["placeholder"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let (key_ph, token_ph) = (placeholder("anthropic"), placeholder("telegram"));
+    let listed = secrets_list(j.safeclaw(), None, &j.pw());
+    let (key_ph, token_ph) = (
+        placeholder_of(&listed, "anthropic"),
+        placeholder_of(&listed, "telegram"),
+    );
     let check = j.dir.path().join("check");
     export_cmd(j.vault(), &check, j.pw())
         .env("SAFECLAW_HOME", j.home())

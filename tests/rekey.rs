@@ -265,16 +265,7 @@ fn passwd_carries_the_secrets_under_the_new_master_key() {
         .arg(s.path("old"))
         .assert()
         .success();
-    let list = |password: &str| {
-        let out = safeclaw()
-            .args(["--json", "secrets", "list", "--vault"])
-            .arg(s.vault())
-            .arg("--password-file")
-            .arg(s.path(password))
-            .assert()
-            .success();
-        serde_json::from_slice::<serde_json::Value>(&out.get_output().stdout).unwrap()
-    };
+    let list = |password: &str| secrets_list(safeclaw(), Some(&s.vault()), &s.path(password));
     let before = list("old");
     s.passwd("old").success();
     let after = list("new");

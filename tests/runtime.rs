@@ -1174,26 +1174,8 @@ fn onboard_seals_into_a_new_vault_and_a_failure_leaves_nothing() {
         // The state holds placeholders; the vault keeps the real values
         // for the egress proxy (docs/secrets.md), and nothing of them is
         // anywhere in the state.
-        let listed = safeclaw()
-            .args(["--json", "secrets", "list", "--vault"])
-            .arg(&vault)
-            .arg("--password-file")
-            .arg(f.dir.path().join("pw"))
-            .assert()
-            .success();
-        let listed: serde_json::Value =
-            serde_json::from_slice(&listed.get_output().stdout).unwrap();
-        let placeholder = |name: &str| {
-            listed["secrets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["name"] == name)
-                .unwrap_or_else(|| panic!("{listed}"))["placeholder"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
+        let listed = secrets_list(safeclaw(), Some(&vault), &f.dir.path().join("pw"));
+        let placeholder = |name: &str| placeholder_of(&listed, name);
         let auth = fs::read_to_string(out.join("auth.json")).unwrap();
         assert_eq!(
             auth,
@@ -1601,15 +1583,7 @@ fn adopt_moves_the_keys_of_an_older_vault_out_of_the_state() {
         let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
         assert!(stderr.contains("rotate them at the provider"), "{stderr}");
         assert!(!stderr.contains(&key) && !stderr.contains(&token));
-        let listed = safeclaw()
-            .args(["--json", "secrets", "list", "--vault"])
-            .arg(&vault)
-            .arg("--password-file")
-            .arg(f.dir.path().join("pw"))
-            .assert()
-            .success();
-        let listed: serde_json::Value =
-            serde_json::from_slice(&listed.get_output().stdout).unwrap();
+        let listed = secrets_list(safeclaw(), Some(&vault), &f.dir.path().join("pw"));
         let names: Vec<&str> = listed["secrets"]
             .as_array()
             .unwrap()

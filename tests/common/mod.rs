@@ -800,3 +800,28 @@ pub fn subnet_base() -> u8 {
     let half = std::env::var("SAFECLAW_TEST_NET_HALF").is_ok_and(|h| h == "1");
     (std::process::id() % 8) as u8 * 16 + if half { 128 } else { 0 }
 }
+
+/// `safeclaw --json secrets list` with `cmd` (its home set), of `vault`
+/// (None: the home's), as JSON.
+pub fn secrets_list(mut cmd: Command, vault: Option<&Path>, pw: &Path) -> serde_json::Value {
+    cmd.args(["--json", "secrets", "list", "--password-file"])
+        .arg(pw);
+    if let Some(v) = vault {
+        cmd.arg("--vault").arg(v);
+    }
+    let out = cmd.assert().success();
+    serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
+/// The placeholder `secrets list` shows for the secret `name`.
+pub fn placeholder_of(listed: &serde_json::Value, name: &str) -> String {
+    listed["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{listed}"))["placeholder"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
