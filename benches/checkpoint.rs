@@ -93,6 +93,7 @@ fn main() {
             drain: Duration::from_secs(30),
             relay: None,
             egress_policy: None,
+            pinned_skills: None,
             gateway: vec!["sleep".into(), "600".into()],
         };
         let mut guard = Command::new(BIN)

@@ -93,6 +93,12 @@ pub enum Command {
     #[command(subcommand)]
     Secrets(SecretsCommand),
 
+    /// Skills pinned by hash in the vault (prompt-injection defences such
+    /// as prompt-guard or ACIP, as files you downloaded), which the
+    /// gateway reads but cannot change (docs/skills.md)
+    #[command(subcommand)]
+    Skills(SkillsCommand),
+
     /// The in-container supervisor (the image's entrypoint); its arguments
     /// are the guard protocol's (runtime/guard/protocol.rs), read there
     #[command(hide = true, disable_help_flag = true)]
@@ -115,6 +121,16 @@ pub enum Command {
     ScanSecrets {
         /// The state dir
         dir: PathBuf,
+    },
+
+    /// In the container, for `audit`: the pinned skills mounted at DIR (name
+    /// and hash) and every SKILL.md in the state (path and name), as JSON
+    #[command(hide = true)]
+    ScanSkills {
+        /// The state dir
+        state: PathBuf,
+        /// Where the pinned skills are mounted
+        pinned: PathBuf,
     },
 
     /// In the container: store a secret read from stdin as a 0600 file of the state dir
@@ -168,6 +184,50 @@ pub enum SecretsCommand {
     /// gateway's state (a vault onboarded before) into the vault, and give
     /// OpenClaw placeholders
     Adopt(SecretsAdoptArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SkillsCommand {
+    /// Pin a skill: a directory or a .tar/.tar.gz archive with a SKILL.md,
+    /// hashed and kept in the vault; used from the next start
+    Add(SkillsAddArgs),
+
+    /// The pinned skills: name, hash, origin, where the gateway loads them from
+    List(EgressPolicyArgs),
+
+    /// Unpin a skill (from the next start)
+    Remove(SkillsRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SkillsAddArgs {
+    /// The skill's directory, or a .tar/.tar.gz archive of it
+    pub source: PathBuf,
+
+    /// The skill's name [default: the one in its SKILL.md, else the
+    /// directory's]
+    #[arg(long)]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub policy: EgressPolicyArgs,
+
+    /// Older vault generations to keep (the change is sealed as a new one)
+    #[arg(long, default_value_t = default::KEEP_GENERATIONS)]
+    pub keep_generations: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SkillsRemoveArgs {
+    /// The skill's name, as `skills list` shows it
+    pub name: String,
+
+    #[command(flatten)]
+    pub policy: EgressPolicyArgs,
+
+    /// Older vault generations to keep (the change is sealed as a new one)
+    #[arg(long, default_value_t = default::KEEP_GENERATIONS)]
+    pub keep_generations: usize,
 }
 
 #[derive(Debug, Args)]

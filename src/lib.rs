@@ -17,7 +17,9 @@
 //! - `audit/`: the checks of `safeclaw audit`, pure over what was gathered;
 //! - `error.rs`: failure classes and exit codes; `printer.rs`: all output;
 //! - `password.rs`: password input; `no_dumps.rs`: keys out of core dumps;
-//!   `private_fs.rs`: atomic, private files; `paths.rs`: safeclaw's home.
+//!   `private_fs.rs`: atomic, private files; `paths.rs`: safeclaw's home;
+//! - `secrets/`: the keys the gateway never holds; `skills/`: the skills
+//!   pinned by hash (docs/skills.md).
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -39,5 +41,6 @@ pub mod private_fs;
 pub mod rollback;
 pub mod runtime;
 pub mod secrets;
+pub mod skills;
 pub mod vault;
 pub mod wipe;

@@ -25,6 +25,10 @@ pub const IMAGE_PINS_DIR: &str = "image-pins";
 /// (docs/egress.md). Never mounted into a container but as that one
 /// directory: read-write into the proxy's, read-only into the gateway's.
 pub const RUN_DIR: &str = "run";
+/// Under the home: one directory per gateway holding the vault's pinned
+/// skills as files, written at each start and mounted read-only into that
+/// gateway's container only (docs/skills.md).
+pub const PINNED_SKILLS_DIR: &str = "pinned-skills";
 
 /// The default vault of a home.
 pub fn default_vault(home: &Path) -> PathBuf {
@@ -121,6 +125,18 @@ pub fn new_vault(given: &Option<PathBuf>) -> Result<PathBuf> {
 /// `name` (`run/<name>` in the home), made 0700 if missing, its path
 /// resolved (a bind mount needs it so).
 pub fn egress_dir(name: &str) -> Result<PathBuf> {
+    gateway_dir(RUN_DIR, name)
+}
+
+/// The private directory of the gateway `name`'s pinned skills
+/// (`pinned-skills/<name>` in the home), made 0700 if missing, its path
+/// resolved.
+pub fn pinned_skills_dir(name: &str) -> Result<PathBuf> {
+    gateway_dir(PINNED_SKILLS_DIR, name)
+}
+
+/// `<home>/<under>/<name>`, private, resolved (a bind mount needs it so).
+fn gateway_dir(under: &str, name: &str) -> Result<PathBuf> {
     // Engines allow [a-zA-Z0-9][a-zA-Z0-9_.-]*: one plain path component.
     let plain = name
         .chars()
@@ -134,9 +150,9 @@ pub fn egress_dir(name: &str) -> Result<PathBuf> {
             .with_hint("use letters, digits, `_`, `.` and `-`"));
     }
     let home = private_home()?;
-    let run = home.join(RUN_DIR);
-    private_dir(&run)?;
-    let dir = run.join(name);
+    let parent = home.join(under);
+    private_dir(&parent)?;
+    let dir = parent.join(name);
     private_dir(&dir)?;
     fs::canonicalize(&dir).map_err(|e| Error::io("resolving", &dir, e))
 }

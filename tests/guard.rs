@@ -71,6 +71,7 @@ impl Setup {
             drain: Duration::from_secs(30),
             relay: None,
             egress_policy: None,
+            pinned_skills: None,
             gateway: gateway.iter().map(|a| a.to_string()).collect(),
         }
     }

@@ -974,6 +974,7 @@ mod tests {
             labels: Vec::new(),
             egress_socket_dir: None,
             egress_policy: None,
+            pinned_skills_dir: None,
         };
         let body =
             crate::runtime::spec::create_body(&spec, crate::runtime::spec::EngineKind::Docker);

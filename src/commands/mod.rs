@@ -19,6 +19,7 @@ mod run;
 mod secrets;
 pub mod settings;
 mod shared;
+mod skills;
 mod start;
 mod status;
 mod stop;
@@ -31,7 +32,9 @@ mod vault_migrate;
 mod vault_passwd;
 mod vault_verify;
 
-use crate::cli::{Command, EgressCommand, ImageCommand, SecretsCommand, VaultCommand};
+use crate::cli::{
+    Command, EgressCommand, ImageCommand, SecretsCommand, SkillsCommand, VaultCommand,
+};
 use crate::error::{ExitStatus, Result};
 use crate::printer::Printer;
 use crate::runtime::engine::Engine;
@@ -127,11 +130,21 @@ pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> 
         Command::Secrets(SecretsCommand::Remove(a)) => {
             done(secrets::change(SecretsChange::remove(a)?, engine()?, p))
         }
+        Command::Skills(SkillsCommand::Add(a)) => {
+            done(skills::add(SkillsChange::add(a)?, engine()?, p))
+        }
+        Command::Skills(SkillsCommand::List(a)) => {
+            done(skills::list(EgressPolicy::resolve(&a)?, p))
+        }
+        Command::Skills(SkillsCommand::Remove(a)) => {
+            done(skills::remove(SkillsChange::remove(a)?, engine()?, p))
+        }
         // Inside the container: the guard reads its own protocol.
         Command::Guard { args } => Ok(guard::run(&GuardSettings::parse(&args)?)),
         Command::Idle => Ok(tools::idle()),
         Command::WriteSecret { path } => tools::write_secret(&path),
         Command::ScanSecrets { dir } => tools::scan_secrets(&dir),
+        Command::ScanSkills { state, pinned } => tools::scan_skills(&state, &pinned),
         Command::Health => Ok(tools::health(crate::runtime::layout::GATEWAY_HEALTH_ADDR)),
     }
 }

@@ -526,6 +526,36 @@ impl EgressPolicy {
     }
 }
 
+/// `skills add` and `remove`: the vault, and what changes.
+pub struct SkillsChange {
+    pub policy: EgressPolicy,
+    /// `add`: the skill's directory or archive (absolute) and the name
+    /// asked for; `remove`: None and the name.
+    pub source: Option<PathBuf>,
+    pub name: Option<String>,
+    pub keep_generations: usize,
+}
+
+impl SkillsChange {
+    pub fn add(args: crate::cli::SkillsAddArgs) -> Result<Self> {
+        Ok(SkillsChange {
+            policy: EgressPolicy::resolve(&args.policy)?,
+            source: Some(absolute(&args.source)?),
+            name: args.name,
+            keep_generations: args.keep_generations,
+        })
+    }
+
+    pub fn remove(args: crate::cli::SkillsRemoveArgs) -> Result<Self> {
+        Ok(SkillsChange {
+            policy: EgressPolicy::resolve(&args.policy)?,
+            source: None,
+            name: Some(args.name),
+            keep_generations: args.keep_generations,
+        })
+    }
+}
+
 /// `egress allow` and `deny`: the rules, parsed once.
 pub struct EgressChange {
     pub policy: EgressPolicy,

@@ -109,8 +109,10 @@ pub fn bot_of(
         .transpose()?;
     drop(opened);
     let rules = stored::rules_for_start(&policy, settings.egress.mode);
+    let skills = crate::runtime::pinned_skills::prepare(&settings.name, &vault, &keys.data)?;
     let mut bot = Bot::new(settings, image, vault, generation, keys.data, rules, broker)?;
     bot.set_egress_policy(policy, source);
+    bot.set_pinned_skills(skills);
     Ok(bot)
 }
 

@@ -47,6 +47,26 @@ fn egress_summary(
     }
 }
 
+/// What the guard reported about the pinned skills, one line each.
+fn skill_lines(reports: &[protocol::Status]) -> Vec<String> {
+    use protocol::Status as S;
+    reports
+        .iter()
+        .filter_map(|r| match r {
+            S::SkillShadowed { name, path } => Some(format!(
+                "skills: WARNING: the pinned skill {name} is shadowed by {path} in the state (a workspace skill of that name wins over it; docs/skills.md)"
+            )),
+            S::SkillChanged { name } => Some(format!(
+                "skills: WARNING: the mounted copy of the pinned skill {name} no longer matches its hash (changed on the host); restart to restore it"
+            )),
+            S::SkillDisplaced { name, to } => Some(format!(
+                "skills: at start, {name} in OpenClaw's managed skills was not the pinned one; moved to {to}"
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn run(args: Status, engine: &Engine, printer: &Printer) -> Result<()> {
     let name = args.name;
     // The vault's newest generation, from its header (no password needed).
@@ -67,6 +87,7 @@ pub fn run(args: Status, engine: &Engine, printer: &Printer) -> Result<()> {
     let health = exec::health(engine, &name, &inspected)?;
     let described = engine.describe().ok();
     let checkpoint = container::last_checkpoint(engine, &name)?;
+    let skills = container::skill_reports(engine, &name)?;
     let (health, health_source) = health;
     let state = inspected.state.unwrap_or_default();
     let status = state
@@ -100,6 +121,9 @@ pub fn run(args: Status, engine: &Engine, printer: &Printer) -> Result<()> {
     }
     let (egress_text, egress_json) = egress_summary(&network, egress.as_ref());
     text.push_str(&format!("\negress {egress_text}"));
+    for line in skill_lines(&skills) {
+        text.push_str(&format!("\n{line}"));
+    }
     let at = engine.endpoint();
     if let Some(at) = &at {
         text.push_str(&format!("\nengine {} ({})", at.url, at.origin));
@@ -123,6 +147,7 @@ pub fn run(args: Status, engine: &Engine, printer: &Printer) -> Result<()> {
                     "image_store": described.as_ref().map(|d| &d.store),
                     "rootless": described.as_ref().map(|d| d.rootless) })),
                 "egress": egress_json,
+                "skills": skill_lines(&skills),
                 "last_checkpoint": checkpoint.map(|(g, p)| json!({"generation": g, "pause_ms": protocol::tenths_of_ms(p)})) }),
     );
     Ok(())

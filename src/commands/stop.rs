@@ -16,6 +16,7 @@ pub fn run(name: &str, engine: &Engine, printer: &Printer) -> Result<()> {
     });
     // After the gateway: its proxy, if egress was locked.
     let down = crate::runtime::bot::stop_egress(engine, name);
+    crate::runtime::pinned_skills::remove(name);
     spinner.finish_and_clear();
     let sealed = sealed?;
     down?;

@@ -216,6 +216,7 @@ impl Bot {
             gateway: settings.gateway.clone(),
             egress_socket_dir: egress.as_ref().map(|p| p.socket_dir.clone()),
             egress_policy: None,
+            pinned_skills_dir: None,
         };
         Ok(Bot {
             name: settings.name.clone(),
@@ -235,6 +236,12 @@ impl Bot {
             self.spec.egress_policy = Some(crate::egress::policy::encode_line(&policy));
         }
         self.policy = Some((policy, source));
+    }
+
+    /// The host directory of the vault's pinned skills, mounted read-only
+    /// (`runtime::pinned_skills::prepare`).
+    pub fn set_pinned_skills(&mut self, dir: Option<String>) {
+        self.spec.pinned_skills_dir = dir;
     }
 
     /// Says where the egress policy came from, if that needs saying.

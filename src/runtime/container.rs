@@ -396,6 +396,28 @@ pub fn last_checkpoint(engine: &Engine, id: &str) -> Result<Option<(u64, Duratio
     Ok(last)
 }
 
+/// What the guard said about the pinned skills this run (displaced,
+/// shadowed, changed; docs/skills.md), oldest first, each once.
+pub fn skill_reports(engine: &Engine, id: &str) -> Result<Vec<Status>> {
+    let mut seen = Vec::new();
+    for s in statuses(engine, id, SKILL_REPORT_TAIL)? {
+        let about_skills = matches!(
+            s,
+            Status::SkillDisplaced { .. }
+                | Status::SkillShadowed { .. }
+                | Status::SkillChanged { .. }
+        );
+        if about_skills && !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    Ok(seen)
+}
+
+/// Lines of the engine's log searched for the guard's skill reports: its
+/// whole bounded log holds fewer (docs/container.md, "log").
+const SKILL_REPORT_TAIL: usize = 100_000;
+
 /// The guard's status lines among the last `tail` lines of the
 /// container's standard output (the engine's log), oldest first.
 fn statuses(engine: &Engine, id: &str, tail: usize) -> Result<Vec<Status>> {

@@ -10,5 +10,6 @@ pub mod guard;
 pub mod layout;
 pub mod mount;
 pub mod onboarding;
+pub mod pinned_skills;
 pub mod spec;
 pub mod tty;

@@ -273,6 +273,7 @@ impl Drop for Running<'_> {
             let _ = self.engine.block_on(network::down(docker, &self.name));
         }
         remove_egress_dir(&self.name);
+        crate::runtime::pinned_skills::remove(&self.name);
     }
 }
 
@@ -419,6 +420,11 @@ fn run_session(
         labels: session.labels,
         egress_socket_dir: egress.as_ref().map(|p| p.socket_dir.clone()),
         egress_policy: None,
+        pinned_skills_dir: crate::runtime::pinned_skills::prepare(
+            &name,
+            session.vault,
+            session.key,
+        )?,
     };
     let started = container::start(engine, &name, &spec, session.key, egress.as_ref());
     if started.is_err() {

@@ -81,6 +81,9 @@ pub struct Spec {
     /// A policy for the guard to store in the vault, which holds none yet
     /// (`GuardSettings::egress_policy`).
     pub egress_policy: Option<String>,
+    /// The host directory of the vault's pinned skills, mounted read-only
+    /// at `skills::MOUNT` (docs/skills.md); None when it pins none.
+    pub pinned_skills_dir: Option<String>,
 }
 
 impl Spec {
@@ -100,6 +103,10 @@ impl Spec {
                 .as_ref()
                 .map(|_| crate::egress::network::socket_in_container().into()),
             egress_policy: self.egress_policy.clone(),
+            pinned_skills: self
+                .pinned_skills_dir
+                .as_ref()
+                .map(|_| crate::skills::MOUNT.into()),
             gateway: self.gateway.clone(),
         }
     }
@@ -162,6 +169,9 @@ pub fn create_body(spec: &Spec, engine: EngineKind) -> ContainerCreateBody {
     }));
     if let Some(dir) = &spec.egress_socket_dir {
         binds.push(crate::egress::network::gateway_bind(dir));
+    }
+    if let Some(dir) = &spec.pinned_skills_dir {
+        binds.push(format!("{dir}:{}:ro", crate::skills::MOUNT));
     }
     let tmpfs = HashMap::from([
         (
@@ -469,6 +479,7 @@ mod tests {
             labels: Vec::new(),
             egress_socket_dir: None,
             egress_policy: None,
+            pinned_skills_dir: None,
             uid: 1000,
             gid: 1000,
             limits: Limits {

@@ -22,6 +22,8 @@ pub struct Checkpoints<'a> {
     /// (never copied out of their zeroizing buffers).
     records: Arc<Records>,
     gateway: Pid,
+    /// The pinned skills, looked at in each checkpoint's copy.
+    skills: Arc<super::skills::Watch>,
     /// The seal of the previous checkpoint, still running in the background.
     sealing: Option<std::thread::JoinHandle<()>>,
     last: Instant,
@@ -33,12 +35,14 @@ impl<'a> Checkpoints<'a> {
         key: &'a DataKey,
         records: Arc<Records>,
         gateway: Pid,
+        skills: Arc<super::skills::Watch>,
     ) -> Self {
         Checkpoints {
             settings,
             key,
             records,
             gateway,
+            skills,
             sealing: None,
             last: Instant::now(),
         }
@@ -85,6 +89,7 @@ impl<'a> Checkpoints<'a> {
             self.settings.keep_generations,
             super::records_for_seal(&self.records, self.settings),
         );
+        let skills = Arc::clone(&self.skills);
         self.sealing = Some(std::thread::spawn(move || {
             let sealing = Instant::now();
             match vault::seal_next_generation(&vault, &key, &staging, keep, &records) {
@@ -95,6 +100,8 @@ impl<'a> Checkpoints<'a> {
                 }),
                 Err(e) => say(&Status::CheckpointFailed(e.message)),
             }
+            // After the seal: the copy holds still, the gateway runs on.
+            skills.look(&staging, true);
             let _ = std::fs::remove_dir_all(&staging);
         }));
     }

@@ -31,6 +31,7 @@ use crate::vault::{self, crypto::DataKey, VaultFile};
 
 pub mod checkpoint;
 pub mod protocol;
+pub mod skills;
 pub mod tools;
 
 use checkpoint::Checkpoints;
@@ -112,6 +113,8 @@ fn guard(s: &GuardSettings) -> std::result::Result<u8, Failure> {
     if let Some(policy) = &s.egress_policy {
         keep_egress_policy(&mut records, policy)?;
     }
+    // Before the gateway: a pinned skill that does not match stops here.
+    let watch = Arc::new(skills::install(s, &records)?);
     let records = Arc::new(records);
 
     // Before the gateway, so its first connection finds the relay.
@@ -134,7 +137,7 @@ fn guard(s: &GuardSettings) -> std::result::Result<u8, Failure> {
     let child_pid = Pid::from_child(&child);
     say(&Status::Ready { generation });
 
-    let mut checkpoints = Checkpoints::new(s, &key, Arc::clone(&records), child_pid);
+    let mut checkpoints = Checkpoints::new(s, &key, Arc::clone(&records), child_pid, watch);
     let status = supervise(
         child_pid,
         &stop,

@@ -91,6 +91,10 @@ pub struct GuardSettings {
     /// in the vault's records when the vault holds none yet: the defaults
     /// the host derived, stored with the state at the first seal.
     pub egress_policy: Option<String>,
+    /// Where the pinned skills are mounted read-only (docs/skills.md);
+    /// None when the vault pins none. The guard checks them against the
+    /// vault's hashes before the gateway starts.
+    pub pinned_skills: Option<PathBuf>,
     /// The gateway command and its arguments.
     pub gateway: Vec<String>,
 }
@@ -104,6 +108,9 @@ const CHECKPOINT_INTERVAL: &str = "--checkpoint-interval";
 const DRAIN: &str = "--drain";
 const RELAY: &str = "--relay";
 const EGRESS_POLICY: &str = "--egress-policy";
+const PINNED_SKILLS: &str = "--pinned-skills";
+/// `--pinned-skills`' value when the vault pins none: not a path.
+const NO_SKILLS: &str = "none";
 /// `--egress-policy`'s value when there is none to store: not JSON.
 const NO_POLICY: &str = "-";
 /// `--relay`'s value when there is no relay (egress open): not a path.
@@ -137,6 +144,10 @@ impl GuardSettings {
             self.egress_policy
                 .clone()
                 .unwrap_or_else(|| NO_POLICY.to_string()),
+            PINNED_SKILLS.into(),
+            self.pinned_skills
+                .as_ref()
+                .map_or_else(|| NO_SKILLS.to_string(), path),
             "--".into(),
         ];
         argv.extend(self.gateway.iter().cloned());
@@ -166,6 +177,7 @@ impl GuardSettings {
                 DRAIN,
                 RELAY,
                 EGRESS_POLICY,
+                PINNED_SKILLS,
             ];
             let Some(flag) = known.into_iter().find(|k| k == flag) else {
                 return Err(refused(format!("unknown option {flag:?}")));
@@ -196,6 +208,15 @@ impl GuardSettings {
             p if p.starts_with('/') => Some(PathBuf::from(p)),
             p => return Err(refused(format!("{RELAY} {p:?} is not an absolute path"))),
         };
+        let pinned_skills = match value(PINNED_SKILLS)? {
+            NO_SKILLS => None,
+            p if p.starts_with('/') => Some(PathBuf::from(p)),
+            p => {
+                return Err(refused(format!(
+                    "{PINNED_SKILLS} {p:?} is not an absolute path"
+                )))
+            }
+        };
         Ok(GuardSettings {
             vault: value(VAULT)?.into(),
             state: value(STATE)?.into(),
@@ -211,6 +232,7 @@ impl GuardSettings {
                 NO_POLICY => None,
                 p => Some(p.to_string()),
             },
+            pinned_skills,
             gateway: gateway.to_vec(),
         })
     }
@@ -290,6 +312,16 @@ pub enum Status {
     Outlived,
     /// The state was sealed as this generation, at the end.
     Sealed { generation: u64 },
+    /// At start: an entry of a pinned skill's name in OpenClaw's managed
+    /// skills directory, not safeclaw's link, was moved to `to` (relative
+    /// to the state).
+    SkillDisplaced { name: String, to: String },
+    /// A `SKILL.md` in the state, at `path`, carries a pinned skill's
+    /// name: where OpenClaw ranks it higher (a workspace's skills), it
+    /// replaces the pinned one (docs/skills.md).
+    SkillShadowed { name: String, path: String },
+    /// The mounted copy of a pinned skill no longer matches its hash.
+    SkillChanged { name: String },
 }
 
 const PREFIX: &str = "safeclaw-guard: ";
@@ -319,6 +351,13 @@ impl Status {
                 "processes of the gateway outlived SIGKILL; sealing anyway".to_string()
             }
             Status::Sealed { generation } => format!("sealed generation={generation}"),
+            Status::SkillDisplaced { name, to } => {
+                format!("skill displaced name={name} to={}", shown_path(to))
+            }
+            Status::SkillShadowed { name, path } => {
+                format!("skill shadowed name={name} path={}", shown_path(path))
+            }
+            Status::SkillChanged { name } => format!("skill changed name={name}"),
         };
         format!("{PREFIX}{body}")
     }
@@ -366,6 +405,30 @@ impl Status {
                 seal,
             });
         }
+        let skill_name = |text: &str| {
+            crate::skills::pinned::check_name(text)
+                .is_ok()
+                .then(|| text.to_string())
+        };
+        if let Some(rest) = body.strip_prefix("skill displaced name=") {
+            let (name, to) = rest.split_once(" to=")?;
+            return Some(Status::SkillDisplaced {
+                name: skill_name(name)?,
+                to: to.to_string(),
+            });
+        }
+        if let Some(rest) = body.strip_prefix("skill shadowed name=") {
+            let (name, path) = rest.split_once(" path=")?;
+            return Some(Status::SkillShadowed {
+                name: skill_name(name)?,
+                path: path.to_string(),
+            });
+        }
+        if let Some(name) = body.strip_prefix("skill changed name=") {
+            return Some(Status::SkillChanged {
+                name: skill_name(name)?,
+            });
+        }
         if let Some(rest) = body.strip_prefix("the gateway did not stop within ") {
             let secs = rest.strip_suffix(" s; killing it, then sealing")?;
             return Some(Status::DrainOver {
@@ -378,6 +441,18 @@ impl Status {
 }
 
 /// A duration in milliseconds with one decimal (`12.5`), rounded.
+/// A path of the agent's state as a status line carries it: one line,
+/// control characters escaped, at most `SHOWN_PATH` characters. The agent
+/// chose it, and the host prints it.
+fn shown_path(path: &str) -> String {
+    const SHOWN_PATH: usize = 200;
+    let escaped: String = path.chars().flat_map(char::escape_debug).collect();
+    match escaped.char_indices().nth(SHOWN_PATH) {
+        Some((i, _)) => format!("{}...", &escaped[..i]),
+        None => escaped,
+    }
+}
+
 pub fn tenths_of_ms(d: Duration) -> String {
     let tenths = (d.as_micros() + 50) / 100;
     format!("{}.{}", tenths / 10, tenths % 10)
@@ -421,6 +496,7 @@ mod tests {
             drain: Duration::from_secs(30),
             relay: Some("/egress/egress.sock".into()),
             egress_policy: Some(r#"{"version":1,"open":false,"allow":["a.test:443"]}"#.into()),
+            pinned_skills: Some("/pinned-skills".into()),
             gateway: ["openclaw", "gateway", "--", "run"]
                 .map(String::from)
                 .into(),
@@ -432,11 +508,12 @@ mod tests {
         let s = settings();
         let argv = s.to_argv();
         assert_eq!(
-            argv[..19].join(" "),
+            argv[..21].join(" "),
             "--vault /vault/openclaw.vault --state /state --checkpoint-dir /checkpoint \
              --key-timeout 30s --keep-generations 5 --checkpoint-interval 5m --drain 30s \
              --relay /egress/egress.sock \
-             --egress-policy {\"version\":1,\"open\":false,\"allow\":[\"a.test:443\"]} --"
+             --egress-policy {\"version\":1,\"open\":false,\"allow\":[\"a.test:443\"]} \
+             --pinned-skills /pinned-skills --"
         );
         assert_eq!(GuardSettings::parse(&argv).unwrap(), s);
         // Sub-second and zero durations, as tests use them.
@@ -446,12 +523,13 @@ mod tests {
             key_timeout: Duration::ZERO,
             relay: None,
             egress_policy: None,
+            pinned_skills: None,
             ..settings()
         };
         assert!(quick
             .to_argv()
             .join(" ")
-            .contains("--relay off --egress-policy - --"));
+            .contains("--relay off --egress-policy - --pinned-skills none --"));
         assert_eq!(GuardSettings::parse(&quick.to_argv()).unwrap(), quick);
     }
 
@@ -473,7 +551,8 @@ mod tests {
         assert!(with("--relay", Some("egress.sock")).contains("is not an absolute path"));
         assert_eq!(with("--relay", None), "guard: --relay is missing");
         let mut argv = settings().to_argv();
-        argv.truncate(19);
+        assert!(with("--pinned-skills", Some("skills")).contains("is not an absolute path"));
+        argv.truncate(21);
         assert_eq!(
             GuardSettings::parse(&argv).unwrap_err().message,
             "guard: no gateway command given"
@@ -507,6 +586,17 @@ mod tests {
                 drain: Duration::from_secs(30),
             },
             Status::Outlived,
+            Status::SkillDisplaced {
+                name: "acip".into(),
+                to: "safeclaw-displaced/acip.1.0".into(),
+            },
+            Status::SkillShadowed {
+                name: "acip".into(),
+                path: "workspace/skills/x/SKILL.md".into(),
+            },
+            Status::SkillChanged {
+                name: "prompt-guard".into(),
+            },
             Status::Sealed { generation: 8 },
         ];
         for status in all {
@@ -542,6 +632,18 @@ mod tests {
         ] {
             assert_eq!(Status::parse(other), None, "{other}");
         }
+        // A path the agent chose stays on one line, bounded.
+        let line = Status::SkillShadowed {
+            name: "acip".into(),
+            path: format!("a\nsafeclaw-guard: ready generation=9\n{}", "x".repeat(500)),
+        }
+        .encode();
+        assert!(!line.contains('\n') && line.len() < 300, "{line}");
+        assert!(line.contains("a\\nsafeclaw-guard"), "{line}");
+        assert_eq!(
+            Status::parse("safeclaw-guard: skill changed name=../x"),
+            None
+        );
         assert_eq!(tenths_of_ms(Duration::from_micros(12_449)), "12.4");
         assert_eq!(tenths_of_ms(Duration::from_micros(12_450)), "12.5");
         assert_eq!(tenths_of_ms(Duration::ZERO), "0.0");

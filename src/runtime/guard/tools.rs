@@ -147,6 +147,37 @@ pub fn health(addr: &str) -> ExitStatus {
     }
 }
 
+/// `safeclaw scan-skills STATE PINNED`, for `audit` (run in the gateway's
+/// container): one JSON object, `pinned` (each directory under PINNED,
+/// with the hash of its files, or why it has none) and `found` (every
+/// `SKILL.md` in STATE with the name OpenClaw gives it). Names and paths
+/// only; no content.
+pub fn scan_skills(state: &Path, pinned: &Path) -> Result<ExitStatus> {
+    use crate::skills::{bundle, tree};
+    let mut mounted = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(pinned) {
+        for e in entries
+            .flatten()
+            .take(crate::skills::pinned::MAX_SKILLS * 4)
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let hash = tree::read_dir(&e.path()).map(|b| bundle::hash(&bundle::encode(&b)));
+            mounted.push(match hash {
+                Ok(h) => serde_json::json!({ "name": name, "sha256": h }),
+                Err(why) => serde_json::json!({ "name": name, "error": why }),
+            });
+        }
+    }
+    let found: Vec<_> = tree::scan(state)
+        .into_iter()
+        .map(|f| serde_json::json!({ "path": f.path, "name": f.name }))
+        .collect();
+    let line = serde_json::json!({ "pinned": mounted, "found": found });
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").map_err(|e| Error::failure(format!("writing: {e}")))?;
+    Ok(ExitStatus::Success)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

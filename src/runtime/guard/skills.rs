@@ -1,0 +1,96 @@
+//! The pinned skills inside the container (docs/skills.md): checked
+//! against the vault's hashes before the gateway starts, linked into
+//! OpenClaw's managed skills, and watched at every checkpoint for a skill
+//! the agent wrote under a pinned skill's name, and for a mounted copy
+//! that changed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::protocol::{Failure, GuardSettings, Status};
+use super::say;
+use crate::skills::{self, tree, Pinned};
+
+/// What the guard knows of the pinned skills for the rest of its run.
+pub struct Watch {
+    pinned: Vec<Pinned>,
+    mount: PathBuf,
+    /// Findings said already (each once a run).
+    said: Mutex<BTreeSet<String>>,
+}
+
+/// Checks the mounted skills against the vault's records and links them
+/// into the state; returns what watches them. Fails, so the gateway never
+/// starts, when the vault pins a skill the container has no matching copy
+/// of.
+pub fn install(
+    s: &GuardSettings,
+    records: &crate::vault::Records,
+) -> std::result::Result<Watch, Failure> {
+    let pinned = skills::pinned::load(records).map_err(|why| {
+        Failure::Other(format!("the vault's pinned skills are unreadable: {why}"))
+    })?;
+    let mount = match (&s.pinned_skills, pinned.first()) {
+        (Some(dir), _) => dir.clone(),
+        (None, None) => PathBuf::from(skills::MOUNT),
+        (None, Some(p)) => {
+            return Err(Failure::Other(format!(
+                "the vault pins the skill {} but the container has no copy of it; not starting the gateway",
+                p.entry.name
+            )))
+        }
+    };
+    if !pinned.is_empty() {
+        tree::verify(&mount, &pinned)
+            .map_err(|why| Failure::Other(format!("{why}; not starting the gateway")))?;
+    }
+    let names: Vec<&str> = pinned.iter().map(|p| p.entry.name.as_str()).collect();
+    for tree::Linked::Displaced { name, to } in tree::link(&s.state, &mount, &names)? {
+        say(&Status::SkillDisplaced { name, to });
+    }
+    let watch = Watch {
+        pinned,
+        mount,
+        said: Mutex::new(BTreeSet::new()),
+    };
+    watch.look(&s.state, false);
+    Ok(watch)
+}
+
+impl Watch {
+    /// Says, once a run each, every `SKILL.md` under `state` that carries
+    /// a pinned skill's name, and (with `mount_too`) a mounted copy that
+    /// no longer matches its hash.
+    pub fn look(&self, state: &Path, mount_too: bool) {
+        if self.pinned.is_empty() {
+            return;
+        }
+        let mut found = Vec::new();
+        if mount_too {
+            for p in &self.pinned {
+                if tree::verify(&self.mount, std::slice::from_ref(p)).is_err() {
+                    found.push(Status::SkillChanged {
+                        name: p.entry.name.clone(),
+                    });
+                }
+            }
+        }
+        for f in tree::scan(state) {
+            if self.pinned.iter().any(|p| p.entry.name == f.name) {
+                found.push(Status::SkillShadowed {
+                    name: f.name,
+                    path: f.path,
+                });
+            }
+        }
+        let Ok(mut said) = self.said.lock() else {
+            return;
+        };
+        for status in found {
+            if said.insert(status.encode()) {
+                say(&status);
+            }
+        }
+    }
+}
