@@ -101,6 +101,10 @@ let
     "--egress-ca"
     (toString cfg.egressCa)
   ]
+  ++ concatMap (s: [
+    "--skill"
+    (toString s)
+  ]) cfg.skills
   ++ optionals (cfg.publish != null) [
     "--publish"
     cfg.publish
@@ -283,6 +287,29 @@ in
       default = null;
       example = "/etc/ssl/corporate-ca.pem";
       description = "PEM certificates the egress proxy's credential broker trusts besides the system's roots (`--egress-ca`), for the hosts it puts the vault's secrets into (docs/secrets.md).";
+    };
+
+    skills = mkOption {
+      type = types.listOf types.path;
+      default = [ ];
+      example = lib.literalExpression ''
+        [
+          (pkgs.fetchFromGitHub {
+            owner = "example";
+            repo = "prompt-defence-skill";
+            rev = "<a commit you read>";
+            hash = "sha256-...";
+          })
+        ]
+      '';
+      description = ''
+        Skill directories (each with a `SKILL.md`), pinned by hash in the
+        vault before each start (`--skill`) and mounted read-only into the
+        container: derivations pinned by their own hash, such as
+        `fetchFromGitHub`, so nothing is fetched at run time. A skill
+        dropped from this list stays pinned until `safeclaw skills remove`
+        (docs/skills.md).
+      '';
     };
 
     extraFlags = mkOption {

@@ -480,6 +480,12 @@ pub struct StartArgs {
     #[arg(long = "share", value_name = "HOST:CONTAINER[:rw]")]
     pub shares: Vec<String>,
 
+    /// Pin this skill (a directory or .tar/.tar.gz with a SKILL.md) before
+    /// starting, as `skills add` does: added, or replacing the pinned skill
+    /// of its name; skills not named stay pinned (docs/skills.md)
+    #[arg(long = "skill", value_name = "PATH")]
+    pub skills: Vec<PathBuf>,
+
     #[command(flatten)]
     pub egress: EgressArgs,
 

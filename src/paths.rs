@@ -128,16 +128,20 @@ pub fn egress_dir(name: &str) -> Result<PathBuf> {
     gateway_dir(RUN_DIR, name)
 }
 
-/// The private directory of the gateway `name`'s pinned skills
-/// (`pinned-skills/<name>` in the home), made 0700 if missing, its path
-/// resolved.
+/// Where the gateway `name`'s pinned skills are written
+/// (`pinned-skills/<name>` in the home): its parent made private (0700) if
+/// missing and resolved; the directory itself is the caller's to make
+/// (readable by the container's user, who may be another uid).
 pub fn pinned_skills_dir(name: &str) -> Result<PathBuf> {
-    gateway_dir(PINNED_SKILLS_DIR, name)
+    check_container_name(name)?;
+    let parent = private_home()?.join(PINNED_SKILLS_DIR);
+    private_dir(&parent)?;
+    let parent = fs::canonicalize(&parent).map_err(|e| Error::io("resolving", &parent, e))?;
+    Ok(parent.join(name))
 }
 
-/// `<home>/<under>/<name>`, private, resolved (a bind mount needs it so).
-fn gateway_dir(under: &str, name: &str) -> Result<PathBuf> {
-    // Engines allow [a-zA-Z0-9][a-zA-Z0-9_.-]*: one plain path component.
+/// Engines allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`: one plain path component.
+fn check_container_name(name: &str) -> Result<()> {
     let plain = name
         .chars()
         .next()
@@ -145,10 +149,17 @@ fn gateway_dir(under: &str, name: &str) -> Result<PathBuf> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !plain {
-        return Err(Error::usage(format!("{name:?} is not a container name"))
-            .with_hint("use letters, digits, `_`, `.` and `-`"));
+    if plain {
+        Ok(())
+    } else {
+        Err(Error::usage(format!("{name:?} is not a container name"))
+            .with_hint("use letters, digits, `_`, `.` and `-`"))
     }
+}
+
+/// `<home>/<under>/<name>`, private, resolved (a bind mount needs it so).
+fn gateway_dir(under: &str, name: &str) -> Result<PathBuf> {
+    check_container_name(name)?;
     let home = private_home()?;
     let parent = home.join(under);
     private_dir(&parent)?;

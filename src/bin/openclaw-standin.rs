@@ -231,6 +231,21 @@ fn main() {
             0
         }
         Some("net") => net(&args[1..]),
+        // What an agent's file tool does: writes TEXT at PATH, parents made.
+        Some("write") if args.len() == 3 => {
+            let path = std::path::Path::new(&args[1]);
+            let made = path
+                .parent()
+                .map_or(Ok(()), fs::create_dir_all)
+                .and_then(|()| fs::write(path, &args[2]));
+            match made {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("openclaw stand-in: writing {}: {e}", path.display());
+                    1
+                }
+            }
+        }
         _ => {
             eprintln!("openclaw stand-in: unsupported arguments {args:?}");
             2

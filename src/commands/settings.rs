@@ -287,6 +287,11 @@ impl Start {
                 shares,
                 gateway: args.gateway,
                 egress: egress(args.egress)?,
+                skills: args
+                    .skills
+                    .iter()
+                    .map(|p| absolute(p))
+                    .collect::<Result<_>>()?,
             },
         })
     }

@@ -81,6 +81,8 @@ pub fn unlocked_bot(
 ) -> Result<Bot> {
     // Before the password is asked, and before the vault is written.
     refuse_if_running(engine, &settings.name)?;
+    // `--skill`s are read before the password: a bad one costs none.
+    let skills = asked_skills(settings)?;
     let vault = bot::vault_to_start(engine, vault.to_path_buf(), printer)?;
     let opened = VaultFile::open(&vault)?;
     let generation = opened.header().generation;
@@ -88,19 +90,40 @@ pub fn unlocked_bot(
     // Only now, with the header's MAC checked, may its generation count.
     crate::rollback::record_authenticated(&vault, generation, printer);
     drop(opened);
-    bot_of(settings, image, vault, generation, keys)
+    bot_of(settings, image, vault, generation, keys, skills, printer)
+}
+
+/// The skills `--skill` names, read (and so checked) before any password
+/// is asked or onboarding starts.
+pub fn asked_skills(settings: &BotSettings) -> Result<Vec<crate::skills::Pinned>> {
+    settings
+        .skills
+        .iter()
+        .map(|p| crate::skills::read(p, None, crate::vault::now()))
+        .collect()
 }
 
 /// The bot of an unlocked vault at `generation`, with the egress policy
-/// the vault holds (or its defaults, which the guard then stores) and its
-/// secrets for the egress proxy's broker.
+/// the vault holds (or its defaults, which the guard then stores), its
+/// secrets for the egress proxy's broker, and its pinned skills (`skills`
+/// pinned first, as `--skill` asks).
 pub fn bot_of(
     settings: &BotSettings,
     image: String,
     vault: PathBuf,
     generation: u64,
     keys: Keys,
+    skills: Vec<crate::skills::Pinned>,
+    printer: &Printer,
 ) -> Result<Bot> {
+    let generation = super::skills::pin_for_start(
+        &vault,
+        &keys.data,
+        settings.keep_generations,
+        skills,
+        printer,
+    )?
+    .unwrap_or(generation);
     let opened = VaultFile::open(&vault)?;
     let (policy, source) = stored::load_or_defaults(&opened, &keys.data)?;
     let broker = crate::secrets::load(&opened, &keys)?

@@ -92,22 +92,15 @@ pub fn add(s: SkillsChange, engine: &Engine, printer: &Printer) -> Result<()> {
     let skill = skills::read(source, s.name.as_deref(), vault::now())?;
     let (path, key, mut pinned) = open_for_change(&s, engine, printer)?;
     let name = skill.entry.name.clone();
-    let before = match pinned.iter_mut().find(|p| p.entry.name == name) {
-        Some(p) if p.entry.sha256 == skill.entry.sha256 => {
-            printer.result(
-                &format!(
-                    "{name} is pinned already, with the same files ({})",
-                    skills::short_hash(&skill.entry.sha256)
-                ),
-                json!({ "ok": true, "vault": path, "changed": false, "skill": row(p) }),
-            );
-            return Ok(());
-        }
-        Some(p) => Some(std::mem::replace(p, skill.clone()).entry.sha256),
-        None => {
-            pinned.push(skill.clone());
-            None
-        }
+    let Some(before) = put(&mut pinned, skill.clone()) else {
+        printer.result(
+            &format!(
+                "{name} is pinned already, with the same files ({})",
+                skills::short_hash(&skill.entry.sha256)
+            ),
+            json!({ "ok": true, "vault": path, "changed": false, "skill": row(&skill) }),
+        );
+        return Ok(());
     };
     let generation = store(&path, &key, s.keep_generations, &pinned, printer)?;
     let replaced = before
@@ -152,6 +145,58 @@ pub fn remove(s: SkillsChange, engine: &Engine, printer: &Printer) -> Result<()>
         json!({ "ok": true, "vault": path, "generation": generation, "removed": row(&gone) }),
     );
     Ok(())
+}
+
+/// Pins `skill` among `pinned`: None when it is pinned already with the
+/// same files; else Some of the hash it replaced (None when new).
+fn put(pinned: &mut Vec<Pinned>, skill: Pinned) -> Option<Option<String>> {
+    match pinned.iter_mut().find(|p| p.entry.name == skill.entry.name) {
+        Some(p) if p.entry.sha256 == skill.entry.sha256 => None,
+        Some(p) => Some(Some(std::mem::replace(p, skill).entry.sha256)),
+        None => {
+            pinned.push(skill);
+            Some(None)
+        }
+    }
+}
+
+/// `start --skill PATH`: each skill (read already, so a bad one cost no
+/// password) pinned in the unlocked vault at `path` before it starts;
+/// returns the new generation when that changed anything.
+pub fn pin_for_start(
+    path: &std::path::Path,
+    key: &DataKey,
+    keep: usize,
+    asked: Vec<Pinned>,
+    printer: &Printer,
+) -> Result<Option<u64>> {
+    if asked.is_empty() {
+        return Ok(None);
+    }
+    let mut pinned = load(&VaultFile::open(path)?, key)?;
+    let mut changed = Vec::new();
+    for skill in asked {
+        let (name, sha) = (skill.entry.name.clone(), skill.entry.sha256.clone());
+        if let Some(before) = put(&mut pinned, skill) {
+            changed.push(match before {
+                Some(old) => format!(
+                    "{name} ({}, in place of {})",
+                    skills::short_hash(&sha),
+                    skills::short_hash(&old)
+                ),
+                None => format!("{name} ({})", skills::short_hash(&sha)),
+            });
+        }
+    }
+    if changed.is_empty() {
+        return Ok(None);
+    }
+    let generation = store(path, key, keep, &pinned, printer)?;
+    printer.note(&format!(
+        "pinned {} (vault generation {generation})",
+        changed.join(", ")
+    ));
+    Ok(Some(generation))
 }
 
 /// The vault (its directory resolved), unlocked, with its pinned skills;

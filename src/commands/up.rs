@@ -31,12 +31,21 @@ pub fn run(s: Up, engine: &Engine, printer: &Printer) -> Result<()> {
     }
     // Onboarding takes minutes: find out first that the start would be refused.
     crate::paths::check_dedicated_dir(&vault)?;
+    let skills = shared::asked_skills(&s.start.bot)?;
     printer.note(&format!(
         "no vault at {}: onboarding first",
         vault.display()
     ));
     let (vault, keys, generation) = shared::onboard(&s.onboard, engine, &image, printer)?;
     let vault = crate::paths::in_resolved_dir(&vault)?;
-    let bot = shared::bot_of(&s.start.bot, image, vault, generation, keys)?;
+    let bot = shared::bot_of(
+        &s.start.bot,
+        image,
+        vault,
+        generation,
+        keys,
+        skills,
+        printer,
+    )?;
     shared::start_bot(&bot, engine, printer)
 }

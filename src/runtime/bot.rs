@@ -34,6 +34,8 @@ pub struct BotSettings {
     /// The gateway command inside the image.
     pub gateway: Vec<String>,
     pub egress: EgressSettings,
+    /// Skills to pin before the start (`--skill`; absolute paths).
+    pub skills: Vec<PathBuf>,
 }
 
 /// A host folder to share, as asked (`--share HOST:CONTAINER[:rw]`).

@@ -771,6 +771,16 @@ pub fn test_ca(dir: &Path, names: &[&str]) -> PathBuf {
 
 /// The request heads the test's HTTPS upstream received, in order.
 pub fn upstream_heads(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> Vec<String> {
+    upstream_field(rt, docker, name, "upstream_head")
+}
+
+/// The string `field` of each JSON line the test's upstream `name` printed.
+pub fn upstream_field(
+    rt: &tokio::runtime::Runtime,
+    docker: &Docker,
+    name: &str,
+    field: &str,
+) -> Vec<String> {
     rt.block_on(async {
         let mut logs = docker.logs(
             name,
@@ -786,7 +796,7 @@ pub fn upstream_heads(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str)
         }
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v["upstream_head"].as_str().map(str::to_string))
+            .filter_map(|v| v[field].as_str().map(str::to_string))
             .collect()
     })
 }
@@ -824,4 +834,47 @@ pub fn placeholder_of(listed: &serde_json::Value, name: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// Runs `cmd` in the container as the harness, not as safeclaw: what the
+/// bot itself or Telegram would cause. Returns (exit code, stdout+stderr).
+pub fn exec_raw(
+    rt: &tokio::runtime::Runtime,
+    docker: &Docker,
+    name: &str,
+    cmd: &[&str],
+) -> (i64, String) {
+    rt.block_on(async {
+        let created = docker
+            .create_exec(
+                name,
+                bollard::models::ExecConfig {
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                    env: Some(vec![
+                        "OPENCLAW_STATE_DIR=/state".into(),
+                        "HOME=/home/openclaw".into(),
+                    ]),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut text = String::new();
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&created.id, None).await.unwrap()
+        {
+            while let Some(Ok(o)) = futures_util::StreamExt::next(&mut output).await {
+                text.push_str(&o.to_string());
+            }
+        }
+        let code = docker
+            .inspect_exec(&created.id)
+            .await
+            .unwrap()
+            .exit_code
+            .unwrap_or(-1);
+        (code, text)
+    })
 }

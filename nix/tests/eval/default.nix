@@ -149,6 +149,7 @@ let
           egress = "open";
           egressHosts = [ "llm.lan:192.168.1.10" ];
           egressCa = "/etc/ssl/corporate-ca.pem";
+          skills = [ "/etc/safeclaw/skills/acip" ];
           cpus = 1.5;
           extraFlags = [
             "--share"
@@ -226,6 +227,7 @@ let
     assert expect (!(cases.disabled.config.systemd.services ? safeclaw)) "disabled: no unit";
     assert expect (!((svc d).serviceConfig ? StateDirectory)) "one owner of the home (tmpfiles)";
     assert expect (lib.elem "password:${password}" (svc d).serviceConfig.LoadCredential) "LoadCredential";
+    assert expect (lib.elem "/etc/safeclaw/skills/acip" (argvOf (svc p).serviceConfig.ExecStart)) "skills become --skill";
     force {
       options = builtins.mapAttrs (_: o: {
         type = o.type.description;

@@ -107,6 +107,9 @@ fn guard(s: &GuardSettings) -> std::result::Result<u8, Failure> {
     // A seal killed half-way (SIGKILL, power cut) leaves temporaries only.
     vault::generations::remove_stale_temporaries(&s.vault);
     let generation = vault.header().generation;
+    // A pinned skill that does not match stops here, before anything is
+    // decrypted into the state (checked again on the records unpacked).
+    skills::check(s, &vault.records(&key)?)?;
     // The records stay in the guard's memory, never in the state dir (the
     // gateway's user writes it), and go into every generation it seals.
     let (_, mut records) = vault.unpack(&key, &s.state, |_| {})?;

@@ -4,9 +4,7 @@
 //! the agent wrote under a pinned skill's name, and for a mounted copy
 //! that changed.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use super::protocol::{Failure, GuardSettings, Status};
 use super::say;
@@ -16,8 +14,6 @@ use crate::skills::{self, tree, Pinned};
 pub struct Watch {
     pinned: Vec<Pinned>,
     mount: PathBuf,
-    /// Findings said already (each once a run).
-    said: Mutex<BTreeSet<String>>,
 }
 
 /// Checks the mounted skills against the vault's records and links them
@@ -28,6 +24,22 @@ pub fn install(
     s: &GuardSettings,
     records: &crate::vault::Records,
 ) -> std::result::Result<Watch, Failure> {
+    let (pinned, mount) = check(s, records)?;
+    let names: Vec<&str> = pinned.iter().map(|p| p.entry.name.as_str()).collect();
+    for tree::Linked::Displaced { name, to } in tree::link(&s.state, &mount, &names)? {
+        say(&Status::SkillDisplaced { name, to });
+    }
+    let watch = Watch { pinned, mount };
+    watch.look(&s.state, false);
+    Ok(watch)
+}
+
+/// The pinned skills of `records`, each checked against its mounted copy,
+/// and where they are mounted; fails when one does not match or has none.
+pub fn check(
+    s: &GuardSettings,
+    records: &crate::vault::Records,
+) -> std::result::Result<(Vec<Pinned>, PathBuf), Failure> {
     let pinned = skills::pinned::load(records).map_err(|why| {
         Failure::Other(format!("the vault's pinned skills are unreadable: {why}"))
     })?;
@@ -45,28 +57,30 @@ pub fn install(
         tree::verify(&mount, &pinned)
             .map_err(|why| Failure::Other(format!("{why}; not starting the gateway")))?;
     }
-    let names: Vec<&str> = pinned.iter().map(|p| p.entry.name.as_str()).collect();
-    for tree::Linked::Displaced { name, to } in tree::link(&s.state, &mount, &names)? {
-        say(&Status::SkillDisplaced { name, to });
-    }
-    let watch = Watch {
-        pinned,
-        mount,
-        said: Mutex::new(BTreeSet::new()),
-    };
-    watch.look(&s.state, false);
-    Ok(watch)
+    Ok((pinned, mount))
 }
 
 impl Watch {
-    /// Says, once a run each, every `SKILL.md` under `state` that carries
-    /// a pinned skill's name, and (with `mount_too`) a mounted copy that
-    /// no longer matches its hash.
+    /// Says every `SKILL.md` under `state` that carries a pinned skill's
+    /// name, a pinned skill's link in OpenClaw's managed skills that is no
+    /// longer safeclaw's, and (with `mount_too`) a mounted copy that no
+    /// longer matches its hash. Each time it is asked (every checkpoint),
+    /// not once: the engine's log is bounded, and a gateway that floods
+    /// its output would otherwise rotate a single report away.
     pub fn look(&self, state: &Path, mount_too: bool) {
         if self.pinned.is_empty() {
             return;
         }
         let mut found = Vec::new();
+        for p in &self.pinned {
+            let at = state.join("skills").join(&p.entry.name);
+            if std::fs::read_link(&at).ok() != Some(self.mount.join(&p.entry.name)) {
+                found.push(Status::SkillShadowed {
+                    name: p.entry.name.clone(),
+                    path: format!("skills/{} (not safeclaw's link any more)", p.entry.name),
+                });
+            }
+        }
         if mount_too {
             for p in &self.pinned {
                 if tree::verify(&self.mount, std::slice::from_ref(p)).is_err() {
@@ -84,13 +98,8 @@ impl Watch {
                 });
             }
         }
-        let Ok(mut said) = self.said.lock() else {
-            return;
-        };
         for status in found {
-            if said.insert(status.encode()) {
-                say(&status);
-            }
+            say(&status);
         }
     }
 }
