@@ -47,6 +47,24 @@ fn egress_summary(
     }
 }
 
+/// Text from the engine's log as a terminal may show it: the gateway
+/// shares that log and can print a line that reads like the guard's, so
+/// control and direction-changing characters are escaped.
+fn shown(text: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
+    text.chars()
+        .take(300)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() || bidi(c) {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 /// What the guard reported about the pinned skills, one line each.
 fn skill_lines(reports: &[protocol::Status]) -> Vec<String> {
     use protocol::Status as S;
@@ -54,13 +72,15 @@ fn skill_lines(reports: &[protocol::Status]) -> Vec<String> {
         .iter()
         .filter_map(|r| match r {
             S::SkillShadowed { name, path } => Some(format!(
-                "skills: WARNING: the pinned skill {name} is shadowed by {path} in the state (a workspace skill of that name wins over it; docs/skills.md)"
+                "skills: WARNING: the pinned skill {name} is shadowed by {} in the state (where OpenClaw ranks that one higher, a workspace's skills/ or .agents/skills/, it replaces the pinned skill; docs/skills.md)",
+                shown(path)
             )),
             S::SkillChanged { name } => Some(format!(
                 "skills: WARNING: the mounted copy of the pinned skill {name} no longer matches its hash (changed on the host); restart to restore it"
             )),
             S::SkillDisplaced { name, to } => Some(format!(
-                "skills: at start, {name} in OpenClaw's managed skills was not the pinned one; moved to {to}"
+                "skills: at start, {name} in OpenClaw's managed skills was not the pinned one; moved to {}",
+                shown(to)
             )),
             _ => None,
         })
@@ -151,4 +171,22 @@ pub fn run(args: Status, engine: &Engine, printer: &Printer) -> Result<()> {
                 "last_checkpoint": checkpoint.map(|(g, p)| json!({"generation": g, "pause_ms": protocol::tenths_of_ms(p)})) }),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forged_report_cannot_drive_the_terminal() {
+        let line = skill_lines(&[protocol::Status::SkillShadowed {
+            name: "acip".into(),
+            path: "x\u{1b}]0;pwned\u{7}\u{202e}gpj.exe".into(),
+        }]);
+        assert!(
+            !line[0].chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{line:?}"
+        );
+        assert!(line[0].contains("x\\u{1b}]0;pwned"), "{line:?}");
+    }
 }

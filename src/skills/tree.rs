@@ -304,6 +304,10 @@ pub fn scan(root: &Path) -> Vec<Found> {
                 continue;
             };
             let path = entry.path();
+            // What `link` moved aside is no skill root of OpenClaw's.
+            if depth == 0 && entry.file_name() == DISPLACED_DIR {
+                continue;
+            }
             if kind.is_dir() && depth < SCAN_MAX_DEPTH {
                 pending.push((path, depth + 1));
             } else if kind.is_file() && entry.file_name() == bundle::SKILL_FILE {
@@ -557,6 +561,10 @@ mod tests {
             "no front matter",
         );
         std::os::unix::fs::symlink("/pinned-skills/guard", state.join("guard-link")).unwrap();
+        write(
+            &state.join("safeclaw-displaced/guard.1.0/SKILL.md"),
+            "---\nname: guard\n---\n",
+        );
         let found = scan(state);
         assert_eq!(
             found,
