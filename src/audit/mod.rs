@@ -12,6 +12,7 @@ pub mod egress;
 pub mod host;
 pub mod openclaw;
 pub mod secrets;
+pub mod skills;
 pub mod vault;
 
 use serde::Serialize;
@@ -49,6 +50,8 @@ pub enum Area {
     Container,
     /// The gateway's way out: its network, the egress proxy, its policy.
     Egress,
+    /// Skills: installed at start, pinned, shadowed (docs/skills.md).
+    Skills,
     Openclaw,
 }
 
@@ -60,6 +63,7 @@ impl Area {
             Area::Image => "image",
             Area::Container => "container",
             Area::Egress => "egress",
+            Area::Skills => "skills",
             Area::Openclaw => "openclaw",
         }
     }

@@ -35,6 +35,7 @@ pub fn run(args: Audit, engine: &Engine, printer: &Printer) -> Result<()> {
     if let Some(guide) = &guide {
         subjects.push(format!("guide workspace {}", guide.display()));
         findings.extend(audit::host::check_guide(guide));
+        findings.extend(audit::skills::check_guide(guide));
     }
     findings.extend(audit::vault::check(&vault, &home));
 
@@ -56,17 +57,28 @@ pub fn run(args: Audit, engine: &Engine, printer: &Printer) -> Result<()> {
                 .container
                 .clone()
                 .unwrap_or_else(|| settings::NAME.into());
-            let exists = engine
-                .block_on(docker.inspect_container(&name, None))
-                .is_ok();
-            if exists {
+            let inspected = engine.block_on(docker.inspect_container(&name, None)).ok();
+            if let Some(inspected) = inspected {
                 subjects.push(format!("container {name}"));
                 let podman = matches!(engine.kind(), Ok(EngineKind::Podman { .. }));
+                // What the guard said about the pinned skills (its log):
+                // read before the async part, which this would nest in.
+                let managed = inspected
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.as_ref())
+                    .is_some_and(|l| l.contains_key(crate::runtime::spec::LABEL_MANAGED));
+                let skill_reports = if managed {
+                    crate::runtime::container::skill_reports(engine, &name).unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
                 findings.extend(engine.block_on(container_findings(
                     docker,
                     podman,
                     &name,
                     args.openclaw,
+                    &skill_reports,
                 ))?);
             } else if args.container.is_some() {
                 return Err(Error::usage(format!("no container named {name}"))
@@ -151,6 +163,7 @@ async fn container_findings(
     podman: bool,
     name: &str,
     run_openclaw: bool,
+    skill_reports: &[crate::runtime::guard::protocol::Status],
 ) -> Result<Vec<Finding>> {
     let inspected = docker
         .inspect_container(name, None)
@@ -198,6 +211,7 @@ async fn container_findings(
     let mut out = audit::container::check(&subject);
     out.extend(audit::container::check_image(&subject));
     out.extend(egress_findings(docker, &inspect).await?);
+    out.extend(skill_findings(docker, name, &inspect, running, skill_reports).await);
     if running && audit::container::is_managed(&inspect) {
         out.extend(state_key_findings(docker, name).await);
         if run_openclaw {
@@ -205,6 +219,106 @@ async fn container_findings(
         }
     }
     Ok(out)
+}
+
+/// The skill checks (docs/skills.md): of any container, whether it
+/// installs skills from the network when it starts (its command line, and
+/// the script its entrypoint names, read out of it without running
+/// anything); of a safeclaw gateway, its pinned skills (`safeclaw
+/// scan-skills` inside it when it runs, and the guard's reports).
+async fn skill_findings(
+    docker: &Docker,
+    name: &str,
+    inspect: &serde_json::Value,
+    running: bool,
+    reports: &[crate::runtime::guard::protocol::Status],
+) -> Vec<Finding> {
+    if audit::egress::is_proxy(inspect) {
+        return Vec::new();
+    }
+    let mut out = audit::skills::check_commands(inspect);
+    if !audit::container::is_managed(inspect) {
+        for path in audit::skills::script_candidates(inspect) {
+            if let Some(text) = read_script(docker, name, &path).await {
+                out.extend(audit::skills::check_script(&path, &text));
+            }
+        }
+        if audit::container::runs_openclaw(inspect) {
+            out.extend(audit::skills::check_unmanaged(inspect));
+        }
+        return out;
+    }
+    let scan = if running {
+        Some(scan_skills(docker, name).await)
+    } else {
+        None
+    };
+    out.extend(audit::skills::check_gateway(&audit::skills::Gathered {
+        inspect,
+        scan,
+        reports,
+    }));
+    out
+}
+
+/// `safeclaw scan-skills /state /pinned-skills` in the running gateway:
+/// its answer, or why there is none. Bounded like the key scan (the agent
+/// can slow it, and writes what it reads).
+async fn scan_skills(
+    docker: &Docker,
+    name: &str,
+) -> std::result::Result<audit::skills::Scan, String> {
+    let cmd = vec![
+        crate::runtime::layout::SAFECLAW_IN_IMAGE.to_string(),
+        "scan-skills".to_string(),
+        crate::runtime::layout::STATE_DIR.to_string(),
+        crate::skills::MOUNT.to_string(),
+    ];
+    let outcome = tokio::time::timeout(
+        STATE_SCAN_TIMEOUT,
+        crate::runtime::exec::exec_capture(docker, name, cmd, SKILL_SCAN_OUTPUT),
+    )
+    .await;
+    match outcome {
+        Ok(Ok((0, out))) => audit::skills::parse_scan(&out),
+        Ok(Ok((code, _))) => Err(format!("exit code {code}")),
+        Ok(Err(e)) => Err(e.message),
+        Err(_) => Err(format!("no answer in {} s", STATE_SCAN_TIMEOUT.as_secs())),
+    }
+}
+
+/// Bytes of `scan-skills`' answer kept: 1000 found skills with long
+/// paths fit; more is cut, and then no JSON (said, low).
+const SKILL_SCAN_OUTPUT: usize = 1 << 20;
+
+/// The file `path` in the container (running or not), through the
+/// engine's archive API, when it is a regular file of at most
+/// `skills::MAX_SCRIPT` bytes starting with `#!`: nothing in the container
+/// runs. None otherwise, or on any error (the check is a hint).
+async fn read_script(docker: &Docker, name: &str, path: &str) -> Option<Vec<u8>> {
+    use futures_util::StreamExt;
+    let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+        .path(path)
+        .build();
+    let mut stream = docker.download_from_container(name, Some(options));
+    // The tar header and the file, with room for a long-name entry.
+    let most = audit::skills::MAX_SCRIPT + 4096;
+    let mut tar = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        tar.extend_from_slice(&chunk.ok()?);
+        if tar.len() >= most {
+            break;
+        }
+    }
+    let mut archive = tar::Archive::new(&tar[..]);
+    let mut entry = archive.entries().ok()?.next()?.ok()?;
+    let size = entry.header().size().ok()?;
+    if !entry.header().entry_type().is_file() || size > audit::skills::MAX_SCRIPT as u64 {
+        return None;
+    }
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut text).ok()?;
+    text.starts_with(b"#!").then_some(text)
 }
 
 /// Real-looking keys in a safeclaw gateway's state (`safeclaw
