@@ -569,17 +569,28 @@ fn a_gateway_s_pinned_skills_are_reported_and_a_shadow_is_found() {
     let ids: Vec<&str> = skills.iter().map(|s| s.0.as_str()).collect();
     assert_eq!(
         ids,
-        ["skills.shadowed", "skills.unpinned", "skills.pinned"],
+        [
+            "skills.not-loaded",
+            "skills.shadowed",
+            "skills.unpinned",
+            "skills.pinned"
+        ],
         "{skills:#?} {stderr}"
     );
+    // OpenClaw's own list (the stand-in's, in its shape) says which wins.
     assert_eq!(skills[0].1, "high");
     assert_eq!(
         skills[0].2,
-        format!("{name}: test-guard at /state/workspace/skills/mine/SKILL.md")
+        format!("{name}: test-guard: loaded from openclaw-workspace, not from safeclaw's link in its managed skills")
     );
-    assert_eq!(skills[1].1, "low");
+    assert_eq!(skills[1].1, "high");
     assert_eq!(
         skills[1].2,
+        format!("{name}: test-guard at /state/workspace/skills/mine/SKILL.md")
+    );
+    assert_eq!(skills[2].1, "low");
+    assert_eq!(
+        skills[2].2,
         format!("{name}: 1 skill(s): /state/workspace/skills/helper/SKILL.md (helper)")
     );
 }

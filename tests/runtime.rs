@@ -1785,7 +1785,7 @@ fn a_vault_whose_pinned_skill_does_not_match_its_hash_is_not_started() {
         fs::create_dir(&src).unwrap();
         fs::write(
             src.join("SKILL.md"),
-            "---\nname: sc-guard\n---\nNever obey.\n",
+            "---\nname: sc-guard\ndescription: test\n---\nNever obey.\n",
         )
         .unwrap();
         let skill = safeclaw::skills::read(&src, None, 1).unwrap();

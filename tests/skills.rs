@@ -58,7 +58,7 @@ fn what_cannot_be_pinned_is_refused_before_the_password() {
     let linked = t.path().join("linked");
     skill_dir(&linked, "linked", "x");
     std::os::unix::fs::symlink("/etc/hostname", linked.join("scripts/host")).unwrap();
-    assert!(err(add(&linked, &[])).contains("scripts/host is a symbolic link"));
+    assert!(err(add(&linked, &[])).contains("\"scripts/host\" is a symbolic link"));
 
     let named = t.path().join("named");
     skill_dir(&named, "acip-test", "x");
@@ -73,6 +73,12 @@ fn what_cannot_be_pinned_is_refused_before_the_password() {
     let bad_name = t.path().join("Bad Name");
     fs::create_dir(&bad_name).unwrap();
     fs::write(bad_name.join("SKILL.md"), "no front matter").unwrap();
+    let e = err(add(&bad_name, &[]));
+    assert!(
+        e.contains("has no `description`"),
+        "OpenClaw would not load it: {e}"
+    );
+    fs::write(bad_name.join("SKILL.md"), "---\ndescription: x\n---\n").unwrap();
     let e = err(add(&bad_name, &[]));
     assert!(
         e.contains("is not a skill name") && e.contains("--name"),
@@ -176,4 +182,25 @@ fn add_list_replace_and_remove_from_a_subdirectory() {
     run(&["skills", "remove", "acip-test"]).success();
     let listed = json(&run(&["skills", "list"]).success());
     assert_eq!(listed["skills"], serde_json::json!([]));
+}
+
+#[test]
+fn a_stop_of_a_name_that_is_a_path_removes_nothing() {
+    // `--name ..` once removed the home's directory of that name, the
+    // vault's with it.
+    let home = TempDir::new().unwrap();
+    fs::create_dir_all(home.path().join("vault")).unwrap();
+    fs::write(home.path().join("vault/openclaw.vault"), "kept").unwrap();
+    fs::create_dir_all(home.path().join("pinned-skills")).unwrap();
+    for name in ["..", "../vault", "."] {
+        safeclaw()
+            .env("SAFECLAW_HOME", home.path())
+            .args(["stop", "--name", name])
+            .assert()
+            .failure();
+    }
+    assert_eq!(
+        fs::read_to_string(home.path().join("vault/openclaw.vault")).unwrap(),
+        "kept"
+    );
 }

@@ -325,6 +325,75 @@ pub struct Gathered<'a> {
     pub scan: Option<Result<Scan, String>>,
     /// The guard's reports this run (`container::skill_reports`).
     pub reports: &'a [Status],
+    /// OpenClaw's own `skills list --json` in the running container (the
+    /// authority on what it loads), or why there is none; None when not
+    /// asked.
+    pub loaded: Option<Result<Value, String>>,
+}
+
+/// Whether OpenClaw loads each pinned skill as safeclaw put it: listed,
+/// from its managed skills (where the guard links the read-only copy),
+/// enabled and eligible. Anything else (a workspace skill of the name
+/// wins, the config disables it or caps how many load, a file hides the
+/// links, a workspace moved out of the state) means the defence is not in
+/// the prompt: high.
+pub fn check_loaded(
+    gateway: &str,
+    pinned: &[String],
+    loaded: &Result<Value, String>,
+) -> Vec<Finding> {
+    let mut out = Findings::new(Area::Skills);
+    let list = match loaded {
+        Ok(v) => v.pointer("/skills").and_then(Value::as_array),
+        Err(why) => {
+            out.add(
+                "skills.load-unknown",
+                Severity::Low,
+                "OpenClaw could not say which skills it loads: whether the pinned ones are in its prompt was not checked",
+                format!("{gateway}: `openclaw skills list --json`: {}", shown(why)),
+                "run `safeclaw exec -- skills list` to see it",
+                "docs/skills.md",
+            );
+            return out.into_vec();
+        }
+    };
+    let Some(list) = list else {
+        return out.into_vec();
+    };
+    let mut wrong = Vec::new();
+    for name in pinned {
+        let entry = list
+            .iter()
+            .find(|s| str_at(s, "/name") == Some(name.as_str()));
+        let why = match entry {
+            None => Some("not listed at all".to_string()),
+            Some(s) if str_at(s, "/source") != Some("openclaw-managed") => Some(format!(
+                "loaded from {}, not from safeclaw's link in its managed skills",
+                shown(str_at(s, "/source").unwrap_or("?"))
+            )),
+            Some(s) if s.pointer("/disabled") == Some(&Value::Bool(true)) => {
+                Some("disabled in OpenClaw's config".to_string())
+            }
+            Some(s) if s.pointer("/eligible") != Some(&Value::Bool(true)) => {
+                Some("not eligible (see `skills info`)".to_string())
+            }
+            Some(_) => None,
+        };
+        if let Some(why) = why {
+            wrong.push(format!("{}: {why}", shown(name)));
+        }
+    }
+    if !wrong.is_empty() {
+        out.add(
+            "skills.not-loaded",
+            Severity::High,
+            "OpenClaw does not load a pinned skill as safeclaw put it: the defence is not in the prompt",
+            format!("{gateway}: {}", bounded_list(&wrong)),
+            "see `safeclaw exec -- skills info NAME --json`; remove the skill that shadows it or the config that disables it, then restart (the guard re-links pinned skills at start)",
+            "docs/skills.md",
+        );
+    }
+    out.into_vec()
 }
 
 /// True when the container mounts pinned skills at `skills::MOUNT`.
@@ -553,7 +622,11 @@ pub fn check_gateway(g: &Gathered) -> Vec<Finding> {
             );
         }
     }
-    out.into_vec()
+    let mut all = out.into_vec();
+    if let (Some(loaded), false) = (&g.loaded, pinned_names.is_empty()) {
+        all.extend(check_loaded(&name, &pinned_names, loaded));
+    }
+    all
 }
 
 /// An OpenClaw container safeclaw did not make: nothing pins its skills.
@@ -686,6 +759,7 @@ mod tests {
             inspect: &inspect,
             scan: Some(Ok(scan)),
             reports: &[],
+            loaded: None,
         });
         assert_eq!(
             ids(&found),
@@ -744,6 +818,7 @@ mod tests {
             inspect: &inspect,
             scan: None,
             reports: &reports,
+            loaded: None,
         });
         assert_eq!(
             ids(&found),
@@ -769,6 +844,7 @@ mod tests {
             inspect: &inspect,
             scan: Some(Ok(scan)),
             reports: &reports[1..2],
+            loaded: None,
         });
         assert_eq!(ids(&found), ["skills.pinned", "skills.shadowed"]);
         assert!(!found[1].evidence.contains(';'), "{}", found[1].evidence);
@@ -779,6 +855,7 @@ mod tests {
             inspect: &bare,
             scan: Some(Ok(Scan::default())),
             reports: &[],
+            loaded: None,
         });
         assert_eq!(ids(&found), ["skills.none-pinned"]);
         assert_eq!(found[0].severity, Severity::Low);
@@ -786,6 +863,7 @@ mod tests {
             inspect: &bare,
             scan: Some(Err("exit code 2".into())),
             reports: &[],
+            loaded: None,
         });
         assert_eq!(
             ids(&found),
@@ -813,6 +891,7 @@ mod tests {
             inspect: &inspect,
             scan: Some(Ok(scan)),
             reports: &[],
+            loaded: None,
         });
         let unpinned = found.iter().find(|f| f.id == "skills.unpinned").unwrap();
         assert!(unpinned.evidence.starts_with("g: 500 skill(s): "));

@@ -231,6 +231,9 @@ fn main() {
             0
         }
         Some("net") => net(&args[1..]),
+        Some("skills") if args.get(1..) == Some(&["list".into(), "--json".into()][..]) => {
+            skills_list()
+        }
         // What an agent's file tool does: writes TEXT at PATH, parents made.
         Some("write") if args.len() == 3 => {
             let path = std::path::Path::new(&args[1]);
@@ -443,5 +446,37 @@ fn https_serve(port: &str, cert: &str, key: &str) -> i32 {
             let _ = stream.flush();
         });
     }
+    0
+}
+
+/// `skills list --json` in OpenClaw's shape, for two of its tiers: the
+/// managed skills (`<state>/skills/*`, links followed as OpenClaw does)
+/// and the workspace's (`<state>/workspace/skills/*`), which rank higher;
+/// names from the front matter, else the directory's.
+fn skills_list() -> i32 {
+    let mut found: std::collections::BTreeMap<String, &str> = Default::default();
+    for (dir, source) in [
+        (state_dir().join("skills"), "openclaw-managed"),
+        (state_dir().join("workspace/skills"), "openclaw-workspace"),
+    ] {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(md) = fs::read(e.path().join("SKILL.md")) else {
+                continue;
+            };
+            let name = safeclaw::skills::bundle::front_matter_name(&md)
+                .unwrap_or_else(|| e.file_name().to_string_lossy().into_owned());
+            found.insert(name, source);
+        }
+    }
+    let skills: Vec<serde_json::Value> = found
+        .into_iter()
+        .map(|(name, source)| {
+            serde_json::json!({ "name": name, "source": source, "eligible": true, "disabled": false })
+        })
+        .collect();
+    println!("{}", serde_json::json!({ "skills": skills }));
     0
 }

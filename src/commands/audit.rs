@@ -248,15 +248,21 @@ async fn skill_findings(
         }
         return out;
     }
-    let scan = if running {
-        Some(scan_skills(docker, name).await)
+    let (scan, loaded) = if running {
+        let loaded = if audit::skills::mounts_pinned_skills(inspect) {
+            Some(openclaw_skills(docker, name).await)
+        } else {
+            None
+        };
+        (Some(scan_skills(docker, name).await), loaded)
     } else {
-        None
+        (None, None)
     };
     out.extend(audit::skills::check_gateway(&audit::skills::Gathered {
         inspect,
         scan,
         reports,
+        loaded,
     }));
     out
 }
@@ -281,6 +287,33 @@ async fn scan_skills(
     .await;
     match outcome {
         Ok(Ok((0, out))) => audit::skills::parse_scan(&out),
+        Ok(Ok((code, _))) => Err(format!("exit code {code}")),
+        Ok(Err(e)) => Err(e.message),
+        Err(_) => Err(format!("no answer in {} s", STATE_SCAN_TIMEOUT.as_secs())),
+    }
+}
+
+/// OpenClaw's `skills list --json` in the running gateway: what it loads,
+/// in its own words, or why there is none. Bounded in time (the agent can
+/// slow it) and in size.
+async fn openclaw_skills(
+    docker: &Docker,
+    name: &str,
+) -> std::result::Result<serde_json::Value, String> {
+    let cmd = ["openclaw", "skills", "list", "--json"]
+        .map(String::from)
+        .to_vec();
+    let outcome = tokio::time::timeout(
+        STATE_SCAN_TIMEOUT,
+        crate::runtime::exec::exec_capture(docker, name, cmd, SKILL_SCAN_OUTPUT * 4),
+    )
+    .await;
+    match outcome {
+        Ok(Ok((0, out))) => {
+            // Its log lines may come first: the JSON is from the first `{`.
+            let at = out.iter().position(|&b| b == b'{').unwrap_or(0);
+            serde_json::from_slice(&out[at..]).map_err(|e| format!("not JSON: {e}"))
+        }
         Ok(Ok((code, _))) => Err(format!("exit code {code}")),
         Ok(Err(e)) => Err(e.message),
         Err(_) => Err(format!("no answer in {} s", STATE_SCAN_TIMEOUT.as_secs())),

@@ -12,11 +12,13 @@ pub fn run(name: &str, engine: &Engine, printer: &Printer) -> Result<()> {
     let spinner = printer.spinner("stopping and sealing");
     let sealed = container::id_of(engine, name, "stopping").and_then(|id| {
         container::request_stop(engine, &id, name)?;
-        container::sealed_generation(engine, &id)
+        let sealed = container::sealed_generation(engine, &id);
+        // Its container found and stopped: its copy of the pinned skills.
+        crate::runtime::pinned_skills::remove(name);
+        sealed
     });
     // After the gateway: its proxy, if egress was locked.
     let down = crate::runtime::bot::stop_egress(engine, name);
-    crate::runtime::pinned_skills::remove(name);
     spinner.finish_and_clear();
     let sealed = sealed?;
     down?;

@@ -31,11 +31,11 @@ pub fn prepare(name: &str, vault: &Path, key: &DataKey) -> Result<Option<String>
 
 /// Removes the gateway `name`'s copy of its pinned skills, once its
 /// container is gone (a stop, the end of an onboarding session).
+/// A name that is not a container's (`..`, a path) removes nothing.
 pub fn remove(name: &str) {
-    let Ok(home) = crate::paths::home() else {
+    let Ok(dir) = crate::paths::pinned_skills_dir(name) else {
         return;
     };
-    let dir = home.join(crate::paths::PINNED_SKILLS_DIR).join(name);
     if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -132,6 +132,19 @@ pub fn check(b: &Bundle) -> Result<(), String> {
     if let Some(f) = b.files.iter().find(|f| dirs.contains(f.path.as_str())) {
         return Err(format!("{:?} is both a file and a directory", f.path));
     }
+    // Paths equal but for case cannot all be written on a file system
+    // that ignores case (macOS): refused, so a pinned skill starts anywhere.
+    let mut folded = std::collections::BTreeSet::new();
+    if let Some(f) = b
+        .files
+        .iter()
+        .find(|f| !folded.insert(f.path.to_lowercase()))
+    {
+        return Err(format!(
+            "{:?} differs from another path only in case",
+            f.path
+        ));
+    }
     if !b.files.iter().any(|f| f.path == SKILL_FILE) {
         return Err(format!("a skill has a {SKILL_FILE} at its top"));
     }
@@ -232,6 +245,9 @@ pub fn hash(encoded: &[u8]) -> String {
     )
 }
 
+/// The largest `SKILL.md` OpenClaw loads (bytes; larger ones it skips).
+pub const MAX_SKILL_MD_BYTES: usize = 256_000;
+
 /// Bytes of `SKILL.md` looked at for its front matter.
 const FRONT_MATTER_MAX: usize = 16 * 1024;
 
@@ -241,10 +257,17 @@ const FRONT_MATTER_MAX: usize = 16 * 1024;
 /// are dropped); anything else is left to OpenClaw, which falls back to
 /// the directory's name, as this does when it returns None.
 pub fn front_matter_name(skill_md: &[u8]) -> Option<String> {
+    front_matter_value(skill_md, "name")
+}
+
+/// The value of the top-level `key` in a `SKILL.md`'s front matter, read
+/// as `front_matter_name` reads the name.
+pub fn front_matter_value(skill_md: &[u8], key: &str) -> Option<String> {
     let head = &skill_md[..skill_md.len().min(FRONT_MATTER_MAX)];
     let text = String::from_utf8_lossy(head);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let mut lines = text.lines();
+    // Bare CR ends a line too (YAML's rule).
+    let mut lines = text.split(['\n', '\r']).filter(|l| !l.is_empty());
     if lines.next()?.trim_end() != "---" {
         return None;
     }
@@ -252,13 +275,21 @@ pub fn front_matter_name(skill_md: &[u8]) -> Option<String> {
         if line.trim_end() == "---" {
             return None;
         }
-        if let Some(value) = line.strip_prefix("name:") {
+        let value = [
+            format!("{key}:"),
+            format!("\"{key}\":"),
+            format!("'{key}':"),
+        ]
+        .iter()
+        .find_map(|k| line.strip_prefix(k.as_str()));
+        if let Some(value) = value {
             let v = value.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                .unwrap_or(v);
+            let v = match v.chars().next() {
+                Some(q @ ('"' | '\'')) => v[1..].split(q).next().unwrap_or_default(),
+                // A plain scalar ends at " #" (a comment).
+                _ => v.split(" #").next().unwrap_or_default(),
+            };
+            let v = v.trim();
             return (!v.is_empty()).then(|| v.to_string());
         }
     }
@@ -373,5 +404,14 @@ mod tests {
         );
         assert_eq!(front_matter_name(b"# no front matter\nname: x\n"), None);
         assert_eq!(front_matter_name(b"---\nname:\n---\n"), None);
+        // What YAML reads as the name, as OpenClaw's parser does.
+        for (text, name) in [
+            (&b"---\n\"name\": guard\n---\n"[..], "guard"),
+            (b"---\nname: guard # c\n---\n", "guard"),
+            (b"---\nname: ' guard '\n---\n", "guard"),
+            (b"---\rname: guard\r---\r", "guard"),
+        ] {
+            assert_eq!(front_matter_name(text).as_deref(), Some(name), "{text:?}");
+        }
     }
 }

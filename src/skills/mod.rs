@@ -28,7 +28,26 @@ pub const MOUNT: &str = crate::constants::PINNED_SKILLS_DIR;
 /// skill by that one, and shadowing is looked for by it.
 pub fn read(source: &Path, name: Option<&str>, now: u64) -> Result<Pinned> {
     let bundle = tree::read_source(source)?;
-    let declared = bundle::front_matter_name(bundle.skill_md());
+    let skill_md = bundle.skill_md();
+    // What OpenClaw would skip without a word: pinned, it would not load.
+    let unloadable = if skill_md.len() > bundle::MAX_SKILL_MD_BYTES {
+        Some(format!(
+            "its SKILL.md is {} bytes, more than OpenClaw loads ({})",
+            skill_md.len(),
+            bundle::MAX_SKILL_MD_BYTES
+        ))
+    } else if bundle::front_matter_value(skill_md, "description").is_none() {
+        Some("its SKILL.md has no `description` in a front matter (`---` lines at its top), which OpenClaw needs to load a skill".into())
+    } else {
+        None
+    };
+    if let Some(why) = unloadable {
+        return Err(
+            Error::usage(format!("{} cannot be pinned: {why}", source.display()))
+                .with_hint("see OpenClaw's docs/tools/skills.md, \"SKILL.md format\""),
+        );
+    }
+    let declared = bundle::front_matter_name(skill_md);
     let fallback = || {
         let base = source.file_name()?.to_str()?;
         let base = [".tar.gz", ".tgz", ".tar"]

@@ -41,7 +41,7 @@ pub fn read_source(path: &Path) -> Result<Bundle> {
         .map_err(|e| Error::io("reading", path, e))?;
     let file = crate::private_fs::open_regular(path)?;
     let read = match &magic[..n] {
-        [0x1f, 0x8b, ..] => read_tar(flate2::read::GzDecoder::new(file)),
+        [0x1f, 0x8b, ..] => read_tar(flate2::read::MultiGzDecoder::new(file)),
         [b'P', b'K', 3, 4] => {
             return Err(refused(path, "a zip archive is not read here").with_hint(
                 "unpack it first (`unzip -d DIR FILE.zip`) and pass the directory: you see what you pin",
@@ -65,7 +65,7 @@ pub fn read_dir(root: &Path) -> std::result::Result<Bundle, String> {
             let name = entry.file_name();
             let name = name
                 .to_str()
-                .ok_or_else(|| format!("a name in {} is not UTF-8", dir.display()))?;
+                .ok_or_else(|| format!("a name in {:?} is not UTF-8", dir.display()))?;
             let rel = format!("{prefix}{name}");
             let kind = entry
                 .file_type()
@@ -79,7 +79,7 @@ pub fn read_dir(root: &Path) -> std::result::Result<Bundle, String> {
             }
             if !kind.is_file() {
                 return Err(format!(
-                    "{rel} is {}; a skill is pinned as regular files",
+                    "{rel:?} is {}; a skill is pinned as regular files",
                     if kind.is_symlink() {
                         "a symbolic link"
                     } else {
@@ -147,7 +147,7 @@ fn read_tar(stream: impl Read) -> std::result::Result<Bundle, String> {
         }
         if !kind.is_file() {
             return Err(format!(
-                "{path} is not a regular file (a link or a device); a skill is pinned as regular files"
+                "{path:?} is not a regular file (a link or a device); a skill is pinned as regular files"
             ));
         }
         bundle::check_path(&path)?;
@@ -366,6 +366,28 @@ pub fn link(state: &Path, mount: &Path, names: &[&str]) -> Result<Vec<Linked>> {
         }
         Err(_) => create_dir(&skills)?,
     }
+    // The gateway shares the guard's uid and could have taken write
+    // permission away (modes are sealed and restored): given back, links
+    // never followed, so that no mode it set can stop every start.
+    let writable = |d: &Path| -> Result<()> {
+        if fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()) {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::io("changing the mode of", d, e))?;
+        }
+        Ok(())
+    };
+    writable(&skills)?;
+    // A SKILL.md at the top makes OpenClaw take the whole directory for one
+    // skill and skip the links in it (measured).
+    let top = skills.join(bundle::SKILL_FILE);
+    if fs::symlink_metadata(&top).is_ok() {
+        writable(&top)?;
+        let to = displace(state, &top)?;
+        done.push(Linked::Displaced {
+            name: bundle::SKILL_FILE.into(),
+            to,
+        });
+    }
     let ours = |target: &Path| target.starts_with(mount);
     for entry in fs::read_dir(&skills).map_err(|e| Error::io("reading", &skills, e))? {
         let entry = entry.map_err(|e| Error::io("reading", &skills, e))?;
@@ -388,6 +410,9 @@ pub fn link(state: &Path, mount: &Path, names: &[&str]) -> Result<Vec<Linked>> {
                 continue
             }
             Ok(_) => {
+                // A directory moved to another parent needs its own write
+                // permission (its `..` changes).
+                writable(&at)?;
                 let to = displace(state, &at)?;
                 done.push(Linked::Displaced {
                     name: name.to_string(),
@@ -411,7 +436,10 @@ fn create_dir(d: &Path) -> Result<()> {
 /// returns it, relative to the state.
 fn displace(state: &Path, path: &Path) -> Result<String> {
     let dir = state.join(DISPLACED_DIR);
-    if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+    if fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("changing the mode of", &dir, e))?;
+    } else {
         let _ = fs::remove_file(&dir);
         create_dir(&dir)?;
     }
@@ -539,6 +567,21 @@ mod tests {
         assert!(
             link(&state, mount, &["guard"]).unwrap().is_empty(),
             "idempotent"
+        );
+        // Modes the gateway set cannot stop a start; a SKILL.md at the top
+        // of the directory (which would hide the links) is moved aside.
+        fs::remove_file(state.join("skills/guard")).unwrap();
+        write(&state.join("skills/guard/SKILL.md"), "x");
+        write(&state.join("skills/SKILL.md"), "x");
+        for d in ["skills/guard", "skills", "safeclaw-displaced"] {
+            fs::set_permissions(state.join(d), fs::Permissions::from_mode(0o500)).unwrap();
+        }
+        let done = link(&state, mount, &["guard"]).unwrap();
+        assert_eq!(done.len(), 2, "{done:?}");
+        assert!(fs::symlink_metadata(state.join("skills/SKILL.md")).is_err());
+        assert_eq!(
+            fs::read_link(state.join("skills/guard")).unwrap(),
+            mount.join("guard")
         );
         // A `skills` that is a link elsewhere is moved aside, not followed.
         fs::remove_dir_all(state.join("skills")).unwrap();

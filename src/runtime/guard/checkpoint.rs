@@ -76,6 +76,11 @@ impl<'a> Checkpoints<'a> {
         let started = Instant::now();
         let _ = rustix::process::kill_process_group(self.gateway, Signal::STOP);
         let copied = copy_tree(&self.settings.state, &staging);
+        // Still frozen: the gateway's user can write the copy too, and must
+        // not tidy it up before it is looked at.
+        if copied.is_ok() {
+            self.skills.look(&staging);
+        }
         let _ = rustix::process::kill_process_group(self.gateway, Signal::CONT);
         let pause = started.elapsed();
         if let Err(e) = copied {
@@ -100,8 +105,7 @@ impl<'a> Checkpoints<'a> {
                 }),
                 Err(e) => say(&Status::CheckpointFailed(e.message)),
             }
-            // After the seal: the copy holds still, the gateway runs on.
-            skills.look(&staging, true);
+            skills.check_mount();
             let _ = std::fs::remove_dir_all(&staging);
         }));
     }

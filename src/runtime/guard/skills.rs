@@ -30,7 +30,7 @@ pub fn install(
         say(&Status::SkillDisplaced { name, to });
     }
     let watch = Watch { pinned, mount };
-    watch.look(&s.state, false);
+    watch.look(&s.state);
     Ok(watch)
 }
 
@@ -61,13 +61,23 @@ pub fn check(
 }
 
 impl Watch {
+    /// Says every mounted copy that no longer matches its hash.
+    pub fn check_mount(&self) {
+        for p in &self.pinned {
+            if tree::verify(&self.mount, std::slice::from_ref(p)).is_err() {
+                say(&Status::SkillChanged {
+                    name: p.entry.name.clone(),
+                });
+            }
+        }
+    }
+
     /// Says every `SKILL.md` under `state` that carries a pinned skill's
-    /// name, a pinned skill's link in OpenClaw's managed skills that is no
-    /// longer safeclaw's, and (with `mount_too`) a mounted copy that no
-    /// longer matches its hash. Each time it is asked (every checkpoint),
-    /// not once: the engine's log is bounded, and a gateway that floods
-    /// its output would otherwise rotate a single report away.
-    pub fn look(&self, state: &Path, mount_too: bool) {
+    /// name, and a pinned skill's link in OpenClaw's managed skills that is
+    /// no longer safeclaw's. Each time it is asked (every checkpoint), not
+    /// once: the engine's log is bounded, and a gateway that floods its
+    /// output would otherwise rotate a single report away.
+    pub fn look(&self, state: &Path) {
         if self.pinned.is_empty() {
             return;
         }
@@ -79,15 +89,6 @@ impl Watch {
                     name: p.entry.name.clone(),
                     path: format!("skills/{} (not safeclaw's link any more)", p.entry.name),
                 });
-            }
-        }
-        if mount_too {
-            for p in &self.pinned {
-                if tree::verify(&self.mount, std::slice::from_ref(p)).is_err() {
-                    found.push(Status::SkillChanged {
-                        name: p.entry.name.clone(),
-                    });
-                }
             }
         }
         for f in tree::scan(state) {
