@@ -126,11 +126,13 @@ pub fn inventory(
         .into_iter()
         .filter_map(|image| {
             let provenance = Provenance::of(&image.labels);
-            let pinned = pinned.is_some_and(|r| r.recognises(&image.id));
+            let pinned = pinned.is_some_and(|r| r.image_ids().any(|p| same_id(p, &image.id)));
             if provenance.kind.is_none() && !pinned {
                 return None;
             }
-            let users = containers.iter().filter(|c| c.image_id == image.id);
+            let users = containers
+                .iter()
+                .filter(|c| same_id(&c.image_id, &image.id));
             let running = users
                 .clone()
                 .filter(|c| c.running && c.managed)
@@ -139,7 +141,7 @@ pub fn inventory(
             let containers = users.map(|c| c.name.clone()).collect();
             Some(Entry {
                 guard: provenance.guard(own.unwrap_or_default()),
-                default_twin: default_id == Some(image.id.as_str()),
+                default_twin: default_id.is_some_and(|d| same_id(d, &image.id)),
                 provenance,
                 pinned,
                 running,
@@ -150,6 +152,13 @@ pub fn inventory(
         .collect();
     entries.sort_by(|a, b| (b.image.created, &a.image.id).cmp(&(a.image.created, &b.image.id)));
     entries
+}
+
+/// Two image IDs are the same with or without the `sha256:` prefix (some
+/// engines list containers' image IDs without it).
+fn same_id(a: &str, b: &str) -> bool {
+    let bare = |s: &str| s.strip_prefix("sha256:").unwrap_or(s).to_string();
+    !a.is_empty() && bare(a) == bare(b)
 }
 
 /// Why `entry` stays; empty when `prune` removes it.
@@ -246,7 +255,7 @@ pub async fn remove(docker: &Docker, entries: &[&Entry]) -> Result<Vec<(String, 
         let id = &entry.image.id;
         let users: Vec<String> = containers
             .iter()
-            .filter(|c| &c.image_id == id)
+            .filter(|c| same_id(&c.image_id, id))
             .map(|c| c.name.clone())
             .collect();
         if !users.is_empty() {
@@ -538,6 +547,14 @@ mod tests {
             Some(OWN),
         );
         assert!(prune_plan(&lone).0.is_empty());
+    }
+
+    #[test]
+    fn ids_match_with_or_without_their_prefix() {
+        assert!(same_id(&id(1), &id(1)[7..]));
+        assert!(same_id(&id(1)[7..], &id(1)));
+        assert!(!same_id(&id(1), &id(2)));
+        assert!(!same_id("", ""));
     }
 
     #[test]
