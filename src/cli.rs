@@ -807,6 +807,23 @@ pub enum ImageCommand {
     Load(ImageLoadArgs),
     /// The pinned image and whether the engine holds exactly it
     Show,
+    /// safeclaw's images in the engine: versions, which runs, which the pin
+    /// names, which is the default twin
+    List,
+    /// Remove safeclaw's images that no container uses (running or
+    /// stopped) and that are neither pinned nor the default twin
+    Prune(ImagePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    /// Remove without asking (needed when stdin is not a terminal)
+    #[arg(long, short)]
+    pub yes: bool,
+
+    /// Only show what would be removed
+    #[arg(long, conflicts_with = "yes")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,9 @@ mod egress;
 mod egress_policy;
 mod exec;
 mod image_build;
+mod image_list;
 mod image_load;
+mod image_prune;
 mod image_show;
 mod logs;
 mod onboard;
@@ -92,6 +94,8 @@ pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> 
             done(image_load::run(image_archive(a)?, engine()?, p))
         }
         Command::Image(ImageCommand::Show) => done(image_show::run(engine()?, p)),
+        Command::Image(ImageCommand::List) => done(image_list::run(engine()?, p)),
+        Command::Image(ImageCommand::Prune(a)) => image_prune::run(&a, engine()?, p),
         Command::Audit(a) => done(audit::run(Audit::resolve(a)?, engine()?, p)),
         Command::Egress(EgressCommand::Serve(a)) => done(egress::serve(a)),
         Command::Egress(EgressCommand::Log(a)) if a.vault.is_some() => done(egress_policy::log(

@@ -2,16 +2,19 @@
 //! pinned Nix image (`pin`, `nix_store_path`), loaded from its archive
 //! (`load`, `docker_archive`) and checked to be exactly the archive's on
 //! either image store (`identity`); or the twin (`twin`) built through the
-//! Engine API (`build`). `resolve` chooses.
+//! Engine API (`build`), labelled with who built it (`provenance`).
+//! `resolve` chooses; `inventory` lists safeclaw's images and plans a prune.
 
 use bollard::Docker;
 
 pub mod build;
 pub mod docker_archive;
 pub mod identity;
+pub mod inventory;
 pub mod load;
 pub mod nix_store_path;
 pub mod pin;
+pub mod provenance;
 pub mod resolve;
 pub mod twin;
 

@@ -4,6 +4,7 @@
 use super::image_id;
 use super::load::load_pinned;
 use super::pin::{self, Pin, Record};
+use super::provenance::{self, plan_default_twin, stale_twin_error, Guard, Provenance, TwinPlan};
 use super::twin;
 use crate::cli::ImageChoice;
 use crate::error::{Error, Result};
@@ -14,7 +15,10 @@ use crate::runtime::engine::Engine;
 /// hold exactly the pinned image (it is loaded from the store when it does
 /// not) and another `--image` (one whose ID is none the pinned image is
 /// known under) is refused unless allowed. Without a pin,
-/// `--image` or the twin's tag; `build_twin` builds a missing twin (`up`).
+/// `--image` or the twin's tag: a twin under that tag that another
+/// safeclaw built (its guard is that safeclaw) is rebuilt when
+/// `build_twin` (`up`, which also builds a missing one) and refused
+/// otherwise; another `--image` that is such a twin is run with a warning.
 pub fn resolve(
     engine: &Engine,
     choice: &ImageChoice,
@@ -26,8 +30,13 @@ pub fn resolve(
             .image
             .clone()
             .unwrap_or_else(|| twin::DEFAULT_TAG.to_string());
-        if build_twin && image == twin::DEFAULT_TAG {
-            ensure_twin(engine, &image, printer)?;
+        if image == twin::DEFAULT_TAG {
+            let own = own_hash(printer);
+            ensure_default_twin(engine, &image, own, build_twin, printer, || {
+                Ok(twin::build(engine, &image, None, None, printer)?.0)
+            })?;
+        } else {
+            warn_if_other_guard(engine, &image, printer);
         }
         return Ok(image);
     };
@@ -54,20 +63,84 @@ pub fn resolve(
     }
 }
 
-/// The twin, built here when the engine does not have it yet (a few
-/// minutes once; the npm download is cached).
-fn ensure_twin(engine: &Engine, image: &str, printer: &Printer) -> Result<()> {
-    let docker = engine.docker()?;
-    let present = engine.block_on(docker.inspect_image(image)).is_ok();
-    if present {
-        return Ok(());
+/// This binary's hash, or None (with a warning) when it cannot be read:
+/// the default twin's guard then goes unchecked rather than every start
+/// failing.
+fn own_hash(printer: &Printer) -> Option<&'static str> {
+    match provenance::this_safeclaw_sha256() {
+        Ok(own) => Some(own),
+        Err(e) => {
+            printer.warn(&format!(
+                "cannot hash this safeclaw ({}): the default image's guard is not checked",
+                e.message
+            ));
+            None
+        }
     }
-    printer.note(&format!(
-        "{image} is not in the engine yet: building it (node and OpenClaw from the npm registry, pinned)"
-    ));
-    let (text, _) = twin::build(engine, image, None, None, printer)?;
+}
+
+/// The default twin `tag`, checked against `own` (this binary's hash;
+/// None when unknown, and then only a missing twin is acted on): built when
+/// missing and rebuilt when another safeclaw built it, by `build` (which
+/// returns what it built, as a line), if `may_build`; else a twin of
+/// another safeclaw is refused (`provenance::plan_default_twin`).
+pub fn ensure_default_twin(
+    engine: &Engine,
+    tag: &str,
+    own: Option<&str>,
+    may_build: bool,
+    printer: &Printer,
+    build: impl FnOnce() -> Result<String>,
+) -> Result<()> {
+    // Without an engine there is nothing to run: the command's next step
+    // says so, as it did before this check (a build needs one now).
+    let docker = match engine.docker() {
+        Ok(docker) => docker,
+        Err(e) if may_build => return Err(e),
+        Err(_) => return Ok(()),
+    };
+    let labels = engine
+        .block_on(docker.inspect_image(tag))
+        .ok()
+        .map(|i| i.config.and_then(|c| c.labels).unwrap_or_default());
+    match plan_default_twin(labels.as_ref(), own, may_build) {
+        TwinPlan::Use => return Ok(()),
+        TwinPlan::Refuse(theirs) => return Err(stale_twin_error(tag, &theirs)),
+        // A few minutes once; the npm download is cached.
+        TwinPlan::BuildMissing => printer.note(&format!(
+            "{tag} is not in the engine yet: building it (node and OpenClaw from the npm registry, pinned)"
+        )),
+        TwinPlan::Rebuild(theirs) => printer.note(&format!(
+            "{tag} was built by another safeclaw ({}); rebuilding",
+            Guard::describe_other(&theirs)
+        )),
+    }
+    let text = build()?;
     printer.note(&text);
     Ok(())
+}
+
+/// `--image` naming a twin another safeclaw built: run, as asked, but
+/// say why it may fail (its guard may not speak this safeclaw's protocol).
+/// This binary is hashed only for a twin.
+fn warn_if_other_guard(engine: &Engine, image: &str, printer: &Printer) {
+    let Ok(docker) = engine.docker() else { return };
+    let Ok(inspected) = engine.block_on(docker.inspect_image(image)) else {
+        return;
+    };
+    let labels = inspected.config.and_then(|c| c.labels).unwrap_or_default();
+    let provenance = Provenance::of(&labels);
+    if !provenance.is_twin() {
+        return;
+    }
+    let Some(own) = own_hash(printer) else { return };
+    if let Guard::Other(theirs) = provenance.guard(own) {
+        printer.warn(&format!(
+            "{image} was built by another safeclaw ({}); if its guard refuses this safeclaw's settings, \
+             rebuild it (`safeclaw image build --tag {image}`)",
+            Guard::describe_other(&theirs)
+        ));
+    }
 }
 
 /// The pinned image's record, after making sure the engine holds exactly

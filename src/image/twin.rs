@@ -16,6 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::image::build::{add_binary, Entry, Files, Recipe};
+use crate::image::provenance::{
+    file_sha256, KIND_TWIN, LABEL_IMAGE, LABEL_LOCK, LABEL_NODE, LABEL_OPENCLAW, LABEL_SAFECLAW,
+};
 use crate::printer::Printer;
 use crate::runtime::engine::{self, Engine};
 use crate::runtime::layout::SAFECLAW_IN_IMAGE;
@@ -185,14 +188,14 @@ pub fn recipe(install: &Path, safeclaw: &Path, busybox: &Path) -> Result<Recipe>
         "/usr/local/bin/openclaw".into(),
         Entry::Symlink(format!("{APP_DIR}/node_modules/openclaw/openclaw.mjs")),
     );
+    // The guard's hash: the file added above, so that `up` can tell a
+    // twin another safeclaw built (`provenance`).
     let labels = BTreeMap::from([
-        ("org.safeclaw.image".to_string(), "twin".to_string()),
-        (
-            "org.safeclaw.openclaw".to_string(),
-            OPENCLAW_VERSION.to_string(),
-        ),
-        ("org.safeclaw.node".to_string(), NODE_VERSION.to_string()),
-        ("org.safeclaw.lock-sha256".to_string(), lock_digest()),
+        (LABEL_IMAGE.to_string(), KIND_TWIN.to_string()),
+        (LABEL_OPENCLAW.to_string(), OPENCLAW_VERSION.to_string()),
+        (LABEL_NODE.to_string(), NODE_VERSION.to_string()),
+        (LABEL_LOCK.to_string(), lock_digest()),
+        (LABEL_SAFECLAW.to_string(), file_sha256(safeclaw)?),
     ]);
     Ok(Recipe {
         files,
@@ -271,8 +274,7 @@ pub fn build(
     printer: &Printer,
 ) -> Result<(String, serde_json::Value)> {
     let busybox = find_busybox(busybox)?;
-    let safeclaw = std::env::current_exe()
-        .map_err(|e| Error::failure(format!("finding safeclaw's own binary: {e}")))?;
+    let safeclaw = super::provenance::this_safeclaw()?;
     if cfg!(debug_assertions) {
         printer.warn(
             "this safeclaw is a debug build and becomes the image's guard: decrypting the vault \
@@ -296,6 +298,11 @@ pub fn build(
         .map_err(|e| engine::failed("inspecting", tag, e))?;
     let id = inspected.id.unwrap_or_default();
     let size = inspected.size.unwrap_or(0);
+    let guard = inspected
+        .config
+        .and_then(|c| c.labels)
+        .and_then(|mut l| l.remove(LABEL_SAFECLAW))
+        .unwrap_or_default();
     Ok((
         format!(
             "built {} ({}, {} MB): openclaw {}, node {}",
@@ -312,6 +319,7 @@ pub fn build(
             "openclaw": OPENCLAW_VERSION,
             "node": NODE_VERSION,
             "lock_sha256": lock_digest(),
+            "safeclaw_sha256": guard,
         }),
     ))
 }
