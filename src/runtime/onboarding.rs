@@ -420,15 +420,18 @@ fn run_session(
         labels: session.labels,
         egress_socket_dir: egress.as_ref().map(|p| p.socket_dir.clone()),
         egress_policy: None,
-        pinned_skills_dir: crate::runtime::pinned_skills::prepare(
-            &name,
-            session.vault,
-            session.key,
-        )?,
+        pinned_skills_dir: None,
     };
-    let started = container::start(engine, &name, &spec, session.key, egress.as_ref());
+    let spec =
+        crate::runtime::pinned_skills::prepare(&name, session.vault, session.key).map(|dir| Spec {
+            pinned_skills_dir: dir,
+            ..spec
+        });
+    let started =
+        spec.and_then(|spec| container::start(engine, &name, &spec, session.key, egress.as_ref()));
     if started.is_err() {
         remove_egress_dir(&name);
+        crate::runtime::pinned_skills::remove(&name);
     }
     let running = Running {
         id: started?,
