@@ -366,11 +366,15 @@ fn the_records_stay_out_of_the_state_and_in_every_generation_sealed() {
 fn processes_the_gateway_leaves_behind_are_ended_before_the_final_seal() {
     let s = Setup::new();
     // The gateway's first process exits at once; a worker it forked keeps
-    // writing and ignores SIGTERM, as a careless child would.
+    // writing and ignores SIGTERM, as a careless child would. It replaces
+    // its file atomically (as a database commits): a plain `echo > f`
+    // killed between truncate and write leaves an empty file, which is the
+    // writer's doing, not the seal's (a CI run caught exactly that).
     let token = format!("straggler-{}", std::process::id());
     let gateway = format!(
         "cd \"$OPENCLAW_STATE_DIR\"; (trap '' TERM; : {token}; i=0; while :; do i=$((i+1)); \
-         echo $i > straggler; sleep 0.01; done) >/dev/null 2>&1 & sleep 0.3; exit 7"
+         echo $i > straggler.new && mv straggler.new straggler; sleep 0.01; done) \
+         >/dev/null 2>&1 & sleep 0.3; exit 7"
     );
     let started = Instant::now();
     let child = s.started(|_| {}, &["sh", "-c", &gateway]);
