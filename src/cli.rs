@@ -60,6 +60,15 @@ pub enum Command {
     /// Stop the gateway; its state is sealed into the vault's next generation
     Stop(ContainerArgs),
 
+    /// Switch the gateway to another image: seal its state, start the new
+    /// image from it, wait for health, and roll back on failure
+    /// (docs/upgrade.md)
+    Upgrade(UpgradeArgs),
+
+    /// Return the gateway to the image and the state from before its last
+    /// upgrade (what changed since is kept as a generation)
+    Rollback(RollbackArgs),
+
     /// Show the container's state, health, uptime, image and vault generation
     Status(StatusArgs),
 
@@ -491,6 +500,32 @@ pub struct StartArgs {
 
     #[command(flatten)]
     pub password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// The new image is `--image IMAGE`; the other settings are those of
+    /// `start`, for the new gateway (and the old one, if it comes back)
+    #[command(flatten)]
+    pub start: StartArgs,
+
+    /// Seconds the new gateway has to become healthy before the upgrade is
+    /// rolled back
+    #[arg(long, value_name = "SECS", default_value_t = default::HEALTH_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(5..=3600))]
+    pub health_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The settings of `start`, for the gateway in its old image (started
+    /// again if it runs now); `--image` is not taken: the upgrade record
+    /// names the image
+    #[command(flatten)]
+    pub start: StartArgs,
+
+    /// Do not ask for confirmation (needed without a terminal)
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

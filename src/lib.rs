@@ -19,7 +19,8 @@
 //! - `password.rs`: password input; `no_dumps.rs`: keys out of core dumps;
 //!   `private_fs.rs`: atomic, private files; `paths.rs`: safeclaw's home;
 //! - `secrets/`: the keys the gateway never holds; `skills/`: the skills
-//!   pinned by hash (docs/skills.md).
+//!   pinned by hash (docs/skills.md); `upgrade.rs`: the record of a
+//!   gateway's last upgrade (docs/upgrade.md).
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -42,5 +43,6 @@ pub mod rollback;
 pub mod runtime;
 pub mod secrets;
 pub mod skills;
+pub mod upgrade;
 pub mod vault;
 pub mod wipe;

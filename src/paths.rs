@@ -29,6 +29,10 @@ pub const RUN_DIR: &str = "run";
 /// skills as files, written at each start and mounted read-only into that
 /// gateway's container only (docs/skills.md).
 pub const PINNED_SKILLS_DIR: &str = "pinned-skills";
+/// Under the home: per gateway, the record of its last upgrade and the
+/// copy of the generation sealed before it (docs/upgrade.md). Never
+/// mounted into a container.
+pub const UPGRADES_DIR: &str = "upgrades";
 
 /// The default vault of a home.
 pub fn default_vault(home: &Path) -> PathBuf {
@@ -138,6 +142,19 @@ pub fn pinned_skills_dir(name: &str) -> Result<PathBuf> {
     private_dir(&parent)?;
     let parent = fs::canonicalize(&parent).map_err(|e| Error::io("resolving", &parent, e))?;
     Ok(parent.join(name))
+}
+
+/// Where the upgrade record of the gateway `name` and its saved generation
+/// live: `upgrades/<name>.json` and `upgrades/<name>.before.vault` in the
+/// home (made private if missing).
+pub fn upgrade_files(name: &str) -> Result<(PathBuf, PathBuf)> {
+    check_container_name(name)?;
+    let dir = private_home()?.join(UPGRADES_DIR);
+    private_dir(&dir)?;
+    Ok((
+        dir.join(format!("{name}.json")),
+        dir.join(format!("{name}.before.vault")),
+    ))
 }
 
 /// Engines allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`: one plain path component.

@@ -283,6 +283,7 @@ fn prune_keeps_what_is_used_or_pinned_and_asks_first() {
             Some(&record),
             "safeclaw/openclaw:2026.9.6",
             None,
+            &[],
         ))
         .unwrap();
     let ours: Vec<_> = entries

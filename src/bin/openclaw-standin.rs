@@ -2,9 +2,11 @@
 //! safeclaw relies on, and nothing else.
 //!
 //! - `gateway run`: serves `GET /healthz` on 127.0.0.1:18789, writes a line
-//!   to `$OPENCLAW_STATE_DIR/gateway.log` at start and every second (state
-//!   that must survive a stop), and exits 0 on SIGTERM after writing
-//!   `clean-stop` into it.
+//!   to `$OPENCLAW_STATE_DIR/gateway.log` at start (and `in IMAGE`, the
+//!   test image it runs in) and every second (state that must survive a
+//!   stop), and exits 0 on SIGTERM after writing `clean-stop` into it. In
+//!   an image marked `/etc/openclaw-standin-unhealthy` it writes
+//!   `migrated` into the state and never serves.
 //! - `pairing list [--channel C]` / `pairing approve CHANNEL CODE`: reads
 //!   and edits `$OPENCLAW_STATE_DIR/pairing.json` as the real one edits its
 //!   SQLite: a pending code becomes an allowed entry; a missing code exits 1.
@@ -66,9 +68,30 @@ fn gateway() -> i32 {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).expect("signal handler");
     }
+    // A test image names itself (tests/common::build_standin), and one
+    // made to fail an upgrade (tests/upgrade.rs) carries a second mark:
+    // it rewrites the state, as a newer OpenClaw's migration would, and
+    // never answers /healthz.
+    let image = fs::read_to_string("/etc/safeclaw-test-image-name").ok();
+    let broken = fs::symlink_metadata("/etc/openclaw-standin-unhealthy").is_ok();
+    if broken {
+        fs::write(
+            state_dir().join("migrated"),
+            "by a release that never got healthy\n",
+        )
+        .expect("state dir writable");
+        append("gateway started");
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        return 0;
+    }
     let listener = TcpListener::bind("127.0.0.1:18789").expect("port 18789 free");
     listener.set_nonblocking(true).expect("nonblocking");
     append("gateway started");
+    if let Some(image) = image {
+        append(&format!("in {image}"));
+    }
     println!("[gateway] listening on 127.0.0.1:18789");
     let mut ticks = 0u64;
     while !stop.load(Ordering::Relaxed) {

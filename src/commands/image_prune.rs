@@ -3,7 +3,7 @@
 //! the pinned image; not the default twin). Asks first on a terminal;
 //! without one, only `--yes` removes.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use serde_json::json;
 
@@ -66,7 +66,7 @@ pub fn run(args: &ImagePruneArgs, engine: &Engine, printer: &Printer) -> Result<
             ))
             .with_hint("pass --yes to remove them; --dry-run only lists them"));
         }
-        if !confirm(&format!("remove {summary}?\n{plan}"))? {
+        if !super::shared::confirm(&format!("remove {summary}:\n{plan}\nremove them?"))? {
             printer.result(
                 "nothing removed",
                 json!({ "ok": true, "removed": [], "declined": true, "kept": kept }),
@@ -156,20 +156,4 @@ fn line(e: &Entry) -> String {
             format!(", {note}")
         }
     )
-}
-
-/// Asks on the terminal; only "y" or "yes" is a yes (end of input is a no).
-fn confirm(question: &str) -> Result<bool> {
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "{question}\nremove them? [y/N] ");
-    let _ = err.flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Error::failure(format!("reading the answer: {e}")))?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
 }

@@ -17,6 +17,7 @@ mod image_show;
 mod logs;
 mod onboard;
 mod pair;
+mod rollback;
 mod run;
 mod secrets;
 pub mod settings;
@@ -25,7 +26,9 @@ mod skills;
 mod start;
 mod status;
 mod stop;
+mod switch;
 mod up;
+mod upgrade;
 mod vault_create;
 mod vault_export;
 mod vault_generations;
@@ -83,6 +86,8 @@ pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> 
         Command::Start(a) => done(start::run(Start::resolve(a)?, engine()?, p)),
         Command::Run(a) => done(run::run(Start::resolve(a)?, engine()?, p)),
         Command::Stop(a) => done(stop::run(&a.name, engine()?, p)),
+        Command::Upgrade(a) => done(upgrade::run(Upgrade::resolve(a)?, engine()?, p)),
+        Command::Rollback(a) => done(rollback::run(Rollback::resolve(a)?, engine()?, p)),
         Command::Status(a) => done(status::run(Status::resolve(a)?, engine()?, p)),
         Command::Logs(a) => done(logs::run(&a.container.name, a.follow, engine()?)),
         Command::Exec(a) => exec::run(&a.container.name, &a.args, engine()?),

@@ -42,6 +42,10 @@ pub const DRAIN: Duration = Duration::from_secs(30);
 /// Time between checkpoints of the running state (`--checkpoint-interval
 /// SECS`; zero: only on stop and after exec and pair).
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
+/// How long `upgrade` gives the new gateway to become healthy: the real
+/// OpenClaw answers /healthz 6 to 9 s after its start here, and the
+/// engine's first check is 5 s in; minutes on a slow host.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(180);
 /// OpenClaw's provider for `--api-key-file`.
 pub const PROVIDER: &str = "anthropic";
 /// The guide's workspace, under HOME (`audit` looks for its leftovers).
@@ -293,6 +297,50 @@ impl Start {
                     .map(|p| absolute(p))
                     .collect::<Result<_>>()?,
             },
+        })
+    }
+}
+
+/// `upgrade`: the start of the new image, and how long it has.
+pub struct Upgrade {
+    pub start: Start,
+    pub health_timeout: Duration,
+}
+
+impl Upgrade {
+    pub fn resolve(args: crate::cli::UpgradeArgs) -> Result<Self> {
+        if args.start.image.image.is_none() {
+            return Err(Error::usage("upgrade needs the new image: --image IMAGE").with_hint(
+                "build or load it first (`safeclaw image build --tag T`, `docker load`), then `safeclaw upgrade --image T`",
+            ));
+        }
+        if !args.start.skills.is_empty() {
+            return Err(Error::usage("upgrade takes no --skill")
+                .with_hint("pin skills with `safeclaw skills add` before or after the upgrade"));
+        }
+        Ok(Upgrade {
+            start: Start::resolve(args.start)?,
+            health_timeout: Duration::from_secs(args.health_timeout),
+        })
+    }
+}
+
+/// `rollback`: the start of the old image, and whether to ask.
+pub struct Rollback {
+    pub start: Start,
+    pub yes: bool,
+}
+
+impl Rollback {
+    pub fn resolve(args: crate::cli::RollbackArgs) -> Result<Self> {
+        if args.start.image.image.is_some() || !args.start.skills.is_empty() {
+            return Err(Error::usage("rollback takes no --image or --skill").with_hint(
+                "it returns to the image the upgrade record names; `safeclaw upgrade --image` switches to another",
+            ));
+        }
+        Ok(Rollback {
+            start: Start::resolve(args.start)?,
+            yes: args.yes,
         })
     }
 }

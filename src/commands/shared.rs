@@ -79,17 +79,25 @@ pub fn unlocked_bot(
     image: String,
     printer: &Printer,
 ) -> Result<Bot> {
-    // Before the password is asked, and before the vault is written.
-    refuse_if_running(engine, &settings.name)?;
+    // An upgrade killed half-way may have left its new gateway running:
+    // that one is ended below, not a reason to refuse.
+    let interrupted = super::switch::interrupted(&settings.name)?;
+    if interrupted.is_none() {
+        // Before the password is asked, and before the vault is written.
+        refuse_if_running(engine, &settings.name)?;
+    }
     // `--skill`s are read before the password: a bad one costs none.
     let skills = asked_skills(settings)?;
     let vault = bot::vault_to_start(engine, vault.to_path_buf(), printer)?;
     let opened = VaultFile::open(&vault)?;
-    let generation = opened.header().generation;
+    let mut generation = opened.header().generation;
     let keys = unlock_keys(&opened, password, printer)?;
     // Only now, with the header's MAC checked, may its generation count.
     crate::rollback::record_authenticated(&vault, generation, printer);
     drop(opened);
+    if let Some(record) = interrupted {
+        generation = super::switch::recover(engine, record, &vault, &keys, settings, printer)?;
+    }
     bot_of(settings, image, vault, generation, keys, skills, printer)
 }
 
@@ -137,6 +145,24 @@ pub fn bot_of(
     bot.set_egress_policy(policy, source);
     bot.set_pinned_skills(skills);
     Ok(bot)
+}
+
+/// Asks `question` on the terminal; only "y" or "yes" is a yes (the end
+/// of input is a no). The caller checked that stdin is a terminal.
+pub fn confirm(question: &str) -> Result<bool> {
+    use std::io::{BufRead, Write};
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::failure(format!("reading the answer: {e}")))?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// A gateway of that name already runs: nothing to start.

@@ -11,7 +11,8 @@ use super::settings::Start;
 use super::shared;
 
 pub fn run(s: Start, engine: &Engine, printer: &Printer) -> Result<()> {
-    let image = resolve(engine, &s.image, false, printer)?;
+    let choice = super::switch::image_choice(&s.image, &s.bot.name, engine, printer)?;
+    let image = resolve(engine, &choice, false, printer)?;
     let vault = crate::paths::vault(&s.vault)?;
     let bot = shared::unlocked_bot(&vault, &s.password, &s.bot, engine, image, printer)?;
     shared::start_bot(&bot, engine, printer)

@@ -15,14 +15,17 @@ use super::shared;
 
 pub fn run(s: Up, engine: &Engine, printer: &Printer) -> Result<()> {
     let name = &s.start.bot.name;
-    if container::is_running(engine, name)? {
+    // A gateway an interrupted upgrade left running is ended by the start
+    // below (docs/upgrade.md), not taken for the bot.
+    if container::is_running(engine, name)? && super::switch::interrupted(name)?.is_none() {
         printer.result(
             &format!("{name} is already running (`safeclaw status` shows it)"),
             json!({ "ok": true, "name": name, "already_running": true }),
         );
         return Ok(());
     }
-    let image = resolve(engine, &s.start.image, true, printer)?;
+    let choice = super::switch::image_choice(&s.start.image, name, engine, printer)?;
+    let image = resolve(engine, &choice, true, printer)?;
     let vault = crate::paths::vault(&s.start.vault)?;
     if vault.exists() {
         let (password, bot) = (&s.start.password, &s.start.bot);

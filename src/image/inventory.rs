@@ -11,10 +11,10 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 
-use super::image_id;
 use super::pin::{self, Record};
 use super::provenance::{this_safeclaw_sha256, Guard, Labels, Provenance};
 use super::twin;
+use super::{image_id, same_id};
 use crate::error::{Class, Error, Result};
 use crate::runtime::engine::Engine;
 use crate::runtime::spec::LABEL_MANAGED;
@@ -90,6 +90,9 @@ pub struct Entry {
     /// Every container made from it, running or not (an exited gateway is
     /// the one `start` replaces, and the image a rollback returns to).
     pub containers: Vec<String>,
+    /// What the gateways' upgrade records say of it ("openclaw: rollback
+    /// target"; docs/upgrade.md).
+    pub upgrades: Vec<String>,
 }
 
 /// Why an image stays.
@@ -99,6 +102,8 @@ pub enum Keep {
     UsedBy(Vec<String>),
     Pinned,
     DefaultTwin,
+    /// An upgrade record names it (what a gateway runs or returns to).
+    Upgrade(Vec<String>),
 }
 
 impl Keep {
@@ -107,6 +112,7 @@ impl Keep {
             Keep::UsedBy(names) => format!("used by {}", names.join(", ")),
             Keep::Pinned => "the pinned image".into(),
             Keep::DefaultTwin => "the default twin".into(),
+            Keep::Upgrade(roles) => roles.join(", "),
         }
     }
 }
@@ -121,13 +127,17 @@ pub fn inventory(
     pinned: Option<&Record>,
     default_id: Option<&str>,
     own: Option<&str>,
+    upgrades: &[crate::upgrade::Record],
 ) -> Vec<Entry> {
     let mut entries: Vec<Entry> = images
         .into_iter()
         .filter_map(|image| {
             let provenance = Provenance::of(&image.labels);
             let pinned = pinned.is_some_and(|r| r.image_ids().any(|p| same_id(p, &image.id)));
-            if provenance.kind.is_none() && !pinned {
+            let upgrades = upgrade_roles(&image.id, upgrades);
+            // An image an upgrade switched to may have been built by other
+            // means (no safeclaw label): the record makes it safeclaw's.
+            if provenance.kind.is_none() && !pinned && upgrades.is_empty() {
                 return None;
             }
             let users = containers
@@ -146,19 +156,13 @@ pub fn inventory(
                 pinned,
                 running,
                 containers,
+                upgrades,
                 image,
             })
         })
         .collect();
     entries.sort_by(|a, b| (b.image.created, &a.image.id).cmp(&(a.image.created, &b.image.id)));
     entries
-}
-
-/// Two image IDs are the same with or without the `sha256:` prefix (some
-/// engines list containers' image IDs without it).
-fn same_id(a: &str, b: &str) -> bool {
-    let bare = |s: &str| s.strip_prefix("sha256:").unwrap_or(s).to_string();
-    !a.is_empty() && bare(a) == bare(b)
 }
 
 /// Why `entry` stays; empty when `prune` removes it.
@@ -172,6 +176,9 @@ pub fn keep_reasons(entry: &Entry) -> Vec<Keep> {
     }
     if entry.default_twin {
         why.push(Keep::DefaultTwin);
+    }
+    if !entry.upgrades.is_empty() {
+        why.push(Keep::Upgrade(entry.upgrades.clone()));
     }
     why
 }
@@ -198,6 +205,7 @@ pub async fn gather(
     pinned: Option<&Record>,
     default_tag: &str,
     own: Option<&str>,
+    upgrades: &[crate::upgrade::Record],
 ) -> Result<Vec<Entry>> {
     let images = docker
         .list_images(Some(ListImagesOptionsBuilder::new().all(false).build()))
@@ -211,6 +219,7 @@ pub async fn gather(
         pinned,
         default_id.as_deref(),
         own,
+        upgrades,
     ))
 }
 
@@ -221,7 +230,34 @@ pub fn current(engine: &Engine) -> Result<Vec<Entry>> {
     let record = pin::from_env()?.and_then(|p| p.read_record());
     let own = this_safeclaw_sha256().ok();
     let docker = engine.docker()?;
-    engine.block_on(gather(docker, record.as_ref(), twin::DEFAULT_TAG, own))
+    let upgrades = crate::upgrade::all();
+    engine.block_on(gather(
+        docker,
+        record.as_ref(),
+        twin::DEFAULT_TAG,
+        own,
+        &upgrades,
+    ))
+}
+
+/// What the upgrade records say of the image `id`: the image a gateway
+/// was upgraded to, and the one it returns to on `rollback`.
+fn upgrade_roles(id: &str, records: &[crate::upgrade::Record]) -> Vec<String> {
+    use crate::upgrade::Phase;
+    records
+        .iter()
+        .filter_map(|r| {
+            let role = match r.phase {
+                Phase::Kept if same_id(&r.from.id, id) => "rollback target",
+                Phase::Kept | Phase::Switching if same_id(&r.to.id, id) => "upgraded to",
+                Phase::Switching | Phase::RolledBack if same_id(&r.from.id, id) => {
+                    "runs after an upgrade's rollback"
+                }
+                _ => return None,
+            };
+            Some(format!("{}: {role}", r.name))
+        })
+        .collect()
 }
 
 /// Every container, running or not.
@@ -311,6 +347,7 @@ pub fn to_json(entry: &Entry) -> serde_json::Value {
         "default": entry.default_twin,
         "running": entry.running,
         "containers": entry.containers,
+        "upgrades": entry.upgrades,
     })
 }
 
@@ -401,6 +438,7 @@ pub fn notes(e: &Entry) -> String {
     if e.default_twin {
         notes.push("default".into());
     }
+    notes.extend(e.upgrades.iter().cloned());
     if let Guard::Other(_) = e.guard {
         notes.push("built by another safeclaw".into());
     }
@@ -481,7 +519,14 @@ mod tests {
             config_digest: id(5),
             manifest_digests: vec![],
         };
-        inventory(images, &containers, Some(&record), Some(&id(1)), Some(OWN))
+        inventory(
+            images,
+            &containers,
+            Some(&record),
+            Some(&id(1)),
+            Some(OWN),
+            &[],
+        )
     }
 
     #[test]
@@ -545,6 +590,7 @@ mod tests {
             None,
             Some(&id(1)),
             Some(OWN),
+            &[],
         );
         assert!(prune_plan(&lone).0.is_empty());
     }

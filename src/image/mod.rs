@@ -22,3 +22,10 @@ pub mod twin;
 pub async fn image_id(docker: &Docker, image: &str) -> Option<String> {
     docker.inspect_image(image).await.ok().and_then(|i| i.id)
 }
+
+/// Two image IDs are the same with or without the `sha256:` prefix (some
+/// engines list containers' image IDs without it).
+pub fn same_id(a: &str, b: &str) -> bool {
+    let bare = |s: &str| s.strip_prefix("sha256:").unwrap_or(s).to_string();
+    !a.is_empty() && bare(a) == bare(b)
+}

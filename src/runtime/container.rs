@@ -228,6 +228,54 @@ async fn remove_stale(docker: &Docker, name: &str) -> Result<()> {
         .map_err(|e| engine::failed("removing the old container", name, e))
 }
 
+/// Ends the gateway `name` at once and removes it, its guard given no
+/// chance to seal: the engine's forced removal is a SIGKILL. For a run
+/// whose state must not become the vault's newest generation (an upgrade
+/// that failed: docs/upgrade.md); checkpoints it sealed before stay as
+/// kept generations. Only a container safeclaw made; none is no error.
+pub fn discard(engine: &Engine, name: &str) -> Result<()> {
+    let docker = engine.docker()?;
+    engine.block_on(async {
+        let c = match docker.inspect_container(name, None).await {
+            Ok(c) => c,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(()),
+            Err(e) => return Err(engine::failed("inspecting", name, e)),
+        };
+        let inspect = serde_json::to_value(&c)
+            .map_err(|e| Error::failure(format!("reading the inspect of {name}: {e}")))?;
+        if !crate::audit::container::is_managed(&inspect) {
+            return Err(Error::usage(format!(
+                "a container named {name} exists and was not made by safeclaw"
+            ))
+            .with_hint("remove it yourself (`docker rm`) or choose another --name"));
+        }
+        let id = c.id.ok_or_else(|| {
+            Error::new(Class::Engine, format!("the engine gave no ID for {name}"))
+        })?;
+        force_remove(docker, &id)
+            .await
+            .map_err(|e| engine::failed("removing", name, e))
+    })
+}
+
+/// The image the container `name` was made from: the reference it was
+/// asked for and the ID it ran; None without such a container.
+pub fn image_of(engine: &Engine, name: &str) -> Result<Option<(String, String)>> {
+    let docker = engine.docker()?;
+    match engine.block_on(docker.inspect_container(name, None)) {
+        Ok(c) => Ok(c.image.map(|id| {
+            let reference = c.config.and_then(|c| c.image).unwrap_or_else(|| id.clone());
+            (reference, id)
+        })),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(engine::failed("inspecting", name, e)),
+    }
+}
+
 /// Attach (before start), start, write the key, close stdin, wait for the
 /// guard to say ready or fail. `id` is the container created; `name` is
 /// for messages.

@@ -30,6 +30,7 @@ use crate::private_fs::AtomicFile;
 use crypto::{DataKey, MasterKey};
 
 /// What a password opens (`VaultFile::unlock_keys`).
+#[derive(Clone)]
 pub struct Keys {
     /// Opens the payload; the guard's key.
     pub data: DataKey,
@@ -483,6 +484,56 @@ pub fn rewrite_records(
             .with_hint("safeclaw never writes a vault so; nothing was changed"));
         }
         Ok(())
+    })
+}
+
+/// Seals the state of `earlier` (a vault file under the same data key,
+/// at generation `expected`: a kept generation, or the copy `upgrade`
+/// keeps) as the next generation of the vault at `path`, with the records
+/// `path` holds now (the egress policy, pinned skills and secrets the user
+/// set since stay as they are: a rollback returns OpenClaw's state, not
+/// safeclaw's settings). Both files authenticate before anything is
+/// written, and `earlier`'s payload to its last chunk before the new file
+/// replaces the current one (which is kept as `<path>.g<N>`). Returns the
+/// new generation.
+///
+/// The caller makes sure no guard runs from this vault meanwhile.
+pub fn restore_generation(
+    path: &Path,
+    earlier: &Path,
+    expected: u64,
+    key: &DataKey,
+    keep: usize,
+) -> Result<u64> {
+    let current = VaultFile::open(path)?;
+    current.authenticate(key)?;
+    let records = current.records(key)?;
+    let header = current.header().clone();
+    drop(current);
+    let old = VaultFile::open(earlier)?;
+    old.authenticate(key).map_err(|e| {
+        let message = format!(
+            "{} does not open with the vault's key: {}",
+            earlier.display(),
+            e.message
+        );
+        Error::new(e.class, message).with_hint(
+            "it was kept before the vault's key changed (`vault passwd`/`rekey`), or it was modified",
+        )
+    })?;
+    if old.header().generation != expected {
+        return Err(Error::damaged(format!(
+            "{} is generation {}, not the generation {expected} that was recorded",
+            earlier.display(),
+            old.header().generation
+        ))
+        .with_hint("it was replaced since; nothing was changed"));
+    }
+    let mode = old.records_dir();
+    let mut payload = old.payload(key, |_| {})?;
+    write_next_generation(path, key, header, keep, |w| {
+        archive::rewrite(&mut payload, mode, &records, w)?;
+        drain(&mut payload)
     })
 }
 

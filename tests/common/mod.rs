@@ -306,9 +306,27 @@ pub fn build_standin(rt: &tokio::runtime::Runtime, docker: &Docker, image: &str)
     // another test removes its own image ("failed to get digest sha256:…:
     // no such file or directory", seen once in CI with eighteen fixtures
     // at once): the build is tried again, at most twice.
+    // The link alone was seen to give two images one ID and the same
+    // link (Docker 20.10's build cache does not hash a link's target): a
+    // file with the name (its content is hashed) tells the stand-in which
+    // image it runs in, and a label changes the config, whose digest is
+    // the ID.
+    let named = tempfile::NamedTempFile::new().unwrap();
+    fs::write(named.path(), image).unwrap();
+    files.insert(
+        "/etc/safeclaw-test-image-name".into(),
+        safeclaw::image::build::Entry::File(named.path().to_path_buf(), 0o644),
+    );
+    let recipe = safeclaw::image::build::Recipe {
+        files,
+        labels: [("dev.safeclaw.test-image".to_string(), image.to_string())].into(),
+        ..Default::default()
+    };
+    let hidden = indicatif::ProgressBar::hidden();
     let mut tries = 0;
     loop {
-        match rt.block_on(safeclaw::image::build::build(docker, image, &files)) {
+        let built = safeclaw::image::build::build_recipe(docker, image, &recipe, &hidden);
+        match rt.block_on(built) {
             Ok(_) => return,
             Err(e) if tries < 2 && e.message.contains("no such file or directory") => {
                 tries += 1;

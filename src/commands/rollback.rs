@@ -1,0 +1,108 @@
+//! `safeclaw rollback`: back to the image and the state from before the
+//! gateway's last upgrade (docs/upgrade.md), after a confirmation of what
+//! is dropped from the running state (it stays in the vault as a kept
+//! generation). An interrupted upgrade is finished the same way.
+
+use std::io::IsTerminal;
+
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::printer::Printer;
+use crate::runtime::container;
+use crate::runtime::engine::Engine;
+use crate::upgrade::{self, Phase};
+use crate::vault::VaultFile;
+
+use super::settings::Rollback;
+use super::{shared, switch};
+
+pub fn run(s: Rollback, engine: &Engine, printer: &Printer) -> Result<()> {
+    let settings = &s.start.bot;
+    let name = settings.name.clone();
+    let Some(mut record) = upgrade::load(&name)? else {
+        return Err(
+            Error::usage(format!("no upgrade of {name} is recorded")).with_hint(
+                "rollback returns to the image and state from before `safeclaw upgrade`; `safeclaw vault generations` lists older states",
+            ),
+        );
+    };
+    if record.phase == Phase::RolledBack {
+        return Err(Error::usage(format!(
+            "{name}'s upgrade to {} was rolled back already (to {}, with the state of generation {})",
+            record.to.reference, record.from.reference, record.before
+        ))
+        .with_hint("`safeclaw upgrade --image IMAGE` switches again"));
+    }
+    if let Some(given) = &s.start.vault {
+        let given = crate::paths::in_resolved_dir(given)?;
+        if given != record.vault {
+            return Err(Error::usage(format!(
+                "{name}'s upgrade was recorded for the vault {}, not {}",
+                record.vault.display(),
+                given.display()
+            )));
+        }
+    }
+    let newest = VaultFile::open(&record.vault)?.header().generation;
+    let when = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(record.at),
+    );
+    let question = format!(
+        "roll {name} back to {} and the state sealed before the upgrade to {} (generation {}, {when})? \
+         What changed since stays in the vault as generation {newest}{}, but is not what runs.",
+        record.from.reference,
+        record.to.reference,
+        record.before,
+        if container::is_running(engine, &name)? {
+            " and the seal of the running gateway"
+        } else {
+            ""
+        }
+    );
+    if !s.yes {
+        if !std::io::stdin().is_terminal() {
+            printer.note(&question);
+            return Err(Error::usage(
+                "refusing to roll back without confirmation: stdin is not a terminal",
+            )
+            .with_hint("pass --yes to roll back"));
+        }
+        if !shared::confirm(&question)? {
+            printer.result(
+                "nothing changed",
+                json!({ "ok": true, "rolled_back": false }),
+            );
+            return Ok(());
+        }
+    }
+    let opened = VaultFile::open(&record.vault)?;
+    let keys = shared::unlock_keys(&opened, &s.start.password, printer)?;
+    drop(opened);
+    let was_running = container::is_running(engine, &name)?;
+    // A kept upgrade's gateway is sealed first: its state is the newest
+    // generation afterwards, kept. An unconfirmed one is not.
+    let sealed = if was_running && record.phase == Phase::Kept {
+        Some(switch::stop_and_seal(engine, &name, printer)?)
+    } else {
+        None
+    };
+    let generation = switch::roll_back(engine, &mut record, &keys, settings, was_running, printer)?;
+    printer.result(
+        &format!(
+            "rolled {name} back to {}: the state of generation {} is now generation {generation}{}{}",
+            record.from.reference,
+            record.before,
+            sealed
+                .map(|g| format!("; the state before the rollback is kept as generation {g}"))
+                .unwrap_or_default(),
+            if was_running { "; running" } else { "" }
+        ),
+        json!({
+            "ok": true, "rolled_back": true, "name": name, "image": record.from,
+            "restored_generation": record.before, "generation": generation,
+            "sealed_before_rollback": sealed, "running": was_running,
+        }),
+    );
+    Ok(())
+}

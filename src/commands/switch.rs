@@ -1,0 +1,213 @@
+//! Steps `upgrade`, `rollback` and the start commands share to switch a
+//! gateway between images (docs/upgrade.md): which image a start runs
+//! after an upgrade, stopping with a seal, waiting for the new gateway's
+//! health, and returning to the image and the state from before.
+
+use std::time::{Duration, Instant};
+
+use crate::cli::ImageChoice;
+use crate::error::{Error, Result};
+use crate::image::{image_id, same_id};
+use crate::printer::Printer;
+use crate::runtime::bot::{self, BotSettings};
+use crate::runtime::engine::Engine;
+use crate::runtime::{container, exec};
+use crate::upgrade::{self, ImageRef, Phase, Record};
+use crate::vault::Keys;
+
+use super::shared;
+
+/// The image a start of `name` runs: `--image` as given; else the one its
+/// last upgrade left it on (the new image once kept, the old one after a
+/// rollback or an interrupted upgrade), unless that is the default twin,
+/// which `resolve` checks and rebuilds as it always does. With a Nix pin,
+/// the pinned image (an upgrade is refused there).
+pub fn image_choice(
+    choice: &ImageChoice,
+    name: &str,
+    engine: &Engine,
+    printer: &Printer,
+) -> Result<ImageChoice> {
+    if choice.image.is_some() || crate::image::pin::from_env()?.is_some() {
+        return Ok(choice.clone());
+    }
+    let Some(record) = upgrade::load(name)? else {
+        return Ok(choice.clone());
+    };
+    let current = record.current();
+    if current.reference == crate::image::twin::DEFAULT_TAG {
+        return Ok(choice.clone());
+    }
+    Ok(ImageChoice {
+        image: Some(runnable(engine, current, printer)?),
+        allow_unpinned_image: false,
+    })
+}
+
+/// How to ask the engine for `image`: by its reference while that still
+/// names the recorded ID, else by the ID (a tag moved since), else an
+/// error (the image is gone).
+pub fn runnable(engine: &Engine, image: &ImageRef, printer: &Printer) -> Result<String> {
+    let docker = engine.docker()?;
+    let by_reference = engine.block_on(image_id(docker, &image.reference));
+    if by_reference.is_some_and(|id| same_id(&id, &image.id)) {
+        return Ok(image.reference.clone());
+    }
+    if engine.block_on(image_id(docker, &image.id)).is_some() {
+        printer.warn(&format!(
+            "{} names another image now; running {}, the one the upgrade record names",
+            image.reference, image.id
+        ));
+        return Ok(image.id.clone());
+    }
+    Err(Error::usage(format!(
+        "the image {} ({}) that the upgrade record names is not in the engine",
+        image.reference, image.id
+    ))
+    .with_hint("`--image IMAGE` runs another; `safeclaw upgrade --image IMAGE` records it"))
+}
+
+/// Stops the gateway `name` as `safeclaw stop` does (drained, sealed)
+/// and returns the generation sealed; a stop that sealed nothing is an
+/// error, the newest generation then being the one before.
+pub fn stop_and_seal(engine: &Engine, name: &str, printer: &Printer) -> Result<u64> {
+    let spinner = printer.spinner("stopping and sealing");
+    let sealed = container::id_of(engine, name, "stopping").and_then(|id| {
+        container::request_stop(engine, &id, name)?;
+        let sealed = container::sealed_generation(engine, &id);
+        crate::runtime::pinned_skills::remove(name);
+        sealed
+    });
+    let down = bot::stop_egress(engine, name);
+    spinner.finish_and_clear();
+    down?;
+    sealed?.ok_or_else(|| {
+        Error::failure(format!("{name} stopped without sealing its state")).with_hint(
+            "the vault's newest generation is the one before; `safeclaw start` starts it again",
+        )
+    })
+}
+
+/// Waits until the gateway `name` is healthy (its image's health check:
+/// the gateway's /healthz), at most `timeout`. The error says why not: its
+/// container ended, the check failed, the time ran out, or an interrupt.
+pub fn wait_healthy(
+    engine: &Engine,
+    name: &str,
+    timeout: Duration,
+) -> std::result::Result<Duration, String> {
+    let began = Instant::now();
+    loop {
+        if crate::interrupt::requested() {
+            return Err("interrupted".into());
+        }
+        let inspected = container::inspect(engine, name).map_err(|e| e.message)?;
+        let state = inspected.state.clone().unwrap_or_default();
+        if state.running != Some(true) {
+            return Err(format!(
+                "its container ended (exit code {})",
+                state.exit_code.unwrap_or(-1)
+            ));
+        }
+        let (health, _) = exec::health(engine, name, &inspected).map_err(|e| e.message)?;
+        match health.as_str() {
+            "healthy" => return Ok(began.elapsed()),
+            "unhealthy" => return Err("its health check (the gateway's /healthz) failed".into()),
+            _ => {}
+        }
+        if began.elapsed() >= timeout {
+            return Err(format!(
+                "it was not healthy within {} s (health: {health})",
+                timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Returns the gateway of `record` to its image and state from before the
+/// upgrade: the container running now (if any) is ended without a seal,
+/// the saved generation is sealed as the vault's next one (the state
+/// before it stays as a kept generation), the record says so, and, if
+/// `start`, the old image is started from it. Returns that generation.
+/// Every step is safe to repeat: killed half-way, the record still says
+/// `switching` (or what it said) and the next `start` or `rollback` does
+/// it again.
+pub fn roll_back(
+    engine: &Engine,
+    record: &mut Record,
+    keys: &Keys,
+    settings: &BotSettings,
+    start: bool,
+    printer: &Printer,
+) -> Result<u64> {
+    let name = record.name.clone();
+    container::discard(engine, &name)?;
+    crate::runtime::pinned_skills::remove(&name);
+    bot::stop_egress(engine, &name)?;
+    let (_, saved) = crate::paths::upgrade_files(&name)?;
+    let generation = crate::vault::restore_generation(
+        &record.vault,
+        &saved,
+        record.before,
+        &keys.data,
+        settings.keep_generations,
+    )?;
+    crate::rollback::record_authenticated(&record.vault, generation, printer);
+    record.phase = Phase::RolledBack;
+    upgrade::save(record)?;
+    // Its state is in the vault now, as the newest generation.
+    let _ = std::fs::remove_file(&saved);
+    if start {
+        let image = runnable(engine, &record.from, printer)?;
+        let bot = shared::bot_of(
+            settings,
+            image,
+            record.vault.clone(),
+            generation,
+            keys.clone(),
+            Vec::new(),
+            printer,
+        )?;
+        bot.start(engine)?;
+    }
+    Ok(generation)
+}
+
+/// The record of an upgrade of `name` that was interrupted (killed before
+/// its new image was confirmed healthy), if there is one: a start then
+/// returns to the image and state from before it (`recover`).
+pub fn interrupted(name: &str) -> Result<Option<Record>> {
+    Ok(upgrade::load(name)?.filter(|r| r.phase == Phase::Switching))
+}
+
+/// Finishes an interrupted upgrade the safe way, before a start: back to
+/// the state sealed before it (the new image was never confirmed). The
+/// start that follows runs the old image (`image_choice`). Returns the
+/// generation to start from.
+pub fn recover(
+    engine: &Engine,
+    mut record: Record,
+    vault: &std::path::Path,
+    keys: &Keys,
+    settings: &BotSettings,
+    printer: &Printer,
+) -> Result<u64> {
+    if record.vault != vault {
+        return Err(Error::usage(format!(
+            "an interrupted upgrade of {} is recorded for the vault {}, not {}",
+            record.name,
+            record.vault.display(),
+            vault.display()
+        ))
+        .with_hint(
+            "start that vault (it is rolled back first), or `safeclaw rollback --vault` it",
+        ));
+    }
+    printer.warn(&format!(
+        "the upgrade of {} to {} was interrupted before the new gateway was confirmed healthy: \
+         returning to {} and the state sealed before it (generation {})",
+        record.name, record.to.reference, record.from.reference, record.before
+    ));
+    roll_back(engine, &mut record, keys, settings, false, printer)
+}

@@ -1,0 +1,232 @@
+//! The record of a gateway's last upgrade (docs/upgrade.md): which image
+//! it ran before and which it was switched to, the generation sealed
+//! before the switch (a copy of which is kept beside the record, out of
+//! the retention of `<vault>.gN`), and how far the switch got. Kept in
+//! safeclaw's home, which no container sees, and written atomically, so a
+//! killed `upgrade` leaves a record that says what to undo.
+//!
+//! The format is pure (`encode`/`decode` over bytes); the files are below.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Bounds what a damaged record makes us read.
+const MAX_RECORD: u64 = 64 * 1024;
+const FORMAT: u32 = 1;
+
+/// An image as the engine knows it: the reference it was asked for by
+/// and the ID that reference named then (a tag can be moved since).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    pub reference: String,
+    pub id: String,
+}
+
+/// How far an upgrade got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// The old gateway was stopped and sealed; the new image may be
+    /// running, unconfirmed. A record left so means the upgrade was killed:
+    /// the next `start` (or `rollback`) returns to `from`.
+    Switching,
+    /// The new image was healthy: it is the one the gateway runs.
+    Kept,
+    /// Returned to `from` with the state of `before`.
+    RolledBack,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub format: u32,
+    /// The gateway's container name.
+    pub name: String,
+    /// The vault it runs from (absolute, its directory resolved).
+    pub vault: PathBuf,
+    pub phase: Phase,
+    pub from: ImageRef,
+    pub to: ImageRef,
+    /// The generation sealed before the switch.
+    pub before: u64,
+    /// Unix seconds when the upgrade began.
+    pub at: u64,
+    /// Whether the gateway ran when the upgrade began (it is left as it was).
+    pub was_running: bool,
+}
+
+impl Record {
+    /// The image the gateway runs when nothing else is asked.
+    pub fn current(&self) -> &ImageRef {
+        match self.phase {
+            Phase::Kept => &self.to,
+            Phase::Switching | Phase::RolledBack => &self.from,
+        }
+    }
+}
+
+pub fn encode(record: &Record) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(record).expect("a record serializes");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Reads a record; anything but this format, whole, is refused.
+pub fn decode(bytes: &[u8]) -> std::result::Result<Record, String> {
+    let record: Record = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if record.format != FORMAT {
+        return Err(format!(
+            "format {} (this safeclaw reads {FORMAT})",
+            record.format
+        ));
+    }
+    if !record.vault.is_absolute() {
+        return Err("the vault's path is not absolute".into());
+    }
+    Ok(record)
+}
+
+/// A new record of an upgrade of `name` that is about to switch.
+pub fn begin(
+    name: &str,
+    vault: &Path,
+    from: ImageRef,
+    to: ImageRef,
+    before: u64,
+    was_running: bool,
+) -> Record {
+    Record {
+        format: FORMAT,
+        name: name.to_string(),
+        vault: vault.to_path_buf(),
+        phase: Phase::Switching,
+        from,
+        to,
+        before,
+        at: crate::vault::now(),
+        was_running,
+    }
+}
+
+/// The record of `name`'s last upgrade, if there is one.
+pub fn load(name: &str) -> Result<Option<Record>> {
+    let (path, _) = crate::paths::upgrade_files(name)?;
+    read(&path)
+}
+
+fn read(path: &Path) -> Result<Option<Record>> {
+    let file = match crate::private_fs::open_regular(path) {
+        Ok(f) => f,
+        Err(_) if std::fs::symlink_metadata(path).is_err() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_RECORD + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("reading", path, e))?;
+    if bytes.len() as u64 > MAX_RECORD {
+        return Err(Error::failure(format!(
+            "{} is over {MAX_RECORD} bytes: not an upgrade record",
+            path.display()
+        )));
+    }
+    decode(&bytes).map(Some).map_err(|why| {
+        Error::failure(format!(
+            "{} is not an upgrade record safeclaw can read: {why}",
+            path.display()
+        ))
+        .with_hint("move it away; `safeclaw start --image IMAGE` chooses the image by hand")
+    })
+}
+
+/// Writes `record` in place of the one before, atomically (0600).
+pub fn save(record: &Record) -> Result<()> {
+    let (path, _) = crate::paths::upgrade_files(&record.name)?;
+    let mut file = crate::private_fs::AtomicFile::create(&path)?;
+    std::io::Write::write_all(file.file(), &encode(record))
+        .map_err(|e| Error::io("writing", &path, e))?;
+    file.commit()
+}
+
+/// Every upgrade record in the home (for `image prune`, which keeps the
+/// images they name); unreadable ones are skipped.
+pub fn all() -> Vec<Record> {
+    let Ok(home) = crate::paths::home() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(home.join(crate::paths::UPGRADES_DIR)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| read(&e.path()).ok().flatten())
+        .collect()
+}
+
+/// Keeps a copy of the vault file at `vault` (the generation the caller
+/// checked) as `name`'s saved generation, written under a temporary name,
+/// synced and renamed into place (0600). A copy, not a hard link: the
+/// vault must have one name, or the start refuses to hand it to the
+/// container (a second link is how a planted file would be passed in).
+pub fn save_generation(name: &str, vault: &Path) -> Result<PathBuf> {
+    let (_, saved) = crate::paths::upgrade_files(name)?;
+    let mut from = crate::private_fs::open_regular(vault)?;
+    let mut to = crate::private_fs::AtomicFile::create(&saved)?;
+    std::io::copy(&mut from, to.file()).map_err(|e| Error::io("copying", vault, e))?;
+    to.commit()?;
+    Ok(saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        begin(
+            "openclaw",
+            Path::new("/home/me/.safeclaw/vault/openclaw.vault"),
+            ImageRef {
+                reference: "safeclaw/openclaw:2026.9.5".into(),
+                id: "sha256:aa".into(),
+            },
+            ImageRef {
+                reference: "safeclaw/openclaw:2026.9.6".into(),
+                id: "sha256:bb".into(),
+            },
+            7,
+            true,
+        )
+    }
+
+    #[test]
+    fn a_record_reads_back_and_names_the_image_of_its_phase() {
+        let mut r = sample();
+        assert_eq!(decode(&encode(&r)).unwrap(), r);
+        assert_eq!(r.current().id, "sha256:aa");
+        r.phase = Phase::Kept;
+        assert_eq!(decode(&encode(&r)).unwrap().current().id, "sha256:bb");
+        r.phase = Phase::RolledBack;
+        assert_eq!(r.current().id, "sha256:aa");
+    }
+
+    #[test]
+    fn anything_but_a_whole_record_of_this_format_is_refused() {
+        let good = String::from_utf8(encode(&sample())).unwrap();
+        let cases = [
+            good.replace("\"format\": 1", "\"format\": 2"),
+            good.replace("\"switching\"", "\"done\""),
+            good.replace("/home/me", "home/me"),
+            good.replace("\"before\": 7,", ""),
+            good.replace("\"at\"", "\"extra\": 1, \"at\""),
+            good[..good.len() / 2].to_string(),
+        ];
+        for case in cases {
+            assert!(decode(case.as_bytes()).is_err(), "{case}");
+        }
+    }
+}

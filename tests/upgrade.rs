@@ -1,0 +1,447 @@
+//! `safeclaw upgrade` and `safeclaw rollback` on a real engine, with
+//! stand-in images built here (docs/upgrade.md): a healthy upgrade is
+//! kept and is what a plain start runs; `rollback` returns to the image
+//! and the state from before; an image whose gateway never becomes healthy
+//! (and rewrites the state, as a newer OpenClaw's migration would) is
+//! rolled back on its own with nothing lost; and `safeclaw upgrade` killed
+//! (SIGKILL) at any moment leaves a state that `start` or `rollback`
+//! recovers, with the newest good generation.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use common::*;
+use predicates::prelude::*;
+use tempfile::TempDir;
+
+/// A vault, the gateway's name, and three images: `old` and `new`
+/// (healthy stand-ins, each marking the state with its tag) and `broken`
+/// (never healthy). Removed when dropped, however the test ends.
+struct Fixture<'a> {
+    _made: Cleanup<'a>,
+    dir: TempDir,
+    name: String,
+    old: String,
+    new: String,
+    broken: String,
+}
+
+impl<'a> Fixture<'a> {
+    fn new(rt: &'a tokio::runtime::Runtime, docker: &'a Docker, tag: &str) -> Self {
+        let pid = std::process::id();
+        let name = format!("sc-up-{tag}-{pid}");
+        let [old, new, broken] =
+            ["old", "new", "broken"].map(|v| format!("safeclaw-standin:up-{tag}-{v}-{pid}"));
+        let made = Cleanup::new(rt, docker)
+            .container(&name)
+            .image(&old)
+            .image(&new)
+            .image(&broken);
+        let dir = TempDir::new().unwrap();
+        let state = dir.path().join("state");
+        fs::create_dir(&state).unwrap();
+        fs::write(state.join("openclaw.json"), "{}").unwrap();
+        fs::create_dir(dir.path().join("vaults")).unwrap();
+        // A password file as an editor on Windows leaves it.
+        pw_file(dir.path(), "pw", b"upgrade-password\r\n");
+        create_vault(
+            &state,
+            &dir.path().join("vaults/v.sclaw"),
+            &dir.path().join("pw"),
+        );
+        build_standin(rt, docker, &old);
+        build_standin(rt, docker, &new);
+        let mut files = standin_files();
+        for (path, target) in [
+            ("/etc/safeclaw-test-image", broken.as_str()),
+            ("/etc/openclaw-standin-unhealthy", "1"),
+        ] {
+            files.insert(
+                path.into(),
+                safeclaw::image::build::Entry::Symlink(target.to_string()),
+            );
+        }
+        rt.block_on(safeclaw::image::build::build(docker, &broken, &files))
+            .unwrap();
+        Fixture {
+            _made: made,
+            dir,
+            name,
+            old,
+            new,
+            broken,
+        }
+    }
+
+    /// `safeclaw ARGS --name N --vault vaults/v.sclaw --password-file
+    /// ../pw`, run from a subdirectory, as a user would.
+    fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
+        let sub = self.dir.path().join("work");
+        let _ = fs::create_dir(&sub);
+        let mut c = safeclaw();
+        c.current_dir(&sub)
+            .args(args)
+            .args(["--name", &self.name, "--vault", "../vaults/v.sclaw"])
+            .args(["--password-file", "../pw"]);
+        c
+    }
+
+    fn vault(&self) -> PathBuf {
+        self.dir.path().join("vaults/v.sclaw")
+    }
+
+    /// Writes `text` at `path` in the gateway's state, through OpenClaw's
+    /// CLI (the stand-in's `write`): `exec` then asks for a checkpoint.
+    fn write_state(&self, path: &str, text: &str) {
+        safeclaw()
+            .args(["exec", "--name", &self.name, "--", "write", path, text])
+            .assert()
+            .success();
+    }
+
+    /// The ID of the image the gateway runs, None when it does not run.
+    fn running_image(&self, rt: &tokio::runtime::Runtime, docker: &Docker) -> Option<String> {
+        let c = rt
+            .block_on(docker.inspect_container(&self.name, None))
+            .ok()?;
+        c.state?.running?.then_some(c.image?)
+    }
+
+    fn image_id(&self, rt: &tokio::runtime::Runtime, docker: &Docker, image: &str) -> String {
+        rt.block_on(docker.inspect_image(image))
+            .unwrap()
+            .id
+            .unwrap()
+    }
+
+    /// The newest generation's state, exported into `to`.
+    fn exported(&self, to: &str) -> PathBuf {
+        let out = self.dir.path().join(to);
+        export_cmd(self.vault(), out.clone(), self.dir.path().join("pw"))
+            .assert()
+            .success();
+        out
+    }
+
+    fn generation(&self) -> u64 {
+        safeclaw::vault::VaultFile::open(&self.vault())
+            .unwrap()
+            .header()
+            .generation
+    }
+
+    fn record(&self) -> Option<serde_json::Value> {
+        let path = test_home().join(format!("upgrades/{}.json", self.name));
+        let bytes = fs::read(path).ok()?;
+        Some(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn phase(&self) -> Option<String> {
+        self.record()
+            .map(|r| r["phase"].as_str().unwrap().to_string())
+    }
+}
+
+fn with_fixture(tag: &str, test: impl FnOnce(&tokio::runtime::Runtime, &Docker, &Fixture)) {
+    let Some((rt, docker)) = engine() else { return };
+    let f = Fixture::new(&rt, &docker, tag);
+    test(&rt, &docker, &f);
+}
+
+fn log_of(dir: &Path) -> String {
+    fs::read_to_string(dir.join("gateway.log")).unwrap()
+}
+
+#[test]
+fn a_healthy_upgrade_is_kept_and_rollback_returns_to_the_image_and_state_before() {
+    with_fixture("kept", |rt, docker, f| {
+        let (old_id, new_id) = (
+            f.image_id(rt, docker, &f.old),
+            f.image_id(rt, docker, &f.new),
+        );
+        assert_ne!(old_id, new_id, "the two stand-ins must be two images");
+        f.cmd(&["start", "--image", &f.old]).assert().success();
+        wait_healthy(rt, docker, &f.name);
+        // Unknown images and the image it already runs are refused before
+        // anything is stopped.
+        f.cmd(&["upgrade", "--image", "safeclaw-standin:no-such-image"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("not in the engine"));
+        f.cmd(&["upgrade", "--image", &f.old])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("runs"));
+        assert_eq!(
+            f.running_image(rt, docker).as_deref(),
+            Some(old_id.as_str())
+        );
+        f.cmd(&["rollback", "--yes"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("no upgrade"));
+
+        let upgraded = f
+            .cmd(&["--json", "upgrade", "--image", &f.new])
+            .assert()
+            .success();
+        let result: serde_json::Value =
+            serde_json::from_slice(&upgraded.get_output().stdout).unwrap();
+        let before = result["before_generation"].as_u64().unwrap();
+        assert_eq!(result["to"]["reference"], f.new.as_str());
+        assert_eq!(
+            f.running_image(rt, docker).as_deref(),
+            Some(new_id.as_str())
+        );
+        assert_eq!(f.phase().as_deref(), Some("kept"));
+        // `image prune` keeps what the record names.
+        let listed = safeclaw()
+            .args(["--json", "image", "list"])
+            .assert()
+            .success();
+        let listed: serde_json::Value =
+            serde_json::from_slice(&listed.get_output().stdout).unwrap();
+        let upgrades_of = |id: &str| {
+            listed["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["id"] == id)
+                .map(|i| i["upgrades"].to_string())
+                .unwrap_or_default()
+        };
+        assert!(upgrades_of(&old_id).contains("rollback target"), "{listed}");
+
+        // A plain start runs the image the upgrade kept.
+        safeclaw()
+            .args(["stop", "--name", &f.name])
+            .assert()
+            .success();
+        f.cmd(&["start"]).assert().success();
+        assert_eq!(
+            f.running_image(rt, docker).as_deref(),
+            Some(new_id.as_str())
+        );
+        wait_healthy(rt, docker, &f.name);
+        let log = log_of(&f.exported("after-upgrade"));
+        assert!(
+            log.contains(&format!("in {}", f.old)) && log.contains(&format!("in {}", f.new)),
+            "{log}"
+        );
+
+        // Without a terminal, rollback asks for --yes and changes nothing.
+        let newest = f.generation();
+        f.cmd(&["rollback"])
+            .write_stdin("y\n")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--yes"));
+        assert_eq!(f.generation(), newest);
+        assert_eq!(
+            f.running_image(rt, docker).as_deref(),
+            Some(new_id.as_str())
+        );
+
+        let rolled = f.cmd(&["--json", "rollback", "--yes"]).assert().success();
+        let rolled: serde_json::Value =
+            serde_json::from_slice(&rolled.get_output().stdout).unwrap();
+        assert_eq!(rolled["restored_generation"].as_u64(), Some(before));
+        let sealed = rolled["sealed_before_rollback"].as_u64().unwrap();
+        assert_eq!(rolled["generation"].as_u64(), Some(sealed + 1));
+        assert_eq!(
+            f.running_image(rt, docker).as_deref(),
+            Some(old_id.as_str())
+        );
+        assert_eq!(f.phase().as_deref(), Some("rolled-back"));
+        wait_healthy(rt, docker, &f.name);
+        safeclaw()
+            .args(["stop", "--name", &f.name])
+            .assert()
+            .success();
+        // The state is the one from before the upgrade (no line of the new
+        // image), and what the new image wrote is kept, as the generation
+        // sealed before the rollback.
+        let log = log_of(&f.exported("after-rollback"));
+        assert!(!log.contains(&format!("in {}", f.new)), "{log}");
+        let kept = safeclaw::vault::generations::path_of(&f.vault(), sealed);
+        assert!(kept.is_file(), "{}", kept.display());
+        f.cmd(&["rollback", "--yes"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("rolled back already"));
+        // And a plain start now runs the old image again.
+        f.cmd(&["start"]).assert().success();
+        assert_eq!(
+            f.running_image(rt, docker).as_deref(),
+            Some(old_id.as_str())
+        );
+        safeclaw()
+            .args(["stop", "--name", &f.name])
+            .assert()
+            .success();
+    });
+}
+
+#[test]
+fn an_upgrade_that_never_becomes_healthy_is_rolled_back_with_nothing_lost() {
+    with_fixture("broken", |rt, docker, f| {
+        let old_id = f.image_id(rt, docker, &f.old);
+        f.cmd(&["start", "--image", &f.old]).assert().success();
+        wait_healthy(rt, docker, &f.name);
+        f.write_state("/state/notes.txt", "keep me");
+        let began = Instant::now();
+        f.cmd(&["upgrade", "--image", &f.broken, "--health-timeout", "8"])
+            .assert()
+            .code(1)
+            .stderr(
+                predicate::str::contains("rolled back to")
+                    .and(predicate::str::contains("not healthy within 8 s")),
+            );
+        eprintln!(
+            "failed upgrade rolled back in {:.1} s",
+            began.elapsed().as_secs_f64()
+        );
+        // Running again in the old image, from the state sealed before.
+        assert_eq!(
+            f.running_image(rt, docker).as_deref(),
+            Some(old_id.as_str())
+        );
+        assert_eq!(f.phase().as_deref(), Some("rolled-back"));
+        wait_healthy(rt, docker, &f.name);
+        safeclaw()
+            .args(["stop", "--name", &f.name])
+            .assert()
+            .success();
+        let out = f.exported("after");
+        assert_eq!(
+            fs::read_to_string(out.join("notes.txt")).unwrap(),
+            "keep me"
+        );
+        assert!(
+            !out.join("migrated").exists(),
+            "the failed run's migration was sealed"
+        );
+        let log = log_of(&out);
+        assert_eq!(log.matches(&format!("in {}", f.old)).count(), 2, "{log}");
+        // A later plain start runs the old image, not the broken one.
+        f.cmd(&["start"]).assert().success();
+        assert_eq!(
+            f.running_image(rt, docker).as_deref(),
+            Some(old_id.as_str())
+        );
+        safeclaw()
+            .args(["stop", "--name", &f.name])
+            .assert()
+            .success();
+    });
+}
+
+/// `safeclaw upgrade` to the broken image, SIGKILLed at spread moments
+/// (unlocking, stopping and sealing, starting the new image, waiting for
+/// its health, rolling back). After each: `start --image OLD`, or
+/// `rollback --yes` when an interrupted upgrade is recorded (every other
+/// trial), brings the gateway back in the old image with the state that
+/// was sealed before the upgrade, healthy; the vault authenticates whole.
+#[test]
+fn kill_9_of_upgrade_at_any_step_is_recovered_by_start_or_rollback() {
+    let trials: u64 = std::env::var("SAFECLAW_UPGRADE_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(6);
+    with_fixture("kill", |rt, docker, f| {
+        let old_id = f.image_id(rt, docker, &f.old);
+        let mut phases = Vec::new();
+        for trial in 0..trials {
+            if f.running_image(rt, docker).is_none() {
+                f.cmd(&["start", "--image", &f.old]).assert().success();
+            }
+            wait_healthy(rt, docker, &f.name);
+            let note = format!("note {trial}");
+            f.write_state("/state/notes.txt", &note);
+            let child = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
+                .env("SAFECLAW_HOME", test_home())
+                .args(["upgrade", "--name", &f.name, "--image", &f.broken])
+                .args(["--health-timeout", "5", "--vault"])
+                .arg(f.vault())
+                .arg("--password-file")
+                .arg(f.dir.path().join("pw"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            // Spread over the upgrade's ~10 s: 0.2 s to 9.2 s.
+            let delay = Duration::from_millis(200 + trial * 9000 / trials.max(1));
+            std::thread::sleep(delay);
+            std::process::Command::new("kill")
+                .args(["-KILL", &child.id().to_string()])
+                .status()
+                .unwrap();
+            let _ = child.wait_with_output();
+            std::thread::sleep(Duration::from_millis(300));
+            let phase = f.phase();
+            let running = f.running_image(rt, docker);
+            phases.push(format!(
+                "{:.1}s:{}/{}",
+                delay.as_secs_f64(),
+                phase.as_deref().unwrap_or("none"),
+                match &running {
+                    None => "stopped",
+                    Some(id) if *id == old_id => "old",
+                    Some(_) => "new",
+                }
+            ));
+            if phase.as_deref() == Some("switching") {
+                // Interrupted: what runs (if anything) is the unconfirmed
+                // new image, which both recoveries end without a seal.
+                if trial % 2 == 1 {
+                    f.cmd(&["rollback", "--yes"]).assert().success();
+                    if running.is_none() {
+                        f.cmd(&["start", "--image", &f.old]).assert().success();
+                    }
+                } else {
+                    f.cmd(&["start", "--image", &f.old]).assert().success();
+                }
+            } else {
+                // Killed before the switch (the engine may still be
+                // stopping the old gateway: `stop` waits for that), or
+                // after the upgrade rolled back by itself: a stop and a
+                // start from the newest generation.
+                let _ = safeclaw().args(["stop", "--name", &f.name]).output();
+                f.cmd(&["start", "--image", &f.old]).assert().success();
+            }
+            // The upgrade rolled back on its own, or was recovered: the old
+            // image runs, with what was written before the upgrade.
+            assert_eq!(
+                f.running_image(rt, docker).as_deref(),
+                Some(old_id.as_str()),
+                "trial {trial}: {phases:?}"
+            );
+            assert_ne!(f.phase().as_deref(), Some("switching"), "trial {trial}");
+            wait_healthy(rt, docker, &f.name);
+            safeclaw()
+                .args(["stop", "--name", &f.name])
+                .assert()
+                .success();
+            let out = f.exported(&format!("trial-{trial}"));
+            assert_eq!(
+                fs::read_to_string(out.join("notes.txt")).unwrap(),
+                note,
+                "trial {trial}: {phases:?}"
+            );
+            assert!(!out.join("migrated").exists(), "trial {trial}: {phases:?}");
+            let left: Vec<String> = fs::read_dir(f.dir.path().join("vaults"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".tmp-"))
+                .collect();
+            assert!(left.is_empty(), "trial {trial}: {left:?}");
+        }
+        eprintln!("kill -9 of upgrade at (delay:record/gateway): {phases:?}");
+    });
+}
