@@ -864,7 +864,8 @@ pub struct ImageBuildArgs {
     #[arg(long, value_name = "VERSION")]
     pub openclaw: Option<String>,
 
-    /// Where the npm install is kept between builds [default: ~/.cache/safeclaw]
+    /// Where the npm install (and the locks of other versions) are kept
+    /// between builds [default: ~/.cache/safeclaw]
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
 

@@ -174,6 +174,15 @@ fn a_version_the_registry_lacks_or_a_bad_one_is_refused() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(why), "{version}: {stderr}");
     }
+    // `image build` holds its --openclaw to the same shape, before it
+    // asks npm or the engine anything.
+    let out = safeclaw()
+        .env("XDG_CACHE_HOME", xdg.path())
+        .args(["image", "build", "--openclaw", "2026.9.5;id"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an OpenClaw version"));
     // Nothing stored for any of them.
     let locks = xdg.path().join("safeclaw/locks");
     assert!(!locks.exists() || fs::read_dir(&locks).unwrap().next().is_none());
