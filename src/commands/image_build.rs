@@ -16,7 +16,7 @@ pub fn run(args: ImageBuild, engine: &Engine, printer: &Printer) -> Result<()> {
         None => Lock::builtin().clone(),
         Some(version) => {
             let cache = twin::cache_dir(args.cache.as_deref())?;
-            lock::obtain(version, &cache, printer)?.0
+            lock::obtain(version, &cache, printer)?.lock
         }
     };
     let tag = args.tag.unwrap_or_else(|| lock.default_tag());

@@ -13,7 +13,7 @@ use super::settings::ImageLock;
 
 pub fn run(args: ImageLock, printer: &Printer) -> Result<()> {
     let cache = twin::cache_dir(args.cache.as_deref())?;
-    let (lock, dir, source) = lock::obtain(&args.openclaw, &cache, printer)?;
+    let lock::Obtained { lock, dir, source } = lock::obtain(&args.openclaw, &cache, printer)?;
     // Bundled packages come inside a pinned parent's tarball: counted
     // apart, as the lock has no sha512 of their own.
     let (pinned, bundled) = serde_json::from_str::<serde_json::Value>(lock.lock())

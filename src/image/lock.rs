@@ -364,28 +364,44 @@ pub enum Source {
     Resolved,
 }
 
+/// A lock `obtain` found or made.
+#[derive(Debug, Clone)]
+pub struct Obtained {
+    pub lock: Lock,
+    /// Where it is stored; None for the builtin lock.
+    pub dir: Option<PathBuf>,
+    pub source: Source,
+}
+
 /// The lock for `spec` (`latest` or an exact version): the builtin one
 /// when that is its version; else the one stored in `cache`; else one
-/// resolved by npm from the registry, checked and stored. The directory
-/// is None for the builtin lock.
-pub fn obtain(
-    spec: &str,
-    cache: &Path,
-    printer: &Printer,
-) -> Result<(Lock, Option<PathBuf>, Source)> {
+/// resolved by npm from the registry, checked and stored.
+pub fn obtain(spec: &str, cache: &Path, printer: &Printer) -> Result<Obtained> {
     let version = resolve_version(spec)?;
     let builtin = Lock::builtin();
     if version == builtin.openclaw() {
-        return Ok((builtin.clone(), None, Source::Builtin));
+        return Ok(Obtained {
+            lock: builtin.clone(),
+            dir: None,
+            source: Source::Builtin,
+        });
     }
     if let Some(lock) = read_stored(cache, &version)? {
-        return Ok((lock, Some(stored_dir(cache, &version)?), Source::Stored));
+        return Ok(Obtained {
+            lock,
+            dir: Some(stored_dir(cache, &version)?),
+            source: Source::Stored,
+        });
     }
     let spinner = printer.spinner("resolving the lock (npm install --package-lock-only)");
     let resolved = resolve_lock(cache, &version, builtin.node());
     spinner.finish_and_clear();
     let (dir, lock) = store(cache, &resolved?)?;
-    Ok((lock, Some(dir), Source::Resolved))
+    Ok(Obtained {
+        lock,
+        dir: Some(dir),
+        source: Source::Resolved,
+    })
 }
 
 /// The exact version `spec` names: `latest` as the registry's `latest`
@@ -397,9 +413,11 @@ pub fn resolve_version(spec: &str) -> Result<String> {
     } else {
         check_version(spec)?
     };
+    // Run from `/`: npm reads the .npmrc of the project it is started in,
+    // and the directory safeclaw happens to run in is none of its business.
     let out = npm(
         &["view", &format!("{OPENCLAW}@{asked}"), "version", "--json"],
-        None,
+        Path::new("/"),
     )?;
     let answer: Option<Value> = serde_json::from_slice(&out.stdout).ok();
     if !out.status.success() {
@@ -457,7 +475,7 @@ fn resolve_lock(cache: &Path, version: &str, node: &str) -> Result<Lock> {
                 "--omit-lockfile-registry-resolved=false",
                 "--lockfile-version=3",
             ],
-            Some(&work),
+            &work,
         )?;
         if !out.status.success() {
             return Err(npm_failed("npm install --package-lock-only", &out));
@@ -480,12 +498,9 @@ fn resolve_lock(cache: &Path, version: &str, node: &str) -> Result<Lock> {
 }
 
 /// npm with `args` (no shell), in `dir`.
-fn npm(args: &[&str], dir: Option<&Path>) -> Result<Output> {
+fn npm(args: &[&str], dir: &Path) -> Result<Output> {
     let mut cmd = Command::new("npm");
-    cmd.args(args);
-    if let Some(dir) = dir {
-        cmd.current_dir(dir);
-    }
+    cmd.args(args).current_dir(dir);
     cmd.output().map_err(|e| {
         Error::failure(format!("running npm: {e}")).with_hint(
             "install npm (Debian: apt-get install npm); it resolves and downloads OpenClaw's packages",

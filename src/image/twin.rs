@@ -332,7 +332,7 @@ pub fn build_version(
     printer: &Printer,
 ) -> Result<String> {
     let dir = cache_dir(cache)?;
-    let (lock, _, _) = lock::obtain(version, &dir, printer)?;
+    let lock = lock::obtain(version, &dir, printer)?.lock;
     let tag = lock.default_tag();
     build(engine, &lock, &tag, Some(&dir), None, printer)?;
     Ok(tag)
