@@ -836,7 +836,11 @@ mod tests {
 pub enum ImageCommand {
     /// Build the image that runs the real OpenClaw, here, without Nix or a
     /// registry: node and OpenClaw from npm, pinned by nix/openclaw/package-lock.json
+    /// (or, with --openclaw, by a lock resolved for that version)
     Build(ImageBuildArgs),
+    /// Resolve and store the pinned lock of another OpenClaw version (every
+    /// package by URL and sha512; nothing is installed, no script runs)
+    Lock(ImageLockArgs),
     /// Load an image archive into the engine and check the engine holds
     /// exactly it (default: the image this safeclaw was built with by Nix)
     Load(ImageLoadArgs),
@@ -884,17 +888,36 @@ pub struct ImageChoice {
 
 #[derive(Debug, Args)]
 pub struct ImageBuildArgs {
-    /// The tag to give the image
-    #[arg(long, default_value = crate::image::twin::DEFAULT_TAG)]
-    pub tag: String,
+    /// The tag to give the image [default: safeclaw/openclaw:<OpenClaw version>,
+    /// safeclaw/openclaw:2026.9.6 without --openclaw]
+    #[arg(long)]
+    pub tag: Option<String>,
 
-    /// Where the npm install is kept between builds [default: ~/.cache/safeclaw]
+    /// Build another OpenClaw version (exact, or `latest`) from a lock
+    /// resolved from the npm registry and stored in the cache
+    /// [default: the lock compiled into safeclaw]
+    #[arg(long, value_name = "VERSION")]
+    pub openclaw: Option<String>,
+
+    /// Where the npm install (and the locks of other versions) are kept
+    /// between builds [default: ~/.cache/safeclaw]
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
 
     /// A (static) busybox for the image's shell tools [default: busybox on PATH]
     #[arg(long, value_name = "PATH")]
     pub busybox: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageLockArgs {
+    /// The OpenClaw version to lock: exact (2026.9.5) or `latest`
+    #[arg(long, value_name = "VERSION")]
+    pub openclaw: String,
+
+    /// Where locks are stored, under locks/ [default: ~/.cache/safeclaw]
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
 }
 
 /// What onboarding needs besides the vault, the image and the password.

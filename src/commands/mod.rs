@@ -12,6 +12,7 @@ mod exec;
 mod image_build;
 mod image_list;
 mod image_load;
+mod image_lock;
 mod image_prune;
 mod image_show;
 mod logs;
@@ -95,6 +96,7 @@ pub fn run(command: Command, engine_flag: Option<String>, printer: &Printer) -> 
         Command::Image(ImageCommand::Build(a)) => {
             done(image_build::run(ImageBuild::resolve(a)?, engine()?, p))
         }
+        Command::Image(ImageCommand::Lock(a)) => done(image_lock::run(ImageLock::resolve(a)?, p)),
         Command::Image(ImageCommand::Load(a)) => {
             done(image_load::run(image_archive(a)?, engine()?, p))
         }

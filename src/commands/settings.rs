@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{
-    AuditArgs, CreateArgs, ExportArgs, ImageBuildArgs, ImageChoice, ImageLoadArgs, InfoArgs,
-    KdfArgs, MigrateArgs, OnboardArgs, OnboardExtras, PairCommand, PasswdArgs, PasswordArgs,
-    RekeyArgs, StartArgs, StatusArgs, UpArgs, VerifyArgs,
+    AuditArgs, CreateArgs, ExportArgs, ImageBuildArgs, ImageChoice, ImageLoadArgs, ImageLockArgs,
+    InfoArgs, KdfArgs, MigrateArgs, OnboardArgs, OnboardExtras, PairCommand, PasswdArgs,
+    PasswordArgs, RekeyArgs, StartArgs, StatusArgs, UpArgs, VerifyArgs,
 };
 use crate::egress::network::EgressSettings;
 use crate::error::{Error, Result};
@@ -461,7 +461,10 @@ impl Pair {
 }
 
 pub struct ImageBuild {
-    pub tag: String,
+    /// None: the lock's default tag.
+    pub tag: Option<String>,
+    /// None: the builtin lock; else `latest` or an exact version.
+    pub openclaw: Option<String>,
     /// None: `$XDG_CACHE_HOME/safeclaw`, else `~/.cache/safeclaw`.
     pub cache: Option<PathBuf>,
     /// None: busybox on PATH.
@@ -472,10 +475,36 @@ impl ImageBuild {
     pub fn resolve(args: ImageBuildArgs) -> Result<Self> {
         Ok(ImageBuild {
             tag: args.tag,
+            openclaw: args.openclaw.map(openclaw_version).transpose()?,
             cache: absolute_opt(&args.cache)?,
             busybox: absolute_opt(&args.busybox)?,
         })
     }
+}
+
+pub struct ImageLock {
+    /// `latest` or an exact version.
+    pub openclaw: String,
+    /// None: `$XDG_CACHE_HOME/safeclaw`, else `~/.cache/safeclaw`.
+    pub cache: Option<PathBuf>,
+}
+
+impl ImageLock {
+    pub fn resolve(args: ImageLockArgs) -> Result<Self> {
+        Ok(ImageLock {
+            openclaw: openclaw_version(args.openclaw)?,
+            cache: absolute_opt(&args.cache)?,
+        })
+    }
+}
+
+/// `--openclaw`: `latest`, or a version of the one shape that may reach
+/// npm's arguments and a path (`lock::check_version`).
+fn openclaw_version(given: String) -> Result<String> {
+    if given != "latest" {
+        crate::image::lock::check_version(&given)?;
+    }
+    Ok(given)
 }
 
 /// The archive `image load` loads; None: the pinned one.

@@ -2,7 +2,8 @@
 //! pinned Nix image (`pin`, `nix_store_path`), loaded from its archive
 //! (`load`, `docker_archive`) and checked to be exactly the archive's on
 //! either image store (`identity`); or the twin (`twin`) built through the
-//! Engine API (`build`), labelled with who built it (`provenance`).
+//! Engine API (`build`) from a checked npm lock (`lock`), labelled with
+//! who built it (`provenance`).
 //! `resolve` chooses; `inventory` lists safeclaw's images and plans a prune.
 
 use bollard::Docker;
@@ -12,6 +13,7 @@ pub mod docker_archive;
 pub mod identity;
 pub mod inventory;
 pub mod load;
+pub mod lock;
 pub mod nix_store_path;
 pub mod pin;
 pub mod provenance;

@@ -3,6 +3,7 @@
 
 use super::image_id;
 use super::load::load_pinned;
+use super::lock::Lock;
 use super::pin::{self, Pin, Record};
 use super::provenance::{self, plan_default_twin, stale_twin_error, Guard, Provenance, TwinPlan};
 use super::twin;
@@ -33,7 +34,7 @@ pub fn resolve(
         if image == twin::DEFAULT_TAG {
             let own = own_hash(printer);
             ensure_default_twin(engine, &image, own, build_twin, printer, || {
-                Ok(twin::build(engine, &image, None, None, printer)?.0)
+                Ok(twin::build(engine, Lock::builtin(), &image, None, None, printer)?.0)
             })?;
         } else {
             warn_if_other_guard(engine, &image, printer);

