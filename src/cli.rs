@@ -504,10 +504,16 @@ pub struct StartArgs {
 
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {
-    /// The new image is `--image IMAGE`; the other settings are those of
-    /// `start`, for the new gateway (and the old one, if it comes back)
+    /// The new image is `--image IMAGE` (or `--openclaw VERSION`); the
+    /// other settings are those of `start`, for the new gateway (and the
+    /// old one, if it comes back)
     #[command(flatten)]
     pub start: StartArgs,
+
+    /// Build the image twin of this OpenClaw version (or `latest`) from the
+    /// npm registry, pinned (`image build --openclaw`), and upgrade to it
+    #[arg(long, value_name = "VERSION", conflicts_with = "image")]
+    pub openclaw: Option<String>,
 
     /// Seconds the new gateway has to become healthy before the upgrade is
     /// rolled back

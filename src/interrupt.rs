@@ -23,6 +23,15 @@ pub fn requested() -> bool {
     FLAG.get().is_some_and(|f| f.load(Ordering::Relaxed))
 }
 
+/// Forgets a signal that arrived: for cleanup that must run to its end
+/// because of it (an interrupted upgrade's rollback). A signal after this
+/// is a request again, and the one after that kills the default way.
+pub fn clear() {
+    if let Some(flag) = FLAG.get() {
+        flag.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Fails with `Class::Interrupted` once a signal arrived.
 pub fn check() -> Result<()> {
     if requested() {

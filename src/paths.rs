@@ -144,17 +144,14 @@ pub fn pinned_skills_dir(name: &str) -> Result<PathBuf> {
     Ok(parent.join(name))
 }
 
-/// Where the upgrade record of the gateway `name` and its saved generation
-/// live: `upgrades/<name>.json` and `upgrades/<name>.before.vault` in the
-/// home (made private if missing).
-pub fn upgrade_files(name: &str) -> Result<(PathBuf, PathBuf)> {
+/// The directory of the gateways' upgrade records and saved generations
+/// (`upgrades/` in the home, made private if missing), once `name` is
+/// checked to be one plain path component.
+pub fn upgrades_dir(name: &str) -> Result<PathBuf> {
     check_container_name(name)?;
     let dir = private_home()?.join(UPGRADES_DIR);
     private_dir(&dir)?;
-    Ok((
-        dir.join(format!("{name}.json")),
-        dir.join(format!("{name}.before.vault")),
-    ))
+    Ok(dir)
 }
 
 /// Engines allow `[a-zA-Z0-9][a-zA-Z0-9_.-]*`: one plain path component.

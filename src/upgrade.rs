@@ -112,10 +112,33 @@ pub fn begin(
     }
 }
 
+/// The record of `name`'s last upgrade: `upgrades/<name>.json`.
+fn record_path(name: &str) -> Result<PathBuf> {
+    Ok(crate::paths::upgrades_dir(name)?.join(format!("{name}.json")))
+}
+
+/// The copy of generation `generation` saved before an upgrade of `name`:
+/// `upgrades/<name>.g<N>.before.vault`. Named by its generation, so a new
+/// upgrade's copy never replaces the one the current record names.
+pub fn saved_path(name: &str, generation: u64) -> Result<PathBuf> {
+    Ok(crate::paths::upgrades_dir(name)?.join(format!("{name}.g{generation}.before.vault")))
+}
+
 /// The record of `name`'s last upgrade, if there is one.
 pub fn load(name: &str) -> Result<Option<Record>> {
-    let (path, _) = crate::paths::upgrade_files(name)?;
-    read(&path)
+    let path = record_path(name)?;
+    let record = read(&path)?;
+    if let Some(r) = &record {
+        if r.name != name {
+            return Err(Error::failure(format!(
+                "{} records an upgrade of {}, not of {name}",
+                path.display(),
+                r.name
+            ))
+            .with_hint("move it away; it was not written by safeclaw"));
+        }
+    }
+    Ok(record)
 }
 
 fn read(path: &Path) -> Result<Option<Record>> {
@@ -143,43 +166,129 @@ fn read(path: &Path) -> Result<Option<Record>> {
     })
 }
 
-/// Writes `record` in place of the one before, atomically (0600).
+/// Writes `record` in place of the one before, atomically (0600), then
+/// removes the saved copies no record names any more.
 pub fn save(record: &Record) -> Result<()> {
-    let (path, _) = crate::paths::upgrade_files(&record.name)?;
+    let path = record_path(&record.name)?;
     let mut file = crate::private_fs::AtomicFile::create(&path)?;
     std::io::Write::write_all(file.file(), &encode(record))
         .map_err(|e| Error::io("writing", &path, e))?;
-    file.commit()
+    file.commit()?;
+    let keep = (record.phase != Phase::RolledBack).then_some(record.before);
+    forget_copies(&record.name, keep);
+    Ok(())
+}
+
+/// Removes `name`'s saved copies but the one of generation `keep`, and the
+/// temporaries a killed copy left. Best effort: a leftover costs disk only.
+fn forget_copies(name: &str, keep: Option<u64>) {
+    let Ok(dir) = crate::paths::upgrades_dir(name) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let kept = keep.map(|g| format!("{name}.g{g}.before.vault"));
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let copy = file.starts_with(&format!("{name}.g")) && file.ends_with(".before.vault");
+        let temporary = file.starts_with(&format!(".{name}.g")) && file.contains(".tmp-");
+        if (copy && Some(&file) != kept.as_ref()) || temporary {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Every upgrade record in the home (for `image prune`, which keeps the
-/// images they name); unreadable ones are skipped.
-pub fn all() -> Vec<Record> {
-    let Ok(home) = crate::paths::home() else {
-        return Vec::new();
+/// images they name). One that cannot be read fails the listing: an image
+/// it names could otherwise be removed.
+pub fn all() -> Result<Vec<Record>> {
+    let dir = crate::paths::home()?.join(crate::paths::UPGRADES_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("reading", &dir, e)),
     };
-    let Ok(entries) = std::fs::read_dir(home.join(crate::paths::UPGRADES_DIR)) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-        .filter_map(|e| read(&e.path()).ok().flatten())
-        .collect()
+    let mut records = Vec::new();
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().ends_with(".json") {
+            records.extend(read(&e.path())?);
+        }
+    }
+    Ok(records)
 }
 
-/// Keeps a copy of the vault file at `vault` (the generation the caller
-/// checked) as `name`'s saved generation, written under a temporary name,
-/// synced and renamed into place (0600). A copy, not a hard link: the
-/// vault must have one name, or the start refuses to hand it to the
-/// container (a second link is how a planted file would be passed in).
-pub fn save_generation(name: &str, vault: &Path) -> Result<PathBuf> {
-    let (_, saved) = crate::paths::upgrade_files(name)?;
+/// Keeps a copy of the vault file at `vault` (generation `generation`,
+/// checked by the caller) as `name`'s saved generation, written under a
+/// temporary name, synced and renamed into place (0600). A copy, not a
+/// hard link: the vault must have one name, or the start refuses to hand
+/// it to the container (a second link is how a planted file would be
+/// passed in).
+pub fn save_generation(name: &str, vault: &Path, generation: u64) -> Result<PathBuf> {
+    let saved = saved_path(name, generation)?;
     let mut from = crate::private_fs::open_regular(vault)?;
     let mut to = crate::private_fs::AtomicFile::create(&saved)?;
     std::io::copy(&mut from, to.file()).map_err(|e| Error::io("copying", vault, e))?;
     to.commit()?;
     Ok(saved)
+}
+
+/// Checks that the saved copy `record` names opens with `key` and is its
+/// generation: before anything is stopped for a rollback, so a copy that
+/// cannot serve (the key changed since, the file went) costs nothing.
+pub fn check_saved(record: &Record, key: &crate::vault::crypto::DataKey) -> Result<PathBuf> {
+    let saved = saved_path(&record.name, record.before)?;
+    let opened = crate::vault::VaultFile::open(&saved).map_err(|e| {
+        let message = format!("the generation saved before the upgrade: {}", e.message);
+        Error::new(e.class, message).with_hint(
+            "nothing was changed; `safeclaw vault generations` lists the vault's kept generations",
+        )
+    })?;
+    opened.authenticate(key).map_err(|e| {
+        Error::new(
+            e.class,
+            format!(
+                "{} does not open with the vault's key: {}",
+                saved.display(),
+                e.message
+            ),
+        )
+        .with_hint("the vault's key changed since the upgrade (`vault passwd`/`rekey`); nothing was changed")
+    })?;
+    if opened.header().generation != record.before {
+        return Err(Error::damaged(format!(
+            "{} is generation {}, not {}",
+            saved.display(),
+            opened.header().generation,
+            record.before
+        ))
+        .with_hint("nothing was changed"));
+    }
+    Ok(saved)
+}
+
+/// Only one safeclaw upgrades, rolls back or recovers a gateway at a
+/// time: an exclusive lock on `upgrades/<name>.lock`, held until the
+/// returned file is dropped (or the process dies, SIGKILL included).
+pub fn lock(name: &str) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = crate::paths::upgrades_dir(name)?.join(format!("{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .map_err(|e| Error::io("opening", &path, e))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::usage(format!(
+            "another safeclaw is upgrading or rolling back {name}"
+        ))
+        .with_hint("wait for it to finish; `safeclaw status` shows the gateway")),
+        Err(e) => Err(Error::failure(format!("locking {}: {e}", path.display()))),
+    }
 }
 
 #[cfg(test)]

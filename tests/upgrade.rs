@@ -334,6 +334,49 @@ fn an_upgrade_that_never_becomes_healthy_is_rolled_back_with_nothing_lost() {
             f.running_image(rt, docker).as_deref(),
             Some(old_id.as_str())
         );
+        // Ctrl-C while the new gateway is awaited: rolled back all the
+        // same (the signal does not cut the rollback short).
+        let broken_id = f.image_id(rt, docker, &f.broken);
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
+            .env("SAFECLAW_HOME", test_home())
+            .args(["upgrade", "--name", &f.name, "--image", &f.broken])
+            .args(["--health-timeout", "300", "--vault"])
+            .arg(f.vault())
+            .arg("--password-file")
+            .arg(f.dir.path().join("pw"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        while f.running_image(rt, docker).as_deref() != Some(broken_id.as_str()) {
+            assert!(Instant::now() < until, "the broken image never ran");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("(interrupted): rolled back to"), "{stderr}");
+        assert_eq!(
+            f.running_image(rt, docker).as_deref(),
+            Some(old_id.as_str())
+        );
+        safeclaw()
+            .args(["stop", "--name", &f.name])
+            .assert()
+            .success();
+        let out = f.exported("after-interrupt");
+        assert_eq!(
+            fs::read_to_string(out.join("notes.txt")).unwrap(),
+            "keep me"
+        );
+        assert!(!out.join("migrated").exists());
+        f.cmd(&["start"]).assert().success();
         safeclaw()
             .args(["stop", "--name", &f.name])
             .assert()
@@ -396,16 +439,26 @@ fn kill_9_of_upgrade_at_any_step_is_recovered_by_start_or_rollback() {
                     Some(_) => "new",
                 }
             ));
+            // A plain start, as a user would type it, once a record names
+            // the image; before the first record only `--image` can.
+            let start: &[&str] = if phase.is_some() {
+                &["start"]
+            } else {
+                &["start", "--image", &f.old]
+            };
             if phase.as_deref() == Some("switching") {
                 // Interrupted: what runs (if anything) is the unconfirmed
                 // new image, which both recoveries end without a seal.
                 if trial % 2 == 1 {
                     f.cmd(&["rollback", "--yes"]).assert().success();
                     if running.is_none() {
-                        f.cmd(&["start", "--image", &f.old]).assert().success();
+                        f.cmd(start).assert().success();
                     }
                 } else {
-                    f.cmd(&["start", "--image", &f.old]).assert().success();
+                    f.cmd(start)
+                        .assert()
+                        .success()
+                        .stderr(predicate::str::contains("was interrupted"));
                 }
             } else {
                 // Killed before the switch (the engine may still be
@@ -413,7 +466,7 @@ fn kill_9_of_upgrade_at_any_step_is_recovered_by_start_or_rollback() {
                 // after the upgrade rolled back by itself: a stop and a
                 // start from the newest generation.
                 let _ = safeclaw().args(["stop", "--name", &f.name]).output();
-                f.cmd(&["start", "--image", &f.old]).assert().success();
+                f.cmd(start).assert().success();
             }
             // The upgrade rolled back on its own, or was recovered: the old
             // image runs, with what was written before the upgrade.
@@ -435,12 +488,24 @@ fn kill_9_of_upgrade_at_any_step_is_recovered_by_start_or_rollback() {
                 "trial {trial}: {phases:?}"
             );
             assert!(!out.join("migrated").exists(), "trial {trial}: {phases:?}");
-            let left: Vec<String> = fs::read_dir(f.dir.path().join("vaults"))
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.contains(".tmp-"))
-                .collect();
-            assert!(left.is_empty(), "trial {trial}: {left:?}");
+            // No temporary left, and no saved copy but the one the record
+            // names (none after a rollback).
+            let names = |dir: PathBuf| -> Vec<String> {
+                fs::read_dir(dir)
+                    .map(|d| {
+                        d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let mut left = names(f.dir.path().join("vaults"));
+            left.extend(names(test_home().join("upgrades")));
+            left.retain(|n| n.contains(&f.name) || n.contains("v.sclaw"));
+            assert!(
+                left.iter()
+                    .all(|n| !n.contains(".tmp-") && !n.ends_with(".before.vault")),
+                "trial {trial}: {left:?}"
+            );
         }
         eprintln!("kill -9 of upgrade at (delay:record/gateway): {phases:?}");
     });

@@ -20,6 +20,13 @@ use super::{shared, switch};
 pub fn run(s: Rollback, engine: &Engine, printer: &Printer) -> Result<()> {
     let settings = &s.start.bot;
     let name = settings.name.clone();
+    if crate::image::pin::from_env()?.is_some() {
+        return Err(Error::usage(
+            "this safeclaw comes from Nix: its gateway runs the pinned image",
+        )
+        .with_hint("go back with NixOS's own rollback (docs/upgrade.md, \"With Nix\")"));
+    }
+    let _lock = upgrade::lock(&name)?;
     let Some(mut record) = upgrade::load(&name)? else {
         return Err(
             Error::usage(format!("no upgrade of {name} is recorded")).with_hint(
@@ -44,21 +51,31 @@ pub fn run(s: Rollback, engine: &Engine, printer: &Printer) -> Result<()> {
             )));
         }
     }
-    let newest = VaultFile::open(&record.vault)?.header().generation;
+    switch::refuse_other_vault(engine, &name, &record.vault)?;
+    let running = container::is_running(engine, &name)?;
+    // The current file may be the failed run's to damage (an interrupted
+    // upgrade): the question does without its number then.
+    let newest = VaultFile::open(&record.vault)
+        .map(|v| format!("generation {}", v.header().generation))
+        .unwrap_or_else(|_| "the vault's current file".into());
     let when = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(record.at),
     );
-    let question = format!(
-        "roll {name} back to {} and the state sealed before the upgrade to {} (generation {}, {when})? \
-         What changed since stays in the vault as generation {newest}{}, but is not what runs.",
-        record.from.reference,
-        record.to.reference,
-        record.before,
-        if container::is_running(engine, &name)? {
-            " and the seal of the running gateway"
-        } else {
-            ""
+    let since = match (record.phase, running) {
+        (Phase::Kept, true) => format!(
+            "What changed since stays in the vault ({newest} and the seal of the running gateway), but is not what runs."
+        ),
+        (Phase::Kept, false) => {
+            format!("What changed since stays in the vault ({newest}), but is not what runs.")
         }
+        _ => format!(
+            "The upgrade was interrupted: its gateway{} is ended without a seal.",
+            if running { ", running now," } else { "" }
+        ),
+    };
+    let question = format!(
+        "roll {name} back to {} and the state sealed before the upgrade to {} (generation {}, {when})? {since}",
+        record.from.reference, record.to.reference, record.before,
     );
     if !s.yes {
         if !std::io::stdin().is_terminal() {
@@ -76,9 +93,13 @@ pub fn run(s: Rollback, engine: &Engine, printer: &Printer) -> Result<()> {
             return Ok(());
         }
     }
-    let opened = VaultFile::open(&record.vault)?;
+    let saved = upgrade::saved_path(&name, record.before)?;
+    let opened =
+        VaultFile::open(&record.vault).or_else(|e| VaultFile::open(&saved).map_err(|_| e))?;
     let keys = shared::unlock_keys(&opened, &s.start.password, printer)?;
     drop(opened);
+    // Before anything is stopped: a copy that cannot serve costs nothing.
+    upgrade::check_saved(&record, &keys.data)?;
     let was_running = container::is_running(engine, &name)?;
     // A kept upgrade's gateway is sealed first: its state is the newest
     // generation afterwards, kept. An unconfirmed one is not.

@@ -304,15 +304,25 @@ impl Start {
 /// `upgrade`: the start of the new image, and how long it has.
 pub struct Upgrade {
     pub start: Start,
+    /// Build the twin of this OpenClaw version first (checked).
+    pub openclaw: Option<String>,
     pub health_timeout: Duration,
 }
 
 impl Upgrade {
     pub fn resolve(args: crate::cli::UpgradeArgs) -> Result<Self> {
-        if args.start.image.image.is_none() {
-            return Err(Error::usage("upgrade needs the new image: --image IMAGE").with_hint(
-                "build or load it first (`safeclaw image build --tag T`, `docker load`), then `safeclaw upgrade --image T`",
+        if args.start.image.image.is_none() && args.openclaw.is_none() {
+            return Err(Error::usage(
+                "upgrade needs the new image: --image IMAGE or --openclaw VERSION",
+            )
+            .with_hint(
+                "`--openclaw latest` builds the newest OpenClaw from the npm registry; `--image` takes one you built or loaded",
             ));
+        }
+        if let Some(v) = &args.openclaw {
+            if v != "latest" {
+                crate::image::lock::check_version(v)?;
+            }
         }
         if !args.start.skills.is_empty() {
             return Err(Error::usage("upgrade takes no --skill")
@@ -320,6 +330,7 @@ impl Upgrade {
         }
         Ok(Upgrade {
             start: Start::resolve(args.start)?,
+            openclaw: args.openclaw,
             health_timeout: Duration::from_secs(args.health_timeout),
         })
     }

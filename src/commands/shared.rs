@@ -80,8 +80,16 @@ pub fn unlocked_bot(
     printer: &Printer,
 ) -> Result<Bot> {
     // An upgrade killed half-way may have left its new gateway running:
-    // that one is ended below, not a reason to refuse.
-    let interrupted = super::switch::interrupted(&settings.name)?;
+    // that one is ended below, not a reason to refuse. One that is still
+    // under way holds the lock: refused.
+    let lock = match super::switch::interrupted(&settings.name)? {
+        Some(_) => Some(crate::upgrade::lock(&settings.name)?),
+        None => None,
+    };
+    let interrupted = match lock {
+        Some(_) => super::switch::interrupted(&settings.name)?,
+        None => None,
+    };
     if interrupted.is_none() {
         // Before the password is asked, and before the vault is written.
         refuse_if_running(engine, &settings.name)?;
@@ -89,15 +97,23 @@ pub fn unlocked_bot(
     // `--skill`s are read before the password: a bad one costs none.
     let skills = asked_skills(settings)?;
     let vault = bot::vault_to_start(engine, vault.to_path_buf(), printer)?;
-    let opened = VaultFile::open(&vault)?;
-    let mut generation = opened.header().generation;
+    let Some(record) = interrupted else {
+        let opened = VaultFile::open(&vault)?;
+        let generation = opened.header().generation;
+        let keys = unlock_keys(&opened, password, printer)?;
+        // Only now, with the header's MAC checked, may its generation count.
+        crate::rollback::record_authenticated(&vault, generation, printer);
+        drop(opened);
+        return bot_of(settings, image, vault, generation, keys, skills, printer);
+    };
+    // The failed run could write the vault's directory: the password may
+    // have to open the copy saved before the upgrade instead.
+    let saved = crate::upgrade::saved_path(&settings.name, record.before)?;
+    let opened = VaultFile::open(&vault).or_else(|e| VaultFile::open(&saved).map_err(|_| e))?;
     let keys = unlock_keys(&opened, password, printer)?;
-    // Only now, with the header's MAC checked, may its generation count.
-    crate::rollback::record_authenticated(&vault, generation, printer);
     drop(opened);
-    if let Some(record) = interrupted {
-        generation = super::switch::recover(engine, record, &vault, &keys, settings, printer)?;
-    }
+    let generation = super::switch::recover(engine, record, &vault, &keys, settings, printer)?;
+    drop(lock);
     bot_of(settings, image, vault, generation, keys, skills, printer)
 }
 

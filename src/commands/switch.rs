@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::ImageChoice;
 use crate::error::{Error, Result};
+use crate::image::resolve::resolve;
 use crate::image::{image_id, same_id};
 use crate::printer::Printer;
 use crate::runtime::bot::{self, BotSettings};
@@ -126,13 +127,19 @@ pub fn wait_healthy(
 }
 
 /// Returns the gateway of `record` to its image and state from before the
-/// upgrade: the container running now (if any) is ended without a seal,
-/// the saved generation is sealed as the vault's next one (the state
-/// before it stays as a kept generation), the record says so, and, if
-/// `start`, the old image is started from it. Returns that generation.
-/// Every step is safe to repeat: killed half-way, the record still says
-/// `switching` (or what it said) and the next `start` or `rollback` does
-/// it again.
+/// upgrade: the saved generation is checked first, the container running
+/// now (if any) is ended without a seal, the saved generation is sealed
+/// as the vault's newest (the file before it kept as a generation), the
+/// record says so, and, if `start`, the old image is started from it.
+/// Returns that generation. A signal that arrived before is forgotten:
+/// this is the cleanup it asked for. Every step is safe to repeat: killed
+/// half-way, the record still says what it said, and the next `start` or
+/// `rollback` does it again.
+///
+/// After an upgrade that was kept, safeclaw's records and the vault's
+/// slots stay as the user set them since; otherwise (the new image never
+/// confirmed) they come from the saved generation, not from the file the
+/// failed run could write.
 pub fn roll_back(
     engine: &Engine,
     record: &mut Record,
@@ -141,25 +148,39 @@ pub fn roll_back(
     start: bool,
     printer: &Printer,
 ) -> Result<u64> {
+    crate::interrupt::clear();
     let name = record.name.clone();
+    let saved = upgrade::check_saved(record, &keys.data)?;
     container::discard(engine, &name)?;
     crate::runtime::pinned_skills::remove(&name);
     bot::stop_egress(engine, &name)?;
-    let (_, saved) = crate::paths::upgrade_files(&name)?;
+    let floor = crate::paths::home()
+        .ok()
+        .and_then(|home| crate::rollback::highest_seen(&home, &record.vault))
+        .unwrap_or(0);
+    let from = match record.phase {
+        Phase::Kept => crate::vault::Settings::Current,
+        Phase::Switching | Phase::RolledBack => crate::vault::Settings::Earlier,
+    };
     let generation = crate::vault::restore_generation(
         &record.vault,
         &saved,
         record.before,
+        floor,
         &keys.data,
         settings.keep_generations,
+        from,
     )?;
     crate::rollback::record_authenticated(&record.vault, generation, printer);
     record.phase = Phase::RolledBack;
+    // Also removes the saved copy: its state is the newest generation now.
     upgrade::save(record)?;
-    // Its state is in the vault now, as the newest generation.
-    let _ = std::fs::remove_file(&saved);
     if start {
-        let image = runnable(engine, &record.from, printer)?;
+        let choice = ImageChoice {
+            image: Some(runnable(engine, &record.from, printer)?),
+            allow_unpinned_image: false,
+        };
+        let image = resolve(engine, &choice, false, printer)?;
         let bot = shared::bot_of(
             settings,
             image,
@@ -172,6 +193,24 @@ pub fn roll_back(
         bot.start(engine)?;
     }
     Ok(generation)
+}
+
+/// Refuses when the gateway `name` runs, but not from `vault`: stopping
+/// it and switching `vault` would hand another bot's state to the new
+/// image (and two guards would seal one vault).
+pub fn refuse_other_vault(engine: &Engine, name: &str, vault: &std::path::Path) -> Result<()> {
+    let dir = crate::private_fs::parent_of(vault);
+    let holder = container::running_with_mount(engine, &dir)?;
+    if container::is_running(engine, name)? && holder.as_deref() != Some(name) {
+        return Err(
+            Error::usage(format!("{name} does not run from {}", vault.display())).with_hint(
+                format!(
+            "pass the vault it runs from as --vault (`docker inspect {name}` shows its mounts)"
+        ),
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// The record of an upgrade of `name` that was interrupted (killed before

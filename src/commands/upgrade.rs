@@ -31,6 +31,7 @@ pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
             "upgrade OpenClaw in the flake's lock and rebuild (docs/upgrade.md, \"With Nix\")",
         ));
     }
+    let _lock = upgrade::lock(&name)?;
     if let Some(r) = switch::interrupted(&name)? {
         return Err(Error::usage(format!(
             "an earlier upgrade of {name} to {} was interrupted",
@@ -41,7 +42,14 @@ pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
             r.from.reference
         )));
     }
-    let to_reference = resolve(engine, &s.start.image, false, printer)?;
+    let mut choice = s.start.image.clone();
+    if let Some(version) = &s.openclaw {
+        // Minutes once (npm's download is cached); before anything stops.
+        choice.image = Some(crate::image::twin::build_version(
+            engine, version, None, printer,
+        )?);
+    }
+    let to_reference = resolve(engine, &choice, false, printer)?;
     let docker = engine.docker()?;
     let Some(to_id) = engine.block_on(image_id(docker, &to_reference)) else {
         return Err(
@@ -85,21 +93,46 @@ pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
 
     let vault = crate::paths::vault(&s.start.vault)?;
     let vault = crate::runtime::bot::vault_to_start(engine, vault, printer)?;
+    switch::refuse_other_vault(engine, &name, &vault)?;
     let opened = VaultFile::open(&vault)?;
     let keys = shared::unlock_keys(&opened, &s.start.password, printer)?;
     drop(opened);
 
     // 1. The state before: sealed, and saved where no retention reaches.
-    if was_running {
+    let sealed = if was_running {
         printer.note(&format!("stopping {name} and sealing its state"));
-        switch::stop_and_seal(engine, &name, printer)?;
-    }
+        Some(switch::stop_and_seal(engine, &name, printer)?)
+    } else {
+        None
+    };
     let current = VaultFile::open(&vault)?;
     current.authenticate(&keys.data)?;
     let before = current.header().generation;
     drop(current);
+    // The seal's number comes from the guard's output, which the gateway
+    // can forge; the header's is authenticated. They must agree, and the
+    // vault must not be older than what this host has seen.
+    let seen = crate::paths::home()
+        .ok()
+        .and_then(|home| crate::rollback::highest_seen(&home, &vault))
+        .unwrap_or(0);
+    let stopped = "the gateway is stopped; `safeclaw vault generations` lists what is kept";
+    if before < seen {
+        return Err(Error::damaged(format!(
+            "{} is at generation {before}, but this host saw generation {seen}: an older copy may have been put in place; not upgrading from it",
+            vault.display()
+        ))
+        .with_hint(stopped));
+    }
+    if let Some(g) = sealed.filter(|g| *g != before) {
+        return Err(Error::damaged(format!(
+            "the stop reported generation {g}, but {} is at generation {before}: not upgrading from it",
+            vault.display()
+        ))
+        .with_hint(stopped));
+    }
     crate::rollback::record_authenticated(&vault, before, printer);
-    upgrade::save_generation(&name, &vault)?;
+    upgrade::save_generation(&name, &vault, before)?;
     let mut record = upgrade::begin(&name, &vault, from, to, before, was_running);
     upgrade::save(&record)?;
 
@@ -119,25 +152,39 @@ pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
     .and_then(|bot| bot.start(engine).map(|_| bot));
     let verdict = match &started {
         Err(e) => Err(format!("it did not start: {}", e.message)),
-        Ok(_) => {
-            let spinner = printer.spinner("waiting for the new gateway to be healthy");
-            let healthy = switch::wait_healthy(engine, &name, s.health_timeout);
-            spinner.finish_and_clear();
-            healthy
-        }
+        // The tag was resolved to an ID before the stop; the container was
+        // made by tag: it must run that ID (a tag moved between is not the
+        // image the record names).
+        Ok(_) => match container::image_of(engine, &name) {
+            Ok(Some((_, id))) if crate::image::same_id(&id, &record.to.id) => {
+                let spinner = printer.spinner("waiting for the new gateway to be healthy");
+                let healthy = switch::wait_healthy(engine, &name, s.health_timeout);
+                spinner.finish_and_clear();
+                healthy
+            }
+            Ok(other) => Err(format!(
+                "it runs {}, not {} ({to_reference} was moved meanwhile)",
+                other.map(|(_, id)| id).unwrap_or_else(|| "nothing".into()),
+                record.to.id
+            )),
+            Err(e) => Err(e.message),
+        },
     };
 
     // 3. Kept, or back to where it was.
     match verdict {
         Ok(took) => {
-            record.phase = Phase::Kept;
-            upgrade::save(&record)?;
             if let Ok(bot) = &started {
                 bot.tell_egress(printer);
             }
+            // Stopped again first when it was not running: a stop that
+            // fails leaves the upgrade unconfirmed, which the next start
+            // rolls back, rather than kept with a gateway left running.
             if !was_running {
                 switch::stop_and_seal(engine, &name, printer)?;
             }
+            record.phase = Phase::Kept;
+            upgrade::save(&record)?;
             printer.result(
                 &format!(
                     "upgraded {name}: {} -> {to_reference}, healthy after {:.1} s; the state from before is generation {before} (`safeclaw rollback` returns to it){}",
@@ -158,7 +205,20 @@ pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
                 "the gateway in {to_reference} is not healthy: {why}; rolling back"
             ));
             let generation =
-                switch::roll_back(engine, &mut record, &keys, settings, was_running, printer)?;
+                switch::roll_back(engine, &mut record, &keys, settings, was_running, printer)
+                    .map_err(|e| {
+                        Error::new(
+                            e.class,
+                            format!(
+                                "the upgrade of {name} to {to_reference} failed ({why}), and rolling back did not finish: {}",
+                                e.message
+                            ),
+                        )
+                        .with_hint(format!(
+                            "the gateway is stopped; `safeclaw start --name {name}` finishes the rollback (to {}, generation {before})",
+                            record.from.reference
+                        ))
+                    })?;
             Err(Error::failure(format!(
                 "the upgrade of {name} to {to_reference} failed ({why}): rolled back to {} with the state of generation {before}, now generation {generation}{}",
                 record.from.reference,

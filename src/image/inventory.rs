@@ -230,7 +230,7 @@ pub fn current(engine: &Engine) -> Result<Vec<Entry>> {
     let record = pin::from_env()?.and_then(|p| p.read_record());
     let own = this_safeclaw_sha256().ok();
     let docker = engine.docker()?;
-    let upgrades = crate::upgrade::all();
+    let upgrades = crate::upgrade::all()?;
     engine.block_on(gather(
         docker,
         record.as_ref(),

@@ -487,29 +487,40 @@ pub fn rewrite_records(
     })
 }
 
-/// Seals the state of `earlier` (a vault file under the same data key,
-/// at generation `expected`: a kept generation, or the copy `upgrade`
-/// keeps) as the next generation of the vault at `path`, with the records
-/// `path` holds now (the egress policy, pinned skills and secrets the user
-/// set since stay as they are: a rollback returns OpenClaw's state, not
-/// safeclaw's settings). Both files authenticate before anything is
-/// written, and `earlier`'s payload to its last chunk before the new file
-/// replaces the current one (which is kept as `<path>.g<N>`). Returns the
-/// new generation.
+/// Where a restored generation takes safeclaw's records and the header's
+/// slots from (`restore_generation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settings {
+    /// The current file's: what the user set since stays (a rollback by
+    /// hand, after an upgrade was kept).
+    Current,
+    /// The earlier file's: nothing can have been set since, and the
+    /// current file is the failed run's to write (an upgrade that never
+    /// became healthy, or was interrupted).
+    Earlier,
+}
+
+/// Seals the state of `earlier` (a vault file under the same data key, at
+/// generation `expected`: the copy `upgrade` keeps out of the container's
+/// reach) as a new generation of the vault at `path`, numbered above the
+/// current file's, `floor` (the highest generation this host has seen)
+/// and `expected`, with the records and slots `settings` says. The
+/// current file is kept as `<path>.g<N>` if it authenticates; if it does
+/// not (deleted, damaged or swapped by the container that could write its
+/// directory), `earlier` alone makes the new file and it is replaced.
+/// `earlier`'s payload is authenticated to its last chunk before anything
+/// replaces the current file. Returns the new generation.
 ///
 /// The caller makes sure no guard runs from this vault meanwhile.
 pub fn restore_generation(
     path: &Path,
     earlier: &Path,
     expected: u64,
+    floor: u64,
     key: &DataKey,
     keep: usize,
+    settings: Settings,
 ) -> Result<u64> {
-    let current = VaultFile::open(path)?;
-    current.authenticate(key)?;
-    let records = current.records(key)?;
-    let header = current.header().clone();
-    drop(current);
     let old = VaultFile::open(earlier)?;
     old.authenticate(key).map_err(|e| {
         let message = format!(
@@ -529,12 +540,40 @@ pub fn restore_generation(
         ))
         .with_hint("it was replaced since; nothing was changed"));
     }
+    let current = VaultFile::open(path)
+        .ok()
+        .filter(|c| c.authenticate(key).is_ok());
+    let current_generation = current.as_ref().map(|c| c.header().generation);
+    let (base, records) = match (&current, settings) {
+        (Some(c), Settings::Current) => (c.header().clone(), c.records(key)?),
+        _ => (old.header().clone(), old.records(key)?),
+    };
+    drop(current);
+    let generation = current_generation.unwrap_or(0).max(floor).max(expected) + 1;
+    let header = Header {
+        version: base.version.max(format::RECORDS_VERSION),
+        generation,
+        created: now(),
+        payload_salt: crypto::random_array(),
+        ..base
+    };
     let mode = old.records_dir();
     let mut payload = old.payload(key, |_| {})?;
-    write_next_generation(path, key, header, keep, |w| {
+    if let Some(g) = current_generation {
+        generations::keep(path, g)?;
+    }
+    let written = write(path, Replace::Atomically, key, &header, |w| {
         archive::rewrite(&mut payload, mode, &records, w)?;
         drain(&mut payload)
-    })
+    });
+    if let Err(e) = written {
+        if let Some(g) = current_generation {
+            generations::unkeep(path, g);
+        }
+        return Err(e);
+    }
+    generations::prune(path, keep)?;
+    Ok(generation)
 }
 
 /// Replaces the secrets section of the vault at `path` (host side; None
