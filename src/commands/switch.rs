@@ -110,10 +110,15 @@ pub fn wait_healthy(
                 state.exit_code.unwrap_or(-1)
             ));
         }
-        let (health, _) = exec::health(engine, name, &inspected).map_err(|e| e.message)?;
-        match health.as_str() {
-            "healthy" => return Ok(began.elapsed()),
-            "unhealthy" => return Err("its health check (the gateway's /healthz) failed".into()),
+        let (health, source) = exec::health(engine, name, &inspected).map_err(|e| e.message)?;
+        match (health.as_str(), source) {
+            ("healthy", _) => return Ok(began.elapsed()),
+            // The engine says so only after its retries and the image's
+            // start period; a check run now (Podman without systemd) fails
+            // until the gateway listens, which takes OpenClaw seconds.
+            ("unhealthy", exec::HealthSource::Engine) => {
+                return Err("its health check (the gateway's /healthz) failed".into())
+            }
             _ => {}
         }
         if began.elapsed() >= timeout {
