@@ -874,3 +874,43 @@ fn vault_commands_default_to_the_home_s_vault() {
         .success();
     assert_eq!(fs::read(out.join("openclaw.json")).unwrap(), b"{}");
 }
+
+/// `upgrade` and `rollback` refuse what they cannot do before anything
+/// (an engine, a password) is asked.
+#[test]
+fn upgrade_and_rollback_refuse_bad_arguments_first() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["upgrade"], "needs the new image"),
+        (
+            &["upgrade", "--image", "a", "--openclaw", "2026.9.6"],
+            "cannot be used with",
+        ),
+        (&["upgrade", "--openclaw", "../2026"], "2026"),
+        (
+            &["upgrade", "--image", "a", "--skill", "s"],
+            "takes no --skill",
+        ),
+        (&["rollback", "--image", "a"], "takes no --image"),
+    ];
+    for (args, says) in cases {
+        safeclaw()
+            .args(args)
+            .env("DOCKER_HOST", "unix:///nonexistent/engine.sock")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    }
+    // No upgrade recorded: nothing to roll back (said before a password).
+    let dir = TempDir::new().unwrap();
+    let home = dir.path().join("home");
+    private_dir(&home);
+    safeclaw()
+        .env("SAFECLAW_HOME", &home)
+        .env("DOCKER_HOST", "unix:///nonexistent/engine.sock")
+        .args(["rollback", "--yes", "--name", "nothing-here"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no upgrade of nothing-here is recorded",
+        ));
+}
