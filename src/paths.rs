@@ -349,8 +349,14 @@ fn belongs_to_vault(vault_name: &str, file: &str) -> bool {
         // `.NAME.tmp-X` (a seal) or `.NAME.gN.tmp-X` (a rekey).
         return rest.starts_with(".tmp-") || is_generation_suffix(rest, true);
     }
-    file.strip_prefix(vault_name)
-        .is_some_and(|rest| is_generation_suffix(rest, false))
+    file.strip_prefix(vault_name).is_some_and(|rest| {
+        // `NAME.unverified-T`: a file that stood in the vault's place and
+        // did not authenticate, set aside by a rollback (docs/upgrade.md).
+        is_generation_suffix(rest, false)
+            || rest
+                .strip_prefix(".unverified-")
+                .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// `.gN` or `.gN.tmp-X`; with `temporary`, only the latter.

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// What to do when the saved copy cannot serve.
+const GIVE_UP: &str = "nothing was changed; to give the rollback up, move the record `upgrades/NAME.json` out of safeclaw's home and start with `--image`; `safeclaw vault generations` lists the vault's kept generations";
+
 /// Bounds what a damaged record makes us read.
 const MAX_RECORD: u64 = 64 * 1024;
 const FORMAT: u32 = 1;
@@ -188,15 +191,47 @@ fn forget_copies(name: &str, keep: Option<u64>) {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return;
     };
-    let kept = keep.map(|g| format!("{name}.g{g}.before.vault"));
     for e in entries.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        let copy = file.starts_with(&format!("{name}.g")) && file.ends_with(".before.vault");
-        let temporary = file.starts_with(&format!(".{name}.g")) && file.contains(".tmp-");
-        if (copy && Some(&file) != kept.as_ref()) || temporary {
+        let (hidden, file) = match file.strip_prefix('.') {
+            Some(f) => (true, f.to_string()),
+            None => (false, file),
+        };
+        // Exactly `NAME.gN.before.vault` (another gateway's name may begin
+        // with this one's), or a temporary of it.
+        let Some(copy) = copy_generation(name, &file) else {
+            continue;
+        };
+        let temporary = hidden && copy.1;
+        if temporary || (!hidden && !copy.1 && Some(copy.0) != keep) {
             let _ = std::fs::remove_file(e.path());
         }
     }
+}
+
+/// For `NAME.gN.before.vault` (a saved copy) or `NAME.gN.before.vault.tmp-X`
+/// (its temporary), N and whether it is the temporary; None for any other
+/// name.
+fn copy_generation(name: &str, file: &str) -> Option<(u64, bool)> {
+    let rest = file.strip_prefix(name)?.strip_prefix(".g")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let n = rest[..digits].parse().ok()?;
+    match rest[digits..].strip_prefix(".before.vault")? {
+        "" => Some((n, false)),
+        tail if tail.starts_with(".tmp-") => Some((n, true)),
+        _ => None,
+    }
+}
+
+/// An interrupted upgrade (`switching`) recorded for `vault`, if any: until
+/// it is recovered, the saved copy is what the vault returns to, so a
+/// change of the vault's passwords, secrets or policy now would be undone
+/// by the recovery.
+pub fn interrupted_for(vault: &Path) -> Result<Option<Record>> {
+    let vault = crate::paths::in_resolved_dir(vault)?;
+    Ok(all()?
+        .into_iter()
+        .find(|r| r.phase == Phase::Switching && r.vault == vault))
 }
 
 /// Every upgrade record in the home (for `image prune`, which keeps the
@@ -240,9 +275,7 @@ pub fn check_saved(record: &Record, key: &crate::vault::crypto::DataKey) -> Resu
     let saved = saved_path(&record.name, record.before)?;
     let opened = crate::vault::VaultFile::open(&saved).map_err(|e| {
         let message = format!("the generation saved before the upgrade: {}", e.message);
-        Error::new(e.class, message).with_hint(
-            "nothing was changed; `safeclaw vault generations` lists the vault's kept generations",
-        )
+        Error::new(e.class, message).with_hint(GIVE_UP)
     })?;
     opened.authenticate(key).map_err(|e| {
         Error::new(
@@ -253,7 +286,9 @@ pub fn check_saved(record: &Record, key: &crate::vault::crypto::DataKey) -> Resu
                 e.message
             ),
         )
-        .with_hint("the vault's key changed since the upgrade (`vault passwd`/`rekey`); nothing was changed")
+        .with_hint(format!(
+            "the vault's key changed since the upgrade (`vault passwd`/`rekey`); {GIVE_UP}"
+        ))
     })?;
     if opened.header().generation != record.before {
         return Err(Error::damaged(format!(
@@ -262,7 +297,7 @@ pub fn check_saved(record: &Record, key: &crate::vault::crypto::DataKey) -> Resu
             opened.header().generation,
             record.before
         ))
-        .with_hint("nothing was changed"));
+        .with_hint(GIVE_UP));
     }
     Ok(saved)
 }
@@ -310,6 +345,27 @@ mod tests {
             7,
             true,
         )
+    }
+
+    #[test]
+    fn saved_copies_are_told_apart_from_another_gateways() {
+        assert_eq!(
+            copy_generation("work", "work.g7.before.vault"),
+            Some((7, false))
+        );
+        assert_eq!(
+            copy_generation("work", "work.g7.before.vault.tmp-a1b2"),
+            Some((7, true))
+        );
+        for other in [
+            "work.github.g7.before.vault",
+            "work.g.before.vault",
+            "work.g7.before.vaultx",
+            "work.g7x.before.vault",
+            "work.json",
+        ] {
+            assert_eq!(copy_generation("work", other), None, "{other}");
+        }
     }
 
     #[test]

@@ -186,6 +186,20 @@ fn a_healthy_upgrade_is_kept_and_rollback_returns_to_the_image_and_state_before(
             .code(2)
             .stderr(predicate::str::contains("no upgrade"));
 
+        // A release that is healthy but cannot read the state (OpenClaw's
+        // own security audit fails on it) is rolled back too.
+        f.write_state("/state/audit-breaks", "yes");
+        f.cmd(&["upgrade", "--image", &f.new])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(
+                "security audit failed on the new state",
+            ));
+        assert_eq!(
+            f.running_image(rt, docker).as_deref(),
+            Some(old_id.as_str())
+        );
+        f.write_state("/state/audit-breaks", "no");
         let upgraded = f
             .cmd(&["--json", "upgrade", "--image", &f.new])
             .assert()
@@ -509,4 +523,69 @@ fn kill_9_of_upgrade_at_any_step_is_recovered_by_start_or_rollback() {
         }
         eprintln!("kill -9 of upgrade at (delay:record/gateway): {phases:?}");
     });
+}
+
+/// `vault::restore_generation` on its own (no engine): the failed run's
+/// checkpoints are kept beside the vault and its current file damaged, as
+/// the container that could write the vault's directory may leave them.
+/// The restore is numbered above every generation that authenticates, the
+/// damaged file is set aside (not unlinked), and the state is the saved
+/// one; keeping the current settings from a file that does not
+/// authenticate is refused with nothing changed.
+#[test]
+fn a_restore_is_numbered_above_every_generation_and_sets_aside_a_damaged_file() {
+    use safeclaw::vault::{self, Settings, VaultFile};
+    let dir = TempDir::new().unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fs::write(state.join("memory.md"), "before the upgrade").unwrap();
+    fs::create_dir(dir.path().join("vaults")).unwrap();
+    let path = dir.path().join("vaults/v.sclaw");
+    let pw = write_password(dir.path(), "pw", "restore-password");
+    create_vault(&state, &path, &pw);
+    let key = VaultFile::open(&path)
+        .unwrap()
+        .unlock(&safeclaw::password::Password::new(b"restore-password").unwrap())
+        .unwrap()
+        .0;
+    let saved = dir.path().join("saved.vault");
+    fs::copy(&path, &saved).unwrap();
+    // The failed release's checkpoints: generations 2 and 3.
+    fs::write(state.join("memory.md"), "migrated by the failed release").unwrap();
+    for _ in 0..2 {
+        vault::seal_next_generation(&path, &key, &state, 5, &Default::default()).unwrap();
+    }
+    assert_eq!(VaultFile::open(&path).unwrap().header().generation, 3);
+    // Keeping the current settings needs a current file that authenticates.
+    fs::write(&path, b"not a vault any more").unwrap();
+    let refused = vault::restore_generation(&path, &saved, 1, 0, &key, 5, Settings::Current);
+    assert!(refused.is_err());
+    assert_eq!(fs::read(&path).unwrap(), b"not a vault any more");
+    // The saved copy's settings: restored above the kept generation 2.
+    let restored =
+        vault::restore_generation(&path, &saved, 1, 0, &key, 5, Settings::Earlier).unwrap();
+    assert_eq!(restored, 3);
+    let aside: Vec<String> = fs::read_dir(dir.path().join("vaults"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("v.sclaw.unverified-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let out = dir.path().join("out");
+    export_cmd(path.clone(), out.clone(), pw).assert().success();
+    assert_eq!(
+        fs::read_to_string(out.join("memory.md")).unwrap(),
+        "before the upgrade"
+    );
+    // A kept checkpoint numbered above the floor lifts the next number.
+    fs::write(
+        vault::generations::path_of(&path, 9),
+        fs::read(vault::generations::path_of(&path, 2)).unwrap(),
+    )
+    .unwrap();
+    let again = vault::restore_generation(&path, &saved, 1, 0, &key, 5, Settings::Current).unwrap();
+    assert_eq!(
+        again, 4,
+        "a copy of generation 2 named .g9 does not authenticate as 9"
+    );
 }

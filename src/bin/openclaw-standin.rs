@@ -17,6 +17,9 @@
 //!   wizard that asks for an API key, then prints its terminal size.
 //! - `models auth paste-api-key --provider P`: the key from stdin into
 //!   `auth.json`; `config set KEY VALUE`: into `config.json`.
+//! - `security audit --json`: one info finding, in the real one's shape;
+//!   exit 1 with no report when `$OPENCLAW_STATE_DIR/audit-breaks` says
+//!   `yes`.
 //! - `--version`.
 //!
 //! And three network probes for the egress tests (not OpenClaw's):
@@ -239,15 +242,23 @@ fn main() {
         // The real one's shape (tests/fixtures/openclaw-security-audit-*.json):
         // one info finding, so the merge is visible.
         Some("security") if args.get(1..) == Some(&["audit".into(), "--json".into()][..]) => {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "summary": { "critical": 0, "warn": 0, "info": 1 },
-                    "findings": [{ "checkId": "summary.attack_surface", "severity": "info",
-                                   "title": "Attack surface summary", "detail": "stand-in" }],
-                })
-            );
-            0
+            // A state a release cannot read (tests/upgrade.rs): the audit
+            // fails as the real one does on a config it cannot parse.
+            let breaks = fs::read_to_string(state_dir().join("audit-breaks"));
+            if breaks.is_ok_and(|b| b.trim() == "yes") {
+                eprintln!("Error: config is invalid");
+                1
+            } else {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "summary": { "critical": 0, "warn": 0, "info": 1 },
+                        "findings": [{ "checkId": "summary.attack_surface", "severity": "info",
+                                       "title": "Attack surface summary", "detail": "stand-in" }],
+                    })
+                );
+                0
+            }
         }
         Some("--version") => {
             println!("openclaw-standin 0.0.0");

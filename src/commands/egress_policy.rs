@@ -130,6 +130,7 @@ pub(crate) fn refuse_while_running(
     vault: &std::path::Path,
     what: &str,
 ) -> Result<()> {
+    super::switch::refuse_while_interrupted(vault, what)?;
     let dir = crate::private_fs::parent_of(vault);
     match crate::runtime::container::running_with_mount(engine, &dir) {
         Ok(None) => Ok(()),

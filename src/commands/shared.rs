@@ -79,17 +79,11 @@ pub fn unlocked_bot(
     image: String,
     printer: &Printer,
 ) -> Result<Bot> {
-    // An upgrade killed half-way may have left its new gateway running:
-    // that one is ended below, not a reason to refuse. One that is still
-    // under way holds the lock: refused.
-    let lock = match super::switch::interrupted(&settings.name)? {
-        Some(_) => Some(crate::upgrade::lock(&settings.name)?),
-        None => None,
-    };
-    let interrupted = match lock {
-        Some(_) => super::switch::interrupted(&settings.name)?,
-        None => None,
-    };
+    // The caller holds the gateway's upgrade lock (`upgrade::lock`), so no
+    // upgrade is under way: one recorded as switching was interrupted, and
+    // the gateway it may have left running is ended below, not a reason
+    // to refuse.
+    let interrupted = super::switch::interrupted(&settings.name)?;
     if interrupted.is_none() {
         // Before the password is asked, and before the vault is written.
         refuse_if_running(engine, &settings.name)?;
@@ -106,14 +100,13 @@ pub fn unlocked_bot(
         drop(opened);
         return bot_of(settings, image, vault, generation, keys, skills, printer);
     };
-    // The failed run could write the vault's directory: the password may
-    // have to open the copy saved before the upgrade instead.
+    // The failed run could write the vault's directory: the password
+    // opens the copy saved before the upgrade, which no container reaches.
     let saved = crate::upgrade::saved_path(&settings.name, record.before)?;
-    let opened = VaultFile::open(&vault).or_else(|e| VaultFile::open(&saved).map_err(|_| e))?;
+    let opened = VaultFile::open(&saved).or_else(|e| VaultFile::open(&vault).map_err(|_| e))?;
     let keys = unlock_keys(&opened, password, printer)?;
     drop(opened);
     let generation = super::switch::recover(engine, record, &vault, &keys, settings, printer)?;
-    drop(lock);
     bot_of(settings, image, vault, generation, keys, skills, printer)
 }
 

@@ -131,13 +131,56 @@ pub fn wait_healthy(
     }
 }
 
+/// How long OpenClaw's own security audit may take in the new gateway
+/// (measured: a few seconds for the real one).
+const AUDIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// OpenClaw's own `security audit --json`, run in the new gateway once it
+/// is healthy: it reads the config and state the new release migrated, so
+/// one that cannot run, or whose report is not its JSON, fails the
+/// upgrade. Returns the titles of its critical findings (reported, not a
+/// failure: the old release may have had them too). Its output is hostile:
+/// bounded and cleaned by `audit::openclaw::parse`.
+pub fn openclaw_audit(engine: &Engine, name: &str) -> std::result::Result<Vec<String>, String> {
+    let docker = engine.docker().map_err(|e| e.message)?;
+    let cmd = ["openclaw", "security", "audit", "--json"]
+        .map(String::from)
+        .to_vec();
+    let ran = engine.block_on(tokio::time::timeout(
+        AUDIT_TIMEOUT,
+        exec::exec_capture(docker, name, cmd, crate::audit::openclaw::MAX_OUTPUT),
+    ));
+    let (code, out) = match ran {
+        Err(_) => {
+            return Err(format!(
+                "OpenClaw's security audit did not finish within {} s",
+                AUDIT_TIMEOUT.as_secs()
+            ))
+        }
+        Ok(Err(e)) => {
+            return Err(format!(
+                "OpenClaw's security audit did not run: {}",
+                e.message
+            ))
+        }
+        Ok(Ok(ran)) => ran,
+    };
+    let findings = crate::audit::openclaw::parse(&out).map_err(|why| {
+        format!("OpenClaw's security audit failed on the new state (exit code {code}): {why}")
+    })?;
+    Ok(findings
+        .into_iter()
+        .filter(|f| f.severity == crate::audit::Severity::High)
+        .map(|f| f.title)
+        .collect())
+}
+
 /// Returns the gateway of `record` to its image and state from before the
 /// upgrade: the saved generation is checked first, the container running
 /// now (if any) is ended without a seal, the saved generation is sealed
 /// as the vault's newest (the file before it kept as a generation), the
 /// record says so, and, if `start`, the old image is started from it.
-/// Returns that generation. A signal that arrived before is forgotten:
-/// this is the cleanup it asked for. Every step is safe to repeat: killed
+/// Returns that generation. Every step is safe to repeat: killed
 /// half-way, the record still says what it said, and the next `start` or
 /// `rollback` does it again.
 ///
@@ -153,12 +196,13 @@ pub fn roll_back(
     start: bool,
     printer: &Printer,
 ) -> Result<u64> {
-    crate::interrupt::clear();
     let name = record.name.clone();
     let saved = upgrade::check_saved(record, &keys.data)?;
     container::discard(engine, &name)?;
     crate::runtime::pinned_skills::remove(&name);
     bot::stop_egress(engine, &name)?;
+    // Nothing may seal into the vault while it is restored.
+    refuse_other_vault(engine, &name, &record.vault)?;
     let floor = crate::paths::home()
         .ok()
         .and_then(|home| crate::rollback::highest_seen(&home, &record.vault))
@@ -200,12 +244,20 @@ pub fn roll_back(
     Ok(generation)
 }
 
-/// Refuses when the gateway `name` runs, but not from `vault`: stopping
-/// it and switching `vault` would hand another bot's state to the new
-/// image (and two guards would seal one vault).
+/// Refuses when a container other than the gateway `name` runs from
+/// `vault` (another bot's guard seals into it: switching or restoring it
+/// under that guard would race its seals), or when `name` runs from
+/// another vault (stopping it and switching `vault` would hand another
+/// bot's state to the new image).
 pub fn refuse_other_vault(engine: &Engine, name: &str, vault: &std::path::Path) -> Result<()> {
     let dir = crate::private_fs::parent_of(vault);
     let holder = container::running_with_mount(engine, &dir)?;
+    if let Some(other) = holder.as_deref().filter(|h| *h != name) {
+        return Err(
+            Error::usage(format!("{other} is running from {}", vault.display()))
+                .with_hint(format!("`safeclaw stop --name {other}` first")),
+        );
+    }
     if container::is_running(engine, name)? && holder.as_deref() != Some(name) {
         return Err(
             Error::usage(format!("{name} does not run from {}", vault.display())).with_hint(
@@ -216,6 +268,23 @@ pub fn refuse_other_vault(engine: &Engine, name: &str, vault: &std::path::Path) 
         );
     }
     Ok(())
+}
+
+/// Refuses a change of the vault's `what` while an interrupted upgrade is
+/// recorded for it: its recovery returns the vault to the copy saved
+/// before the upgrade, slots and records included, and would undo it.
+pub fn refuse_while_interrupted(vault: &std::path::Path, what: &str) -> Result<()> {
+    match upgrade::interrupted_for(vault)? {
+        Some(r) => Err(Error::usage(format!(
+            "an interrupted upgrade of {} is recorded for this vault: its recovery would undo a change of the {what}",
+            r.name
+        ))
+        .with_hint(format!(
+            "`safeclaw start --name {}` (or `safeclaw rollback --name {}`) recovers it first",
+            r.name, r.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The record of an upgrade of `name` that was interrupted (killed before
@@ -248,6 +317,7 @@ pub fn recover(
             "start that vault (it is rolled back first), or `safeclaw rollback --vault` it",
         ));
     }
+    crate::interrupt::check()?;
     printer.warn(&format!(
         "the upgrade of {} to {} was interrupted before the new gateway was confirmed healthy: \
          returning to {} and the state sealed before it (generation {})",

@@ -15,6 +15,8 @@ use super::shared;
 
 pub fn run(s: Up, engine: &Engine, printer: &Printer) -> Result<()> {
     let name = &s.start.bot.name;
+    // No upgrade or rollback of this gateway meanwhile (docs/upgrade.md).
+    let _lock = crate::upgrade::lock(name)?;
     // A gateway an interrupted upgrade left running is ended by the start
     // below (docs/upgrade.md), not taken for the bot.
     if container::is_running(engine, name)? && super::switch::interrupted(name)?.is_none() {

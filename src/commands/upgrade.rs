@@ -158,7 +158,11 @@ pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
         Ok(_) => match container::image_of(engine, &name) {
             Ok(Some((_, id))) if crate::image::same_id(&id, &record.to.id) => {
                 let spinner = printer.spinner("waiting for the new gateway to be healthy");
-                let healthy = switch::wait_healthy(engine, &name, s.health_timeout);
+                let healthy =
+                    switch::wait_healthy(engine, &name, s.health_timeout).and_then(|took| {
+                        let critical = switch::openclaw_audit(engine, &name)?;
+                        Ok((took, critical))
+                    });
                 spinner.finish_and_clear();
                 healthy
             }
@@ -173,7 +177,12 @@ pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
 
     // 3. Kept, or back to where it was.
     match verdict {
-        Ok(took) => {
+        Ok((took, critical)) => {
+            for title in &critical {
+                printer.warn(&format!(
+                    "OpenClaw's security audit of the new gateway: critical: {title} (`safeclaw audit` shows it in full)"
+                ));
+            }
             if let Ok(bot) = &started {
                 bot.tell_egress(printer);
             }
@@ -195,6 +204,7 @@ pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
                 json!({
                     "ok": true, "name": name, "from": record.from, "to": record.to,
                     "before_generation": before, "healthy_after_ms": took.as_millis() as u64,
+                    "openclaw_audit_critical": critical,
                     "running": was_running,
                 }),
             );
@@ -204,20 +214,36 @@ pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
             printer.warn(&format!(
                 "the gateway in {to_reference} is not healthy: {why}; rolling back"
             ));
+            // A Ctrl-C that ended the wait asked for this cleanup: it must
+            // not cut it short (a second one still stops it).
+            crate::interrupt::clear();
             let generation =
                 switch::roll_back(engine, &mut record, &keys, settings, was_running, printer)
                     .map_err(|e| {
+                        // The state is back once the record says so; only
+                        // the old image's start failed then.
+                        let (what, hint) = if record.phase == Phase::RolledBack {
+                            (
+                                "the state was rolled back, but the old image did not start",
+                                format!("`safeclaw start --name {name}` starts it (the state of generation {before} is the vault's newest)"),
+                            )
+                        } else {
+                            (
+                                "rolling back did not finish",
+                                format!(
+                                    "the gateway is stopped; `safeclaw start --name {name}` finishes the rollback (to {}, generation {before})",
+                                    record.from.reference
+                                ),
+                            )
+                        };
                         Error::new(
                             e.class,
                             format!(
-                                "the upgrade of {name} to {to_reference} failed ({why}), and rolling back did not finish: {}",
+                                "the upgrade of {name} to {to_reference} failed ({why}), and {what}: {}",
                                 e.message
                             ),
                         )
-                        .with_hint(format!(
-                            "the gateway is stopped; `safeclaw start --name {name}` finishes the rollback (to {}, generation {before})",
-                            record.from.reference
-                        ))
+                        .with_hint(hint)
                     })?;
             Err(Error::failure(format!(
                 "the upgrade of {name} to {to_reference} failed ({why}): rolled back to {} with the state of generation {before}, now generation {generation}{}",

@@ -268,6 +268,7 @@ impl NewKeys {
 /// since the last checkpoint would be lost. So no rekey under a running
 /// bot. Without an engine there is no bot to ask about: say so.
 fn refuse_if_running(vault: &Path, engine: &Engine, printer: &Printer) -> Result<()> {
+    super::switch::refuse_while_interrupted(vault, "passwords")?;
     let dir = crate::private_fs::parent_of(vault);
     let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io("reading", &dir, e))?;
     let found = crate::runtime::container::running_with_mount(engine, &dir);

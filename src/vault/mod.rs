@@ -18,7 +18,7 @@ pub mod stream;
 
 pub use records::{Records, RECORDS_DIR};
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -540,16 +540,62 @@ pub fn restore_generation(
         ))
         .with_hint("it was replaced since; nothing was changed"));
     }
-    let current = VaultFile::open(path)
-        .ok()
-        .filter(|c| c.authenticate(key).is_ok());
+    // The current file: trusted only if it authenticates. Missing, not a
+    // vault, or failing its check with the key: set aside below (never
+    // unlinked). Any other failure to read it (I/O, a signal) stops here.
+    let current = match VaultFile::open(path) {
+        Ok(c) => match c.authenticate(key) {
+            Ok(()) => Some(c),
+            Err(e) if matches!(e.class, Class::Damaged | Class::WrongPassword) => None,
+            Err(e) => return Err(e),
+        },
+        Err(e) if matches!(e.class, Class::Damaged) => None,
+        Err(_) if fs::symlink_metadata(path).is_err() => None,
+        Err(e) => return Err(e),
+    };
+    if current.is_none() && settings == Settings::Current {
+        return Err(Error::damaged(format!(
+            "{} does not authenticate with the vault's key: the settings set since the upgrade cannot be kept",
+            path.display()
+        ))
+        .with_hint("nothing was changed; `safeclaw vault verify` says what is wrong with it"));
+    }
     let current_generation = current.as_ref().map(|c| c.header().generation);
-    let (base, records) = match (&current, settings) {
-        (Some(c), Settings::Current) => (c.header().clone(), c.records(key)?),
+    let (base, records) = match &current {
+        Some(c) if settings == Settings::Current => (c.header().clone(), c.records(key)?),
         _ => (old.header().clone(), old.records(key)?),
     };
     drop(current);
-    let generation = current_generation.unwrap_or(0).max(floor).max(expected) + 1;
+    // Above every generation there is: the current file, what this host
+    // saw, and every kept `<path>.gN` that authenticates (a failed run's
+    // checkpoints among them: numbered below them, the restore would be
+    // pruned before them, and one moved over the vault later would pass
+    // for newer).
+    // By the authenticated header's number: a file's name is the
+    // container's to choose.
+    let kept = generations::older(path)?
+        .into_iter()
+        .filter_map(|(_, p)| {
+            let v = VaultFile::open(&p).ok()?;
+            v.authenticate(key).ok()?;
+            Some(v.header().generation)
+        })
+        .max()
+        .unwrap_or(0);
+    let generation = current_generation
+        .unwrap_or(0)
+        .max(floor)
+        .max(expected)
+        .max(kept)
+        .checked_add(1)
+        .ok_or_else(|| Error::damaged("the vault's generation number is exhausted"))?;
+    if current_generation.is_none() && fs::symlink_metadata(path).is_ok() {
+        // What stood there stays readable beside it, under a name of its
+        // own; the rename moves a link itself, never what it points to.
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!(".unverified-{}", now()));
+        fs::rename(path, &aside).map_err(|e| Error::io("setting aside", path, e))?;
+    }
     let header = Header {
         version: base.version.max(format::RECORDS_VERSION),
         generation,
@@ -572,7 +618,8 @@ pub fn restore_generation(
         }
         return Err(e);
     }
-    generations::prune(path, keep)?;
+    // The restore is in place: a prune that fails costs disk, not it.
+    let _ = generations::prune(path, keep);
     Ok(generation)
 }
 
