@@ -146,10 +146,14 @@ pub fn openclaw_audit(engine: &Engine, name: &str) -> std::result::Result<Vec<St
     let cmd = ["openclaw", "security", "audit", "--json"]
         .map(String::from)
         .to_vec();
-    let ran = engine.block_on(tokio::time::timeout(
-        AUDIT_TIMEOUT,
-        exec::exec_capture(docker, name, cmd, crate::audit::openclaw::MAX_OUTPUT),
-    ));
+    // The timer is made inside the runtime (tokio's timers need one).
+    let ran = engine.block_on(async {
+        tokio::time::timeout(
+            AUDIT_TIMEOUT,
+            exec::exec_capture(docker, name, cmd, crate::audit::openclaw::MAX_OUTPUT),
+        )
+        .await
+    });
     let (code, out) = match ran {
         Err(_) => {
             return Err(format!(
