@@ -91,6 +91,22 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Creates `path`, which must not exist (a link there is not followed),
+/// as a 0600 file (checked) holding `bytes`, synced.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io("creating", path, e))?;
+    check_mode(&file, path, 0o600)?;
+    io::Write::write_all(&mut file, bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io("writing", path, e))
+}
+
 /// Opens for reading a file that lives where others may write (a vault, a
 /// kept generation `<vault>.gN`, the guide's `secrets.enc`): the one way
 /// safeclaw opens such a file, refusing anything but a regular file.

@@ -7,7 +7,6 @@
 //!
 //! The format is pure (`encode`/`decode` over bytes); the files are below.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -145,21 +144,10 @@ pub fn load(name: &str) -> Result<Option<Record>> {
 }
 
 fn read(path: &Path) -> Result<Option<Record>> {
-    let file = match crate::private_fs::open_regular(path) {
-        Ok(f) => f,
-        Err(_) if std::fs::symlink_metadata(path).is_err() => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_RECORD + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io("reading", path, e))?;
-    if bytes.len() as u64 > MAX_RECORD {
-        return Err(Error::failure(format!(
-            "{} is over {MAX_RECORD} bytes: not an upgrade record",
-            path.display()
-        )));
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(None);
     }
+    let bytes = crate::io_util::read_bounded(path, MAX_RECORD)?;
     decode(&bytes).map(Some).map_err(|why| {
         Error::failure(format!(
             "{} is not an upgrade record safeclaw can read: {why}",

@@ -95,11 +95,44 @@ impl<'a> Fixture<'a> {
         self.dir.path().join("vaults/v.sclaw")
     }
 
+    /// `safeclaw upgrade` to the broken image, as a process of its own (to
+    /// be signalled), no stdin, its output to `output()`'s.
+    fn spawn_upgrade_to_broken(
+        &self,
+        health_timeout: &str,
+        output: fn() -> Stdio,
+    ) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
+            .env("SAFECLAW_HOME", test_home())
+            .args(["upgrade", "--name", &self.name, "--image", &self.broken])
+            .args(["--health-timeout", health_timeout, "--vault"])
+            .arg(self.vault())
+            .arg("--password-file")
+            .arg(self.dir.path().join("pw"))
+            .stdin(Stdio::null())
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap()
+    }
+
     /// Writes `text` at `path` in the gateway's state, through OpenClaw's
     /// CLI (the stand-in's `write`): `exec` then asks for a checkpoint.
     fn write_state(&self, path: &str, text: &str) {
         safeclaw()
             .args(["exec", "--name", &self.name, "--", "write", path, text])
+            .assert()
+            .success();
+    }
+
+    /// Asserts that the gateway runs the image `id`.
+    fn assert_runs(&self, rt: &tokio::runtime::Runtime, docker: &Docker, id: &str) {
+        assert_eq!(self.running_image(rt, docker).as_deref(), Some(id));
+    }
+
+    fn stop(&self) {
+        safeclaw()
+            .args(["stop", "--name", &self.name])
             .assert()
             .success();
     }
@@ -177,10 +210,7 @@ fn a_healthy_upgrade_is_kept_and_rollback_returns_to_the_image_and_state_before(
             .assert()
             .code(2)
             .stderr(predicate::str::contains("runs"));
-        assert_eq!(
-            f.running_image(rt, docker).as_deref(),
-            Some(old_id.as_str())
-        );
+        f.assert_runs(rt, docker, &old_id);
         f.cmd(&["rollback", "--yes"])
             .assert()
             .code(2)
@@ -195,10 +225,7 @@ fn a_healthy_upgrade_is_kept_and_rollback_returns_to_the_image_and_state_before(
             .stderr(predicate::str::contains(
                 "security audit failed on the new state",
             ));
-        assert_eq!(
-            f.running_image(rt, docker).as_deref(),
-            Some(old_id.as_str())
-        );
+        f.assert_runs(rt, docker, &old_id);
         f.write_state("/state/audit-breaks", "no");
         let upgraded = f
             .cmd(&["--json", "upgrade", "--image", &f.new])
@@ -208,10 +235,7 @@ fn a_healthy_upgrade_is_kept_and_rollback_returns_to_the_image_and_state_before(
             serde_json::from_slice(&upgraded.get_output().stdout).unwrap();
         let before = result["before_generation"].as_u64().unwrap();
         assert_eq!(result["to"]["reference"], f.new.as_str());
-        assert_eq!(
-            f.running_image(rt, docker).as_deref(),
-            Some(new_id.as_str())
-        );
+        f.assert_runs(rt, docker, &new_id);
         assert_eq!(f.phase().as_deref(), Some("kept"));
         // `image prune` keeps what the record names.
         let listed = safeclaw()
@@ -232,15 +256,9 @@ fn a_healthy_upgrade_is_kept_and_rollback_returns_to_the_image_and_state_before(
         assert!(upgrades_of(&old_id).contains("rollback target"), "{listed}");
 
         // A plain start runs the image the upgrade kept.
-        safeclaw()
-            .args(["stop", "--name", &f.name])
-            .assert()
-            .success();
+        f.stop();
         f.cmd(&["start"]).assert().success();
-        assert_eq!(
-            f.running_image(rt, docker).as_deref(),
-            Some(new_id.as_str())
-        );
+        f.assert_runs(rt, docker, &new_id);
         wait_healthy(rt, docker, &f.name);
         let log = log_of(&f.exported("after-upgrade"));
         assert!(
@@ -256,10 +274,7 @@ fn a_healthy_upgrade_is_kept_and_rollback_returns_to_the_image_and_state_before(
             .code(2)
             .stderr(predicate::str::contains("--yes"));
         assert_eq!(f.generation(), newest);
-        assert_eq!(
-            f.running_image(rt, docker).as_deref(),
-            Some(new_id.as_str())
-        );
+        f.assert_runs(rt, docker, &new_id);
 
         let rolled = f.cmd(&["--json", "rollback", "--yes"]).assert().success();
         let rolled: serde_json::Value =
@@ -267,16 +282,10 @@ fn a_healthy_upgrade_is_kept_and_rollback_returns_to_the_image_and_state_before(
         assert_eq!(rolled["restored_generation"].as_u64(), Some(before));
         let sealed = rolled["sealed_before_rollback"].as_u64().unwrap();
         assert_eq!(rolled["generation"].as_u64(), Some(sealed + 1));
-        assert_eq!(
-            f.running_image(rt, docker).as_deref(),
-            Some(old_id.as_str())
-        );
+        f.assert_runs(rt, docker, &old_id);
         assert_eq!(f.phase().as_deref(), Some("rolled-back"));
         wait_healthy(rt, docker, &f.name);
-        safeclaw()
-            .args(["stop", "--name", &f.name])
-            .assert()
-            .success();
+        f.stop();
         // The state is the one from before the upgrade (no line of the new
         // image), and what the new image wrote is kept, as the generation
         // sealed before the rollback.
@@ -290,14 +299,8 @@ fn a_healthy_upgrade_is_kept_and_rollback_returns_to_the_image_and_state_before(
             .stderr(predicate::str::contains("rolled back already"));
         // And a plain start now runs the old image again.
         f.cmd(&["start"]).assert().success();
-        assert_eq!(
-            f.running_image(rt, docker).as_deref(),
-            Some(old_id.as_str())
-        );
-        safeclaw()
-            .args(["stop", "--name", &f.name])
-            .assert()
-            .success();
+        f.assert_runs(rt, docker, &old_id);
+        f.stop();
     });
 }
 
@@ -321,16 +324,10 @@ fn an_upgrade_that_never_becomes_healthy_is_rolled_back_with_nothing_lost() {
             began.elapsed().as_secs_f64()
         );
         // Running again in the old image, from the state sealed before.
-        assert_eq!(
-            f.running_image(rt, docker).as_deref(),
-            Some(old_id.as_str())
-        );
+        f.assert_runs(rt, docker, &old_id);
         assert_eq!(f.phase().as_deref(), Some("rolled-back"));
         wait_healthy(rt, docker, &f.name);
-        safeclaw()
-            .args(["stop", "--name", &f.name])
-            .assert()
-            .success();
+        f.stop();
         let out = f.exported("after");
         assert_eq!(
             fs::read_to_string(out.join("notes.txt")).unwrap(),
@@ -344,25 +341,11 @@ fn an_upgrade_that_never_becomes_healthy_is_rolled_back_with_nothing_lost() {
         assert_eq!(log.matches(&format!("in {}", f.old)).count(), 2, "{log}");
         // A later plain start runs the old image, not the broken one.
         f.cmd(&["start"]).assert().success();
-        assert_eq!(
-            f.running_image(rt, docker).as_deref(),
-            Some(old_id.as_str())
-        );
+        f.assert_runs(rt, docker, &old_id);
         // Ctrl-C while the new gateway is awaited: rolled back all the
         // same (the signal does not cut the rollback short).
         let broken_id = f.image_id(rt, docker, &f.broken);
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
-            .env("SAFECLAW_HOME", test_home())
-            .args(["upgrade", "--name", &f.name, "--image", &f.broken])
-            .args(["--health-timeout", "300", "--vault"])
-            .arg(f.vault())
-            .arg("--password-file")
-            .arg(f.dir.path().join("pw"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = f.spawn_upgrade_to_broken("300", Stdio::piped);
         let until = Instant::now() + Duration::from_secs(60);
         while f.running_image(rt, docker).as_deref() != Some(broken_id.as_str()) {
             assert!(Instant::now() < until, "the broken image never ran");
@@ -376,14 +359,8 @@ fn an_upgrade_that_never_becomes_healthy_is_rolled_back_with_nothing_lost() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("(interrupted): rolled back to"), "{stderr}");
-        assert_eq!(
-            f.running_image(rt, docker).as_deref(),
-            Some(old_id.as_str())
-        );
-        safeclaw()
-            .args(["stop", "--name", &f.name])
-            .assert()
-            .success();
+        f.assert_runs(rt, docker, &old_id);
+        f.stop();
         let out = f.exported("after-interrupt");
         assert_eq!(
             fs::read_to_string(out.join("notes.txt")).unwrap(),
@@ -391,10 +368,7 @@ fn an_upgrade_that_never_becomes_healthy_is_rolled_back_with_nothing_lost() {
         );
         assert!(!out.join("migrated").exists());
         f.cmd(&["start"]).assert().success();
-        safeclaw()
-            .args(["stop", "--name", &f.name])
-            .assert()
-            .success();
+        f.stop();
     });
 }
 
@@ -420,18 +394,7 @@ fn kill_9_of_upgrade_at_any_step_is_recovered_by_start_or_rollback() {
             wait_healthy(rt, docker, &f.name);
             let note = format!("note {trial}");
             f.write_state("/state/notes.txt", &note);
-            let child = std::process::Command::new(env!("CARGO_BIN_EXE_safeclaw"))
-                .env("SAFECLAW_HOME", test_home())
-                .args(["upgrade", "--name", &f.name, "--image", &f.broken])
-                .args(["--health-timeout", "5", "--vault"])
-                .arg(f.vault())
-                .arg("--password-file")
-                .arg(f.dir.path().join("pw"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let child = f.spawn_upgrade_to_broken("5", Stdio::null);
             // Spread over the upgrade's ~10 s: 0.2 s to 9.2 s.
             let delay = Duration::from_millis(200 + trial * 9000 / trials.max(1));
             std::thread::sleep(delay);
@@ -491,10 +454,7 @@ fn kill_9_of_upgrade_at_any_step_is_recovered_by_start_or_rollback() {
             );
             assert_ne!(f.phase().as_deref(), Some("switching"), "trial {trial}");
             wait_healthy(rt, docker, &f.name);
-            safeclaw()
-                .args(["stop", "--name", &f.name])
-                .assert()
-                .success();
+            f.stop();
             let out = f.exported(&format!("trial-{trial}"));
             assert_eq!(
                 fs::read_to_string(out.join("notes.txt")).unwrap(),

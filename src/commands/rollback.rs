@@ -20,12 +20,7 @@ use super::{shared, switch};
 pub fn run(s: Rollback, engine: &Engine, printer: &Printer) -> Result<()> {
     let settings = &s.start.bot;
     let name = settings.name.clone();
-    if crate::image::pin::from_env()?.is_some() {
-        return Err(Error::usage(
-            "this safeclaw comes from Nix: its gateway runs the pinned image",
-        )
-        .with_hint("go back with NixOS's own rollback (docs/upgrade.md, \"With Nix\")"));
-    }
+    switch::refuse_under_pin("go back with NixOS's own rollback")?;
     let _lock = upgrade::lock(&name)?;
     let Some(mut record) = upgrade::load(&name)? else {
         return Err(

@@ -68,25 +68,46 @@ pub fn runnable(engine: &Engine, image: &ImageRef, printer: &Printer) -> Result<
     .with_hint("`--image IMAGE` runs another; `safeclaw upgrade --image IMAGE` records it"))
 }
 
-/// Stops the gateway `name` as `safeclaw stop` does (drained, sealed)
-/// and returns the generation sealed; a stop that sealed nothing is an
-/// error, the newest generation then being the one before.
-pub fn stop_and_seal(engine: &Engine, name: &str, printer: &Printer) -> Result<u64> {
+/// Stops the gateway `name` (the guard drains it and seals) and returns
+/// the generation the guard says it sealed, None when it says none; its
+/// copy of the pinned skills and its egress proxy go with it.
+pub fn stop_sealing(engine: &Engine, name: &str, printer: &Printer) -> Result<Option<u64>> {
     let spinner = printer.spinner("stopping and sealing");
     let sealed = container::id_of(engine, name, "stopping").and_then(|id| {
         container::request_stop(engine, &id, name)?;
         let sealed = container::sealed_generation(engine, &id);
+        // Its container found and stopped: its copy of the pinned skills.
         crate::runtime::pinned_skills::remove(name);
         sealed
     });
+    // After the gateway: its proxy, if egress was locked.
     let down = bot::stop_egress(engine, name);
     spinner.finish_and_clear();
+    let sealed = sealed?;
     down?;
-    sealed?.ok_or_else(|| {
+    Ok(sealed)
+}
+
+/// `stop_sealing`, where a stop that sealed nothing is an error (the
+/// vault's newest generation then being the one before).
+pub fn stop_and_seal(engine: &Engine, name: &str, printer: &Printer) -> Result<u64> {
+    stop_sealing(engine, name, printer)?.ok_or_else(|| {
         Error::failure(format!("{name} stopped without sealing its state")).with_hint(
             "the vault's newest generation is the one before; `safeclaw start` starts it again",
         )
     })
+}
+
+/// Refuses `what` (upgrade, rollback) for a safeclaw installed by Nix:
+/// its gateway runs the image the flake pins (docs/upgrade.md, "With Nix").
+pub fn refuse_under_pin(how: &str) -> Result<()> {
+    if crate::image::pin::from_env()?.is_some() {
+        return Err(Error::usage(
+            "this safeclaw comes from Nix: its gateway runs the pinned image",
+        )
+        .with_hint(format!("{how} (docs/upgrade.md, \"With Nix\")")));
+    }
+    Ok(())
 }
 
 /// Waits until the gateway `name` is healthy (its image's health check:

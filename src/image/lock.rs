@@ -14,9 +14,7 @@
 //! pre-release before it goes anywhere.
 
 use std::collections::BTreeSet;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -297,18 +295,7 @@ pub fn store(cache: &Path, lock: &Lock) -> Result<(PathBuf, Lock)> {
     crate::private_fs::create_private_dir(&stage)?;
     let written = (|| -> Result<std::io::Result<()>> {
         for (name, text) in [(MANIFEST_FILE, lock.manifest()), (LOCK_FILE, lock.lock())] {
-            let path = stage.join(name);
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&path)
-                .map_err(|e| Error::io("creating", &path, e))?;
-            crate::private_fs::check_mode(&file, &path, 0o600)?;
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| Error::io("writing", &path, e))?;
+            crate::private_fs::write_new(&stage.join(name), text.as_bytes())?;
         }
         crate::private_fs::sync_dir(&stage)?;
         // rename(2) of a directory fails when the destination is a

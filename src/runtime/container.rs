@@ -201,11 +201,27 @@ pub(crate) async fn check_recorded(
 /// left from an earlier run: remove it. A running one is an error, and so
 /// is one safeclaw did not make (without its label): it may be someone's.
 async fn remove_stale(docker: &Docker, name: &str) -> Result<()> {
+    let Some((id, running)) = made_by_safeclaw(docker, name).await? else {
+        return Ok(());
+    };
+    if running {
+        return Err(Error::usage(format!("{name} is already running"))
+            .with_hint("`safeclaw status` shows it; `safeclaw stop` stops it"));
+    }
+    force_remove(docker, &id)
+        .await
+        .map_err(|e| engine::failed("removing the old container", name, e))
+}
+
+/// The container `name`, if there is one, by the ID inspected (never
+/// whatever holds the name by now) and whether it runs; one safeclaw did
+/// not make (without its label) is an error: it may be someone's.
+async fn made_by_safeclaw(docker: &Docker, name: &str) -> Result<Option<(String, bool)>> {
     let c = match docker.inspect_container(name, None).await {
         Ok(c) => c,
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
-        }) => return Ok(()),
+        }) => return Ok(None),
         Err(e) => return Err(engine::failed("inspecting", name, e)),
     };
     let inspect = serde_json::to_value(&c)
@@ -216,16 +232,10 @@ async fn remove_stale(docker: &Docker, name: &str) -> Result<()> {
         ))
         .with_hint("remove it yourself (`docker rm`) or choose another --name"));
     }
-    if c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
-        return Err(Error::usage(format!("{name} is already running"))
-            .with_hint("`safeclaw status` shows it; `safeclaw stop` stops it"));
-    }
-    // By the ID inspected: never whatever holds the name by now.
+    let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
     let id =
         c.id.ok_or_else(|| Error::new(Class::Engine, format!("the engine gave no ID for {name}")))?;
-    force_remove(docker, &id)
-        .await
-        .map_err(|e| engine::failed("removing the old container", name, e))
+    Ok(Some((id, running)))
 }
 
 /// Ends the gateway `name` at once and removes it, its guard given no
@@ -236,24 +246,9 @@ async fn remove_stale(docker: &Docker, name: &str) -> Result<()> {
 pub fn discard(engine: &Engine, name: &str) -> Result<()> {
     let docker = engine.docker()?;
     engine.block_on(async {
-        let c = match docker.inspect_container(name, None).await {
-            Ok(c) => c,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => return Ok(()),
-            Err(e) => return Err(engine::failed("inspecting", name, e)),
+        let Some((id, _)) = made_by_safeclaw(docker, name).await? else {
+            return Ok(());
         };
-        let inspect = serde_json::to_value(&c)
-            .map_err(|e| Error::failure(format!("reading the inspect of {name}: {e}")))?;
-        if !crate::audit::container::is_managed(&inspect) {
-            return Err(Error::usage(format!(
-                "a container named {name} exists and was not made by safeclaw"
-            ))
-            .with_hint("remove it yourself (`docker rm`) or choose another --name"));
-        }
-        let id = c.id.ok_or_else(|| {
-            Error::new(Class::Engine, format!("the engine gave no ID for {name}"))
-        })?;
         force_remove(docker, &id)
             .await
             .map_err(|e| engine::failed("removing", name, e))

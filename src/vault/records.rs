@@ -13,9 +13,9 @@
 //! secrets, so values are kept in zeroizing memory and never printed.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use zeroize::Zeroizing;
@@ -278,17 +278,7 @@ impl Records {
             .create(&at)
             .map_err(|e| Error::io("creating", &at, e))?;
         for (name, value) in self.iter() {
-            let path = at.join(name);
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&path)
-                .map_err(|e| Error::io("creating", &path, e))?;
-            file.write_all(value)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| Error::io("writing", &path, e))?;
+            crate::private_fs::write_new(&at.join(name), value)?;
         }
         Ok(())
     }
