@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::cli::ImageChoice;
 use crate::error::{Error, Result};
-use crate::image::resolve::resolve;
 use crate::image::{image_id, same_id};
 use crate::printer::Printer;
 use crate::runtime::bot::{self, BotSettings};
@@ -250,11 +249,12 @@ pub fn roll_back(
     // Also removes the saved copy: its state is the newest generation now.
     upgrade::save(record)?;
     if start {
-        let choice = ImageChoice {
-            image: Some(runnable(engine, &record.from, printer)?),
-            allow_unpinned_image: false,
-        };
-        let image = resolve(engine, &choice, false, printer)?;
+        // The image it ran before, as it was: not `resolve`, whose check of
+        // the default twin refuses one an older safeclaw built (`up`
+        // rebuilds it), which is what a rollback after an update of
+        // safeclaw returns to. A Nix pin never gets here
+        // (`refuse_under_pin`).
+        let image = runnable(engine, &record.from, printer)?;
         let bot = shared::bot_of(
             settings,
             image,
