@@ -50,8 +50,9 @@ pub fn run(s: Rollback, engine: &Engine, printer: &Printer) -> Result<()> {
     let running = container::is_running(engine, &name)?;
     // The current file may be the failed run's to damage (an interrupted
     // upgrade): the question does without its number then.
+    // Read without the key: a number the container could have written.
     let newest = VaultFile::open(&record.vault)
-        .map(|v| format!("generation {}", v.header().generation))
+        .map(|v| format!("generation {}, unverified", v.header().generation))
         .unwrap_or_else(|_| "the vault's current file".into());
     let when = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(record.at),
@@ -88,9 +89,15 @@ pub fn run(s: Rollback, engine: &Engine, printer: &Printer) -> Result<()> {
             return Ok(());
         }
     }
+    // After an interrupted upgrade the current file was the failed run's
+    // to write: the password opens the saved copy first then.
     let saved = upgrade::saved_path(&name, record.before)?;
-    let opened =
-        VaultFile::open(&record.vault).or_else(|e| VaultFile::open(&saved).map_err(|_| e))?;
+    let (first, second) = if record.phase == Phase::Kept {
+        (&record.vault, &saved)
+    } else {
+        (&saved, &record.vault)
+    };
+    let opened = VaultFile::open(first).or_else(|e| VaultFile::open(second).map_err(|_| e))?;
     let keys = shared::unlock_keys(&opened, &s.start.password, printer)?;
     drop(opened);
     // Before anything is stopped: a copy that cannot serve costs nothing.
@@ -98,8 +105,12 @@ pub fn run(s: Rollback, engine: &Engine, printer: &Printer) -> Result<()> {
     let was_running = container::is_running(engine, &name)?;
     // A kept upgrade's gateway is sealed first: its state is the newest
     // generation afterwards, kept. An unconfirmed one is not.
+    crate::interrupt::check()?;
     let sealed = if was_running && record.phase == Phase::Kept {
-        Some(switch::stop_and_seal(engine, &name, printer)?)
+        switch::stop_and_seal(engine, &name, printer)?;
+        // The number from the vault's authenticated header, not the one
+        // the guard's (forgeable) output gave.
+        Some(switch::authenticated_generation(&record.vault, &keys.data)?)
     } else {
         None
     };

@@ -97,7 +97,20 @@ pub fn stop_and_seal(engine: &Engine, name: &str, printer: &Printer) -> Result<u
     })
 }
 
-/// Refuses `what` (upgrade, rollback) for a safeclaw installed by Nix:
+/// The generation of the vault at `vault`, from its header once its MAC
+/// checked with `key` (a seal's number read from the guard's output is
+/// the gateway's to forge).
+pub fn authenticated_generation(
+    vault: &std::path::Path,
+    key: &crate::vault::crypto::DataKey,
+) -> Result<u64> {
+    let opened = crate::vault::VaultFile::open(vault)?;
+    opened.authenticate(key)?;
+    Ok(opened.header().generation)
+}
+
+/// Refuses an upgrade or a rollback (`how` says what to do instead) for a
+/// safeclaw installed by Nix:
 /// its gateway runs the image the flake pins (docs/upgrade.md, "With Nix").
 pub fn refuse_under_pin(how: &str) -> Result<()> {
     if crate::image::pin::from_env()?.is_some() {

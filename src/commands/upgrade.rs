@@ -23,14 +23,7 @@ use super::{shared, switch};
 pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
     let settings = &s.start.bot;
     let name = settings.name.clone();
-    if crate::image::pin::from_env()?.is_some() {
-        return Err(Error::usage(
-            "this safeclaw comes from Nix: its gateway runs the pinned image",
-        )
-        .with_hint(
-            "upgrade OpenClaw in the flake's lock and rebuild (docs/upgrade.md, \"With Nix\")",
-        ));
-    }
+    switch::refuse_under_pin("upgrade OpenClaw in the flake's lock and rebuild")?;
     let _lock = upgrade::lock(&name)?;
     if let Some(r) = switch::interrupted(&name)? {
         return Err(Error::usage(format!(
@@ -105,10 +98,7 @@ pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
     } else {
         None
     };
-    let current = VaultFile::open(&vault)?;
-    current.authenticate(&keys.data)?;
-    let before = current.header().generation;
-    drop(current);
+    let before = switch::authenticated_generation(&vault, &keys.data)?;
     // The seal's number comes from the guard's output, which the gateway
     // can forge; the header's is authenticated. They must agree, and the
     // vault must not be older than what this host has seen.
