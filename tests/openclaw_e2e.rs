@@ -426,27 +426,8 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         .arg(inputs.join("key"))
         .arg("--telegram-token-file")
         .arg(inputs.join("bot"))
-        .args([
-            "--",
-            "--non-interactive",
-            "--accept-risk",
-            "--mode",
-            "local",
-        ])
-        .args([
-            "--auth-choice",
-            "skip",
-            "--skip-channels",
-            "--skip-health",
-            "--skip-daemon",
-        ])
-        .args([
-            "--skip-search",
-            "--skip-skills",
-            "--skip-ui",
-            "--skip-hooks",
-            "--json",
-        ]);
+        .args(ONBOARD_NON_INTERACTIVE)
+        .arg("--json");
     let out = onboard.assert().success();
     let printed = out.get_output();
     assert!(

@@ -63,21 +63,7 @@ fn a_real_upgrade_keeps_the_state_and_a_broken_release_rolls_back() {
 
     sc().args(["onboard", "--image", &older_tag, "--password-file", "pw"])
         .args(FAST_KDF)
-        .args([
-            "--",
-            "--non-interactive",
-            "--accept-risk",
-            "--mode",
-            "local",
-        ])
-        .args(["--auth-choice", "skip", "--skip-channels", "--skip-health"])
-        .args([
-            "--skip-daemon",
-            "--skip-search",
-            "--skip-skills",
-            "--skip-ui",
-        ])
-        .args(["--skip-hooks"])
+        .args(ONBOARD_NON_INTERACTIVE)
         .assert()
         .success();
     sc().args(["start", "--name", &name, "--image", &older_tag])

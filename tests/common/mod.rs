@@ -20,6 +20,25 @@ pub const FAST_KDF: [&str; 6] = [
     "1",
 ];
 
+/// OpenClaw's onboarding without a terminal, as the README gives it: after
+/// `--` on `safeclaw onboard` or `up` (the real OpenClaw's tests).
+pub const ONBOARD_NON_INTERACTIVE: [&str; 14] = [
+    "--",
+    "--non-interactive",
+    "--accept-risk",
+    "--mode",
+    "local",
+    "--auth-choice",
+    "skip",
+    "--skip-channels",
+    "--skip-health",
+    "--skip-daemon",
+    "--skip-search",
+    "--skip-skills",
+    "--skip-ui",
+    "--skip-hooks",
+];
+
 pub fn safeclaw() -> Command {
     let mut cmd = Command::cargo_bin("safeclaw").unwrap();
     cmd.env_remove("NO_COLOR");
