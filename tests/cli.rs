@@ -645,6 +645,45 @@ fn wipe_source_removes_the_plaintext_after_a_verified_seal() {
 }
 
 #[test]
+fn what_openclaw_rebuilds_is_left_out_of_a_new_vault_with_a_warning() {
+    let s = Setup::new();
+    fs::remove_file(s.path("v.vault")).unwrap();
+    let reference = TempDir::new().unwrap();
+    openclaw_like_tree(&reference.path().join("state"));
+    let assets = s.path("state/cache/control-ui-assets/abc");
+    fs::create_dir_all(&assets).unwrap();
+    fs::write(assets.join("index.js"), "ui").unwrap();
+    create_cmd(&s.path("state"), &s.path("v.vault"))
+        .arg("-q")
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .args(FAST_KDF)
+        .assert()
+        .success()
+        .stderr(predicate::str::ends_with(
+            "\nwarning: left out cache/control-ui-assets: OpenClaw rebuilds it at start (docs/vault-format.md)\n",
+        ));
+    safeclaw()
+        .args(["vault", "export", &s.vault(), "--to"])
+        .arg(s.path("out"))
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .assert()
+        .success();
+    // Everything else, and cache/ itself, as it was.
+    fs::create_dir_all(reference.path().join("state/cache")).unwrap();
+    fs::set_permissions(
+        reference.path().join("state/cache"),
+        fs::metadata(s.path("state/cache")).unwrap().permissions(),
+    )
+    .unwrap();
+    assert_eq!(
+        snapshot(&reference.path().join("state")),
+        snapshot(&s.path("out"))
+    );
+}
+
+#[test]
 fn create_defaults_to_the_private_home() {
     let s = Setup::new();
     let home = s.path("home/.safeclaw");

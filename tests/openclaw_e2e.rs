@@ -338,6 +338,35 @@ fn the_guides_journey_with_the_real_openclaw() {
 
 /// `to` as a path relative to the directory `from` (both absolute, `from`
 /// without links), as a user in `from` would type it.
+/// Waits (at most 90 s) until the gateway has written its Control UI
+/// assets into the state (`vault::regenerable`), and returns their size in
+/// bytes.
+fn regenerated_ui_assets(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> u64 {
+    let dir = format!(
+        "{}/{}",
+        safeclaw::runtime::layout::STATE_DIR,
+        safeclaw::vault::regenerable::REGENERABLE[0]
+    );
+    let start = Instant::now();
+    loop {
+        let (code, out) = exec_raw(rt, docker, name, &["du", "-sk", &dir]);
+        let kb: u64 = out
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        // An empty directory is made at start; the assets come later.
+        if code == 0 && kb > 1024 {
+            return kb * 1024;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "OpenClaw never wrote {dir}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn relative_to(from: &Path, to: &Path) -> PathBuf {
     let up = from.components().skip(1).map(|_| "..");
     up.collect::<PathBuf>()
@@ -749,10 +778,24 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         )));
 
     // 4. Stop, start: the approval, the owner and the memory are still there.
+    //    What OpenClaw rebuilds (its Control UI assets, about 54 MB) was in
+    //    the state, is not sealed, and is written again after the start.
+    let ui_assets = regenerated_ui_assets(rt, docker, &j.name);
     sweep("before a stop");
     assert!(j.stop(&j.name).contains("state sealed as generation"));
+    let sealed = fs::metadata(j.vault()).unwrap().len();
+    eprintln!(
+        "vault after a run: {} KB; the UI assets left out: {} KB",
+        sealed / 1000,
+        ui_assets / 1000
+    );
+    assert!(
+        sealed < ui_assets / 4,
+        "the vault ({sealed} bytes) still holds the UI assets ({ui_assets} bytes)"
+    );
     j.start(&j.vault(), &j.name);
     wait_healthy(rt, docker, &j.name);
+    regenerated_ui_assets(rt, docker, &j.name);
     let allowed = sql(
         rt,
         docker,
@@ -829,6 +872,10 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
         .env("SAFECLAW_HOME", j.home())
         .assert()
         .success();
+    assert!(data.join("openclaw.json").is_file());
+    assert!(!data
+        .join(safeclaw::vault::regenerable::REGENERABLE[0])
+        .exists());
     // The guide onboarded as root with its state at /root/.openclaw: its
     // config names that directory in absolute paths.
     let config = data.join("openclaw.json");

@@ -45,6 +45,13 @@ pub fn run(args: VaultCreate, printer: &Printer) -> Result<()> {
     });
     bar.finish_and_clear();
     let stats = stats?;
+    // A warning, not a note: with --wipe-source it is gone from the disk
+    // too, and the directory need not be OpenClaw's.
+    for left_out in &stats.regenerable {
+        printer.warn(&format!(
+            "left out {left_out}: OpenClaw rebuilds it at start (docs/vault-format.md)"
+        ));
+    }
     for skipped in &stats.skipped {
         if skipped == archive::SKIPPED_RECORDS_DIR {
             if !args.with_records {

@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::records::{self, Records, RECORDS_DIR};
+use super::regenerable::is_regenerable;
 use crate::error::{Error, Result};
 use crate::interrupt;
 
@@ -36,6 +37,10 @@ pub struct Stats {
     /// entries taken as the state's own (`SKIPPED_FOREIGN_RECORDS`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// When packing: the paths of `regenerable::REGENERABLE` that were
+    /// there and left out (OpenClaw rebuilds them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regenerable: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -114,6 +119,10 @@ pub fn content_size(root: &Path) -> u64 {
             if dir == root && entry.file_name() == RECORDS_DIR {
                 continue;
             }
+            let path = entry.path();
+            if path.strip_prefix(root).is_ok_and(is_regenerable) {
+                continue;
+            }
             match entry.metadata() {
                 Ok(m) if m.is_dir() => stack.push(entry.path()),
                 Ok(m) if m.is_file() => total += m.len(),
@@ -126,7 +135,8 @@ pub fn content_size(root: &Path) -> u64 {
 
 /// Writes a tar of `records` and then of the directory `root` into `out`,
 /// the tree's entries in sorted order. A `.safeclaw` at the top of the tree
-/// is skipped, whatever it is. `progress` is called with the number of
+/// is skipped, whatever it is, and so is what OpenClaw rebuilds
+/// (`regenerable::REGENERABLE`). `progress` is called with the number of
 /// content bytes read so far.
 pub fn pack(
     root: &Path,
@@ -243,6 +253,11 @@ fn pack_dir<W: Write>(
             continue;
         }
         let rel = rel.join(&name);
+        if is_regenerable(&rel) {
+            // Like `.safeclaw`: left out whatever it is, not looked at.
+            walk.stats.regenerable.push(rel.display().to_string());
+            continue;
+        }
         let path = root.join(&rel);
         let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
         let ft = meta.file_type();
@@ -1705,6 +1720,48 @@ mod tests {
     }
 
     #[test]
+    fn what_openclaw_rebuilds_is_neither_packed_nor_counted_nor_followed() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path().join("state");
+        state(&root);
+        let assets = root.join("cache/control-ui-assets/abc/assets");
+        fs::create_dir_all(&assets).unwrap();
+        fs::write(assets.join("index.js"), vec![b'x'; 4096]).unwrap();
+        // Beside it in cache/, and the same name deeper: both kept.
+        fs::write(root.join("cache/models.json"), "[]").unwrap();
+        fs::create_dir_all(root.join("workspace/cache/control-ui-assets")).unwrap();
+        fs::write(root.join("workspace/cache/control-ui-assets/note"), "mine").unwrap();
+        let (stats, tar) = packed(&root, &Records::new());
+        let paths: Vec<String> = entries_of(&tar).into_iter().map(|(p, _)| p).collect();
+        assert!(
+            !paths
+                .iter()
+                .any(|p| p.starts_with("cache/control-ui-assets")),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"cache/models.json".to_string()),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"workspace/cache/control-ui-assets/note".to_string()),
+            "{paths:?}"
+        );
+        assert_eq!(stats.regenerable, ["cache/control-ui-assets"]);
+        assert!(stats.skipped.is_empty(), "{:?}", stats.skipped);
+        assert_eq!(stats.bytes, content_size(&root));
+        assert_eq!(stats.bytes, 2 + 3 + 2 + 4);
+        // A link in its place is not followed (nor archived as a link).
+        fs::remove_dir_all(root.join("cache/control-ui-assets")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("cache/control-ui-assets")).unwrap();
+        let (stats, tar) = packed(&root, &Records::new());
+        assert_eq!(stats.symlinks, 0);
+        assert!(!entries_of(&tar)
+            .iter()
+            .any(|(p, _)| p.starts_with("cache/control-ui-assets")));
+    }
+
+    #[test]
     fn records_are_packed_first_and_round_trip_off_the_disk() {
         let tmp = tempfile::TempDir::new().unwrap();
         let root = tmp.path().join("state");
@@ -1740,6 +1797,7 @@ mod tests {
             unpacked,
             Stats {
                 skipped: vec![],
+                regenerable: vec![],
                 ..stats.clone()
             }
         );

@@ -7,6 +7,7 @@
 //! - `archive`: tar packing and hostile-input-aware extraction;
 //! - `records`: safeclaw's records, carried in the archive out of the
 //!   agent's reach;
+//! - `regenerable`: what OpenClaw rebuilds, left out of every seal;
 //! - this file: files on disk, composed from the above.
 
 pub mod archive;
@@ -14,6 +15,7 @@ pub mod crypto;
 pub mod format;
 pub mod generations;
 pub mod records;
+pub mod regenerable;
 pub mod stream;
 
 pub use records::{Records, RECORDS_DIR};

@@ -111,19 +111,30 @@ impl<'a> Checkpoints<'a> {
     }
 }
 
-/// Copies a directory tree (files, directories, symlinks) as it is now.
+/// Copies a directory tree (files, directories, symlinks) as it is now,
+/// but for what OpenClaw rebuilds: the seal would leave it out, so the
+/// gateway is not kept frozen while it is copied.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    copy_dir(from, to, Path::new(""))
+}
+
+fn copy_dir(from_root: &Path, to_root: &Path, rel: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir(to).map_err(|e| Error::io("creating", to, e))?;
-    let entries = std::fs::read_dir(from).map_err(|e| Error::io("reading", from, e))?;
+    let (from, to) = (from_root.join(rel), to_root.join(rel));
+    std::fs::create_dir(&to).map_err(|e| Error::io("creating", &to, e))?;
+    let entries = std::fs::read_dir(&from).map_err(|e| Error::io("reading", &from, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io("reading", from, e))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let entry = entry.map_err(|e| Error::io("reading", &from, e))?;
+        let rel = rel.join(entry.file_name());
+        if vault::regenerable::is_regenerable(&rel) {
+            continue;
+        }
+        let (src, dst) = (from_root.join(&rel), to_root.join(&rel));
         let ft = entry
             .file_type()
             .map_err(|e| Error::io("reading", &src, e))?;
         if ft.is_dir() {
-            copy_tree(&src, &dst)?;
+            copy_dir(from_root, to_root, &rel)?;
             let mode = std::fs::metadata(&src)
                 .map_err(|e| Error::io("reading", &src, e))?
                 .permissions()
@@ -138,4 +149,45 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_leaves_out_what_openclaw_rebuilds_and_keeps_the_rest() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let (from, to) = (tmp.path().join("state"), tmp.path().join("staging"));
+        std::fs::create_dir_all(from.join("cache/control-ui-assets/abc")).unwrap();
+        std::fs::write(from.join("cache/control-ui-assets/abc/a.js"), "x").unwrap();
+        std::fs::write(from.join("cache/keep.json"), "{}").unwrap();
+        std::fs::create_dir_all(from.join("workspace")).unwrap();
+        std::fs::write(from.join("workspace/MEMORY.md"), "tea").unwrap();
+        std::os::unix::fs::symlink("MEMORY.md", from.join("workspace/link")).unwrap();
+        std::fs::create_dir_all(from.join("workspace/cache/control-ui-assets")).unwrap();
+        std::fs::write(from.join("workspace/cache/control-ui-assets/n"), "mine").unwrap();
+        copy_tree(&from, &to).unwrap();
+        assert!(!to.join("cache/control-ui-assets").exists());
+        assert_eq!(
+            std::fs::read(to.join("workspace/cache/control-ui-assets/n")).unwrap(),
+            b"mine"
+        );
+        // A link in its place is neither followed nor copied.
+        std::fs::remove_dir_all(from.join("cache/control-ui-assets")).unwrap();
+        std::os::unix::fs::symlink("/etc", from.join("cache/control-ui-assets")).unwrap();
+        std::fs::remove_dir_all(&to).unwrap();
+        copy_tree(&from, &to).unwrap();
+        assert!(std::fs::symlink_metadata(to.join("cache/control-ui-assets")).is_err());
+        assert_eq!(std::fs::read(to.join("cache/keep.json")).unwrap(), b"{}");
+        assert_eq!(std::fs::read(to.join("cache/keep.json")).unwrap(), b"{}");
+        assert_eq!(
+            std::fs::read(to.join("workspace/MEMORY.md")).unwrap(),
+            b"tea"
+        );
+        assert_eq!(
+            std::fs::read_link(to.join("workspace/link")).unwrap(),
+            Path::new("MEMORY.md")
+        );
+    }
 }
