@@ -348,6 +348,7 @@ fn regenerated_ui_assets(rt: &tokio::runtime::Runtime, docker: &Docker, name: &s
         safeclaw::vault::regenerable::REGENERABLE[0]
     );
     let start = Instant::now();
+    let mut last = 0;
     loop {
         let (code, out) = exec_raw(rt, docker, name, &["du", "-sk", &dir]);
         let kb: u64 = out
@@ -355,10 +356,12 @@ fn regenerated_ui_assets(rt: &tokio::runtime::Runtime, docker: &Docker, name: &s
             .next()
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        // An empty directory is made at start; the assets come later.
-        if code == 0 && kb > 1024 {
+        // An empty directory is made at start; the assets come later, and
+        // are whole once two readings agree.
+        if code == 0 && kb > 1024 && kb == last {
             return kb * 1024;
         }
+        last = kb;
         assert!(
             start.elapsed() < Duration::from_secs(90),
             "OpenClaw never wrote {dir}: {out}"

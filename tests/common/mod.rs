@@ -20,24 +20,10 @@ pub const FAST_KDF: [&str; 6] = [
     "1",
 ];
 
-/// OpenClaw's onboarding without a terminal, as the README gives it: after
-/// `--` on `safeclaw onboard` or `up` (the real OpenClaw's tests).
-pub const ONBOARD_NON_INTERACTIVE: [&str; 14] = [
-    "--",
-    "--non-interactive",
-    "--accept-risk",
-    "--mode",
-    "local",
-    "--auth-choice",
-    "skip",
-    "--skip-channels",
-    "--skip-health",
-    "--skip-daemon",
-    "--skip-search",
-    "--skip-skills",
-    "--skip-ui",
-    "--skip-hooks",
-];
+mod onboard_flags;
+// Not every test crate onboards.
+#[allow(unused_imports)]
+pub use onboard_flags::ONBOARD_NON_INTERACTIVE;
 
 pub fn safeclaw() -> Command {
     let mut cmd = Command::cargo_bin("safeclaw").unwrap();
@@ -70,9 +56,32 @@ pub fn safeclaw_offline() -> Option<Command> {
     Some(cmd)
 }
 
-/// The SAFECLAW_HOME every command of this test process runs with.
+const TEST_HOME_PREFIX: &str = "safeclaw-test-home-";
+
+/// The SAFECLAW_HOME every command of this test process runs with. A test
+/// process cannot clean up after its last test (no hook runs then), so the
+/// first call removes the homes of test processes that have ended.
 pub fn test_home() -> PathBuf {
-    std::env::temp_dir().join(format!("safeclaw-test-home-{}", std::process::id()))
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(TEST_HOME_PREFIX))
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+    std::env::temp_dir().join(format!("{TEST_HOME_PREFIX}{}", std::process::id()))
 }
 
 /// `safeclaw vault export VAULT --to DIR --password-file PW`.
