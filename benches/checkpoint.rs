@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 
 use safeclaw::runtime::guard::protocol::{self, GuardSettings, Status};
 
+#[path = "../tests/common/shared_with_benches.rs"]
+#[allow(dead_code)]
+mod shared_with_benches;
+
 const BIN: &str = env!("CARGO_BIN_EXE_safeclaw");
 
 /// xorshift bytes: incompressible, like a database of embeddings or the
@@ -77,18 +81,9 @@ fn measure(dir: &Path, tree: &Path, runs: usize, change: f64) -> Figures {
     std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let vault = dir.join("v.vault");
     let ok = Command::new(BIN)
-        .args([
-            "-q",
-            "vault",
-            "create",
-            "--kdf-memory",
-            "64KiB",
-            "--kdf-iterations",
-            "1",
-            "--kdf-parallelism",
-            "1",
-            "--from",
-        ])
+        .args(["-q", "vault", "create"])
+        .args(shared_with_benches::FAST_KDF)
+        .arg("--from")
         .arg(tree)
         .arg("--out")
         .arg(&vault)

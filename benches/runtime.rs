@@ -20,9 +20,10 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 
-#[path = "../tests/common/onboard_flags.rs"]
-mod onboard_flags;
-use onboard_flags::ONBOARD_NON_INTERACTIVE;
+#[path = "../tests/common/shared_with_benches.rs"]
+#[allow(dead_code)]
+mod shared_with_benches;
+use shared_with_benches::{exec_raw, wait_for_ui_assets, ONBOARD_NON_INTERACTIVE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_safeclaw");
 const STANDIN: &str = env!("CARGO_BIN_EXE_openclaw-standin");
@@ -299,20 +300,8 @@ fn firewall(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw: &Pat
         "\negress firewall: start to /healthz answering, stand-in gateway, 10 MiB state ({FIREWALL_RUNS} runs each, interleaved)"
     );
     println!("{:<44} {:>9} {:>9} {:>9}", "setup", "median", "min", "max");
-    let row = |label: &str, v: &[f64]| {
-        let (min, max) = (
-            v.iter().copied().fold(f64::INFINITY, f64::min),
-            v.iter().copied().fold(0.0, f64::max),
-        );
-        println!(
-            "{label:<44} {:>7.2} s {:>7.2} s {:>7.2} s",
-            median(v.to_vec()),
-            min,
-            max
-        );
-    };
-    row("locked (proxy container, relay)", &locked);
-    row("--egress open (the engine's bridge)", &open);
+    spread_row(44, "locked (proxy container, relay)", &locked);
+    spread_row(44, "--egress open (the engine's bridge)", &open);
     let _ = rt.block_on(docker.remove_container(
         &name,
         Some(RemoveContainerOptionsBuilder::new().force(true).build()),
@@ -322,6 +311,21 @@ fn firewall(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw: &Pat
         "{:<44} {:>7.0} ms (target: under 300 ms)",
         "added by the firewall (medians)",
         added * 1000.0
+    );
+}
+
+/// A table row: `label` (padded to `width`), then the median, minimum and
+/// maximum of `v` in seconds.
+fn spread_row(width: usize, label: &str, v: &[f64]) {
+    let (min, max) = (
+        v.iter().copied().fold(f64::INFINITY, f64::min),
+        v.iter().copied().fold(0.0, f64::max),
+    );
+    println!(
+        "{label:<width$} {:>7.2} s {:>7.2} s {:>7.2} s",
+        median(v.to_vec()),
+        min,
+        max
     );
 }
 
@@ -400,7 +404,7 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     // the onboarded state and writes its caches. Sealed at stop.
     start(&[]);
     rt.block_on(wait_healthy(docker, &name));
-    let assets = rt.block_on(ui_assets_bytes(docker, &name));
+    let assets = wait_for_ui_assets(|cmd| exec_raw(rt, docker, &name, cmd));
     safeclaw(&["-q", "stop", "--name", &name]);
     let plain_state = work.join("oc-plain");
     safeclaw(&[
@@ -416,7 +420,7 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     // And one of the peer, which writes the UI assets into its plaintext
     // state (safeclaw's vault leaves them out: `vault::regenerable`).
     rt.block_on(start_plain(docker, &plain, image, &plain_state));
-    rt.block_on(ui_assets_bytes(docker, &plain));
+    wait_for_ui_assets(|cmd| exec_raw(rt, docker, &plain, cmd));
     remove(&plain);
 
     let (mut returned, mut ours, mut peer) = (Vec::new(), Vec::new(), Vec::new());
@@ -439,21 +443,17 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
          {runs} runs each, interleaved"
     );
     println!("{:<50} {:>9} {:>9} {:>9}", "setup", "median", "min", "max");
-    let row = |label: &str, v: &[f64]| {
-        let (min, max) = (
-            v.iter().copied().fold(f64::INFINITY, f64::min),
-            v.iter().copied().fold(0.0, f64::max),
-        );
-        println!(
-            "{label:<50} {:>7.2} s {:>7.2} s {:>7.2} s",
-            median(v.to_vec()),
-            min,
-            max
-        );
-    };
-    row("safeclaw start returns (Argon2id, tmpfs, proxy)", &returned);
-    row("safeclaw start, egress locked: /healthz", &ours);
-    row("docker run, plaintext state bind-mounted: /healthz", &peer);
+    spread_row(
+        50,
+        "safeclaw start returns (Argon2id, tmpfs, proxy)",
+        &returned,
+    );
+    spread_row(50, "safeclaw start, egress locked: /healthz", &ours);
+    spread_row(
+        50,
+        "docker run, plaintext state bind-mounted: /healthz",
+        &peer,
+    );
     println!(
         "{:<50} {:>7.2}x (target: level)",
         "ratio of medians",
@@ -467,7 +467,7 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     let kept = KEPT.to_string();
     start(&["--keep-generations", &kept, "--checkpoint-interval", "0"]);
     rt.block_on(wait_healthy(docker, &name));
-    rt.block_on(ui_assets_bytes(docker, &name));
+    wait_for_ui_assets(|cmd| exec_raw(rt, docker, &name, cmd));
     for hour in 0..=KEPT + 1 {
         let value = (300 + hour).to_string();
         safeclaw(&[
@@ -517,54 +517,4 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     );
     remove(&name);
     remove_image(rt, docker, image);
-}
-
-/// Waits (at most 90 s) until the gateway in `name` has written its
-/// Control UI assets (about 10 s after it starts), and returns their size.
-async fn ui_assets_bytes(docker: &Docker, name: &str) -> u64 {
-    let dir = format!(
-        "{}/{}",
-        safeclaw::runtime::layout::STATE_DIR,
-        safeclaw::vault::regenerable::REGENERABLE[0]
-    );
-    let start = Instant::now();
-    let mut last = 0;
-    loop {
-        let created = docker
-            .create_exec(
-                name,
-                ExecConfig {
-                    cmd: Some(vec!["du".into(), "-sk".into(), dir.clone()]),
-                    attach_stdout: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let mut kb = 0u64;
-        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
-            docker.start_exec(&created.id, None).await.unwrap()
-        {
-            use futures_util::StreamExt;
-            let mut text = String::new();
-            while let Some(Ok(chunk)) = output.next().await {
-                text.push_str(&chunk.to_string());
-            }
-            kb = text
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-        }
-        // Whole once two readings agree.
-        if kb > 1024 && kb == last {
-            return kb * 1024;
-        }
-        last = kb;
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "{name}: OpenClaw never wrote {dir}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }

@@ -663,11 +663,7 @@ fn what_openclaw_rebuilds_is_left_out_of_a_new_vault_with_a_warning() {
         .stderr(predicate::str::ends_with(
             "\nwarning: left out cache/control-ui-assets: OpenClaw rebuilds it at start (docs/vault-format.md)\n",
         ));
-    safeclaw()
-        .args(["vault", "export", &s.vault(), "--to"])
-        .arg(s.path("out"))
-        .arg("--password-file")
-        .arg(s.path("pw"))
+    export_cmd(s.vault(), s.path("out"), s.path("pw"))
         .assert()
         .success();
     // Everything else, and cache/ itself, as it was.

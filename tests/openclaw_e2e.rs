@@ -338,38 +338,6 @@ fn the_guides_journey_with_the_real_openclaw() {
 
 /// `to` as a path relative to the directory `from` (both absolute, `from`
 /// without links), as a user in `from` would type it.
-/// Waits (at most 90 s) until the gateway has written its Control UI
-/// assets into the state (`vault::regenerable`), and returns their size in
-/// bytes.
-fn regenerated_ui_assets(rt: &tokio::runtime::Runtime, docker: &Docker, name: &str) -> u64 {
-    let dir = format!(
-        "{}/{}",
-        safeclaw::runtime::layout::STATE_DIR,
-        safeclaw::vault::regenerable::REGENERABLE[0]
-    );
-    let start = Instant::now();
-    let mut last = 0;
-    loop {
-        let (code, out) = exec_raw(rt, docker, name, &["du", "-sk", &dir]);
-        let kb: u64 = out
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        // An empty directory is made at start; the assets come later, and
-        // are whole once two readings agree.
-        if code == 0 && kb > 1024 && kb == last {
-            return kb * 1024;
-        }
-        last = kb;
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "OpenClaw never wrote {dir}: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 fn relative_to(from: &Path, to: &Path) -> PathBuf {
     let up = from.components().skip(1).map(|_| "..");
     up.collect::<PathBuf>()
@@ -783,7 +751,7 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     // 4. Stop, start: the approval, the owner and the memory are still there.
     //    What OpenClaw rebuilds (its Control UI assets, about 54 MB) was in
     //    the state, is not sealed, and is written again after the start.
-    let ui_assets = regenerated_ui_assets(rt, docker, &j.name);
+    let ui_assets = wait_for_ui_assets(|cmd| exec_raw(rt, docker, &j.name, cmd));
     sweep("before a stop");
     assert!(j.stop(&j.name).contains("state sealed as generation"));
     let sealed = fs::metadata(j.vault()).unwrap().len();
@@ -798,7 +766,7 @@ fn journey(rt: &tokio::runtime::Runtime, docker: &Docker, j: &Journey) {
     );
     j.start(&j.vault(), &j.name);
     wait_healthy(rt, docker, &j.name);
-    regenerated_ui_assets(rt, docker, &j.name);
+    wait_for_ui_assets(|cmd| exec_raw(rt, docker, &j.name, cmd));
     let allowed = sql(
         rt,
         docker,

@@ -10,20 +10,10 @@ use assert_cmd::Command;
 use bollard::Docker;
 use std::time::{Duration, Instant};
 
-/// Cheap Argon2 so tests stay fast; the format and code paths are the same.
-pub const FAST_KDF: [&str; 6] = [
-    "--kdf-memory",
-    "64KiB",
-    "--kdf-iterations",
-    "1",
-    "--kdf-parallelism",
-    "1",
-];
-
-mod onboard_flags;
-// Not every test crate onboards.
+mod shared_with_benches;
+// Not every test crate uses all of them.
 #[allow(unused_imports)]
-pub use onboard_flags::ONBOARD_NON_INTERACTIVE;
+pub use shared_with_benches::{exec_raw, wait_for_ui_assets, FAST_KDF, ONBOARD_NON_INTERACTIVE};
 
 pub fn safeclaw() -> Command {
     let mut cmd = Command::cargo_bin("safeclaw").unwrap();
@@ -880,47 +870,4 @@ pub fn placeholder_of(listed: &serde_json::Value, name: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
-}
-
-/// Runs `cmd` in the container as the harness, not as safeclaw: what the
-/// bot itself or Telegram would cause. Returns (exit code, stdout+stderr).
-pub fn exec_raw(
-    rt: &tokio::runtime::Runtime,
-    docker: &Docker,
-    name: &str,
-    cmd: &[&str],
-) -> (i64, String) {
-    rt.block_on(async {
-        let created = docker
-            .create_exec(
-                name,
-                bollard::models::ExecConfig {
-                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-                    env: Some(vec![
-                        "OPENCLAW_STATE_DIR=/state".into(),
-                        "HOME=/home/openclaw".into(),
-                    ]),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let mut text = String::new();
-        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
-            docker.start_exec(&created.id, None).await.unwrap()
-        {
-            while let Some(Ok(o)) = futures_util::StreamExt::next(&mut output).await {
-                text.push_str(&o.to_string());
-            }
-        }
-        let code = docker
-            .inspect_exec(&created.id)
-            .await
-            .unwrap()
-            .exit_code
-            .unwrap_or(-1);
-        (code, text)
-    })
 }
