@@ -3,6 +3,9 @@
 //! checkpoint tmpfs, thawed (SIGCONT), and the copy sealed into the
 //! vault's next generation on a thread of its own, one seal at a time.
 
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -114,38 +117,94 @@ impl<'a> Checkpoints<'a> {
 /// Copies a directory tree (files, directories, symlinks) as it is now,
 /// but for what OpenClaw rebuilds: the seal would leave it out, so the
 /// gateway is not kept frozen while it is copied.
+///
+/// Both trees are hostile ground: a process of the gateway's user that the
+/// freeze did not reach (one that left the process group) can swap an
+/// entry for a link between two looks at it, in the state or in the copy.
+/// So every step is relative to an open directory and takes the type from
+/// the descriptor it opened: nothing is opened through a link (O_NOFOLLOW;
+/// a link is read with readlinkat and copied as a link), nothing is
+/// created where something already is (O_EXCL, mkdirat), and FIFOs,
+/// sockets and devices are left out (the seal would skip them too).
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    copy_dir(from, to, Path::new(""))
+    use rustix::fs::{Mode, OFlags};
+    let dir = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let source = rustix::fs::open(from, dir, Mode::empty())
+        .map_err(|e| Error::io("reading", from, e.into()))?;
+    std::fs::create_dir(to).map_err(|e| Error::io("creating", to, e))?;
+    let target = rustix::fs::open(to, dir, Mode::empty())
+        .map_err(|e| Error::io("creating", to, e.into()))?;
+    copy_dir(&source, &target, to, Path::new(""))
 }
 
-fn copy_dir(from_root: &Path, to_root: &Path, rel: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let (from, to) = (from_root.join(rel), to_root.join(rel));
-    std::fs::create_dir(&to).map_err(|e| Error::io("creating", &to, e))?;
-    let entries = std::fs::read_dir(&from).map_err(|e| Error::io("reading", &from, e))?;
+/// Copies the entries of the open directory `from` into the open
+/// directory `to`; `to_root` and `rel` only name things in errors and
+/// match `REGENERABLE`.
+fn copy_dir(from: &OwnedFd, to: &OwnedFd, to_root: &Path, rel: &Path) -> Result<()> {
+    use rustix::fs::{FileType, Mode, OFlags};
+    use rustix::io::Errno;
+    let entries = rustix::fs::Dir::read_from(from)
+        .map_err(|e| Error::io("reading", &to_root.join(rel), e.into()))?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io("reading", &from, e))?;
-        let rel = rel.join(entry.file_name());
+        let entry = entry.map_err(|e| Error::io("reading", &to_root.join(rel), e.into()))?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let rel = rel.join(OsStr::from_bytes(name.to_bytes()));
         if vault::regenerable::is_regenerable(&rel) {
             continue;
         }
-        let (src, dst) = (from_root.join(&rel), to_root.join(&rel));
-        let ft = entry
-            .file_type()
-            .map_err(|e| Error::io("reading", &src, e))?;
-        if ft.is_dir() {
-            copy_dir(from_root, to_root, &rel)?;
-            let mode = std::fs::metadata(&src)
-                .map_err(|e| Error::io("reading", &src, e))?
-                .permissions()
-                .mode();
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::io("copying", &dst, e))?;
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(&src).map_err(|e| Error::io("reading", &src, e))?;
-            std::os::unix::fs::symlink(target, &dst).map_err(|e| Error::io("copying", &dst, e))?;
-        } else if ft.is_file() {
-            std::fs::copy(&src, &dst).map_err(|e| Error::io("copying", &dst, e))?;
+        let dst = to_root.join(&rel);
+        let copy_err = |e: Errno| Error::io("copying", &dst, e.into());
+        // O_NONBLOCK: a FIFO opens at once (and is then left out).
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+        let src = match rustix::fs::openat(from, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            // A link: copied as a link, never followed.
+            Err(Errno::LOOP) => {
+                let target = rustix::fs::readlinkat(from, name, Vec::new()).map_err(copy_err)?;
+                rustix::fs::symlinkat(target.as_c_str(), to, name).map_err(copy_err)?;
+                continue;
+            }
+            // A socket, or gone since it was listed.
+            Err(Errno::NXIO | Errno::NOENT) => continue,
+            Err(e) => return Err(copy_err(e)),
+        };
+        let stat = rustix::fs::fstat(&src).map_err(copy_err)?;
+        let mode = Mode::from_raw_mode(stat.st_mode & 0o777);
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Directory => {
+                rustix::fs::mkdirat(to, name, Mode::RWXU).map_err(copy_err)?;
+                let sub = rustix::fs::openat(
+                    to,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(copy_err)?;
+                copy_dir(&src, &sub, to_root, &rel)?;
+                rustix::fs::fchmod(&sub, mode).map_err(copy_err)?;
+            }
+            FileType::RegularFile => {
+                let out = rustix::fs::openat(
+                    to,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::RUSR | Mode::WUSR,
+                )
+                .map_err(copy_err)?;
+                let mut out = std::fs::File::from(out);
+                std::io::copy(&mut std::fs::File::from(src), &mut out)
+                    .map_err(|e| Error::io("copying", &dst, e))?;
+                rustix::fs::fchmod(&out, mode).map_err(copy_err)?;
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -167,8 +226,32 @@ mod tests {
         std::os::unix::fs::symlink("MEMORY.md", from.join("workspace/link")).unwrap();
         std::fs::create_dir_all(from.join("workspace/cache/control-ui-assets")).unwrap();
         std::fs::write(from.join("workspace/cache/control-ui-assets/n"), "mine").unwrap();
+        // Modes kept; a FIFO left out without blocking; a link to a file
+        // outside copied as the link, not as what it points to.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            from.join("workspace"),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            from.join("workspace/MEMORY.md"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, from.join("fifo"), rustix::fs::Mode::RUSR).unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::write(&outside, "not the state's").unwrap();
+        std::os::unix::fs::symlink(&outside, from.join("out")).unwrap();
         copy_tree(&from, &to).unwrap();
         assert!(!to.join("cache/control-ui-assets").exists());
+        assert!(std::fs::symlink_metadata(to.join("fifo")).is_err());
+        assert_eq!(std::fs::read_link(to.join("out")).unwrap(), outside);
+        let mode = |p: &str| std::fs::metadata(to.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            (mode("workspace"), mode("workspace/MEMORY.md")),
+            (0o750, 0o640)
+        );
         assert_eq!(
             std::fs::read(to.join("workspace/cache/control-ui-assets/n")).unwrap(),
             b"mine"
