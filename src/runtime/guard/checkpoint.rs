@@ -4,6 +4,7 @@
 //! vault's next generation on a thread of its own, one seal at a time.
 
 use std::ffi::OsStr;
+use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -15,7 +16,8 @@ use rustix::process::{Pid, Signal};
 use super::protocol::{GuardSettings, Status};
 use super::say;
 use crate::error::{Error, Result};
-use crate::vault::{self, crypto::DataKey, Records};
+use crate::vault::{self, archive, crypto::DataKey, Records};
+use rustix::fs::{Mode, OFlags};
 
 /// Periodic and on-demand checkpoints of the running gateway's state.
 pub struct Checkpoints<'a> {
@@ -75,7 +77,7 @@ impl<'a> Checkpoints<'a> {
         self.last = Instant::now();
         self.wait();
         let staging = self.settings.checkpoint_dir.join("state");
-        let _ = std::fs::remove_dir_all(&staging);
+        remove_copy(&staging);
         let started = Instant::now();
         let _ = rustix::process::kill_process_group(self.gateway, Signal::STOP);
         let copied = copy_tree(&self.settings.state, &staging);
@@ -88,7 +90,7 @@ impl<'a> Checkpoints<'a> {
         let pause = started.elapsed();
         if let Err(e) = copied {
             say(&Status::CheckpointSkipped(e.message));
-            let _ = std::fs::remove_dir_all(&staging);
+            remove_copy(&staging);
             return;
         }
         let (vault, key, keep, records) = (
@@ -109,7 +111,7 @@ impl<'a> Checkpoints<'a> {
                 Err(e) => say(&Status::CheckpointFailed(e.message)),
             }
             skills.check_mount();
-            let _ = std::fs::remove_dir_all(&staging);
+            remove_copy(&staging);
         }));
     }
 }
@@ -127,25 +129,38 @@ impl<'a> Checkpoints<'a> {
 /// created where something already is (O_EXCL, mkdirat), and FIFOs,
 /// sockets and devices are left out (the seal would skip them too).
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    use rustix::fs::{Mode, OFlags};
-    let dir = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let source = rustix::fs::open(from, dir, Mode::empty())
+    let source = rustix::fs::open(from, DIR_FLAGS, Mode::empty())
         .map_err(|e| Error::io("reading", from, e.into()))?;
     std::fs::create_dir(to).map_err(|e| Error::io("creating", to, e))?;
-    let target = rustix::fs::open(to, dir, Mode::empty())
+    let target = rustix::fs::open(to, DIR_FLAGS, Mode::empty())
         .map_err(|e| Error::io("creating", to, e.into()))?;
-    copy_dir(&source, &target, to, Path::new(""))
+    copy_dir(&source, &target, to, Path::new(""), &mut 0)
 }
+
+/// Opens a directory, never through a link.
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
 
 /// Copies the entries of the open directory `from` into the open
 /// directory `to`; `to_root` and `rel` only name things in errors and
-/// match `REGENERABLE`.
-fn copy_dir(from: &OwnedFd, to: &OwnedFd, to_root: &Path, rel: &Path) -> Result<()> {
-    use rustix::fs::{FileType, Mode, OFlags};
+/// match `REGENERABLE`. `entries` counts what was copied so far: the copy
+/// stops at the vault's limits (`archive::MAX_ENTRIES`, `MAX_DEPTH`,
+/// `MAX_PATH_BYTES`), which the seal would refuse anyway, so a tree the
+/// agent made deep or keeps filling cannot hold the gateway frozen.
+fn copy_dir(
+    from: &OwnedFd,
+    to: &OwnedFd,
+    to_root: &Path,
+    rel: &Path,
+    entries: &mut u64,
+) -> Result<()> {
+    use rustix::fs::FileType;
     use rustix::io::Errno;
-    let entries = rustix::fs::Dir::read_from(from)
+    let listing = rustix::fs::Dir::read_from(from)
         .map_err(|e| Error::io("reading", &to_root.join(rel), e.into()))?;
-    for entry in entries {
+    for entry in listing {
         let entry = entry.map_err(|e| Error::io("reading", &to_root.join(rel), e.into()))?;
         let name = entry.file_name();
         if name == c"." || name == c".." {
@@ -155,9 +170,30 @@ fn copy_dir(from: &OwnedFd, to: &OwnedFd, to_root: &Path, rel: &Path) -> Result<
         if vault::regenerable::is_regenerable(&rel) {
             continue;
         }
+        *entries += 1;
+        if *entries > archive::MAX_ENTRIES
+            || rel.components().count() > archive::MAX_DEPTH
+            || rel.as_os_str().len() > archive::MAX_PATH_BYTES
+        {
+            return Err(Error::failure(format!(
+                "the state is beyond what a vault holds ({} entries, {} levels, paths of {} bytes) at {}",
+                archive::MAX_ENTRIES,
+                archive::MAX_DEPTH,
+                archive::MAX_PATH_BYTES,
+                rel.display()
+            )));
+        }
+        // FIFOs, sockets and devices are not sealed: not even opened.
+        if !matches!(
+            entry.file_type(),
+            FileType::Directory | FileType::RegularFile | FileType::Symlink | FileType::Unknown
+        ) {
+            continue;
+        }
         let dst = to_root.join(&rel);
         let copy_err = |e: Errno| Error::io("copying", &dst, e.into());
-        // O_NONBLOCK: a FIFO opens at once (and is then left out).
+        // O_NONBLOCK: a FIFO swapped in since the listing opens at once
+        // (and is then left out by the type check below).
         let flags =
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
         let src = match rustix::fs::openat(from, name, flags, Mode::empty()) {
@@ -177,14 +213,9 @@ fn copy_dir(from: &OwnedFd, to: &OwnedFd, to_root: &Path, rel: &Path) -> Result<
         match FileType::from_raw_mode(stat.st_mode) {
             FileType::Directory => {
                 rustix::fs::mkdirat(to, name, Mode::RWXU).map_err(copy_err)?;
-                let sub = rustix::fs::openat(
-                    to,
-                    name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(copy_err)?;
-                copy_dir(&src, &sub, to_root, &rel)?;
+                let sub =
+                    rustix::fs::openat(to, name, DIR_FLAGS, Mode::empty()).map_err(copy_err)?;
+                copy_dir(&src, &sub, to_root, &rel, entries)?;
                 rustix::fs::fchmod(&sub, mode).map_err(copy_err)?;
             }
             FileType::RegularFile => {
@@ -200,7 +231,10 @@ fn copy_dir(from: &OwnedFd, to: &OwnedFd, to_root: &Path, rel: &Path) -> Result<
                 )
                 .map_err(copy_err)?;
                 let mut out = std::fs::File::from(out);
-                std::io::copy(&mut std::fs::File::from(src), &mut out)
+                // No more than it had when it was opened: a file the agent
+                // keeps growing is cut there (the seal checks sizes again).
+                let len = u64::try_from(stat.st_size).unwrap_or(0);
+                std::io::copy(&mut std::fs::File::from(src).take(len), &mut out)
                     .map_err(|e| Error::io("copying", &dst, e))?;
                 rustix::fs::fchmod(&out, mode).map_err(copy_err)?;
             }
@@ -208,6 +242,36 @@ fn copy_dir(from: &OwnedFd, to: &OwnedFd, to_root: &Path, rel: &Path) -> Result<
         }
     }
     Ok(())
+}
+
+/// Removes a checkpoint's copy, also when the agent made a directory in it
+/// read-only (a 0555 directory is copied with its mode, and its owner
+/// cannot empty it then).
+fn remove_copy(path: &Path) {
+    if let Ok(dir) = rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
+        open_up(&dir, 0);
+    }
+    let _ = std::fs::remove_dir_all(path);
+}
+
+/// Makes `dir` and every directory under it 0700, through descriptors,
+/// never through a link, down to the copy's depth limit.
+fn open_up(dir: &OwnedFd, depth: usize) {
+    if rustix::fs::fchmod(dir, Mode::RWXU).is_err() || depth >= archive::MAX_DEPTH {
+        return;
+    }
+    let Ok(listing) = rustix::fs::Dir::read_from(dir) else {
+        return;
+    };
+    for entry in listing.flatten() {
+        let name = entry.file_name();
+        if name == c"." || name == c".." || entry.file_type() != rustix::fs::FileType::Directory {
+            continue;
+        }
+        if let Ok(sub) = rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty()) {
+            open_up(&sub, depth + 1);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -263,7 +327,6 @@ mod tests {
         copy_tree(&from, &to).unwrap();
         assert!(std::fs::symlink_metadata(to.join("cache/control-ui-assets")).is_err());
         assert_eq!(std::fs::read(to.join("cache/keep.json")).unwrap(), b"{}");
-        assert_eq!(std::fs::read(to.join("cache/keep.json")).unwrap(), b"{}");
         assert_eq!(
             std::fs::read(to.join("workspace/MEMORY.md")).unwrap(),
             b"tea"
@@ -272,5 +335,62 @@ mod tests {
             std::fs::read_link(to.join("workspace/link")).unwrap(),
             Path::new("MEMORY.md")
         );
+    }
+
+    /// Opens `path` as `copy_dir` takes a directory.
+    fn dir(path: &Path) -> OwnedFd {
+        rustix::fs::open(path, DIR_FLAGS, Mode::empty()).unwrap()
+    }
+
+    #[test]
+    fn the_copy_never_writes_through_a_link_planted_in_it() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let (from, to) = (tmp.path().join("state"), tmp.path().join("staging"));
+        std::fs::create_dir_all(from.join("workspace")).unwrap();
+        std::fs::write(from.join("openclaw.json"), "{\"token\":1}").unwrap();
+        std::fs::write(from.join("workspace/MEMORY.md"), "tea").unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("vault"), "sealed").unwrap();
+        for (planted, at) in [
+            (outside.join("vault"), "openclaw.json"),
+            (outside.clone(), "workspace"),
+        ] {
+            let _ = std::fs::remove_dir_all(&to);
+            std::fs::create_dir(&to).unwrap();
+            std::os::unix::fs::symlink(&planted, to.join(at)).unwrap();
+            let e = copy_dir(&dir(&from), &dir(&to), &to, Path::new(""), &mut 0).unwrap_err();
+            assert!(e.message.contains(at), "{}", e.message);
+            assert_eq!(std::fs::read(outside.join("vault")).unwrap(), b"sealed");
+            assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+        }
+    }
+
+    #[test]
+    fn a_tree_beyond_the_vaults_limits_is_not_copied_and_a_read_only_copy_is_removed() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let (from, to) = (tmp.path().join("state"), tmp.path().join("staging"));
+        let mut deep = from.clone();
+        for _ in 0..=archive::MAX_DEPTH {
+            deep.push("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        let e = copy_tree(&from, &to).unwrap_err();
+        assert!(
+            e.message.contains("beyond what a vault holds"),
+            "{}",
+            e.message
+        );
+        // The agent's 0555 directories, copied with their mode, still go.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(to.join("d/d"), std::fs::Permissions::from_mode(0o555)).unwrap();
+        std::fs::set_permissions(to.join("d"), std::fs::Permissions::from_mode(0o555)).unwrap();
+        // (As root, as tests run here, any mode would do for the removal:
+        // so the modes are checked.)
+        open_up(&dir(&to), 0);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&to.join("d")), mode(&to.join("d/d"))), (0o700, 0o700));
+        remove_copy(&to);
+        assert!(std::fs::symlink_metadata(&to).is_err());
     }
 }
