@@ -158,6 +158,10 @@ fn main() {
         }
     };
     let image = format!("safeclaw-standin:bench-{}", std::process::id());
+    let _leftovers = Leftovers {
+        containers: vec![],
+        images: vec![image.clone()],
+    };
     let files = safeclaw::image::build::standin_files(Path::new(BIN), Path::new(STANDIN)).unwrap();
     rt.block_on(safeclaw::image::build::build(&docker, &image, &files))
         .unwrap();
@@ -170,7 +174,6 @@ fn main() {
     // share of a start only (no real OpenClaw image build).
     if std::env::args().any(|a| a == "firewall") {
         firewall(&rt, &docker, work.path(), &pw, &image);
-        remove_image(&rt, &docker, &image);
         return;
     }
     println!("\nruntime: start to /healthz answering, and stop (with seal), stand-in gateway");
@@ -181,6 +184,11 @@ fn main() {
     for mib in [10usize, 100] {
         let (state, vault) = sealed_state(work.path(), &mib.to_string(), mib, &pw);
         let name = format!("sc-bench-{}-{mib}", std::process::id());
+        let plain = format!("plain-bench-{}-{mib}", std::process::id());
+        let _leftovers = Leftovers {
+            containers: vec![name.clone(), plain.clone()],
+            images: vec![],
+        };
 
         let t = Instant::now();
         safeclaw(&[
@@ -209,7 +217,6 @@ fn main() {
         );
 
         // The peer: same image, gateway directly, plaintext state bind-mounted.
-        let plain = format!("plain-bench-{}-{mib}", std::process::id());
         let (start_p, stop_p) = rt.block_on(async {
             let t = Instant::now();
             start_plain(&docker, &plain, &image, &state).await;
@@ -245,21 +252,42 @@ fn main() {
     }
     firewall(&rt, &docker, work.path(), &pw, &image);
     real_openclaw(&rt, &docker, work.path(), &pw);
-    remove_image(&rt, &docker, &image);
 }
 
-fn remove_image(rt: &tokio::runtime::Runtime, docker: &Docker, image: &str) {
-    let _ = rt.block_on(
-        docker.remove_image(
-            image,
-            Some(
-                bollard::query_parameters::RemoveImageOptionsBuilder::new()
+/// What a bench made on the engine, removed when it goes out of scope,
+/// also when the bench panics (unwinding runs it): containers first (and
+/// the egress proxy of each), then images.
+struct Leftovers {
+    containers: Vec<String>,
+    images: Vec<String>,
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let Ok(docker) = safeclaw::runtime::engine::connect(None).await else {
+                return;
+            };
+            for name in &self.containers {
+                for name in [name.clone(), safeclaw::egress::network::proxy_name(name)] {
+                    let options = RemoveContainerOptionsBuilder::new().force(true).build();
+                    let _ = docker.remove_container(&name, Some(options)).await;
+                }
+            }
+            for image in &self.images {
+                let options = bollard::query_parameters::RemoveImageOptionsBuilder::new()
                     .force(true)
-                    .build(),
-            ),
-            None,
-        ),
-    );
+                    .build();
+                let _ = docker.remove_image(image, Some(options), None).await;
+            }
+        });
+    }
 }
 
 /// Runs the egress firewall's share of a start is measured over.
@@ -272,6 +300,10 @@ fn firewall(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw: &Pat
     let (_, vault) = sealed_state(work, "firewall", 10, pw);
     let (vault_s, pw_s) = (vault.to_str().unwrap(), pw.to_str().unwrap());
     let name = format!("sc-bench-fw-{}", std::process::id());
+    let _leftovers = Leftovers {
+        containers: vec![name.clone()],
+        images: vec![],
+    };
     let (mut locked, mut open) = (Vec::new(), Vec::new());
     for _ in 0..FIREWALL_RUNS {
         for (mode, times) in [("locked", &mut locked), ("open", &mut open)] {
@@ -349,6 +381,12 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     // binary that builds it, and a debug guard decrypts several times slower.
     let tag = format!("safeclaw/openclaw:bench-{}", std::process::id());
     let image = tag.as_str();
+    let name = format!("sc-bench-oc-{}", std::process::id());
+    let plain = format!("plain-bench-oc-{}", std::process::id());
+    let _leftovers = Leftovers {
+        containers: vec![name.clone(), plain.clone()],
+        images: vec![tag.clone()],
+    };
     safeclaw(&["-q", "image", "build", "--tag", image]);
     let inspected = rt.block_on(docker.inspect_image(image)).unwrap();
     let size = inspected.size.unwrap_or(0);
@@ -373,8 +411,6 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     ];
     onboard.extend(ONBOARD_NON_INTERACTIVE);
     safeclaw(&onboard);
-    let name = format!("sc-bench-oc-{}", std::process::id());
-    let plain = format!("plain-bench-oc-{}", std::process::id());
     let start = |extra: &[&str]| {
         let mut args = vec![
             "-q",
@@ -516,5 +552,4 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
         assets as f64 / 1e6
     );
     remove(&name);
-    remove_image(rt, docker, image);
 }
