@@ -6,11 +6,12 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CString, OsStr};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -154,7 +155,15 @@ pub fn pack(
         progress,
     };
     walk.stats.records = append_records(&mut builder, records, &mut walk.names)?;
-    pack_dir(&mut builder, &mut walk, Path::new(""))?;
+    // The root is the caller's choice (a link to it is followed); below it,
+    // every step is relative to a directory already open (`pack_dir`).
+    let dir = rustix::fs::open(
+        root,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::io("reading", root, e.into()))?;
+    pack_dir(&mut builder, &mut walk, &dir, Path::new(""))?;
     builder.into_inner().map_err(write_error)?;
     Ok(walk.stats)
 }
@@ -231,112 +240,164 @@ impl Walk<'_> {
     }
 }
 
+/// Packs the entries of the open directory `dir` (at `rel` under the
+/// root), sorted by name. The tree may be written by someone else while it
+/// is read (the guard's checkpoint copy, which processes of the gateway's
+/// user can reach), so nothing is looked up by a path from the root: each
+/// entry's type comes from `fstatat` without following (AT_SYMLINK_NOFOLLOW)
+/// relative to `dir`, a directory or file is opened relative to `dir` with
+/// O_NOFOLLOW and its type checked again on the descriptor, and a link is
+/// read with `readlinkat`. An entry swapped for another type in between is
+/// refused, never followed.
 fn pack_dir<W: Write>(
     builder: &mut tar::Builder<W>,
     walk: &mut Walk<'_>,
+    dir: &OwnedFd,
     rel: &Path,
 ) -> Result<()> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
     let root = walk.root;
-    let dir = root.join(rel);
-    let mut names: Vec<OsString> = fs::read_dir(&dir)
-        .map_err(|e| Error::io("reading", &dir, e))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<_>>()
-        .map_err(|e| Error::io("reading", &dir, e))?;
+    let here = root.join(rel);
+    let mut names: Vec<CString> = Vec::new();
+    for entry in
+        rustix::fs::Dir::read_from(dir).map_err(|e| Error::io("reading", &here, e.into()))?
+    {
+        let entry = entry.map_err(|e| Error::io("reading", &here, e.into()))?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     for name in names {
         interrupt::check()?;
-        if rel.as_os_str().is_empty() && name == RECORDS_DIR {
+        let name_os = OsStr::from_bytes(name.as_bytes());
+        if rel.as_os_str().is_empty() && name_os == RECORDS_DIR {
             // Not even its type is looked at: a link is not followed, a
             // directory not entered. The records come from the caller.
             walk.stats.skipped.push(SKIPPED_RECORDS_DIR.into());
             continue;
         }
-        let rel = rel.join(&name);
+        let rel = rel.join(name_os);
         if is_regenerable(&rel) {
             // Like `.safeclaw`: left out whatever it is, not looked at.
             walk.stats.regenerable.push(rel.display().to_string());
             continue;
         }
         let path = root.join(&rel);
-        let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
-        let ft = meta.file_type();
+        let meta = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io("reading", &path, e.into()))?;
+        let changed = || {
+            Error::failure(format!(
+                "{} changed while it was being sealed",
+                path.display()
+            ))
+            .with_hint("stop whatever writes to that directory and try again")
+        };
+        // Opens the entry relative to `dir`, never through a link, and
+        // checks that it is still of the type it had.
+        let open = |flags: OFlags, expected: FileType| -> Result<OwnedFd> {
+            let fd = rustix::fs::openat(
+                dir,
+                &name,
+                flags
+                    | OFlags::RDONLY
+                    | OFlags::NOFOLLOW
+                    | OFlags::NONBLOCK
+                    | OFlags::CLOEXEC
+                    | OFlags::NOCTTY,
+                Mode::empty(),
+            )
+            .map_err(|e| match e {
+                rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => changed(),
+                e => Error::io("reading", &path, e.into()),
+            })?;
+            let now = rustix::fs::fstat(&fd).map_err(|e| Error::io("reading", &path, e.into()))?;
+            if FileType::from_raw_mode(now.st_mode) != expected {
+                return Err(changed());
+            }
+            Ok(fd)
+        };
         let mut header = tar::Header::new_gnu();
-        header.set_mode(meta.mode() & 0o777);
-        header.set_mtime(meta.mtime().max(0) as u64);
+        header.set_mode(meta.st_mode & 0o777);
+        header.set_mtime(meta.st_mtime.max(0) as u64);
         header.set_uid(0);
         header.set_gid(0);
-        if ft.is_dir() {
-            walk.names.dir(&rel).map_err(|r| walk.refused(r))?;
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_size(0);
-            builder
-                .append_data(&mut header, &rel, io::empty())
-                .map_err(write_error)?;
-            walk.stats.dirs += 1;
-            pack_dir(builder, walk, &rel)?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(&path).map_err(|e| Error::io("reading", &path, e))?;
-            walk.names
-                .symlink(&rel, &target)
-                .map_err(|r| walk.refused(r))?;
-            header.set_entry_type(tar::EntryType::Symlink);
-            header.set_size(0);
-            builder
-                .append_link(&mut header, &rel, &target)
-                .map_err(write_error)?;
-            walk.stats.symlinks += 1;
-        } else if ft.is_file() {
-            walk.names.file(&rel).map_err(|r| walk.refused(r))?;
-            // O_NOFOLLOW: the entry was a regular file a moment ago; refuse
-            // to follow a link swapped in since.
-            let file = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-                .map_err(|e| Error::io("reading", &path, e))?;
-            let len = file
-                .metadata()
-                .map_err(|e| Error::io("reading", &path, e))?
-                .len();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(len);
-            let mut counted = Counted {
-                inner: file.take(len),
-                count: 0,
-                done: &mut walk.done,
-                progress: &mut *walk.progress,
-            };
-            builder
-                .append_data(&mut header, &rel, &mut counted)
-                .map_err(|e| {
-                    if interrupt::is_io_error(&e) {
-                        Error::interrupted()
-                    } else if e.kind() == io::ErrorKind::UnexpectedEof {
-                        Error::failure(format!(
-                            "{} shrank while it was being sealed",
-                            path.display()
-                        ))
-                        .with_hint("stop whatever writes to that directory and try again")
-                    } else {
-                        Error::failure(format!(
-                            "sealing {}: {}",
-                            path.display(),
-                            crate::error::io_reason(&e)
-                        ))
-                    }
-                })?;
-            if counted.count != len {
-                return Err(Error::failure(format!(
-                    "{} shrank while it was being sealed",
-                    path.display()
-                ))
-                .with_hint("stop whatever writes to that directory and try again"));
+        match FileType::from_raw_mode(meta.st_mode) {
+            FileType::Directory => {
+                walk.names.dir(&rel).map_err(|r| walk.refused(r))?;
+                let sub = open(OFlags::DIRECTORY, FileType::Directory)?;
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                builder
+                    .append_data(&mut header, &rel, io::empty())
+                    .map_err(write_error)?;
+                walk.stats.dirs += 1;
+                pack_dir(builder, walk, &sub, &rel)?;
             }
-            walk.stats.files += 1;
-            walk.stats.bytes += len;
-        } else {
-            walk.stats.skipped.push(rel.display().to_string());
+            FileType::Symlink => {
+                let target =
+                    rustix::fs::readlinkat(dir, &name, Vec::new()).map_err(|e| match e {
+                        rustix::io::Errno::INVAL => changed(),
+                        e => Error::io("reading", &path, e.into()),
+                    })?;
+                let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
+                walk.names
+                    .symlink(&rel, &target)
+                    .map_err(|r| walk.refused(r))?;
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                builder
+                    .append_link(&mut header, &rel, &target)
+                    .map_err(write_error)?;
+                walk.stats.symlinks += 1;
+            }
+            FileType::RegularFile => {
+                walk.names.file(&rel).map_err(|r| walk.refused(r))?;
+                let file = File::from(open(OFlags::empty(), FileType::RegularFile)?);
+                let len = file
+                    .metadata()
+                    .map_err(|e| Error::io("reading", &path, e))?
+                    .len();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(len);
+                let mut counted = Counted {
+                    inner: file.take(len),
+                    count: 0,
+                    done: &mut walk.done,
+                    progress: &mut *walk.progress,
+                };
+                builder
+                    .append_data(&mut header, &rel, &mut counted)
+                    .map_err(|e| {
+                        if interrupt::is_io_error(&e) {
+                            Error::interrupted()
+                        } else if e.kind() == io::ErrorKind::UnexpectedEof {
+                            Error::failure(format!(
+                                "{} shrank while it was being sealed",
+                                path.display()
+                            ))
+                            .with_hint("stop whatever writes to that directory and try again")
+                        } else {
+                            Error::failure(format!(
+                                "sealing {}: {}",
+                                path.display(),
+                                crate::error::io_reason(&e)
+                            ))
+                        }
+                    })?;
+                if counted.count != len {
+                    return Err(Error::failure(format!(
+                        "{} shrank while it was being sealed",
+                        path.display()
+                    ))
+                    .with_hint("stop whatever writes to that directory and try again"));
+                }
+                walk.stats.files += 1;
+                walk.stats.bytes += len;
+            }
+            // Sockets, FIFOs and devices: not sealed, and not opened.
+            _ => walk.stats.skipped.push(rel.display().to_string()),
         }
     }
     Ok(())
@@ -1717,6 +1778,34 @@ mod tests {
             ("openclaw.json", b'0', "", b"{}"),
         ]);
         assert!(find_file(&hostile[..], Path::new("openclaw.json"), 64).is_err());
+    }
+
+    #[test]
+    fn a_directory_swapped_for_a_link_while_it_is_packed_is_not_followed() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path().join("state");
+        fs::create_dir_all(root.join("workspace")).unwrap();
+        fs::write(root.join("workspace/a.md"), "first").unwrap();
+        fs::write(root.join("workspace/b.md"), "inside").unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("b.md"), "outside").unwrap();
+        // While workspace/a.md is read, workspace becomes a link to
+        // `outside`: what the gateway's user could do from outside the
+        // frozen process group. By path, b.md would now be outside's.
+        let mut swapped = false;
+        let mut out = Vec::new();
+        pack(&root, &Records::new(), &mut out, &mut |_| {
+            if !swapped {
+                swapped = true;
+                fs::rename(root.join("workspace"), root.join("moved")).unwrap();
+                std::os::unix::fs::symlink(&outside, root.join("workspace")).unwrap();
+            }
+        })
+        .unwrap();
+        assert!(swapped);
+        let b = find_file(&out[..], Path::new("workspace/b.md"), 64).unwrap();
+        assert_eq!(b.as_deref().map(Vec::as_slice), Some(&b"inside"[..]));
     }
 
     #[test]
