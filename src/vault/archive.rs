@@ -134,13 +134,59 @@ pub fn content_size(root: &Path) -> u64 {
     total
 }
 
+/// A directory to pack, already open. The guard opens its checkpoint copy
+/// while the gateway is still frozen: a link swapped in for the copy's
+/// root afterwards is then not followed (the walk below it never looks a
+/// path up either: `pack_dir`).
+pub struct OpenTree {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl OpenTree {
+    /// Opens `path`, which must be a directory and not a link to one.
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::with(path, rustix::fs::OFlags::NOFOLLOW)
+    }
+
+    fn with(path: &Path, extra: rustix::fs::OFlags) -> Result<Self> {
+        use rustix::fs::OFlags;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | extra,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::io("reading", path, e.into()))?;
+        Ok(Self {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
 /// Writes a tar of `records` and then of the directory `root` into `out`,
 /// the tree's entries in sorted order. A `.safeclaw` at the top of the tree
 /// is skipped, whatever it is, and so is what OpenClaw rebuilds
 /// (`regenerable::REGENERABLE`). `progress` is called with the number of
-/// content bytes read so far.
+/// content bytes read so far. `root` is the caller's choice: a link to it
+/// is followed (`vault create --from` a link); below it, none is.
 pub fn pack(
     root: &Path,
+    records: &Records,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Stats> {
+    pack_tree(
+        &OpenTree::with(root, rustix::fs::OFlags::empty())?,
+        records,
+        out,
+        progress,
+    )
+}
+
+/// `pack` of a directory already open.
+pub fn pack_tree(
+    tree: &OpenTree,
     records: &Records,
     out: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
@@ -148,22 +194,14 @@ pub fn pack(
     let mut builder = tar::Builder::new(out);
     builder.mode(tar::HeaderMode::Complete);
     let mut walk = Walk {
-        root,
+        root: &tree.path,
         stats: Stats::default(),
         names: Names::new(),
         done: 0,
         progress,
     };
     walk.stats.records = append_records(&mut builder, records, &mut walk.names)?;
-    // The root is the caller's choice (a link to it is followed); below it,
-    // every step is relative to a directory already open (`pack_dir`).
-    let dir = rustix::fs::open(
-        root,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| Error::io("reading", root, e.into()))?;
-    pack_dir(&mut builder, &mut walk, &dir, Path::new(""))?;
+    pack_dir(&mut builder, &mut walk, &tree.fd, Path::new(""))?;
     builder.into_inner().map_err(write_error)?;
     Ok(walk.stats)
 }
@@ -256,6 +294,7 @@ fn pack_dir<W: Write>(
     rel: &Path,
 ) -> Result<()> {
     use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    use rustix::io::Errno;
     let root = walk.root;
     let here = root.join(rel);
     let mut names: Vec<CString> = Vec::new();
@@ -269,6 +308,8 @@ fn pack_dir<W: Write>(
         }
     }
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    // A directory renamed in while it is listed can be listed twice.
+    names.dedup();
     for name in names {
         interrupt::check()?;
         let name_os = OsStr::from_bytes(name.as_bytes());
@@ -285,8 +326,6 @@ fn pack_dir<W: Write>(
             continue;
         }
         let path = root.join(&rel);
-        let meta = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::io("reading", &path, e.into()))?;
         let changed = || {
             Error::failure(format!(
                 "{} changed while it was being sealed",
@@ -294,9 +333,14 @@ fn pack_dir<W: Write>(
             ))
             .with_hint("stop whatever writes to that directory and try again")
         };
+        let meta =
+            rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| match e {
+                Errno::NOENT => changed(),
+                e => Error::io("reading", &path, e.into()),
+            })?;
         // Opens the entry relative to `dir`, never through a link, and
         // checks that it is still of the type it had.
-        let open = |flags: OFlags, expected: FileType| -> Result<OwnedFd> {
+        let open = |flags: OFlags, expected: FileType| -> Result<(OwnedFd, rustix::fs::Stat)> {
             let fd = rustix::fs::openat(
                 dir,
                 &name,
@@ -309,24 +353,30 @@ fn pack_dir<W: Write>(
                 Mode::empty(),
             )
             .map_err(|e| match e {
-                rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => changed(),
+                Errno::LOOP | Errno::NOTDIR | Errno::NOENT | Errno::NXIO => changed(),
                 e => Error::io("reading", &path, e.into()),
             })?;
             let now = rustix::fs::fstat(&fd).map_err(|e| Error::io("reading", &path, e.into()))?;
             if FileType::from_raw_mode(now.st_mode) != expected {
                 return Err(changed());
             }
-            Ok(fd)
+            Ok((fd, now))
+        };
+        // Mode and time of a directory or file from the inode whose
+        // content is packed (`open`'s fstat).
+        let set_meta = |header: &mut tar::Header, st: &rustix::fs::Stat| {
+            header.set_mode(st.st_mode & 0o777);
+            header.set_mtime(st.st_mtime.max(0) as u64);
         };
         let mut header = tar::Header::new_gnu();
-        header.set_mode(meta.st_mode & 0o777);
-        header.set_mtime(meta.st_mtime.max(0) as u64);
+        set_meta(&mut header, &meta);
         header.set_uid(0);
         header.set_gid(0);
         match FileType::from_raw_mode(meta.st_mode) {
             FileType::Directory => {
                 walk.names.dir(&rel).map_err(|r| walk.refused(r))?;
-                let sub = open(OFlags::DIRECTORY, FileType::Directory)?;
+                let (sub, now) = open(OFlags::DIRECTORY, FileType::Directory)?;
+                set_meta(&mut header, &now);
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_size(0);
                 builder
@@ -338,7 +388,7 @@ fn pack_dir<W: Write>(
             FileType::Symlink => {
                 let target =
                     rustix::fs::readlinkat(dir, &name, Vec::new()).map_err(|e| match e {
-                        rustix::io::Errno::INVAL => changed(),
+                        Errno::INVAL | Errno::NOENT => changed(),
                         e => Error::io("reading", &path, e.into()),
                     })?;
                 let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
@@ -354,7 +404,9 @@ fn pack_dir<W: Write>(
             }
             FileType::RegularFile => {
                 walk.names.file(&rel).map_err(|r| walk.refused(r))?;
-                let file = File::from(open(OFlags::empty(), FileType::RegularFile)?);
+                let (fd, now) = open(OFlags::empty(), FileType::RegularFile)?;
+                set_meta(&mut header, &now);
+                let file = File::from(fd);
                 let len = file
                     .metadata()
                     .map_err(|e| Error::io("reading", &path, e))?
@@ -1806,6 +1858,32 @@ mod tests {
         assert!(swapped);
         let b = find_file(&out[..], Path::new("workspace/b.md"), 64).unwrap();
         assert_eq!(b.as_deref().map(Vec::as_slice), Some(&b"inside"[..]));
+    }
+
+    #[test]
+    fn an_open_tree_is_not_a_link_and_stays_the_directory_it_opened() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path().join("state");
+        fs::create_dir_all(&root).unwrap();
+        fs::write(root.join("openclaw.json"), "{}").unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&root, &link).unwrap();
+        assert!(OpenTree::open(&link).is_err());
+        // Opened, then the path is swapped for a link elsewhere: the pack
+        // is still of the directory that was opened.
+        let tree = OpenTree::open(&root).unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("openclaw.json"), "outside").unwrap();
+        fs::rename(&root, tmp.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&outside, &root).unwrap();
+        let mut out = Vec::new();
+        pack_tree(&tree, &Records::new(), &mut out, &mut |_| {}).unwrap();
+        let found = find_file(&out[..], Path::new("openclaw.json"), 64).unwrap();
+        assert_eq!(found.as_deref().map(Vec::as_slice), Some(&b"{}"[..]));
+        // `pack` of a path follows a link the caller gave (vault create).
+        let mut out = Vec::new();
+        pack(&link, &Records::new(), &mut out, &mut |_| {}).unwrap();
     }
 
     #[test]

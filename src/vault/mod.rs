@@ -429,11 +429,25 @@ pub fn now() -> u64 {
 /// records (a `.safeclaw` in `dir` is not sealed: see `archive::pack`).
 /// The generation being replaced is kept as `<path>.g<N>` (a hard link:
 /// nothing is copied and the swap is atomic), and only the newest `keep`
-/// older ones are left. Returns the new generation.
+/// older ones are left. `dir` must not be a link. Returns the new
+/// generation.
 pub fn seal_next_generation(
     path: &Path,
     key: &DataKey,
     dir: &Path,
+    keep: usize,
+    records: &Records,
+) -> Result<u64> {
+    let tree = archive::OpenTree::open(dir)?;
+    seal_next_generation_of(path, key, &tree, keep, records)
+}
+
+/// `seal_next_generation` of a directory opened before (the guard opens
+/// its checkpoint copy while the gateway is frozen).
+pub fn seal_next_generation_of(
+    path: &Path,
+    key: &DataKey,
+    dir: &archive::OpenTree,
     keep: usize,
     records: &Records,
 ) -> Result<u64> {
@@ -442,7 +456,7 @@ pub fn seal_next_generation(
     let old = current.header().clone();
     drop(current);
     write_next_generation(path, key, old, keep, |w| {
-        archive::pack(dir, records, w, &mut |_| {}).map(|_| ())
+        archive::pack_tree(dir, records, w, &mut |_| {}).map(|_| ())
     })
 }
 

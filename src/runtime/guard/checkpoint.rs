@@ -80,19 +80,23 @@ impl<'a> Checkpoints<'a> {
         remove_copy(&staging);
         let started = Instant::now();
         let _ = rustix::process::kill_process_group(self.gateway, Signal::STOP);
-        let copied = copy_tree(&self.settings.state, &staging);
         // Still frozen: the gateway's user can write the copy too, and must
-        // not tidy it up before it is looked at.
-        if copied.is_ok() {
+        // not tidy it up before it is looked at, nor swap the copy's root
+        // for a link before it is opened for the seal.
+        let copied = copy_tree(&self.settings.state, &staging).and_then(|()| {
             self.skills.look(&staging);
-        }
+            vault::archive::OpenTree::open(&staging)
+        });
         let _ = rustix::process::kill_process_group(self.gateway, Signal::CONT);
         let pause = started.elapsed();
-        if let Err(e) = copied {
-            say(&Status::CheckpointSkipped(e.message));
-            remove_copy(&staging);
-            return;
-        }
+        let tree = match copied {
+            Ok(tree) => tree,
+            Err(e) => {
+                say(&Status::CheckpointSkipped(e.message));
+                remove_copy(&staging);
+                return;
+            }
+        };
         let (vault, key, keep, records) = (
             self.settings.vault.clone(),
             self.key.clone(),
@@ -102,7 +106,7 @@ impl<'a> Checkpoints<'a> {
         let skills = Arc::clone(&self.skills);
         self.sealing = Some(std::thread::spawn(move || {
             let sealing = Instant::now();
-            match vault::seal_next_generation(&vault, &key, &staging, keep, &records) {
+            match vault::seal_next_generation_of(&vault, &key, &tree, keep, &records) {
                 Ok(generation) => say(&Status::Checkpoint {
                     generation,
                     pause,
