@@ -125,7 +125,7 @@ pub fn content_size(root: &Path) -> u64 {
                 continue;
             }
             match entry.metadata() {
-                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) if m.is_dir() => stack.push(path),
                 Ok(m) if m.is_file() => total += m.len(),
                 _ => {}
             }
@@ -143,20 +143,22 @@ pub struct OpenTree {
     path: PathBuf,
 }
 
+/// Opens a directory for reading, never through a link (the tree the seal
+/// walks; the guard's checkpoint copy).
+pub const DIR_NOFOLLOW: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
+    .union(rustix::fs::OFlags::DIRECTORY)
+    .union(rustix::fs::OFlags::NOFOLLOW)
+    .union(rustix::fs::OFlags::CLOEXEC);
+
 impl OpenTree {
     /// Opens `path`, which must be a directory and not a link to one.
     pub fn open(path: &Path) -> Result<Self> {
-        Self::with(path, rustix::fs::OFlags::NOFOLLOW)
+        Self::with(path, DIR_NOFOLLOW)
     }
 
-    fn with(path: &Path, extra: rustix::fs::OFlags) -> Result<Self> {
-        use rustix::fs::OFlags;
-        let fd = rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | extra,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| Error::io("reading", path, e.into()))?;
+    fn with(path: &Path, flags: rustix::fs::OFlags) -> Result<Self> {
+        let fd = rustix::fs::open(path, flags, rustix::fs::Mode::empty())
+            .map_err(|e| Error::io("reading", path, e.into()))?;
         Ok(Self {
             fd,
             path: path.to_path_buf(),
@@ -177,7 +179,7 @@ pub fn pack(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Stats> {
     pack_tree(
-        &OpenTree::with(root, rustix::fs::OFlags::empty())?,
+        &OpenTree::with(root, DIR_NOFOLLOW.difference(rustix::fs::OFlags::NOFOLLOW))?,
         records,
         out,
         progress,

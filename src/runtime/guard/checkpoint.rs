@@ -133,19 +133,13 @@ impl<'a> Checkpoints<'a> {
 /// created where something already is (O_EXCL, mkdirat), and FIFOs,
 /// sockets and devices are left out (the seal would skip them too).
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    let source = rustix::fs::open(from, DIR_FLAGS, Mode::empty())
+    let source = rustix::fs::open(from, archive::DIR_NOFOLLOW, Mode::empty())
         .map_err(|e| Error::io("reading", from, e.into()))?;
     std::fs::create_dir(to).map_err(|e| Error::io("creating", to, e))?;
-    let target = rustix::fs::open(to, DIR_FLAGS, Mode::empty())
+    let target = rustix::fs::open(to, archive::DIR_NOFOLLOW, Mode::empty())
         .map_err(|e| Error::io("creating", to, e.into()))?;
     copy_dir(&source, &target, to, Path::new(""), &mut 0)
 }
-
-/// Opens a directory, never through a link.
-const DIR_FLAGS: OFlags = OFlags::RDONLY
-    .union(OFlags::DIRECTORY)
-    .union(OFlags::NOFOLLOW)
-    .union(OFlags::CLOEXEC);
 
 /// Copies the entries of the open directory `from` into the open
 /// directory `to`; `to_root` and `rel` only name things in errors and
@@ -217,8 +211,8 @@ fn copy_dir(
         match FileType::from_raw_mode(stat.st_mode) {
             FileType::Directory => {
                 rustix::fs::mkdirat(to, name, Mode::RWXU).map_err(copy_err)?;
-                let sub =
-                    rustix::fs::openat(to, name, DIR_FLAGS, Mode::empty()).map_err(copy_err)?;
+                let sub = rustix::fs::openat(to, name, archive::DIR_NOFOLLOW, Mode::empty())
+                    .map_err(copy_err)?;
                 copy_dir(&src, &sub, to_root, &rel, entries)?;
                 rustix::fs::fchmod(&sub, mode).map_err(copy_err)?;
             }
@@ -252,7 +246,7 @@ fn copy_dir(
 /// read-only (a 0555 directory is copied with its mode, and its owner
 /// cannot empty it then).
 fn remove_copy(path: &Path) {
-    if let Ok(dir) = rustix::fs::open(path, DIR_FLAGS, Mode::empty()) {
+    if let Ok(dir) = rustix::fs::open(path, archive::DIR_NOFOLLOW, Mode::empty()) {
         open_up(&dir, 0);
     }
     let _ = std::fs::remove_dir_all(path);
@@ -272,7 +266,7 @@ fn open_up(dir: &OwnedFd, depth: usize) {
         if name == c"." || name == c".." || entry.file_type() != rustix::fs::FileType::Directory {
             continue;
         }
-        if let Ok(sub) = rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty()) {
+        if let Ok(sub) = rustix::fs::openat(dir, name, archive::DIR_NOFOLLOW, Mode::empty()) {
             open_up(&sub, depth + 1);
         }
     }
@@ -343,7 +337,7 @@ mod tests {
 
     /// Opens `path` as `copy_dir` takes a directory.
     fn dir(path: &Path) -> OwnedFd {
-        rustix::fs::open(path, DIR_FLAGS, Mode::empty()).unwrap()
+        rustix::fs::open(path, archive::DIR_NOFOLLOW, Mode::empty()).unwrap()
     }
 
     #[test]
