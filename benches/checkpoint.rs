@@ -21,33 +21,16 @@ use safeclaw::runtime::guard::protocol::{self, GuardSettings, Status};
 #[path = "../tests/common/shared_with_benches.rs"]
 #[allow(dead_code)]
 mod shared_with_benches;
+use shared_with_benches::{noise, NOISE_SEED};
 
 const BIN: &str = env!("CARGO_BIN_EXE_safeclaw");
-
-/// xorshift bytes: incompressible, like a database of embeddings or the
-/// assets' compressed copies.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = seed | 1;
-    (0..len)
-        .map(|_| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng as u8
-        })
-        .collect()
-}
 
 /// A state of `mb` MB: one database-like file (90%) and 500 small memory
 /// notes, plus `assets_mb` MB of Control UI assets.
 fn make_tree(tree: &Path, mb: usize, assets_mb: usize) {
     std::fs::create_dir_all(tree.join("memory")).unwrap();
     let db = ((mb - assets_mb) << 20) * 9 / 10;
-    std::fs::write(
-        tree.join("openclaw.sqlite"),
-        noise(db, 0x9E37_79B9_7F4A_7C15),
-    )
-    .unwrap();
+    std::fs::write(tree.join("openclaw.sqlite"), noise(db, NOISE_SEED)).unwrap();
     let small = ((mb - assets_mb) << 20) / 10 / 500;
     for i in 0..500 {
         std::fs::write(tree.join(format!("memory/note{i}.md")), vec![b'x'; small]).unwrap();

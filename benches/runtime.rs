@@ -23,7 +23,9 @@ use bollard::Docker;
 #[path = "../tests/common/shared_with_benches.rs"]
 #[allow(dead_code)]
 mod shared_with_benches;
-use shared_with_benches::{exec_raw, wait_for_ui_assets, ONBOARD_NON_INTERACTIVE};
+use shared_with_benches::{
+    exec_raw, noise, wait_for_ui_assets, NOISE_SEED, ONBOARD_NON_INTERACTIVE,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_safeclaw");
 const STANDIN: &str = env!("CARGO_BIN_EXE_openclaw-standin");
@@ -95,6 +97,25 @@ async fn start_plain(docker: &Docker, name: &str, image: &str, state: &Path) {
     wait_healthy(docker, name).await;
 }
 
+/// `safeclaw -q start` of `vault` as `name` from `image`, with `extra`
+/// flags.
+fn start(name: &str, image: &str, vault: &Path, pw: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "-q",
+        "start",
+        "--name",
+        name,
+        "--image",
+        image,
+        "--vault",
+        vault.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    safeclaw(&args);
+}
+
 fn safeclaw(args: &[&str]) {
     let out = Command::new(BIN).args(args).output().unwrap();
     assert!(
@@ -130,16 +151,7 @@ fn sealed_state(work: &Path, tag: &str, mib: usize, pw: &Path) -> (PathBuf, Path
 fn make_state(dir: &Path, mib: usize) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("openclaw.json"), "{}").unwrap();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let data: Vec<u8> = (0..mib << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    std::fs::write(dir.join("memory.bin"), data).unwrap();
+    std::fs::write(dir.join("memory.bin"), noise(mib << 20, NOISE_SEED)).unwrap();
 }
 
 fn main() {
@@ -191,18 +203,7 @@ fn main() {
         };
 
         let t = Instant::now();
-        safeclaw(&[
-            "-q",
-            "start",
-            "--name",
-            &name,
-            "--image",
-            &image,
-            "--vault",
-            vault.to_str().unwrap(),
-            "--password-file",
-            pw.to_str().unwrap(),
-        ]);
+        start(&name, &image, &vault, &pw, &[]);
         rt.block_on(wait_healthy(&docker, &name));
         let start_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -298,7 +299,6 @@ const FIREWALL_RUNS: usize = 5;
 /// open`, interleaved, `FIREWALL_RUNS` each (target: under 300 ms added).
 fn firewall(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw: &Path, image: &str) {
     let (_, vault) = sealed_state(work, "firewall", 10, pw);
-    let (vault_s, pw_s) = (vault.to_str().unwrap(), pw.to_str().unwrap());
     let name = format!("sc-bench-fw-{}", std::process::id());
     let _leftovers = Leftovers {
         containers: vec![name.clone()],
@@ -308,20 +308,7 @@ fn firewall(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw: &Pat
     for _ in 0..FIREWALL_RUNS {
         for (mode, times) in [("locked", &mut locked), ("open", &mut open)] {
             let t = Instant::now();
-            safeclaw(&[
-                "-q",
-                "start",
-                "--name",
-                &name,
-                "--image",
-                image,
-                "--egress",
-                mode,
-                "--vault",
-                vault_s,
-                "--password-file",
-                pw_s,
-            ]);
+            start(&name, image, &vault, pw, &["--egress", mode]);
             rt.block_on(wait_healthy(docker, &name));
             times.push(t.elapsed().as_secs_f64());
             // Stopped (and sealed) between runs, as a user would.
@@ -411,23 +398,10 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     ];
     onboard.extend(ONBOARD_NON_INTERACTIVE);
     safeclaw(&onboard);
-    let start = |extra: &[&str]| {
-        let mut args = vec![
-            "-q",
-            "start",
-            "--name",
-            &name,
-            "--image",
-            image,
-            "--egress",
-            "locked",
-            "--vault",
-            vault_s,
-            "--password-file",
-            pw_s,
-        ];
+    let start_locked = |extra: &[&str]| {
+        let mut args = vec!["--egress", "locked"];
         args.extend(extra);
-        safeclaw(&args);
+        start(&name, image, &vault, pw, &args);
     };
     let opts = || Some(RemoveContainerOptionsBuilder::new().force(true).build());
     let remove = |name: &str| {
@@ -438,7 +412,7 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
 
     // One run of the gateway first, as a user's state has had: it migrates
     // the onboarded state and writes its caches. Sealed at stop.
-    start(&[]);
+    start_locked(&[]);
     rt.block_on(wait_healthy(docker, &name));
     let assets = wait_for_ui_assets(|cmd| exec_raw(rt, docker, &name, cmd));
     safeclaw(&["-q", "stop", "--name", &name]);
@@ -462,7 +436,7 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     let (mut returned, mut ours, mut peer) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let t = Instant::now();
-        start(&[]);
+        start_locked(&[]);
         returned.push(t.elapsed().as_secs_f64());
         rt.block_on(wait_healthy(docker, &name));
         ours.push(t.elapsed().as_secs_f64());
@@ -501,7 +475,7 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     // exec`, 7 generations kept, with the UI assets in the running state.
     const KEPT: usize = 7;
     let kept = KEPT.to_string();
-    start(&["--keep-generations", &kept, "--checkpoint-interval", "0"]);
+    start_locked(&["--keep-generations", &kept, "--checkpoint-interval", "0"]);
     rt.block_on(wait_healthy(docker, &name));
     wait_for_ui_assets(|cmd| exec_raw(rt, docker, &name, cmd));
     for hour in 0..=KEPT + 1 {

@@ -40,25 +40,12 @@ fn records() -> Records {
     r
 }
 
-/// Bytes zstd cannot shrink, so the payload really is `len` bytes long.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// A vault at `dir/v.vault` of an OpenClaw-like state plus a 3 MiB file,
 /// sealed with `records`; returns its path and key.
 fn sealed(dir: &Path, records: &Records) -> (PathBuf, DataKey) {
     let tree = dir.join("tree");
     openclaw_like_tree(&tree);
-    fs::write(tree.join("big.bin"), noise(3 << 20)).unwrap();
+    fs::write(tree.join("big.bin"), noise(3 << 20, NOISE_SEED)).unwrap();
     let path = dir.join("v.vault");
     let master = MasterKey::generate();
     let key = master.data_key();

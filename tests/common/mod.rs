@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 mod shared_with_benches;
 // Not every test crate uses all of them.
 #[allow(unused_imports)]
-pub use shared_with_benches::{exec_raw, wait_for_ui_assets, FAST_KDF, ONBOARD_NON_INTERACTIVE};
+pub use shared_with_benches::{
+    exec_raw, noise, wait_for_ui_assets, FAST_KDF, NOISE_SEED, ONBOARD_NON_INTERACTIVE,
+};
 
 pub fn safeclaw() -> Command {
     let mut cmd = Command::cargo_bin("safeclaw").unwrap();
