@@ -493,10 +493,17 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
         ]);
     }
     safeclaw(&["-q", "stop", "--name", &name]);
-    let (mut files, mut bytes, mut newest) = (0, 0, 0);
+    let (mut files, mut bytes, mut newest, mut blocks) = (0, 0, 0, 0);
     for entry in std::fs::read_dir(&home).unwrap() {
         let entry = entry.unwrap();
         let file = entry.file_name().to_string_lossy().into_owned();
+        // The blob store the generations share (docs/vault-format.md, "Blobs").
+        if file.starts_with(safeclaw::vault::blobs::STORE_PREFIX) {
+            for blob in std::fs::read_dir(entry.path()).unwrap() {
+                blocks += blob.unwrap().metadata().unwrap().len();
+            }
+            continue;
+        }
         if file == "openclaw.vault" || file.starts_with("openclaw.vault.g") {
             let len = entry.metadata().unwrap().len();
             files += 1;
@@ -517,8 +524,16 @@ fn real_openclaw(rt: &tokio::runtime::Runtime, docker: &Docker, work: &Path, pw:
     );
     println!(
         "{:<50} {:>7.1} MB",
-        format!("the current vault and {} kept generations", files - 1),
-        bytes as f64 / 1e6
+        "the blocks they share (the blob store)",
+        blocks as f64 / 1e6
+    );
+    println!(
+        "{:<50} {:>7.1} MB",
+        format!(
+            "the current vault and {} kept generations, in all",
+            files - 1
+        ),
+        (bytes + blocks) as f64 / 1e6
     );
     println!(
         "{:<50} {:>7.1} MB (left out of each generation)",

@@ -258,6 +258,20 @@ pub fn move_legacy_vault() -> Result<PathBuf> {
         let to = crate::vault::generations::path_of(&new, n);
         fs::rename(&from, &to).map_err(|e| Error::io("moving", &from, e))?;
     }
+    // Blob stores before the files that need them.
+    for entry in fs::read_dir(&home).map_err(|e| Error::io("reading", &home, e))? {
+        let entry = entry.map_err(|e| Error::io("reading", &home, e))?;
+        let store = entry.file_name();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir
+            && store
+                .to_string_lossy()
+                .starts_with(crate::vault::blobs::STORE_PREFIX)
+        {
+            let to = home.join(VAULT_DIR).join(&store);
+            fs::rename(entry.path(), &to).map_err(|e| Error::io("moving", &to, e))?;
+        }
+    }
     fs::rename(&old, &new).map_err(|e| Error::io("moving", &old, e))?;
     crate::private_fs::sync_dir(&home.join(VAULT_DIR))?;
     // The image pins were in the container's reach until now: dropped,
@@ -337,9 +351,12 @@ pub fn check_dedicated_dir_of(vault: &Path, home: Option<&Path>) -> Result<()> {
 }
 
 /// Whether `file` is the vault `vault_name`, one of its kept generations
-/// (`NAME.gN`), or a temporary of a seal (`NAME.gN.tmp-X`, `.NAME.tmp-X`).
+/// (`NAME.gN`), a temporary of a seal (`NAME.gN.tmp-X`, `.NAME.tmp-X`), or
+/// a blob store.
 fn belongs_to_vault(vault_name: &str, file: &str) -> bool {
-    if file == vault_name {
+    // A blob store (`vault::blobs`): named from a key, so which vault's
+    // it is cannot be told without one; the vault's or a former key's.
+    if file == vault_name || file.starts_with(crate::vault::blobs::STORE_PREFIX) {
         return true;
     }
     if let Some(rest) = file

@@ -242,17 +242,21 @@ pub fn all() -> Result<Vec<Record>> {
 }
 
 /// Keeps a copy of the vault file at `vault` (generation `generation`,
-/// checked by the caller) as `name`'s saved generation, written under a
+/// checked again here) as `name`'s saved generation, written under a
 /// temporary name, synced and renamed into place (0600). A copy, not a
 /// hard link: the vault must have one name, or the start refuses to hand
 /// it to the container (a second link is how a planted file would be
-/// passed in).
-pub fn save_generation(name: &str, vault: &Path, generation: u64) -> Result<PathBuf> {
+/// passed in). A copy that stands alone (`vault::copy_standalone`): every
+/// file inline, none in the vault's blob store, which the container can
+/// write and which no longer keeps blocks only this copy references.
+pub fn save_generation(
+    name: &str,
+    vault: &Path,
+    key: &crate::vault::crypto::DataKey,
+    generation: u64,
+) -> Result<PathBuf> {
     let saved = saved_path(name, generation)?;
-    let mut from = crate::private_fs::open_regular(vault)?;
-    let mut to = crate::private_fs::AtomicFile::create(&saved)?;
-    std::io::copy(&mut from, to.file()).map_err(|e| Error::io("copying", vault, e))?;
-    to.commit()?;
+    crate::vault::copy_standalone(vault, key, generation, &saved)?;
     Ok(saved)
 }
 

@@ -52,7 +52,7 @@ fn create_info_verify_export_round_trip() {
         .stdout
         .clone();
     let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
-    assert_eq!(info["format_version"], 3);
+    assert_eq!(info["format_version"], 4);
     assert_eq!(info["generation"], 1);
     assert_eq!(info["chunk_size"], 65536);
     assert_eq!(info["slots"][0]["kind"], "password");
@@ -83,12 +83,16 @@ fn create_info_verify_export_round_trip() {
         .success();
     assert_eq!(snapshot(&s.path("state")), snapshot(&s.path("out")));
     assert_eq!(fs::metadata(s.path("out")).unwrap().mode() & 0o777, 0o700);
-    // The export left no temporary sibling behind.
+    // The export left no temporary sibling behind; beside the vault, its
+    // blob store (the tree has files over 16 KiB).
     let mut names: Vec<_> = fs::read_dir(s.dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert!(names[2].starts_with("safeclaw-blobs-"), "{names:?}");
+    names.remove(2);
     assert_eq!(names, ["out", "pw", "state", "v.vault"]);
 }
 
@@ -100,7 +104,7 @@ fn info_needs_no_password_and_says_it_is_unauthenticated() {
         .write_stdin("")
         .assert()
         .success()
-        .stdout(predicate::str::contains("format      safeclaw vault version 3\ngeneration  1\n"))
+        .stdout(predicate::str::contains("format      safeclaw vault version 4\ngeneration  1\n"))
         .stdout(predicate::str::contains(
             "slot 1      password, argon2id m=64 KiB t=1 p=1 (weaker than RFC 9106; run `safeclaw vault passwd` to upgrade)",
         ))

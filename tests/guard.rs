@@ -712,8 +712,19 @@ fn a_full_disk_fails_the_seal_and_keeps_the_last_good_generation() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
-    // Nor a kept link to the current file posing as an older generation.
+    // Nor a kept link to the current file posing as an older generation;
+    // the blob store the seal made holds no block, whole or partial.
+    let (stores, names): (Vec<String>, Vec<String>) = names
+        .into_iter()
+        .partition(|n| n.starts_with(safeclaw::vault::blobs::STORE_PREFIX));
     assert_eq!(names, ["v.vault"]);
+    for store in stores {
+        assert_eq!(
+            fs::read_dir(small.join(&store)).unwrap().count(),
+            0,
+            "{store}"
+        );
+    }
 }
 
 #[test]

@@ -40,12 +40,21 @@ fn records() -> Records {
     r
 }
 
-/// A vault at `dir/v.vault` of an OpenClaw-like state plus a 3 MiB file,
-/// sealed with `records`; returns its path and key.
+/// A vault at `dir/v.vault` of an OpenClaw-like state plus 3 MiB of
+/// files small enough to stay in the payload (version 4 puts larger ones
+/// in the blob store), sealed with `records`; returns its path and key.
 fn sealed(dir: &Path, records: &Records) -> (PathBuf, DataKey) {
     let tree = dir.join("tree");
     openclaw_like_tree(&tree);
-    fs::write(tree.join("big.bin"), noise(3 << 20, NOISE_SEED)).unwrap();
+    fs::create_dir(tree.join("small")).unwrap();
+    for i in 0..192 {
+        let inline = vault::blobs::INLINE_MAX as usize;
+        fs::write(
+            tree.join(format!("small/{i}")),
+            noise(inline, NOISE_SEED + 2 * i),
+        )
+        .unwrap();
+    }
     let path = dir.join("v.vault");
     let master = MasterKey::generate();
     let key = master.data_key();

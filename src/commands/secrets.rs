@@ -190,7 +190,7 @@ fn open_for_change(
             path.display(),
             vault.header().version
         ))
-        .with_hint("`safeclaw vault rekey` moves it to version 3 (a new key for it and its kept generations)"));
+        .with_hint("`safeclaw vault rekey` moves it to the current version (a new key for it and its kept generations)"));
     };
     let kept = secrets::load(&vault, &keys)?.unwrap_or_default();
     Ok((path, keys, secrets_key, kept))

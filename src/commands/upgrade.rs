@@ -122,7 +122,7 @@ pub fn run(s: Upgrade, engine: &Engine, printer: &Printer) -> Result<()> {
         .with_hint(stopped));
     }
     crate::rollback::record_authenticated(&vault, before, printer);
-    upgrade::save_generation(&name, &vault, before)?;
+    upgrade::save_generation(&name, &vault, &keys.data, before)?;
     let mut record = upgrade::begin(&name, &vault, from, to, before, was_running);
     upgrade::save(&record)?;
 

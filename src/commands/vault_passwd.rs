@@ -87,6 +87,14 @@ pub fn run(s: VaultRekey, engine: &Engine, printer: &Printer) -> Result<()> {
     // it cannot open (they open with the new password) and leaves them.
     current.commit()?;
     bar.finish_and_clear();
+    // No file is under the old key now: its blob store goes.
+    let dir = crate::private_fs::parent_of(&s.vault.file);
+    if let Err(e) = vault::blobs::collect_garbage(&dir, &old_key) {
+        printer.warn(&format!(
+            "the blob store of the old key was not removed: {}",
+            e.message
+        ));
+    }
     crate::rollback::record_authenticated(&s.vault.file, generation, printer);
 
     for (n, path, why) in &outcome.left {

@@ -58,6 +58,7 @@ fn discard_staging(staging: &Path) {
     }
     vault::generations::remove_stale_temporaries(staging);
     let _ = std::fs::remove_file(staging);
+    vault::blobs::remove_stores_in(&crate::private_fs::parent_of(staging));
     let _ = std::fs::remove_dir(crate::private_fs::parent_of(staging));
 }
 
@@ -243,7 +244,9 @@ pub fn onboard(
             return Err(Error::failure("onboarding sealed no state")
                 .with_hint("run `safeclaw onboard` again; nothing was kept"));
         }
-        // Never over a vault that appeared meanwhile: link, then unlink.
+        // Its blocks first, then the file that needs them. Never over a
+        // vault that appeared meanwhile: link, then unlink.
+        vault::blobs::move_store(&staging_dir, &dir, &key.blob_keys())?;
         std::fs::hard_link(&staging, target).map_err(|e| Error::io("creating", target, e))?;
         let _ = std::fs::remove_file(&staging);
         crate::private_fs::sync_dir(&dir)?;

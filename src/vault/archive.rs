@@ -266,6 +266,10 @@ struct Walk<'a> {
     progress: &'a mut dyn FnMut(u64),
 }
 
+/// How much of a file is read at once while sealing: a version 4 block,
+/// which the blob store's writer then hashes where it lies.
+const CONTENT_READ: usize = super::blobs::BLOCK;
+
 impl Walk<'_> {
     fn refused(&self, r: Refusal) -> Error {
         Error::failure(format!(
@@ -416,30 +420,32 @@ fn pack_dir<W: Write>(
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(len);
                 let mut counted = Counted {
-                    inner: file.take(len),
                     count: 0,
                     done: &mut walk.done,
                     progress: &mut *walk.progress,
                 };
+                // The header (and a long name's) through tar, the content
+                // and its padding here.
                 builder
-                    .append_data(&mut header, &rel, &mut counted)
-                    .map_err(|e| {
-                        if interrupt::is_io_error(&e) {
-                            Error::interrupted()
-                        } else if e.kind() == io::ErrorKind::UnexpectedEof {
-                            Error::failure(format!(
-                                "{} shrank while it was being sealed",
-                                path.display()
-                            ))
-                            .with_hint("stop whatever writes to that directory and try again")
-                        } else {
-                            Error::failure(format!(
-                                "sealing {}: {}",
-                                path.display(),
-                                crate::error::io_reason(&e)
-                            ))
-                        }
-                    })?;
+                    .append_data(&mut header, &rel, io::empty())
+                    .map_err(write_error)?;
+                copy_content(file.take(len), builder.get_mut(), &mut counted).map_err(|e| {
+                    if interrupt::is_io_error(&e) {
+                        Error::interrupted()
+                    } else if e.kind() == io::ErrorKind::UnexpectedEof {
+                        Error::failure(format!(
+                            "{} shrank while it was being sealed",
+                            path.display()
+                        ))
+                        .with_hint("stop whatever writes to that directory and try again")
+                    } else {
+                        Error::failure(format!(
+                            "sealing {}: {}",
+                            path.display(),
+                            crate::error::io_reason(&e)
+                        ))
+                    }
+                })?;
                 if counted.count != len {
                     return Err(Error::failure(format!(
                         "{} shrank while it was being sealed",
@@ -457,23 +463,74 @@ fn pack_dir<W: Write>(
     Ok(())
 }
 
-struct Counted<'a, R> {
-    inner: R,
+/// Copies what `file` holds into `to`, `CONTENT_READ` bytes at a time,
+/// then zeros to the tar block's end. A file larger than that is read on a
+/// thread of its own, a block ahead, so that reading the next block and
+/// hashing this one (version 4's writer hashes every block of a large
+/// file) share the two cores: a checkpoint of a 100 MB state is both.
+fn copy_content(file: io::Take<File>, to: &mut dyn Write, counted: &mut Counted) -> io::Result<()> {
+    let pad = |to: &mut dyn Write, copied: u64| {
+        to.write_all(&[0u8; 512][..((512 - copied % 512) % 512) as usize])
+    };
+    if file.limit() <= CONTENT_READ as u64 {
+        let mut buffer = Zeroizing::new(vec![0u8; file.limit() as usize]);
+        let n = crate::io_util::read_full(&mut { file }, &mut buffer)?;
+        counted.add(n)?;
+        to.write_all(&buffer[..n])?;
+        return pad(to, n as u64);
+    }
+    type Filled = io::Result<(Zeroizing<Vec<u8>>, usize)>;
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Filled>(1);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Zeroizing<Vec<u8>>>();
+        for _ in 0..2 {
+            let _ = empty_tx.send(Zeroizing::new(vec![0u8; CONTENT_READ]));
+        }
+        scope.spawn(move || {
+            let mut file = file;
+            // Ends when this side's channels close, or after the last read.
+            while let Ok(mut buffer) = empty_rx.recv() {
+                let read = crate::io_util::read_full(&mut file, &mut buffer);
+                let last = !matches!(read, Ok(n) if n > 0);
+                if full_tx.send(read.map(|n| (buffer, n))).is_err() || last {
+                    return;
+                }
+            }
+        });
+        // The channels are dropped on return, early or not, which ends the
+        // thread before the scope waits for it.
+        let mut copied = 0u64;
+        loop {
+            let (buffer, n) = full_rx
+                .recv()
+                .map_err(|_| io::Error::other("the reading thread stopped"))??;
+            if n == 0 {
+                return pad(to, copied);
+            }
+            counted.add(n)?;
+            to.write_all(&buffer[..n])?;
+            copied += n as u64;
+            let _ = empty_tx.send(buffer);
+        }
+    })
+}
+
+/// Counts what was sealed of one file, for progress, and stops on a signal.
+struct Counted<'a> {
     count: u64,
     done: &'a mut u64,
     progress: &'a mut dyn FnMut(u64),
 }
 
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Counted<'_> {
+    fn add(&mut self, n: usize) -> io::Result<()> {
         if interrupt::requested() {
             return Err(crate::interrupt::io_error());
         }
-        let n = self.inner.read(buf)?;
         self.count += n as u64;
         *self.done += n as u64;
         (self.progress)(*self.done);
-        Ok(n)
+        Ok(())
     }
 }
 
@@ -750,6 +807,11 @@ pub fn classify_read_error(e: io::Error, context: &str) -> Error {
         if let Some(s) = inner.downcast_ref::<super::stream::StreamError>() {
             return Error::damaged(format!("the vault is damaged or was modified: {s}"))
                 .with_hint("restore the vault from a backup; this file cannot be trusted");
+        }
+        if let Some(b) = inner.downcast_ref::<super::blobs::BlobError>() {
+            return Error::damaged(format!("the vault is damaged or was modified: {b}")).with_hint(
+                "its blob store is part of it: restore the vault's whole directory from a backup",
+            );
         }
         if let Some(c) = inner.downcast_ref::<crate::legacy::CbcError>() {
             return Error::damaged(format!("is damaged: {c}")).with_hint(

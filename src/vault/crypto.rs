@@ -88,6 +88,114 @@ impl DataKey {
     }
 }
 
+impl DataKey {
+    /// Version 4's keys for the blob store (docs/vault-format.md, "Blobs").
+    pub fn blob_keys(&self) -> BlobKeys {
+        let derive = |info: &[u8]| {
+            let mut key = [0u8; KEY_LEN];
+            Hkdf::<Sha256>::new(None, &self.0)
+                .expand(info, &mut key)
+                .expect("32 bytes is a valid HKDF-SHA256 length");
+            key
+        };
+        let store = derive(b"safeclaw-vault v4 store name");
+        BlobKeys {
+            id: derive(b"safeclaw-vault v4 blob id"),
+            seal: derive(b"safeclaw-vault v4 blob key"),
+            store: store[..STORE_NAME_LEN]
+                .try_into()
+                .expect("a prefix of 32 bytes"),
+        }
+    }
+}
+
+/// Bytes of the store's name that come from the data key.
+const STORE_NAME_LEN: usize = 8;
+/// The associated data of a blob: it can be nothing else.
+const BLOB_AAD: &[u8] = b"safeclaw-vault v4 blob";
+/// A blob's id: the keyed BLAKE3 hash of its plaintext.
+pub type BlobId = [u8; 32];
+
+/// What the data key derives for the blob store: the key that names a
+/// block (keyed BLAKE3, so names tell nothing about contents to whoever
+/// lacks the key), the key each blob's own key comes from, and the
+/// store's name, so every file under one data key finds the same store.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct BlobKeys {
+    id: [u8; KEY_LEN],
+    seal: [u8; KEY_LEN],
+    store: [u8; STORE_NAME_LEN],
+}
+
+impl BlobKeys {
+    /// The id of a block of plaintext.
+    pub fn id_of(&self, block: &[u8]) -> BlobId {
+        blake3::keyed_hash(&self.id, block).into()
+    }
+
+    /// The store's directory name (next to the vault file).
+    pub fn store_name(&self) -> String {
+        format!(
+            "{}{}",
+            super::blobs::STORE_PREFIX,
+            crate::private_fs::hex(&self.store)
+        )
+    }
+
+    /// Each blob has a key of its own, derived from its id: two blobs never
+    /// share a key, and a blob under another id's name does not open.
+    fn cipher(&self, id: &BlobId) -> Aes256Gcm {
+        let mut info = Vec::with_capacity(BLOB_AAD.len() + id.len());
+        info.extend_from_slice(BLOB_AAD);
+        info.extend_from_slice(id);
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        Hkdf::<Sha256>::new(None, &self.seal)
+            .expand(&info, key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        Aes256Gcm::new(key.as_ref().into())
+    }
+
+    /// A random nonce followed by the AES-256-GCM ciphertext of `plain`
+    /// under blob `id`'s key. The nonce is random, not fixed, although the
+    /// key is the id's alone: a block written again by another zstd could
+    /// compress to other bytes.
+    pub fn seal(&self, id: &BlobId, plain: &[u8]) -> Vec<u8> {
+        let nonce: [u8; NONCE_LEN] = random_array();
+        let sealed = self
+            .cipher(id)
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: BLOB_AAD,
+                },
+            )
+            .expect("AES-GCM encryption of a bounded blob cannot fail");
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// The plaintext of a blob `seal` made for `id`, or None.
+    pub fn open(&self, id: &BlobId, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        self.cipher(id)
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: BLOB_AAD,
+                },
+            )
+            .ok()
+            .map(Zeroizing::new)
+    }
+}
+
 /// What a version-3 password slot wraps. The data key (handed to the
 /// guard inside the gateway's container) and the secrets key (never
 /// handed to it: only the host and the egress proxy see what it opens)

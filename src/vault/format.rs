@@ -5,12 +5,16 @@
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"SAFECLAW";
-/// The format version safeclaw writes: 3, whose password slots wrap a
-/// master key (the data key and the secrets key are derived from it) and
-/// whose header may hold a secrets section (docs/vault-format.md, "Keys").
-/// Version 2's payload began with safeclaw's records (`.safeclaw/`,
-/// "Records"); 3's does too.
-pub const VERSION: u16 = 3;
+/// The format version safeclaw writes: 4, whose payload stores large
+/// files as references to blocks in a blob store shared by the vault's
+/// generations (docs/vault-format.md, "Blobs"). Its header is version 3's:
+/// password slots wrap a master key (the data key and the secrets key are
+/// derived from it) and may hold a secrets section ("Keys"). Version 2's
+/// payload began with safeclaw's records (`.safeclaw/`, "Records"); 3's
+/// and 4's do too.
+pub const VERSION: u16 = 4;
+/// The first version whose payload may reference blocks in a blob store.
+pub const BLOBS_VERSION: u16 = 4;
 /// The first version whose slots wrap a master key.
 pub const MASTER_KEY_VERSION: u16 = 3;
 /// The first version whose payload begins with safeclaw's records.
@@ -580,8 +584,8 @@ mod tests {
         assert_eq!(header_len(b""), Err(FormatError::NotAVault));
         assert!(matches!(header_len(b"SAFEC"), Err(FormatError::Damaged(_))));
         assert_eq!(
-            header_len(b"SAFECLAW\x00\x04\x01\x00"),
-            Err(FormatError::UnsupportedVersion(4))
+            header_len(b"SAFECLAW\x00\x05\x01\x00"),
+            Err(FormatError::UnsupportedVersion(5))
         );
         assert_eq!(
             header_len(b"SAFECLAW\x00\x00\x01\x00"),

@@ -68,12 +68,15 @@ pub fn unkeep(vault: &Path, n: u64) {
     }
 }
 
-/// Deletes all but the newest `count` older generations.
-pub fn prune(vault: &Path, count: usize) -> Result<()> {
+/// Deletes all but the newest `count` older generations; returns how many
+/// went (the blocks only they referenced can go too: `blobs`).
+pub fn prune(vault: &Path, count: usize) -> Result<usize> {
+    let mut removed = 0;
     for (_, path) in older(vault)?.into_iter().skip(count) {
         fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+        removed += 1;
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// Removes the temporaries a killed seal can leave next to `vault`: the

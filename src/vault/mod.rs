@@ -8,13 +8,17 @@
 //! - `records`: safeclaw's records, carried in the archive out of the
 //!   agent's reach;
 //! - `regenerable`: what OpenClaw rebuilds, left out of every seal;
+//! - `blobs`, `refs`: version 4's blob store, which generations share,
+//!   and the references to it that replace large files in the archive;
 //! - this file: files on disk, composed from the above.
 
 pub mod archive;
+pub mod blobs;
 pub mod crypto;
 pub mod format;
 pub mod generations;
 pub mod records;
+pub mod refs;
 pub mod regenerable;
 pub mod stream;
 
@@ -219,6 +223,21 @@ impl VaultFile {
     /// decompression and tar parsing, so two cores share the work. Chunks
     /// cross over a bounded channel in zeroizing buffers.
     pub fn payload<'a>(
+        self,
+        key: &DataKey,
+        on_read: impl FnMut(u64) + 'a,
+    ) -> Result<Box<dyn Read + 'a>> {
+        let blobs = self.blobs(key);
+        let manifest = self.manifest(key, on_read)?;
+        Ok(match blobs {
+            Some(blobs) => Box::new(refs::Rehydrate::new(manifest, blobs)),
+            None => Box::new(manifest),
+        })
+    }
+
+    /// The payload as it is stored: in version 4, with references to the
+    /// blob store where large files were.
+    fn manifest<'a>(
         mut self,
         key: &DataKey,
         on_read: impl FnMut(u64) + 'a,
@@ -227,6 +246,27 @@ impl VaultFile {
             .seek(SeekFrom::Start(self.parsed.len as u64))
             .map_err(|e| Error::io("reading", &self.path, e))?;
         decrypt(self.file, &self.parsed.header, key, on_read)
+    }
+
+    /// Where this file's blocks are read from: its blob store, for a
+    /// version that has one.
+    fn blobs(&self, key: &DataKey) -> Option<blobs::Reader> {
+        (self.header().version >= format::BLOBS_VERSION)
+            .then(|| blobs::Reader::new(&crate::private_fs::parent_of(&self.path), key.blob_keys()))
+    }
+
+    /// Calls `each` with every blob id the payload references (none before
+    /// version 4), reading it to its last chunk but no blob.
+    pub fn referenced_blobs(
+        self,
+        key: &DataKey,
+        each: &mut dyn FnMut(crypto::BlobId),
+    ) -> Result<()> {
+        if self.header().version < format::BLOBS_VERSION {
+            return Ok(());
+        }
+        let manifest = self.manifest(key, |_| {})?;
+        refs::referenced(manifest, each).map_err(|e| archive::classify_read_error(e, "payload"))
     }
 
     /// safeclaw's records in this vault (`records.rs`), reading only the
@@ -243,7 +283,7 @@ impl VaultFile {
     /// reads on a clone of the file: a clone shares the file offset, and
     /// the decryption thread may still be reading ahead after the reader
     /// is dropped.
-    fn payload_prefix(&self, key: &DataKey) -> Result<impl Read> {
+    fn payload_prefix(&self, key: &DataKey) -> Result<Box<dyn Read>> {
         self.authenticate(key)?;
         let file = self
             .file
@@ -253,7 +293,11 @@ impl VaultFile {
             file,
             pos: self.parsed.len as u64,
         };
-        decrypt(at, self.header(), key, |_| {})
+        let manifest = decrypt(at, self.header(), key, |_| {})?;
+        Ok(match self.blobs(key) {
+            Some(blobs) => Box::new(refs::Rehydrate::new(manifest, blobs)),
+            None => Box::new(manifest),
+        })
     }
 
     /// What `.safeclaw` entries of this vault's payload are: its records
@@ -613,7 +657,7 @@ pub fn restore_generation(
         fs::rename(path, &aside).map_err(|e| Error::io("setting aside", path, e))?;
     }
     let header = Header {
-        version: base.version.max(format::RECORDS_VERSION),
+        version: next_version(base.version),
         generation,
         created: now(),
         payload_salt: crypto::random_array(),
@@ -635,7 +679,9 @@ pub fn restore_generation(
         return Err(e);
     }
     // The restore is in place: a prune that fails costs disk, not it.
-    let _ = generations::prune(path, keep);
+    if generations::prune(path, keep).is_ok_and(|n| n > 0) {
+        collect_garbage(path, key);
+    }
     Ok(generation)
 }
 
@@ -661,7 +707,7 @@ pub fn rewrite_secrets(
             path.display(),
             current.header().version
         ))
-        .with_hint("`safeclaw vault rekey` moves it to version 3 (a new key for it and its kept generations)"));
+        .with_hint("`safeclaw vault rekey` moves it to the current version (a new key for it and its kept generations)"));
     }
     let mut old = current.header().clone();
     old.slots.retain(|s| !matches!(s, Slot::Secrets(_)));
@@ -672,6 +718,26 @@ pub fn rewrite_secrets(
             .map(|_| ())
             .map_err(|e| archive::classify_read_error(e, "payload"))
     })
+}
+
+/// The version a new payload of a file at `version` is written as: with
+/// records first, so at least 2; and with a blob store from 3 on, whose
+/// key schedule (what the slots wrap) 4 keeps. Versions 1 and 2, whose
+/// slots wrap the data key, keep their key schedule until `vault rekey`.
+fn next_version(version: u16) -> u16 {
+    if version >= format::MASTER_KEY_VERSION {
+        format::VERSION
+    } else {
+        version.max(format::RECORDS_VERSION)
+    }
+}
+
+/// Removes the blocks no file under `key` next to `path` references any
+/// more, after a generation was pruned. Best effort: a failure (a kept
+/// file that does not read to its end) leaves blocks behind, which costs
+/// disk, not the seal that just finished.
+fn collect_garbage(path: &Path, key: &DataKey) {
+    let _ = blobs::collect_garbage(&crate::private_fs::parent_of(path), key);
 }
 
 /// Writes the generation after `old` at `path` under `key`, its payload
@@ -687,7 +753,7 @@ fn write_next_generation(
     // A new payload, written with records first, so at least the records'
     // version; the key schedule (what the slots wrap) stays as it was.
     let header = Header {
-        version: old.version.max(format::RECORDS_VERSION),
+        version: next_version(old.version),
         generation: old.generation + 1,
         created: now(),
         payload_salt: crypto::random_array(),
@@ -701,7 +767,9 @@ fn write_next_generation(
         generations::unkeep(path, old.generation);
         return Err(e);
     }
-    generations::prune(path, keep)?;
+    if generations::prune(path, keep)? > 0 {
+        collect_garbage(path, key);
+    }
     Ok(header.generation)
 }
 
@@ -744,6 +812,7 @@ pub fn reseal(
     let shape = header.clone();
     let (file, ()) = write_staged(
         &path,
+        Storage::Blobs,
         new_key,
         &shape,
         || Ok(header),
@@ -757,6 +826,52 @@ pub fn reseal(
         file,
         generation: shape.generation,
     })
+}
+
+/// Where a new payload of version 4 puts its large files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Storage {
+    /// In the blob store next to the file, shared by its generations.
+    Blobs,
+    /// In the file itself: a copy that must stand alone.
+    Inline,
+}
+
+/// Copies the vault file `src` (authenticated with `key`, at generation
+/// `expected`) to `dest` as a file that stands alone: every file of the
+/// state inline, none in a blob store, which `dest`'s directory does not
+/// have (the copy `upgrade` keeps out of the container's reach). Same
+/// header but for a fresh payload salt; `src` is read to its last chunk
+/// and every block it references is authenticated before `dest` appears.
+pub fn copy_standalone(src: &Path, key: &DataKey, expected: u64, dest: &Path) -> Result<()> {
+    let from = VaultFile::open(src)?;
+    from.authenticate(key)?;
+    if from.header().generation != expected {
+        return Err(Error::damaged(format!(
+            "{} is generation {}, not {expected}",
+            src.display(),
+            from.header().generation
+        ))
+        .with_hint("it was replaced meanwhile; nothing was copied"));
+    }
+    let header = Header {
+        payload_salt: crypto::random_array(),
+        ..from.header().clone()
+    };
+    let mut payload = from.payload(key, |_| {})?;
+    let (out, ()) = write_staged(
+        dest,
+        Storage::Inline,
+        key,
+        &header.clone(),
+        || Ok(header),
+        |w| {
+            io::copy(&mut payload, w)
+                .map(|_| ())
+                .map_err(|e| archive::classify_read_error(e, "payload"))
+        },
+    )?;
+    out.commit()
 }
 
 /// Whether `write` may replace an existing file at its destination.
@@ -869,7 +984,7 @@ fn write_late_header<T>(
     header: impl FnOnce() -> Result<Header>,
     fill: impl FnOnce(&mut dyn Write) -> Result<T>,
 ) -> Result<T> {
-    let (out, value) = write_staged(dest, key, shape, header, fill)?;
+    let (out, value) = write_staged(dest, Storage::Blobs, key, shape, header, fill)?;
     match replace {
         Replace::Never => out.commit_new()?,
         Replace::Atomically => out.commit()?,
@@ -882,11 +997,19 @@ fn write_late_header<T>(
 /// `AtomicFile` removes it.
 fn write_staged<T>(
     dest: &Path,
+    storage: Storage,
     key: &DataKey,
     shape: &Header,
     header: impl FnOnce() -> Result<Header>,
     fill: impl FnOnce(&mut dyn Write) -> Result<T>,
 ) -> Result<(AtomicFile, T)> {
+    let mut store = match storage {
+        Storage::Blobs if shape.version >= format::BLOBS_VERSION => Some(blobs::Writer::open(
+            &crate::private_fs::parent_of(dest),
+            key.blob_keys(),
+        )?),
+        _ => None,
+    };
     let mut out = AtomicFile::create(dest)?;
     let io_err = |e: io::Error| Error::io("writing", dest, e);
     let header_len = encode_header(key, shape)?.len();
@@ -903,7 +1026,15 @@ fn write_staged<T>(
     encoder
         .set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))
         .map_err(io_err)?;
-    let value = fill(&mut encoder)?;
+    let value = match store.as_mut() {
+        Some(store) => {
+            let mut dehydrate = refs::Dehydrate::new(&mut encoder, store);
+            let value = fill(&mut dehydrate)?;
+            dehydrate.finish().map_err(io_err)?;
+            value
+        }
+        None => fill(&mut encoder)?,
+    };
     let chunks = encoder.finish().map_err(io_err)?;
     let file = chunks.finish().map_err(io_err)?;
     file.into_inner().map_err(|e| io_err(e.into_error()))?;
@@ -918,6 +1049,10 @@ fn write_staged<T>(
         ));
     }
     std::os::unix::fs::FileExt::write_all_at(out.file(), &bytes, 0).map_err(io_err)?;
+    // The blocks are on disk before the file that references them is.
+    if let Some(store) = store.as_mut() {
+        store.commit()?;
+    }
     Ok((out, value))
 }
 

@@ -1,0 +1,506 @@
+//! Version 4's blob store (docs/vault-format.md, "Blobs"): the contents
+//! of a state's larger files, cut into blocks of `BLOCK` bytes, each
+//! sealed once into a file named by its keyed hash. Generations share the
+//! blocks they have in common, so keeping one costs what changed, and a
+//! seal writes only blocks the store does not hold yet.
+//!
+//! The store is a directory next to the vault, named from the data key
+//! (`crypto::BlobKeys::store_name`): every file under one key (the vault,
+//! its kept generations, a rekey's temporaries) finds the same store, and
+//! files under another key another one. It lives where the container can
+//! write, so it is read as hostile: opened without following links,
+//! entries type-checked on the descriptor, sizes bounded before reading,
+//! every blob authenticated under its own id's key.
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+use zeroize::Zeroizing;
+
+use super::crypto::{BlobId, BlobKeys, DataKey};
+use crate::error::{Error, Result};
+
+/// Plaintext bytes per block (the last block of a file holds the rest).
+pub const BLOCK: usize = 1 << 20;
+/// Files up to this size stay inline in the archive: a block of their
+/// own would cost a file per note and config.
+pub const INLINE_MAX: u64 = 16 * 1024;
+/// A file's size in a reference (`refs`) is at most this: 2^20 blocks.
+pub const MAX_FILE: u64 = (BLOCK as u64) << 20;
+/// Where a store's directory name starts; the rest is from the key.
+pub const STORE_PREFIX: &str = "safeclaw-blobs-";
+/// zstd level for blocks, as for whole payloads.
+const ZSTD_LEVEL: i32 = 3;
+/// A blob's temporary name starts so (never 64 hex digits).
+const TEMP_PREFIX: &str = ".tmp-";
+/// The most entries a store is read with, and the most distinct blocks
+/// the files next to it may reference together: 2 TiB of distinct data.
+/// What a reader holds for them (a set of ids, about 40 bytes each) is
+/// bounded so, whatever the container put in the store or the files.
+pub const MAX_BLOBS: usize = 1 << 21;
+
+fn too_many(what: &Path) -> Error {
+    Error::damaged(format!(
+        "{} holds more than {MAX_BLOBS} blocks, more than a vault can reference",
+        what.display()
+    ))
+    .with_hint("something other than safeclaw filled it; nothing was removed")
+}
+
+/// The most bytes a blob file can hold: nonce, tag and zstd's bound for
+/// one block. Checked on the descriptor before anything is read.
+pub fn max_blob_len() -> u64 {
+    12 + 16 + zstd::zstd_safe::compress_bound(BLOCK) as u64
+}
+
+/// What is wrong with a blob, carried in an `io::Error` through the
+/// archive readers (`archive::classify_read_error` reports it as damage).
+#[derive(Debug)]
+pub struct BlobError(pub String);
+
+impl std::fmt::Display for BlobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BlobError {}
+
+fn damaged(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, BlobError(what))
+}
+
+/// The store's path for files under `keys` in `vault_dir`.
+pub fn store_path(vault_dir: &Path, keys: &BlobKeys) -> PathBuf {
+    vault_dir.join(keys.store_name())
+}
+
+/// Opens `vault_dir` (the user's path, followed) and in it the directory
+/// `name` without following a link.
+fn open_store_dir(vault_dir: &Path, name: &str) -> io::Result<OwnedFd> {
+    let dir = rustix::fs::open(
+        vault_dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(rustix::fs::openat(
+        &dir,
+        name,
+        super::archive::DIR_NOFOLLOW,
+        Mode::empty(),
+    )?)
+}
+
+/// A store opened for reading, opened at the first blob asked for (a
+/// vault of version 4 with every file inline needs none).
+pub struct Reader {
+    vault_dir: PathBuf,
+    keys: BlobKeys,
+    dir: Option<OwnedFd>,
+}
+
+impl Reader {
+    pub fn new(vault_dir: &Path, keys: BlobKeys) -> Self {
+        Reader {
+            vault_dir: vault_dir.to_path_buf(),
+            keys,
+            dir: None,
+        }
+    }
+
+    /// The block `id`, which must be exactly `len` bytes.
+    pub fn read(&mut self, id: &BlobId, len: usize) -> io::Result<Zeroizing<Vec<u8>>> {
+        if self.dir.is_none() {
+            let name = self.keys.store_name();
+            let opened = open_store_dir(&self.vault_dir, &name).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => damaged(format!(
+                    "its blob store {name} is missing from {}",
+                    self.vault_dir.display()
+                )),
+                _ if e.raw_os_error() == Some(libc::ELOOP)
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+                {
+                    damaged(format!("its blob store {name} is not a directory"))
+                }
+                _ => e,
+            })?;
+            self.dir = Some(opened);
+        }
+        let dir = self.dir.as_ref().expect("opened above");
+        let name = crate::private_fs::hex(id);
+        let fd = rustix::fs::openat(
+            dir,
+            name.as_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => damaged(format!("blob {name} is missing")),
+            _ if e == rustix::io::Errno::LOOP => damaged(format!("blob {name} is a symbolic link")),
+            _ => e.into(),
+        })?;
+        let st = rustix::fs::fstat(&fd)?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(damaged(format!("blob {name} is not a regular file")));
+        }
+        let size = st.st_size as u64;
+        if size > max_blob_len() {
+            return Err(damaged(format!(
+                "blob {name} is larger than a block can be"
+            )));
+        }
+        let mut sealed = Vec::with_capacity(size as usize);
+        std::fs::File::from(fd)
+            .take(size)
+            .read_to_end(&mut sealed)?;
+        let compressed = self
+            .keys
+            .open(id, &sealed)
+            .ok_or_else(|| damaged(format!("blob {name} does not authenticate")))?;
+        let plain = zstd::bulk::decompress(&compressed, len)
+            .map_err(|_| damaged(format!("blob {name} does not decompress to its size")))?;
+        if plain.len() != len {
+            return Err(damaged(format!("blob {name} does not hold its size")));
+        }
+        Ok(Zeroizing::new(plain))
+    }
+}
+
+/// A store opened for a seal: blocks it lacks are sealed into temporaries,
+/// which `commit` makes durable and then names. A blob's name so never
+/// appears before its content is on disk, so a crash cannot leave a named
+/// blob that a later seal would trust and reference. Dropped without
+/// `commit`, the temporaries are removed. The store's directory is made
+/// (0700) at the first blob it lacks: a vault whose files are all inline
+/// has none.
+pub struct Writer {
+    vault_dir: PathBuf,
+    path: PathBuf,
+    dir: Option<OwnedFd>,
+    keys: BlobKeys,
+    present: HashSet<BlobId>,
+    pending: Vec<(String, BlobId)>,
+    /// The store's directory was made by this writer: dropped without a
+    /// commit, it goes again (a failed `vault create` leaves nothing).
+    made: bool,
+    committed: bool,
+    /// Blocks written so far, and of them the ones the store lacked.
+    pub blocks: u64,
+    pub new_blocks: u64,
+}
+
+impl Writer {
+    /// Opens the store for `keys` in `vault_dir`, if there is one, and
+    /// lists the blobs it holds.
+    pub fn open(vault_dir: &Path, keys: BlobKeys) -> Result<Self> {
+        let mut writer = Writer {
+            vault_dir: vault_dir.to_path_buf(),
+            path: store_path(vault_dir, &keys),
+            dir: None,
+            keys,
+            present: HashSet::new(),
+            pending: Vec::new(),
+            made: false,
+            committed: false,
+            blocks: 0,
+            new_blocks: 0,
+        };
+        if std::fs::symlink_metadata(&writer.path).is_ok() {
+            writer.open_dir()?;
+        }
+        Ok(writer)
+    }
+
+    /// Opens the store's directory (made if missing), checks that it is
+    /// private, and lists the blobs in it.
+    fn open_dir(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let io_err = |e: io::Error| Error::io("opening the blob store", &path, e);
+        if std::fs::symlink_metadata(&path).is_err() {
+            crate::private_fs::create_private_dir(&path)?;
+            self.made = true;
+        }
+        let dir = open_store_dir(&self.vault_dir, &self.keys.store_name()).map_err(io_err)?;
+        let st = rustix::fs::fstat(&dir).map_err(|e| io_err(e.into()))?;
+        if st.st_mode & 0o077 != 0 {
+            return Err(Error::failure(format!(
+                "{} has mode {:04o}; a blob store must be 0700",
+                path.display(),
+                st.st_mode & 0o7777
+            ))
+            .with_hint("chmod 700 it; nothing was written"));
+        }
+        let listed = list(&dir).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => too_many(&path),
+            _ => io_err(e),
+        })?;
+        for (name, is_file) in listed {
+            if let (Some(id), true) = (parse_id(&name), is_file) {
+                self.present.insert(id);
+            }
+        }
+        self.dir = Some(dir);
+        Ok(())
+    }
+
+    pub fn keys(&self) -> &BlobKeys {
+        &self.keys
+    }
+
+    /// Stores `block` under `id` unless the store holds it.
+    pub fn put(&mut self, id: &BlobId, block: &[u8]) -> io::Result<()> {
+        self.blocks += 1;
+        if self.present.contains(id) {
+            return Ok(());
+        }
+        if self.dir.is_none() {
+            self.open_dir().map_err(|e| io::Error::other(e.message))?;
+            if self.present.contains(id) {
+                return Ok(());
+            }
+        }
+        self.present.insert(*id);
+        self.new_blocks += 1;
+        let compressed = Zeroizing::new(zstd::bulk::compress(block, ZSTD_LEVEL)?);
+        let sealed = self.keys.seal(id, &compressed);
+        let temp = format!(
+            "{TEMP_PREFIX}{}",
+            crate::private_fs::hex(&super::crypto::random_array::<8>())
+        );
+        let dir = self.dir.as_ref().expect("opened above");
+        let fd = rustix::fs::openat(
+            dir,
+            temp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        self.pending.push((temp, *id));
+        let mut file = std::fs::File::from(fd);
+        io::Write::write_all(&mut file, &sealed)
+    }
+
+    /// Makes every blob written durable, then names it, then syncs the
+    /// store's directory: before the archive that references them is
+    /// renamed into place.
+    pub fn commit(&mut self) -> Result<()> {
+        self.committed = true;
+        let Some(dir) = self.dir.as_ref() else {
+            return Ok(());
+        };
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let io_err =
+            |e: rustix::io::Errno| Error::io("writing the blob store", &self.path, e.into());
+        rustix::fs::syncfs(dir).map_err(io_err)?;
+        for (temp, id) in std::mem::take(&mut self.pending) {
+            let name = crate::private_fs::hex(&id);
+            rustix::fs::renameat(dir, temp.as_str(), dir, name.as_str()).map_err(io_err)?;
+        }
+        rustix::fs::fsync(dir).map_err(io_err)?;
+        crate::private_fs::sync_dir(&self.vault_dir)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.as_ref() {
+            for (temp, _) in &self.pending {
+                let _ = rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty());
+            }
+        }
+        if self.made && !self.committed {
+            // Only if empty: a concurrent writer's blobs are never lost.
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
+}
+
+/// Moves the store of `keys` from `from` (a staging directory) to `to`,
+/// if there is one: before the vault file that needs it.
+pub fn move_store(from: &Path, to: &Path, keys: &BlobKeys) -> Result<()> {
+    let source = store_path(from, keys);
+    if std::fs::symlink_metadata(&source).is_err() {
+        return Ok(());
+    }
+    let target = store_path(to, keys);
+    std::fs::rename(&source, &target)
+        .map_err(|e| Error::io("moving the blob store to", &target, e))?;
+    crate::private_fs::sync_dir(to)
+}
+
+/// Removes every blob store in `dir` (a staging directory being dropped).
+pub fn remove_stores_in(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(STORE_PREFIX)
+        {
+            // std's remove_dir_all does not follow links inside.
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The names in an open directory, each with whether it is a regular file
+/// (from the entry's own type, or `fstatat` without following); at most
+/// `MAX_BLOBS` and a few, else `InvalidData`.
+fn list(dir: &OwnedFd) -> io::Result<Vec<(String, bool)>> {
+    let mut out = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        if out.len() > MAX_BLOBS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "too many entries",
+            ));
+        }
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "." || name == ".." {
+            continue;
+        }
+        let kind = match entry.file_type() {
+            rustix::fs::FileType::Unknown => {
+                let st = rustix::fs::statat(
+                    dir.as_fd(),
+                    entry.file_name(),
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                )?;
+                rustix::fs::FileType::from_raw_mode(st.st_mode)
+            }
+            k => k,
+        };
+        out.push((name, kind == rustix::fs::FileType::RegularFile));
+    }
+    Ok(out)
+}
+
+/// A blob's id from its file name: exactly 64 lowercase hex digits.
+fn parse_id(name: &str) -> Option<BlobId> {
+    if name.len() != 64 {
+        return None;
+    }
+    let mut id = [0u8; 32];
+    for (i, pair) in name.as_bytes().chunks(2).enumerate() {
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        id[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(id)
+}
+
+/// What `collect_garbage` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// Files in the directory that authenticate with the key.
+    pub files: usize,
+    /// Blobs they reference, and blobs (and temporaries) removed.
+    pub live: usize,
+    pub removed: usize,
+}
+
+/// Removes from the store of `key` in `vault_dir` every blob that no file
+/// there references. The files that count are every regular file in the
+/// directory that opens as a vault and authenticates with `key` (the
+/// vault, its kept generations, a copy the user made there), but a seal's
+/// temporaries. If any of them cannot be read to its end, nothing is
+/// removed: its references are unknown. The caller makes sure no seal
+/// runs meanwhile (one writer per vault).
+///
+/// With no file left under `key` (after `vault rekey`, called with the old
+/// key), the whole store goes.
+pub fn collect_garbage(vault_dir: &Path, key: &DataKey) -> Result<Collected> {
+    let keys = key.blob_keys();
+    let store = store_path(vault_dir, &keys);
+    let name = keys.store_name();
+    let dir = match open_store_dir(vault_dir, &name) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Collected::default()),
+        r => r.map_err(|e| Error::io("opening the blob store", &store, e))?,
+    };
+    let mut live = HashSet::new();
+    let mut files = 0;
+    let entries = std::fs::read_dir(vault_dir).map_err(|e| Error::io("reading", vault_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("reading", vault_dir, e))?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if !is_file || file.contains(".tmp-") {
+            continue;
+        }
+        let Ok(vault) = super::VaultFile::open(&entry.path()) else {
+            continue;
+        };
+        if vault.authenticate(key).is_err() {
+            continue;
+        }
+        files += 1;
+        let mut over = false;
+        vault.referenced_blobs(key, &mut |id| {
+            over |= live.len() >= MAX_BLOBS && !live.contains(&id);
+            if !over {
+                live.insert(id);
+            }
+        })?;
+        if over {
+            return Err(too_many(vault_dir));
+        }
+    }
+    let mut removed = 0;
+    let unlink = |n: &str| rustix::fs::unlinkat(&dir, n, rustix::fs::AtFlags::empty());
+    let listed = list(&dir).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => too_many(&store),
+        _ => Error::io("reading", &store, e),
+    })?;
+    for (entry, is_file) in listed {
+        // Only files: a directory there is not safeclaw's (and unlinkat
+        // without AT_REMOVEDIR would fail on it anyway).
+        let stale = is_file
+            && match parse_id(&entry) {
+                Some(id) => !live.contains(&id),
+                None => entry.starts_with(TEMP_PREFIX),
+            };
+        if stale {
+            unlink(&entry).map_err(|e| Error::io("removing a blob from", &store, e.into()))?;
+            removed += 1;
+        }
+    }
+    if files == 0 && live.is_empty() {
+        // Empty now unless someone put something else there: then it stays.
+        let _ = rustix::fs::unlinkat(
+            rustix::fs::CWD,
+            store.as_path(),
+            rustix::fs::AtFlags::REMOVEDIR,
+        );
+    }
+    Ok(Collected {
+        files,
+        live: live.len(),
+        removed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_64_lowercase_hex_digits_and_nothing_else() {
+        let id = [0xa5u8; 32];
+        assert_eq!(parse_id(&crate::private_fs::hex(&id)), Some(id));
+        assert_eq!(parse_id(&"A5".repeat(32)), None);
+        assert_eq!(parse_id(&"a5".repeat(31)), None);
+        assert_eq!(parse_id(".tmp-00"), None);
+    }
+}

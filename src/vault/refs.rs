@@ -1,0 +1,404 @@
+//! Version 4's references (docs/vault-format.md, "Blobs"): a tar stream in
+//! which a regular file larger than `blobs::INLINE_MAX` is replaced by an
+//! entry of type `REF_TYPE` whose content is the file's size and the ids
+//! of its blocks. Both directions are tar-to-tar transforms over bytes, so
+//! every archive reader and writer above them (pack, rewrite, unpack,
+//! check, the records reader) works unchanged on ordinary tar:
+//!
+//! - `Dehydrate` (a `Write`), between a tar writer and the payload: cuts
+//!   the content of large regular files into blocks, stores the ones the
+//!   store lacks, and writes references;
+//! - `Rehydrate` (a `Read`), between the payload and a tar reader: turns
+//!   each reference back into a regular file whose content it reads,
+//!   authenticated, from the store;
+//! - `referenced`: the ids a payload references, without reading a blob.
+//!
+//! Only the 512-byte header blocks are looked at: their type (offset 156)
+//! and size; every other byte passes through as it is. The content of a
+//! reference is `size (8, big-endian) | id (32)` per block, exactly
+//! `ceil(size / BLOCK)` ids, `size <= MAX_FILE`: checked before a block is
+//! read, and ids are read one at a time, so nothing is allocated for them.
+
+use std::io::{self, Read, Write};
+
+use zeroize::Zeroizing;
+
+use super::blobs::{self, BLOCK, INLINE_MAX, MAX_FILE};
+use super::crypto::BlobId;
+
+/// The tar entry type of a reference: a vendor type (`A`-`Z` are left to
+/// implementations by POSIX), which a reader without this module refuses.
+pub const REF_TYPE: u8 = b'B';
+const TAR_BLOCK: usize = 512;
+const TYPE_OFFSET: usize = 156;
+const ID_LEN: usize = 32;
+/// The size field of a reference is this plus `ID_LEN` per block.
+const SIZE_LEN: u64 = 8;
+
+fn padding(len: u64) -> u64 {
+    (TAR_BLOCK as u64 - len % TAR_BLOCK as u64) % TAR_BLOCK as u64
+}
+
+fn blocks_of(size: u64) -> u64 {
+    size.div_ceil(BLOCK as u64)
+}
+
+fn malformed(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+/// The size an entry's header gives its content (none for a zero block).
+fn entry_size(header: &[u8; TAR_BLOCK]) -> io::Result<u64> {
+    if header.iter().all(|b| *b == 0) {
+        return Ok(0);
+    }
+    tar::Header::from_byte_slice(header).entry_size()
+}
+
+/// `header` with another type and size, its checksum made again.
+fn retyped(header: &[u8; TAR_BLOCK], kind: u8, size: u64) -> [u8; TAR_BLOCK] {
+    let mut h = tar::Header::new_old();
+    h.as_mut_bytes().copy_from_slice(header);
+    h.set_entry_type(tar::EntryType::new(kind));
+    h.set_size(size);
+    h.set_cksum();
+    *h.as_bytes()
+}
+
+/// The file size a reference's content starts with, checked against the
+/// content's length (`body`, from its header) before anything else.
+fn reference_size(body: u64, input: &mut impl Read) -> io::Result<u64> {
+    if body < SIZE_LEN || body > SIZE_LEN + ID_LEN as u64 * blocks_of(MAX_FILE) {
+        return Err(malformed("a block reference of an impossible length"));
+    }
+    let mut size = [0u8; SIZE_LEN as usize];
+    input.read_exact(&mut size)?;
+    let size = u64::from_be_bytes(size);
+    if size > MAX_FILE || body != SIZE_LEN + ID_LEN as u64 * blocks_of(size) {
+        return Err(malformed("a block reference that does not match its size"));
+    }
+    Ok(size)
+}
+
+/// Reads a header block; None at the end of the input.
+fn read_header(input: &mut impl Read) -> io::Result<Option<[u8; TAR_BLOCK]>> {
+    let mut header = [0u8; TAR_BLOCK];
+    match crate::io_util::read_full(input, &mut header)? {
+        0 => Ok(None),
+        TAR_BLOCK => Ok(Some(header)),
+        _ => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+fn skip(input: &mut impl Read, len: u64) -> io::Result<()> {
+    let copied = io::copy(&mut input.take(len), &mut io::sink())?;
+    if copied != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// Calls `each` with every id a reference in `payload` (a version 4 tar
+/// stream) names, reading no blob; the payload is read to its end.
+pub fn referenced(mut payload: impl Read, each: &mut dyn FnMut(BlobId)) -> io::Result<()> {
+    while let Some(header) = read_header(&mut payload)? {
+        let size = entry_size(&header)?;
+        if header[TYPE_OFFSET] != REF_TYPE {
+            skip(&mut payload, size + padding(size))?;
+            continue;
+        }
+        let file = reference_size(size, &mut payload)?;
+        for _ in 0..blocks_of(file) {
+            let mut id = [0u8; ID_LEN];
+            payload.read_exact(&mut id)?;
+            each(id);
+        }
+        skip(&mut payload, padding(size))?;
+    }
+    Ok(())
+}
+
+enum Reading {
+    Header,
+    /// Bytes of an ordinary entry's content and padding still to copy.
+    Copy(u64),
+    /// A reference being read back: file bytes left, then the file's
+    /// padding to write and the reference's padding to skip.
+    Blocks {
+        left: u64,
+        pad: u64,
+        skip: u64,
+    },
+    End,
+}
+
+/// A version 4 payload as ordinary tar: references become regular files.
+pub struct Rehydrate<R> {
+    input: R,
+    blobs: blobs::Reader,
+    out: Zeroizing<Vec<u8>>,
+    pos: usize,
+    state: Reading,
+}
+
+impl<R: Read> Rehydrate<R> {
+    pub fn new(input: R, blobs: blobs::Reader) -> Self {
+        Rehydrate {
+            input,
+            blobs,
+            out: Zeroizing::new(Vec::new()),
+            pos: 0,
+            state: Reading::Header,
+        }
+    }
+
+    /// Fills `out` with what comes next; leaves it empty only at the end.
+    fn step(&mut self) -> io::Result<()> {
+        self.out.clear();
+        self.pos = 0;
+        loop {
+            match self.state {
+                Reading::End => return Ok(()),
+                Reading::Header => {
+                    let Some(header) = read_header(&mut self.input)? else {
+                        self.state = Reading::End;
+                        return Ok(());
+                    };
+                    let size = entry_size(&header)?;
+                    if header[TYPE_OFFSET] == REF_TYPE {
+                        let file = reference_size(size, &mut self.input)?;
+                        self.out.extend_from_slice(&retyped(
+                            &header,
+                            tar::EntryType::Regular.as_byte(),
+                            file,
+                        ));
+                        self.state = Reading::Blocks {
+                            left: file,
+                            pad: padding(file),
+                            skip: padding(size),
+                        };
+                    } else {
+                        self.out.extend_from_slice(&header);
+                        self.state = Reading::Copy(size + padding(size));
+                    }
+                    return Ok(());
+                }
+                Reading::Copy(0) => self.state = Reading::Header,
+                Reading::Copy(left) => {
+                    let want = left.min(64 * 1024) as usize;
+                    self.out.resize(want, 0);
+                    let n = self.input.read(&mut self.out)?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    self.out.truncate(n);
+                    self.state = Reading::Copy(left - n as u64);
+                    return Ok(());
+                }
+                Reading::Blocks { left, pad, skip } if left > 0 => {
+                    let mut id = [0u8; ID_LEN];
+                    self.input.read_exact(&mut id)?;
+                    let len = left.min(BLOCK as u64);
+                    self.out = self.blobs.read(&id, len as usize)?;
+                    self.state = Reading::Blocks {
+                        left: left - len,
+                        pad,
+                        skip,
+                    };
+                    return Ok(());
+                }
+                Reading::Blocks { pad, skip: s, .. } => {
+                    skip(&mut self.input, s)?;
+                    self.state = Reading::Header;
+                    if pad > 0 {
+                        self.out.resize(pad as usize, 0);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for Rehydrate<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.out.len() {
+            self.step()?;
+        }
+        let n = buf.len().min(self.out.len() - self.pos);
+        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+enum Writing {
+    Header,
+    /// Bytes of an ordinary entry's content and padding still to pass.
+    Pass(u64),
+    /// A large file's content: bytes left, then the reference's padding
+    /// to write and the file's padding to drop.
+    Content {
+        left: u64,
+        pad: u64,
+        drop: u64,
+    },
+    Drop(u64),
+    /// What was given is not a tar stream this writer made (a header it
+    /// cannot read): the rest passes through as it is, for the reader to
+    /// judge, as it would without references.
+    Verbatim,
+}
+
+/// Ordinary tar in, a version 4 payload out (to `inner`): regular files
+/// over `INLINE_MAX` are stored as blocks in `blobs` and referenced.
+pub struct Dehydrate<'a> {
+    inner: &'a mut dyn Write,
+    blobs: &'a mut blobs::Writer,
+    header: [u8; TAR_BLOCK],
+    filled: usize,
+    block: Zeroizing<Vec<u8>>,
+    state: Writing,
+}
+
+impl<'a> Dehydrate<'a> {
+    pub fn new(inner: &'a mut dyn Write, blobs: &'a mut blobs::Writer) -> Self {
+        Dehydrate {
+            inner,
+            blobs,
+            header: [0; TAR_BLOCK],
+            filled: 0,
+            block: Zeroizing::new(Vec::with_capacity(BLOCK)),
+            state: Writing::Header,
+        }
+    }
+
+    /// Checks that the tar stream ended between entries.
+    pub fn finish(self) -> io::Result<()> {
+        match (&self.state, self.filled) {
+            (Writing::Header, 0) | (Writing::Verbatim, _) => Ok(()),
+            (Writing::Header, n) => self.inner.write_all(&self.header[..n]),
+            _ => Err(io::Error::other("the archive ended inside an entry")),
+        }
+    }
+
+    fn header_done(&mut self) -> io::Result<()> {
+        self.filled = 0;
+        let Ok(size) = entry_size(&self.header) else {
+            self.inner.write_all(&self.header)?;
+            self.state = Writing::Verbatim;
+            return Ok(());
+        };
+        let regular = self.header[TYPE_OFFSET] == tar::EntryType::Regular.as_byte();
+        if !regular || size <= INLINE_MAX {
+            self.inner.write_all(&self.header)?;
+            self.state = Writing::Pass(size + padding(size));
+            return Ok(());
+        }
+        if size > MAX_FILE {
+            return Err(io::Error::other(format!(
+                "a file of more than {} GiB cannot be sealed",
+                MAX_FILE >> 30
+            )));
+        }
+        let body = SIZE_LEN + ID_LEN as u64 * blocks_of(size);
+        self.inner
+            .write_all(&retyped(&self.header, REF_TYPE, body))?;
+        self.inner.write_all(&size.to_be_bytes())?;
+        self.state = Writing::Content {
+            left: size,
+            pad: padding(body),
+            drop: padding(size),
+        };
+        Ok(())
+    }
+
+    /// What comes after a block of a large file: more of it, or the
+    /// reference's padding and then the file's, dropped.
+    fn content_left(&mut self, left: u64, pad: u64, drop: u64) -> io::Result<Writing> {
+        if left > 0 {
+            return Ok(Writing::Content { left, pad, drop });
+        }
+        self.inner.write_all(&[0u8; TAR_BLOCK][..pad as usize])?;
+        Ok(Writing::Drop(drop))
+    }
+
+    fn block_done(&mut self) -> io::Result<()> {
+        let id = self.blobs.keys().id_of(&self.block);
+        self.blobs.put(&id, &self.block)?;
+        self.block.clear();
+        self.inner.write_all(&id)
+    }
+}
+
+impl Write for Dehydrate<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            match self.state {
+                Writing::Header => {
+                    let n = rest.len().min(TAR_BLOCK - self.filled);
+                    self.header[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
+                    self.filled += n;
+                    rest = &rest[n..];
+                    if self.filled == TAR_BLOCK {
+                        self.header_done()?;
+                    }
+                }
+                Writing::Pass(left) => {
+                    let n = rest.len().min(left as usize);
+                    self.inner.write_all(&rest[..n])?;
+                    rest = &rest[n..];
+                    self.state = match left - n as u64 {
+                        0 => Writing::Header,
+                        l => Writing::Pass(l),
+                    };
+                }
+                // A whole block as given: hashed, and stored if new, where
+                // it lies (the seal's reads come a block at a time).
+                Writing::Content { left, pad, drop }
+                    if self.block.is_empty() && rest.len() >= BLOCK && left >= BLOCK as u64 =>
+                {
+                    let (block, after) = rest.split_at(BLOCK);
+                    let id = self.blobs.keys().id_of(block);
+                    self.blobs.put(&id, block)?;
+                    self.inner.write_all(&id)?;
+                    rest = after;
+                    self.state = self.content_left(left - BLOCK as u64, pad, drop)?;
+                }
+                Writing::Content { left, pad, drop } => {
+                    let room = BLOCK - self.block.len();
+                    let n = rest.len().min(room).min(left as usize);
+                    self.block.extend_from_slice(&rest[..n]);
+                    rest = &rest[n..];
+                    let left = left - n as u64;
+                    if self.block.len() == BLOCK || left == 0 {
+                        self.block_done()?;
+                    }
+                    self.state = self.content_left(left, pad, drop)?;
+                }
+                Writing::Verbatim => {
+                    self.inner.write_all(rest)?;
+                    rest = &[];
+                }
+                Writing::Drop(left) => {
+                    let n = rest.len().min(left as usize);
+                    rest = &rest[n..];
+                    self.state = match left - n as u64 {
+                        0 => Writing::Header,
+                        l => Writing::Drop(l),
+                    };
+                }
+            }
+        }
+        // An entry whose last bytes were just written is over.
+        if let Writing::Drop(0) | Writing::Pass(0) = self.state {
+            self.state = Writing::Header;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
