@@ -311,9 +311,18 @@ pub fn check_dedicated_dir_of(vault: &Path, home: Option<&Path>) -> Result<()> {
     let is_home = home
         .and_then(|h| fs::canonicalize(h).ok())
         .is_some_and(|h| h == canonical);
+    let stores = if crate::vault::blobs::stores_in(&dir).is_empty() {
+        String::new()
+    } else {
+        format!(
+            " {}",
+            dir.join(format!("{}*", crate::vault::blobs::STORE_PREFIX))
+                .display()
+        )
+    };
     let hint = || {
         format!(
-            "keep the vault in a directory of its own: mkdir -m 700 DIR && mv {v} {v}.g* DIR/",
+            "keep the vault in a directory of its own: mkdir -m 700 DIR && mv {v} {v}.g*{stores} DIR/",
             v = vault.display()
         )
     };
@@ -329,7 +338,12 @@ pub fn check_dedicated_dir_of(vault: &Path, home: Option<&Path>) -> Result<()> {
     for entry in fs::read_dir(&dir).map_err(|e| Error::io("reading", &dir, e))? {
         let entry = entry.map_err(|e| Error::io("reading", &dir, e))?;
         let file = entry.file_name().to_string_lossy().into_owned();
-        if !belongs_to_vault(&name, &file) {
+        // A blob store (docs/vault-format.md, "Blobs"): named from a key,
+        // so whose it is cannot be told without one; a directory of that
+        // exact name, the vault's or a former key's.
+        let store = crate::vault::blobs::is_store_name(&file)
+            && entry.file_type().is_ok_and(|t| t.is_dir());
+        if !store && !belongs_to_vault(&name, &file) {
             others.push(file);
         }
     }
@@ -351,12 +365,9 @@ pub fn check_dedicated_dir_of(vault: &Path, home: Option<&Path>) -> Result<()> {
 }
 
 /// Whether `file` is the vault `vault_name`, one of its kept generations
-/// (`NAME.gN`), a temporary of a seal (`NAME.gN.tmp-X`, `.NAME.tmp-X`), or
-/// a blob store.
+/// (`NAME.gN`), or a temporary of a seal (`NAME.gN.tmp-X`, `.NAME.tmp-X`).
 fn belongs_to_vault(vault_name: &str, file: &str) -> bool {
-    // A blob store (`vault::blobs`): named from a key, so which vault's
-    // it is cannot be told without one; the vault's or a former key's.
-    if file == vault_name || file.starts_with(crate::vault::blobs::STORE_PREFIX) {
+    if file == vault_name {
         return true;
     }
     if let Some(rest) = file

@@ -162,6 +162,33 @@ fn a_generation_costs_the_blocks_that_changed() {
 }
 
 #[test]
+fn generations_and_info_show_the_store_without_a_password() {
+    let s = Setup::new();
+    s.change_one_block(2);
+    s.seal(5);
+    let out = safeclaw()
+        .args(["--json", "vault", "generations"])
+        .arg(s.vault())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(out["generations"].as_array().unwrap().len(), 2);
+    let stores = out["blob_stores"].as_array().unwrap();
+    assert_eq!(stores.len(), 1, "{out}");
+    assert_eq!(stores[0]["blocks"], 6);
+    assert!(stores[0]["bytes"].as_u64().unwrap() > 4 * MIB as u64);
+    safeclaw()
+        .args(["vault", "info"])
+        .arg(s.vault())
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("back up the whole directory"));
+}
+
+#[test]
 fn blocks_no_kept_generation_references_are_removed() {
     let s = Setup::new();
     let first = s.blobs();
@@ -401,3 +428,74 @@ const FAST: format::KdfParams = format::KdfParams {
     t: 1,
     p: 1,
 };
+
+#[test]
+fn a_seal_writes_again_a_blob_someone_overwrote() {
+    let s = Setup::new();
+    // The container cannot make a blob, but it can ruin one; a seal must
+    // not reference it as it is.
+    let victim = s.store().join(&s.blobs()[0]);
+    let len = fs::metadata(&victim).unwrap().len() as usize;
+    fs::write(&victim, vec![0u8; len]).unwrap();
+    assert_eq!(s.verify(&s.vault()).unwrap_err().0, Class::Damaged);
+    s.seal(5);
+    assert!(
+        s.verify(&s.vault()).is_ok(),
+        "the seal wrote the block again"
+    );
+    // Generation 1 references the same block: whole again too.
+    assert!(s
+        .verify(&vault::generations::path_of(&s.vault(), 1))
+        .is_ok());
+}
+
+#[test]
+fn rekey_stops_rather_than_delete_a_generation_whose_store_is_missing() {
+    let s = Setup::new();
+    s.change_one_block(2);
+    s.seal(5);
+    let g1 = vault::generations::path_of(&s.vault(), 1);
+    let g1_bytes = fs::read(&g1).unwrap();
+    fs::rename(s.store(), s.path("store-aside")).unwrap();
+    write_password(s.dir.path(), "new", "new battery");
+    safeclaw()
+        .args(["vault", "rekey"])
+        .arg(s.vault())
+        .arg("--password-file")
+        .arg(s.path("pw"))
+        .args(FAST_KDF)
+        .assert()
+        .code(4)
+        .stderr(predicates::str::contains(
+            "restore the vault's whole directory",
+        ));
+    // Nothing was deleted, and with the store back everything opens.
+    assert_eq!(fs::read(&g1).unwrap(), g1_bytes);
+    fs::rename(s.path("store-aside"), s.store()).unwrap();
+    assert!(s.verify(&s.vault()).is_ok());
+    assert!(s.verify(&g1).is_ok());
+}
+
+#[test]
+fn the_vault_directory_may_hold_a_store_but_nothing_else_by_that_name() {
+    let s = Setup::new();
+    assert!(safeclaw::paths::check_dedicated_dir_of(&s.vault(), None).is_ok());
+    // A file with the prefix is not a store: the container would get it.
+    fs::write(s.path("vault/safeclaw-blobs-notes.txt"), b"mine").unwrap();
+    let err = safeclaw::paths::check_dedicated_dir_of(&s.vault(), None).unwrap_err();
+    assert!(
+        err.message.contains("safeclaw-blobs-notes.txt"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn garbage_collection_reads_a_file_once_however_many_links_it_has() {
+    let s = Setup::new();
+    for i in 0..5 {
+        fs::hard_link(s.vault(), s.path(&format!("vault/v.vault.unverified-{i}"))).unwrap();
+    }
+    let collected = blobs::collect_garbage(&s.path("vault"), &s.key).unwrap();
+    assert_eq!((collected.files, collected.removed), (1, 0));
+}

@@ -397,6 +397,16 @@ fn a_root_start_hands_over_the_vault_and_not_what_a_planted_link_points_to() {
         return;
     }
     with_fixture("nofollow", |_rt, _docker, f| {
+        // A state with a file over 16 KiB: its blocks are in a blob store
+        // root made, which the guard must read at start and add to at stop.
+        let state = f.dir.path().join("large-state");
+        fs::create_dir(&state).unwrap();
+        fs::write(state.join("openclaw.json"), "{}").unwrap();
+        fs::write(state.join("memory.sqlite"), noise(300 * 1024, NOISE_SEED)).unwrap();
+        fs::remove_file(f.vault()).unwrap();
+        create_vault(&state, &f.vault(), &f.dir.path().join("pw"));
+        let stores = safeclaw::vault::blobs::stores_in(&f.dir.path().join("home"));
+        assert_eq!(stores.len(), 1);
         // The test's own file, standing for /etc/shadow.
         let target = f.dir.path().join("owned-by-root");
         fs::write(&target, "not the vault's").unwrap();
@@ -410,6 +420,20 @@ fn a_root_start_hands_over_the_vault_and_not_what_a_planted_link_points_to() {
         assert_eq!(owner(&link), 0);
         assert_eq!(owner(&f.vault()), handed);
         assert_eq!(owner(&f.dir.path().join("home")), handed);
+        assert_eq!(owner(&stores[0].path), handed);
+        for blob in fs::read_dir(&stores[0].path).unwrap() {
+            assert_eq!(owner(&blob.unwrap().path()), handed);
+        }
+        // The guard read the blocks at start; it writes at stop.
+        f.stop().success();
+        let out = f.dir.path().join("out");
+        export_cmd(f.vault(), &out, f.dir.path().join("pw"))
+            .assert()
+            .success();
+        assert_eq!(
+            fs::read(out.join("memory.sqlite")).unwrap(),
+            noise(300 * 1024, NOISE_SEED)
+        );
     });
 }
 

@@ -30,6 +30,21 @@ pub fn run(file: PathBuf, printer: &Printer) -> Result<()> {
         ));
         list.push(json!({ "generation": h.generation, "created": created, "bytes": vault.file_len, "path": path }));
     }
-    printer.result(&text, json!({ "ok": true, "generations": list }));
+    // Version 4: the blocks of large files, which the generations share,
+    // are beside them (docs/vault-format.md, "Blobs").
+    let mut stores = Vec::new();
+    for store in crate::vault::blobs::stores_in(&crate::private_fs::parent_of(&file)) {
+        text.push_str(&format!(
+            "\nshared      {} blocks, {} bytes in {}",
+            store.blocks,
+            store.bytes,
+            store.path.display()
+        ));
+        stores.push(json!({ "path": store.path, "blocks": store.blocks, "bytes": store.bytes }));
+    }
+    printer.result(
+        &text,
+        json!({ "ok": true, "generations": list, "blob_stores": stores }),
+    );
     Ok(())
 }

@@ -68,6 +68,11 @@ pub fn run(file: PathBuf, printer: &Printer) -> Result<()> {
             }
         }
     }
+    if h.version >= crate::vault::format::BLOBS_VERSION {
+        text.push_str(
+            "blocks      files over 16 KiB are in a blob store beside it (safeclaw-blobs-*): back up the whole directory\n",
+        );
+    }
     text.push_str(
         "note        not authenticated without the password; `safeclaw vault verify` checks it",
     );

@@ -200,6 +200,19 @@ fn rekey_kept(
             resealed.commit()?;
             outcome.resealed.push(n);
         }
+        // The store lacks a block or holds a bad one: the file itself may
+        // be whole (a store left behind by a move, restored later), so it is
+        // not deleted; the rekey stops, and a rerun finishes it.
+        Err(e) if e.hint.as_deref() == Some(vault::blobs::DAMAGE_HINT) => {
+            return Err(Error::damaged(format!(
+                "generation {n} ({}) cannot be re-sealed: {}",
+                path.display(),
+                e.message
+            ))
+            .with_hint(
+                "its blob store is missing blocks: restore the vault's whole directory and run this again (the vault still opens with the old password), or pass --drop-generations",
+            ));
+        }
         Err(e) if e.class == Class::Damaged => {
             std::fs::remove_file(path).map_err(|e| Error::io("removing", path, e))?;
             outcome.damaged.push((n, e.message));

@@ -247,7 +247,11 @@ pub fn onboard(
         // Its blocks first, then the file that needs them. Never over a
         // vault that appeared meanwhile: link, then unlink.
         vault::blobs::move_store(&staging_dir, &dir, &key.blob_keys())?;
-        std::fs::hard_link(&staging, target).map_err(|e| Error::io("creating", target, e))?;
+        if let Err(e) = std::fs::hard_link(&staging, target) {
+            // Back with the staging file, which is then discarded.
+            let _ = vault::blobs::move_store(&dir, &staging_dir, &key.blob_keys());
+            return Err(Error::io("creating", target, e));
+        }
         let _ = std::fs::remove_file(&staging);
         crate::private_fs::sync_dir(&dir)?;
         Ok(sealed)

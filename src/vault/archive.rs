@@ -809,9 +809,8 @@ pub fn classify_read_error(e: io::Error, context: &str) -> Error {
                 .with_hint("restore the vault from a backup; this file cannot be trusted");
         }
         if let Some(b) = inner.downcast_ref::<super::blobs::BlobError>() {
-            return Error::damaged(format!("the vault is damaged or was modified: {b}")).with_hint(
-                "its blob store is part of it: restore the vault's whole directory from a backup",
-            );
+            return Error::damaged(format!("the vault is damaged or was modified: {b}"))
+                .with_hint(super::blobs::DAMAGE_HINT);
         }
         if let Some(c) = inner.downcast_ref::<crate::legacy::CbcError>() {
             return Error::damaged(format!("is damaged: {c}")).with_hint(

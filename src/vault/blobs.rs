@@ -12,16 +12,17 @@
 //! entries type-checked on the descriptor, sizes bounded before reading,
 //! every blob authenticated under its own id's key.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
 
 use rustix::fs::{Mode, OFlags};
 use zeroize::Zeroizing;
 
 use super::crypto::{BlobId, BlobKeys, DataKey};
-use crate::error::{Error, Result};
+use crate::error::{Class, Error, Result};
 
 /// Plaintext bytes per block (the last block of a file holds the rest).
 pub const BLOCK: usize = 1 << 20;
@@ -73,6 +74,105 @@ fn damaged(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, BlobError(what))
 }
 
+/// The hint of every error about a blob or the store, which `vault
+/// passwd`/`rekey` tell apart from damage to a file itself (a missing
+/// store is no reason to delete a kept generation).
+pub const DAMAGE_HINT: &str =
+    "its blob store is part of it: restore the vault's whole directory from a backup";
+
+/// What this process saw of a blob file it wrote or authenticated: the
+/// inode and its change time, which no one can set back (an overwrite or a
+/// `touch` changes it). A seal reuses a blob without reading it only while
+/// its file is still that one; any other blob of that name is authenticated
+/// first (the container can write the store, and disks rot), and written
+/// again if it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: i64,
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    // The field types of `stat` differ between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    fn of(st: &rustix::fs::Stat) -> Self {
+        Stamp {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as i64,
+            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
+        }
+    }
+}
+
+/// Blobs this process authenticated or wrote, by id (ids under two keys
+/// never meet: they are keyed hashes). At most `MAX_BLOBS`, then forgotten.
+static TRUSTED: LazyLock<Mutex<HashMap<BlobId, Stamp>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn trust(id: &BlobId, stamp: Stamp) {
+    let mut trusted = TRUSTED.lock().unwrap_or_else(|e| e.into_inner());
+    if trusted.len() >= MAX_BLOBS {
+        trusted.clear();
+    }
+    trusted.insert(*id, stamp);
+}
+
+fn trusted(id: &BlobId, stamp: Stamp) -> bool {
+    let trusted = TRUSTED.lock().unwrap_or_else(|e| e.into_inner());
+    trusted.get(id) == Some(&stamp)
+}
+
+/// Reads and authenticates blob `id` (exactly `len` bytes of plaintext)
+/// in the open store `dir`, and remembers its file as trusted.
+fn read_blob(
+    dir: &OwnedFd,
+    keys: &BlobKeys,
+    id: &BlobId,
+    len: usize,
+) -> io::Result<Zeroizing<Vec<u8>>> {
+    let name = crate::private_fs::hex(id);
+    let fd = rustix::fs::openat(
+        dir,
+        name.as_str(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => damaged(format!("blob {name} is missing")),
+        _ if e == rustix::io::Errno::LOOP => damaged(format!("blob {name} is a symbolic link")),
+        _ => e.into(),
+    })?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(damaged(format!("blob {name} is not a regular file")));
+    }
+    let size = st.st_size as u64;
+    if size > max_blob_len() {
+        return Err(damaged(format!(
+            "blob {name} is larger than a block can be"
+        )));
+    }
+    let mut sealed = Vec::with_capacity(size as usize);
+    std::fs::File::from(fd)
+        .take(size)
+        .read_to_end(&mut sealed)?;
+    let compressed = keys
+        .open(id, &sealed)
+        .ok_or_else(|| damaged(format!("blob {name} does not authenticate")))?;
+    let plain = Zeroizing::new(
+        zstd::bulk::decompress(&compressed, len)
+            .map_err(|_| damaged(format!("blob {name} does not decompress to its size")))?,
+    );
+    if plain.len() != len {
+        return Err(damaged(format!("blob {name} does not hold its size")));
+    }
+    trust(id, Stamp::of(&st));
+    Ok(plain)
+}
+
 /// The store's path for files under `keys` in `vault_dir`.
 pub fn store_path(vault_dir: &Path, keys: &BlobKeys) -> PathBuf {
     vault_dir.join(keys.store_name())
@@ -100,6 +200,7 @@ pub struct Reader {
     vault_dir: PathBuf,
     keys: BlobKeys,
     dir: Option<OwnedFd>,
+    last: Option<(BlobId, Zeroizing<Vec<u8>>)>,
 }
 
 impl Reader {
@@ -108,11 +209,19 @@ impl Reader {
             vault_dir: vault_dir.to_path_buf(),
             keys,
             dir: None,
+            last: None,
         }
     }
 
-    /// The block `id`, which must be exactly `len` bytes.
+    /// The block `id`, which must be exactly `len` bytes. The last block
+    /// read is kept: a reference naming one block many times (a file of
+    /// zeros, or a hostile one) costs a copy per time, not a decryption.
     pub fn read(&mut self, id: &BlobId, len: usize) -> io::Result<Zeroizing<Vec<u8>>> {
+        if let Some((last, plain)) = &self.last {
+            if last == id && plain.len() == len {
+                return Ok(plain.clone());
+            }
+        }
         if self.dir.is_none() {
             let name = self.keys.store_name();
             let opened = open_store_dir(&self.vault_dir, &name).map_err(|e| match e.kind() {
@@ -130,42 +239,9 @@ impl Reader {
             self.dir = Some(opened);
         }
         let dir = self.dir.as_ref().expect("opened above");
-        let name = crate::private_fs::hex(id);
-        let fd = rustix::fs::openat(
-            dir,
-            name.as_str(),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => damaged(format!("blob {name} is missing")),
-            _ if e == rustix::io::Errno::LOOP => damaged(format!("blob {name} is a symbolic link")),
-            _ => e.into(),
-        })?;
-        let st = rustix::fs::fstat(&fd)?;
-        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-            return Err(damaged(format!("blob {name} is not a regular file")));
-        }
-        let size = st.st_size as u64;
-        if size > max_blob_len() {
-            return Err(damaged(format!(
-                "blob {name} is larger than a block can be"
-            )));
-        }
-        let mut sealed = Vec::with_capacity(size as usize);
-        std::fs::File::from(fd)
-            .take(size)
-            .read_to_end(&mut sealed)?;
-        let compressed = self
-            .keys
-            .open(id, &sealed)
-            .ok_or_else(|| damaged(format!("blob {name} does not authenticate")))?;
-        let plain = zstd::bulk::decompress(&compressed, len)
-            .map_err(|_| damaged(format!("blob {name} does not decompress to its size")))?;
-        if plain.len() != len {
-            return Err(damaged(format!("blob {name} does not hold its size")));
-        }
-        Ok(Zeroizing::new(plain))
+        let plain = read_blob(dir, &self.keys, id, len)?;
+        self.last = Some((*id, plain.clone()));
+        Ok(plain)
     }
 }
 
@@ -182,6 +258,8 @@ pub struct Writer {
     dir: Option<OwnedFd>,
     keys: BlobKeys,
     present: HashSet<BlobId>,
+    /// Written by this writer (pending, or named by `commit`).
+    written: HashSet<BlobId>,
     pending: Vec<(String, BlobId)>,
     /// The store's directory was made by this writer: dropped without a
     /// commit, it goes again (a failed `vault create` leaves nothing).
@@ -202,6 +280,7 @@ impl Writer {
             dir: None,
             keys,
             present: HashSet::new(),
+            written: HashSet::new(),
             pending: Vec::new(),
             made: false,
             committed: false,
@@ -233,15 +312,17 @@ impl Writer {
             ))
             .with_hint("chmod 700 it; nothing was written"));
         }
-        let listed = list(&dir).map_err(|e| match e.kind() {
+        let present = &mut self.present;
+        each_entry(&dir, &mut |name, is_file| {
+            if let (Some(id), true) = (parse_id(name), is_file) {
+                present.insert(id);
+            }
+            Ok(())
+        })
+        .map_err(|e| match e.kind() {
             io::ErrorKind::InvalidData => too_many(&path),
             _ => io_err(e),
         })?;
-        for (name, is_file) in listed {
-            if let (Some(id), true) = (parse_id(&name), is_file) {
-                self.present.insert(id);
-            }
-        }
         self.dir = Some(dir);
         Ok(())
     }
@@ -250,19 +331,29 @@ impl Writer {
         &self.keys
     }
 
+    /// Whether the store's file for `id` is a good blob: one this process
+    /// wrote or authenticated and that has not changed since, or one that
+    /// authenticates now. A bad one is written again by `put`.
+    fn holds(&self, id: &BlobId, len: usize) -> bool {
+        let dir = self.dir.as_ref().expect("opened by put");
+        let name = crate::private_fs::hex(id);
+        let Ok(st) = rustix::fs::statat(dir, name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        else {
+            return false;
+        };
+        trusted(id, Stamp::of(&st)) || read_blob(dir, &self.keys, id, len).is_ok()
+    }
+
     /// Stores `block` under `id` unless the store holds it.
     pub fn put(&mut self, id: &BlobId, block: &[u8]) -> io::Result<()> {
         self.blocks += 1;
-        if self.present.contains(id) {
-            return Ok(());
-        }
         if self.dir.is_none() {
             self.open_dir().map_err(|e| io::Error::other(e.message))?;
-            if self.present.contains(id) {
-                return Ok(());
-            }
         }
-        self.present.insert(*id);
+        if self.written.contains(id) || (self.present.contains(id) && self.holds(id, block.len())) {
+            return Ok(());
+        }
+        self.written.insert(*id);
         self.new_blocks += 1;
         let compressed = Zeroizing::new(zstd::bulk::compress(block, ZSTD_LEVEL)?);
         let sealed = self.keys.seal(id, &compressed);
@@ -299,6 +390,10 @@ impl Writer {
         for (temp, id) in std::mem::take(&mut self.pending) {
             let name = crate::private_fs::hex(&id);
             rustix::fs::renameat(dir, temp.as_str(), dir, name.as_str()).map_err(io_err)?;
+            // After the rename, which changes the change time.
+            let st = rustix::fs::statat(dir, name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(io_err)?;
+            trust(&id, Stamp::of(&st));
         }
         rustix::fs::fsync(dir).map_err(io_err)?;
         crate::private_fs::sync_dir(&self.vault_dir)
@@ -332,6 +427,59 @@ pub fn move_store(from: &Path, to: &Path, keys: &BlobKeys) -> Result<()> {
     crate::private_fs::sync_dir(to)
 }
 
+/// A blob store found next to a vault, without the key (which names it).
+pub struct StoreUsage {
+    pub path: PathBuf,
+    pub blocks: u64,
+    pub bytes: u64,
+}
+
+/// Whether `name` is a blob store's: the prefix and 16 lowercase hex
+/// digits, as `BlobKeys::store_name` makes it.
+pub fn is_store_name(name: &str) -> bool {
+    name.strip_prefix(STORE_PREFIX).is_some_and(|rest| {
+        rest.len() == 16 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// The blob stores in `dir` and what they hold on disk, for `vault
+/// generations` and the hand-over to the container: directories named so,
+/// opened without following a link, their regular files counted (by
+/// `fstatat` without following). Read without a key, so not authenticated.
+pub fn stores_in(dir: &Path) -> Vec<StoreUsage> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_store_name(&name) {
+            continue;
+        }
+        let Ok(store) = open_store_dir(dir, &name) else {
+            continue;
+        };
+        let (mut blocks, mut bytes) = (0, 0);
+        let counted = each_entry(&store, &mut |blob, is_file| {
+            if is_file {
+                let st = rustix::fs::statat(&store, blob, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+                blocks += 1;
+                bytes += st.st_size as u64;
+            }
+            Ok(())
+        });
+        if counted.is_ok() {
+            found.push(StoreUsage {
+                path: entry.path(),
+                blocks,
+                bytes,
+            });
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
 /// Removes every blob store in `dir` (a staging directory being dropped).
 pub fn remove_stores_in(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -339,32 +487,34 @@ pub fn remove_stores_in(dir: &Path) {
     };
     for entry in entries.flatten() {
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir
-            && entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(STORE_PREFIX)
-        {
+        if is_dir && is_store_name(&entry.file_name().to_string_lossy()) {
             // std's remove_dir_all does not follow links inside.
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
 
-/// The names in an open directory, each with whether it is a regular file
-/// (from the entry's own type, or `fstatat` without following); at most
-/// `MAX_BLOBS` and a few, else `InvalidData`.
-fn list(dir: &OwnedFd) -> io::Result<Vec<(String, bool)>> {
-    let mut out = Vec::new();
+/// Calls `visit` with each name in an open directory and whether it is a
+/// regular file (from the entry's own type, or `fstatat` without
+/// following), allocating nothing per name; `InvalidData` after
+/// `MAX_BLOBS` and a few (the container can fill the store).
+fn each_entry(
+    dir: &OwnedFd,
+    visit: &mut dyn FnMut(&str, bool) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut seen = 0usize;
     for entry in rustix::fs::Dir::read_from(dir)? {
-        if out.len() > MAX_BLOBS {
+        let entry = entry?;
+        seen += 1;
+        if seen > MAX_BLOBS + 16 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "too many entries",
             ));
         }
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
         if name == "." || name == ".." {
             continue;
         }
@@ -379,9 +529,9 @@ fn list(dir: &OwnedFd) -> io::Result<Vec<(String, bool)>> {
             }
             k => k,
         };
-        out.push((name, kind == rustix::fs::FileType::RegularFile));
+        visit(name, kind == rustix::fs::FileType::RegularFile)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A blob's id from its file name: exactly 64 lowercase hex digits.
@@ -422,6 +572,7 @@ pub struct Collected {
 /// With no file left under `key` (after `vault rekey`, called with the old
 /// key), the whole store goes.
 pub fn collect_garbage(vault_dir: &Path, key: &DataKey) -> Result<Collected> {
+    use std::os::unix::fs::MetadataExt;
     let keys = key.blob_keys();
     let store = store_path(vault_dir, &keys);
     let name = keys.store_name();
@@ -431,6 +582,8 @@ pub fn collect_garbage(vault_dir: &Path, key: &DataKey) -> Result<Collected> {
     };
     let mut live = HashSet::new();
     let mut files = 0;
+    // Each file once: hard links to it cost the container nothing.
+    let mut read = HashSet::new();
     let entries = std::fs::read_dir(vault_dir).map_err(|e| Error::io("reading", vault_dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("reading", vault_dir, e))?;
@@ -439,10 +592,22 @@ pub fn collect_garbage(vault_dir: &Path, key: &DataKey) -> Result<Collected> {
         if !is_file || file.contains(".tmp-") {
             continue;
         }
-        let Ok(vault) = super::VaultFile::open(&entry.path()) else {
-            continue;
+        let vault = match super::VaultFile::open(&entry.path()) {
+            Ok(vault) => vault,
+            // Not a vault, or a header no key opens: it references nothing.
+            // A newer version's file may: then nothing is removed.
+            Err(e) if e.class == Class::Damaged && !e.message.contains(super::NEWER_VERSION) => {
+                continue
+            }
+            Err(e) => return Err(e),
         };
         if vault.authenticate(key).is_err() {
+            continue;
+        }
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::io("reading", &entry.path(), e))?;
+        if !read.insert((meta.dev(), meta.ino())) {
             continue;
         }
         files += 1;
@@ -458,24 +623,23 @@ pub fn collect_garbage(vault_dir: &Path, key: &DataKey) -> Result<Collected> {
         }
     }
     let mut removed = 0;
-    let unlink = |n: &str| rustix::fs::unlinkat(&dir, n, rustix::fs::AtFlags::empty());
-    let listed = list(&dir).map_err(|e| match e.kind() {
-        io::ErrorKind::InvalidData => too_many(&store),
-        _ => Error::io("reading", &store, e),
-    })?;
-    for (entry, is_file) in listed {
-        // Only files: a directory there is not safeclaw's (and unlinkat
-        // without AT_REMOVEDIR would fail on it anyway).
+    each_entry(&dir, &mut |entry, is_file| {
+        // Only files: a directory there is not safeclaw's.
         let stale = is_file
-            && match parse_id(&entry) {
+            && match parse_id(entry) {
                 Some(id) => !live.contains(&id),
                 None => entry.starts_with(TEMP_PREFIX),
             };
         if stale {
-            unlink(&entry).map_err(|e| Error::io("removing a blob from", &store, e.into()))?;
+            rustix::fs::unlinkat(&dir, entry, rustix::fs::AtFlags::empty())?;
             removed += 1;
         }
-    }
+        Ok(())
+    })
+    .map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => too_many(&store),
+        _ => Error::io("removing blobs from", &store, e),
+    })?;
     if files == 0 && live.is_empty() {
         // Empty now unless someone put something else there: then it stays.
         let _ = rustix::fs::unlinkat(

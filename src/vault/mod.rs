@@ -69,6 +69,10 @@ pub struct VaultFile {
     file: File,
 }
 
+/// What the error of a version this safeclaw does not read says (a file
+/// of a newer safeclaw may reference blocks: `blobs::collect_garbage`).
+pub const NEWER_VERSION: &str = "this safeclaw reads version";
+
 /// Hint for a header whose key derivation is over the caps.
 const KDF_CAPS_HINT: &str = "the header is damaged or hostile; nothing was derived or allocated";
 
@@ -79,7 +83,7 @@ fn format_error(path: &Path, e: FormatError) -> Error {
         FormatError::NotAVault => Error::damaged(format!("{shown} is not a safeclaw vault"))
             .with_hint("check the path; a vault starts with the bytes SAFECLAW"),
         FormatError::UnsupportedVersion(v) => Error::damaged(format!(
-            "{shown} is vault format version {v}; this safeclaw reads version {}",
+            "{shown} is vault format version {v}; {NEWER_VERSION} {}",
             format::VERSION
         ))
         .with_hint("use a newer safeclaw"),

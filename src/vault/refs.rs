@@ -49,10 +49,52 @@ fn malformed(what: &str) -> io::Error {
 
 /// The size an entry's header gives its content (none for a zero block).
 fn entry_size(header: &[u8; TAR_BLOCK]) -> io::Result<u64> {
-    if header.iter().all(|b| *b == 0) {
+    if is_end(header) {
         return Ok(0);
     }
     tar::Header::from_byte_slice(header).entry_size()
+}
+
+/// A zero block: the end of the archive for every tar reader, which stops
+/// there. What follows is passed through as it is, never resolved, so a
+/// reference no reader sees costs nothing (and keeps nothing alive).
+fn is_end(header: &[u8; TAR_BLOCK]) -> bool {
+    header.iter().all(|b| *b == 0)
+}
+
+/// An entry's content with its padding, checked (a base-256 size can be
+/// anything up to 2^64 - 1).
+fn padded(size: u64) -> io::Result<u64> {
+    size.checked_add(padding(size))
+        .ok_or_else(|| malformed("an entry larger than any file"))
+}
+
+/// Headers a version 4 payload never holds: PAX extensions, which can
+/// change the size of the next entry for the tar reader but not for the
+/// byte-level transforms here. safeclaw's writers use GNU headers.
+fn refuse_pax(header: &[u8; TAR_BLOCK]) -> io::Result<()> {
+    match header[TYPE_OFFSET] {
+        b'x' | b'g' => Err(malformed("a PAX extension header in a version 4 payload")),
+        _ => Ok(()),
+    }
+}
+
+/// Counts the blocks a payload references, over all its references: at
+/// most `blobs::MAX_BLOBS`, so a small payload cannot make a reader read
+/// one block a billion times.
+#[derive(Default)]
+struct Budget(u64);
+
+impl Budget {
+    fn spend(&mut self, blocks: u64) -> io::Result<()> {
+        self.0 += blocks;
+        if self.0 > blobs::MAX_BLOBS as u64 {
+            return Err(malformed(
+                "a payload referencing more blocks than a vault can hold",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `header` with another type and size, its checksum made again.
@@ -101,13 +143,20 @@ fn skip(input: &mut impl Read, len: u64) -> io::Result<()> {
 /// Calls `each` with every id a reference in `payload` (a version 4 tar
 /// stream) names, reading no blob; the payload is read to its end.
 pub fn referenced(mut payload: impl Read, each: &mut dyn FnMut(BlobId)) -> io::Result<()> {
+    let mut budget = Budget::default();
     while let Some(header) = read_header(&mut payload)? {
+        if is_end(&header) {
+            io::copy(&mut payload, &mut io::sink())?;
+            break;
+        }
+        refuse_pax(&header)?;
         let size = entry_size(&header)?;
         if header[TYPE_OFFSET] != REF_TYPE {
-            skip(&mut payload, size + padding(size))?;
+            skip(&mut payload, padded(size)?)?;
             continue;
         }
         let file = reference_size(size, &mut payload)?;
+        budget.spend(blocks_of(file))?;
         for _ in 0..blocks_of(file) {
             let mut id = [0u8; ID_LEN];
             payload.read_exact(&mut id)?;
@@ -129,6 +178,8 @@ enum Reading {
         pad: u64,
         skip: u64,
     },
+    /// After the end of the archive: the rest as it is.
+    Rest,
     End,
 }
 
@@ -139,6 +190,7 @@ pub struct Rehydrate<R> {
     out: Zeroizing<Vec<u8>>,
     pos: usize,
     state: Reading,
+    budget: Budget,
 }
 
 impl<R: Read> Rehydrate<R> {
@@ -149,6 +201,7 @@ impl<R: Read> Rehydrate<R> {
             out: Zeroizing::new(Vec::new()),
             pos: 0,
             state: Reading::Header,
+            budget: Budget::default(),
         }
     }
 
@@ -164,9 +217,16 @@ impl<R: Read> Rehydrate<R> {
                         self.state = Reading::End;
                         return Ok(());
                     };
+                    if is_end(&header) {
+                        self.out.extend_from_slice(&header);
+                        self.state = Reading::Rest;
+                        return Ok(());
+                    }
+                    refuse_pax(&header)?;
                     let size = entry_size(&header)?;
                     if header[TYPE_OFFSET] == REF_TYPE {
                         let file = reference_size(size, &mut self.input)?;
+                        self.budget.spend(blocks_of(file))?;
                         self.out.extend_from_slice(&retyped(
                             &header,
                             tar::EntryType::Regular.as_byte(),
@@ -179,7 +239,16 @@ impl<R: Read> Rehydrate<R> {
                         };
                     } else {
                         self.out.extend_from_slice(&header);
-                        self.state = Reading::Copy(size + padding(size));
+                        self.state = Reading::Copy(padded(size)?);
+                    }
+                    return Ok(());
+                }
+                Reading::Rest => {
+                    self.out.resize(64 * 1024, 0);
+                    let n = self.input.read(&mut self.out)?;
+                    self.out.truncate(n);
+                    if n == 0 {
+                        self.state = Reading::End;
                     }
                     return Ok(());
                 }
@@ -292,7 +361,7 @@ impl<'a> Dehydrate<'a> {
         let regular = self.header[TYPE_OFFSET] == tar::EntryType::Regular.as_byte();
         if !regular || size <= INLINE_MAX {
             self.inner.write_all(&self.header)?;
-            self.state = Writing::Pass(size + padding(size));
+            self.state = Writing::Pass(padded(size)?);
             return Ok(());
         }
         if size > MAX_FILE {
@@ -400,5 +469,95 @@ impl Write for Dehydrate<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar of `entries` (name, type, content) with GNU headers, ended.
+    fn tar_of(entries: &[(&str, u8, Vec<u8>)], after_end: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, content) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::new(*kind));
+            h.set_size(content.len() as u64);
+            h.set_mode(0o600);
+            b.append_data(&mut h, name, &content[..]).unwrap();
+        }
+        let mut out = b.into_inner().unwrap();
+        out.extend_from_slice(after_end);
+        out
+    }
+
+    fn reference(size: u64, ids: &[[u8; 32]]) -> Vec<u8> {
+        let mut body = size.to_be_bytes().to_vec();
+        for id in ids {
+            body.extend_from_slice(id);
+        }
+        body
+    }
+
+    fn ids_of(payload: &[u8]) -> io::Result<Vec<BlobId>> {
+        let mut ids = Vec::new();
+        referenced(payload, &mut |id| ids.push(id))?;
+        Ok(ids)
+    }
+
+    #[test]
+    fn references_are_read_as_written_and_checked_against_their_size() {
+        let good = tar_of(
+            &[(
+                "f",
+                REF_TYPE,
+                reference(BLOCK as u64 + 1, &[[1; 32], [2; 32]]),
+            )],
+            &[],
+        );
+        assert_eq!(ids_of(&good).unwrap(), [[1; 32], [2; 32]]);
+        // One id short, one too many, a size beyond 1 TiB.
+        for bad in [
+            reference(BLOCK as u64 + 1, &[[1; 32]]),
+            reference(5, &[[1; 32], [2; 32]]),
+            reference(MAX_FILE + 1, &[[1; 32]]),
+        ] {
+            let payload = tar_of(&[("f", REF_TYPE, bad)], &[]);
+            assert_eq!(
+                ids_of(&payload).unwrap_err().kind(),
+                io::ErrorKind::InvalidData
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_after_the_end_of_the_archive_is_resolved() {
+        let late = tar_of(&[("late", REF_TYPE, reference(10, &[[9; 32]]))], &[]);
+        let payload = tar_of(&[("f", REF_TYPE, reference(10, &[[1; 32]]))], &late);
+        assert_eq!(ids_of(&payload).unwrap(), [[1; 32]]);
+    }
+
+    #[test]
+    fn pax_headers_and_impossible_sizes_are_refused_not_panicked_on() {
+        let pax = tar_of(&[("p", b'x', b"9 size=0\n".to_vec())], &[]);
+        assert_eq!(ids_of(&pax).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        // A base-256 size of 2^64 - 1 on an ordinary entry.
+        let mut huge = tar_of(&[("h", b'0', Vec::new())], &[]);
+        let mut h = tar::Header::new_gnu();
+        h.as_mut_bytes().copy_from_slice(&huge[..TAR_BLOCK]);
+        h.as_mut_bytes()[124..136].copy_from_slice(&[0xff; 12]);
+        h.set_cksum();
+        huge[..TAR_BLOCK].copy_from_slice(h.as_bytes());
+        assert!(ids_of(&huge).is_err());
+    }
+
+    #[test]
+    fn a_payload_references_at_most_max_blobs_blocks_in_all() {
+        let mut budget = Budget::default();
+        budget.spend(blobs::MAX_BLOBS as u64).unwrap();
+        assert_eq!(
+            budget.spend(1).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
     }
 }
