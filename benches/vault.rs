@@ -149,6 +149,19 @@ fn make_corpus(root: &Path, mib: u64) {
     fs::write(root.join(".complete"), "").unwrap();
 }
 
+/// The bytes under `dir` (a vault and its blob store), in MB.
+fn tree_size_mb(dir: &Path) -> f64 {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size_mb(&e.path()),
+            _ => size_mb(&e.path()),
+        })
+        .sum()
+}
+
 fn size_mb(path: &Path) -> f64 {
     fs::metadata(path)
         .map(|m| m.len() as f64 / 1e6)
@@ -346,14 +359,17 @@ fn main() {
     // Seal and verify first, export last in each round, and the exports
     // removed only after the round: see `settle`.
     let seal_verify = |bin: &str, col: &mut Column, tag: &str| {
-        let _ = fs::remove_file(out.join(format!("s{tag}.vault")));
-        col.seal.push(measure(&format!("{bin} -q --no-progress vault create --from {c} --out {o}/s{tag}.vault --password-file {p} >/dev/null")));
+        // A directory per vault: version 4 keeps its blocks beside the file.
+        let dir = out.join(format!("s{tag}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        col.seal.push(measure(&format!("{bin} -q --no-progress vault create --from {c} --out {o}/s{tag}/v.vault --password-file {p} >/dev/null")));
         col.verify.push(measure(&format!(
-            "{bin} -q --no-progress vault verify {o}/s{tag}.vault --password-file {p} >/dev/null"
+            "{bin} -q --no-progress vault verify {o}/s{tag}/v.vault --password-file {p} >/dev/null"
         )));
     };
     let export = |bin: &str, col: &mut Column, tag: &str| {
-        col.export.push(measure(&format!("{bin} -q --no-progress vault export {o}/s{tag}.vault --to {o}/x1{tag} --password-file {p} >/dev/null")));
+        col.export.push(measure(&format!("{bin} -q --no-progress vault export {o}/s{tag}/v.vault --to {o}/x1{tag} --password-file {p} >/dev/null")));
     };
     let exports = ["x1", "x1b", "x2", "x3", "x4"];
     let remove_exports = |keep_ours: bool| {
@@ -420,7 +436,7 @@ fn main() {
         }
     }
     let load_after = load_average();
-    sizes.0 = size_mb(&out.join("s.vault"));
+    sizes.0 = tree_size_mb(&out.join("s"));
     sizes.1 = size_mb(&out.join("a.age"));
     sizes.2 = size_mb(&out.join("g.enc"));
     let same = Command::new("diff")
@@ -550,8 +566,9 @@ fn main() {
 
     // The guide's file is a legacy secrets.enc: migrate it (last, since
     // migrate renames it), against decrypting and untarring it.
+    fs::create_dir_all(out.join("m")).unwrap();
     let mig = measure(&format!(
-        "{BIN} -q --no-progress vault migrate {o}/g.enc --out {o}/m.vault --password-file {p} --keep-password >/dev/null"
+        "{BIN} -q --no-progress vault migrate {o}/g.enc --out {o}/m/v.vault --password-file {p} --keep-password >/dev/null"
     ));
     println!(
         "\nmigrate of the guide's file (one run): {:.2} s, {:.2}x the time of openssl enc -d | tar xz (which writes plaintext to disk; migrate writes none)",
@@ -565,8 +582,9 @@ fn main() {
         let small = work.join(format!("corpus-{small_mib}"));
         make_corpus(&small, small_mib);
         let sc = small.display();
-        let s_seal = measure(&format!("{BIN} -q --no-progress vault create --from {sc} --out {o}/small.vault --password-file {p} >/dev/null"));
-        let s_exp = measure(&format!("{BIN} -q --no-progress vault export {o}/small.vault --to {o}/x5 --password-file {p} >/dev/null"));
+        fs::create_dir_all(out.join("small")).unwrap();
+        let s_seal = measure(&format!("{BIN} -q --no-progress vault create --from {sc} --out {o}/small/v.vault --password-file {p} >/dev/null"));
+        let s_exp = measure(&format!("{BIN} -q --no-progress vault export {o}/small/v.vault --to {o}/x5 --password-file {p} >/dev/null"));
         println!(
             "peak RSS, {small_mib} MiB -> {mib} MiB: seal {:.1} -> {:.1} MB, export {:.1} -> {:.1} MB (Argon2 alone: 512 MiB)",
             s_seal.rss_mb,

@@ -166,15 +166,7 @@ fn generations_and_info_show_the_store_without_a_password() {
     let s = Setup::new();
     s.change_one_block(2);
     s.seal(5);
-    let out = safeclaw()
-        .args(["--json", "vault", "generations"])
-        .arg(s.vault())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let out = generations_json(&s.vault());
     assert_eq!(out["generations"].as_array().unwrap().len(), 2);
     let stores = out["blob_stores"].as_array().unwrap();
     assert_eq!(stores.len(), 1, "{out}");

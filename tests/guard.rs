@@ -222,15 +222,7 @@ fn the_gateways_changes_are_sealed_and_its_status_passed_on() {
     // The generation it replaced stays readable, listed and exportable.
     let previous = VaultFile::open(&safeclaw::vault::generations::path_of(&s.vault(), 1)).unwrap();
     assert_eq!(previous.header().generation, 1);
-    let listed = safeclaw()
-        .args(["--json", "vault", "generations"])
-        .arg(s.vault())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let listed: serde_json::Value = serde_json::from_slice(&listed).unwrap();
+    let listed = generations_json(&s.vault());
     let numbers: Vec<u64> = listed["generations"]
         .as_array()
         .unwrap()

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use rustix::fs::{Mode, OFlags};
 use zeroize::Zeroizing;
@@ -213,6 +213,11 @@ impl Reader {
         }
     }
 
+    /// A reader of the same store, for another thread.
+    pub fn another(&self) -> Self {
+        Reader::new(&self.vault_dir, self.keys.clone())
+    }
+
     /// The block `id`, which must be exactly `len` bytes. The last block
     /// read is kept: a reference naming one block many times (a file of
     /// zeros, or a hostile one) costs a copy per time, not a decryption.
@@ -255,7 +260,10 @@ impl Reader {
 pub struct Writer {
     vault_dir: PathBuf,
     path: PathBuf,
-    dir: Option<OwnedFd>,
+    dir: Option<Arc<OwnedFd>>,
+    /// Compress, encrypt and write new blocks while this thread hashes the
+    /// next ones (started at the first new block).
+    sealers: Option<Sealers>,
     keys: BlobKeys,
     present: HashSet<BlobId>,
     /// Written by this writer (pending, or named by `commit`).
@@ -278,6 +286,7 @@ impl Writer {
             vault_dir: vault_dir.to_path_buf(),
             path: store_path(vault_dir, &keys),
             dir: None,
+            sealers: None,
             keys,
             present: HashSet::new(),
             written: HashSet::new(),
@@ -323,7 +332,7 @@ impl Writer {
             io::ErrorKind::InvalidData => too_many(&path),
             _ => io_err(e),
         })?;
-        self.dir = Some(dir);
+        self.dir = Some(Arc::new(dir));
         Ok(())
     }
 
@@ -355,22 +364,21 @@ impl Writer {
         }
         self.written.insert(*id);
         self.new_blocks += 1;
-        let compressed = Zeroizing::new(zstd::bulk::compress(block, ZSTD_LEVEL)?);
-        let sealed = self.keys.seal(id, &compressed);
         let temp = format!(
             "{TEMP_PREFIX}{}",
             crate::private_fs::hex(&super::crypto::random_array::<8>())
         );
-        let dir = self.dir.as_ref().expect("opened above");
-        let fd = rustix::fs::openat(
-            dir,
-            temp.as_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )?;
-        self.pending.push((temp, *id));
-        let mut file = std::fs::File::from(fd);
-        io::Write::write_all(&mut file, &sealed)
+        self.pending.push((temp.clone(), *id));
+        let dir = self.dir.clone().expect("opened above");
+        let keys = &self.keys;
+        let sealers = self
+            .sealers
+            .get_or_insert_with(|| Sealers::start(dir, keys));
+        sealers.send(Job {
+            temp,
+            id: *id,
+            block: Zeroizing::new(block.to_vec()),
+        })
     }
 
     /// Makes every blob written durable, then names it, then syncs the
@@ -378,7 +386,12 @@ impl Writer {
     /// renamed into place.
     pub fn commit(&mut self) -> Result<()> {
         self.committed = true;
-        let Some(dir) = self.dir.as_ref() else {
+        if let Some(sealers) = self.sealers.take() {
+            sealers
+                .finish()
+                .map_err(|e| Error::io("writing the blob store", &self.path, e))?;
+        }
+        let Some(dir) = self.dir.as_deref() else {
             return Ok(());
         };
         if self.pending.is_empty() {
@@ -402,7 +415,11 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        if let Some(dir) = self.dir.as_ref() {
+        // The sealers end before their temporaries are removed.
+        if let Some(sealers) = self.sealers.take() {
+            let _ = sealers.finish();
+        }
+        if let Some(dir) = self.dir.as_deref() {
             for (temp, _) in &self.pending {
                 let _ = rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty());
             }
@@ -412,6 +429,92 @@ impl Drop for Writer {
             let _ = std::fs::remove_dir(&self.path);
         }
     }
+}
+
+/// A new block for the sealers: its temporary's name, id and plaintext.
+struct Job {
+    temp: String,
+    id: BlobId,
+    block: Zeroizing<Vec<u8>>,
+}
+
+/// Threads that compress, encrypt and write new blocks (one per core, two
+/// at most), fed over a short channel, so memory stays at a few blocks.
+/// The first error any of them meets is kept and stops the seal.
+struct Sealers {
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    failed: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl Sealers {
+    fn start(dir: Arc<OwnedFd>, keys: &BlobKeys) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(2);
+        let rx = Arc::new(Mutex::new(rx));
+        let failed = Arc::new(Mutex::new(None));
+        let count = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+        let threads = (0..count)
+            .filter_map(|_| {
+                let (rx, dir, keys, failed) =
+                    (rx.clone(), dir.clone(), keys.clone(), failed.clone());
+                std::thread::Builder::new()
+                    .name("blob-sealer".into())
+                    .spawn(move || loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(job) = job else { return };
+                        if let Err(e) = seal_blob(&dir, &keys, &job) {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                        }
+                    })
+                    .ok()
+            })
+            .collect();
+        Sealers {
+            jobs: Some(tx),
+            threads,
+            failed,
+        }
+    }
+
+    fn send(&mut self, job: Job) -> io::Result<()> {
+        if let Some(e) = self.failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(e);
+        }
+        let sent = self.jobs.as_ref().and_then(|tx| tx.send(job).ok());
+        sent.ok_or_else(|| io::Error::other("the blob sealers stopped"))
+    }
+
+    /// Waits for every block sent to be written; the first error, if any.
+    fn finish(mut self) -> io::Result<()> {
+        // Closing the channel ends each thread after the jobs queued.
+        self.jobs = None;
+        let panicked = self
+            .threads
+            .drain(..)
+            .map(|t| t.join().is_err())
+            .fold(false, |a, p| a | p);
+        match self.failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(e) => Err(e),
+            None if panicked => Err(io::Error::other("a blob sealer failed")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Compresses, encrypts and writes one new block to its temporary.
+fn seal_blob(dir: &OwnedFd, keys: &BlobKeys, job: &Job) -> io::Result<()> {
+    let compressed = Zeroizing::new(zstd::bulk::compress(&job.block, ZSTD_LEVEL)?);
+    let sealed = keys.seal(&job.id, &compressed);
+    let fd = rustix::fs::openat(
+        dir,
+        job.temp.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    io::Write::write_all(&mut std::fs::File::from(fd), &sealed)
 }
 
 /// Moves the store of `keys` from `from` (a staging directory) to `to`,

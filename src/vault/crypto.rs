@@ -160,39 +160,12 @@ impl BlobKeys {
     /// key is the id's alone: a block written again by another zstd could
     /// compress to other bytes.
     pub fn seal(&self, id: &BlobId, plain: &[u8]) -> Vec<u8> {
-        let nonce: [u8; NONCE_LEN] = random_array();
-        let sealed = self
-            .cipher(id)
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: BLOB_AAD,
-                },
-            )
-            .expect("AES-GCM encryption of a bounded blob cannot fail");
-        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        out
+        seal_with_random_nonce(&self.cipher(id), BLOB_AAD, plain)
     }
 
     /// The plaintext of a blob `seal` made for `id`, or None.
     pub fn open(&self, id: &BlobId, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-        if sealed.len() < NONCE_LEN {
-            return None;
-        }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        self.cipher(id)
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: BLOB_AAD,
-                },
-            )
-            .ok()
-            .map(Zeroizing::new)
+        open_with_nonce(&self.cipher(id), BLOB_AAD, sealed)
     }
 }
 
@@ -248,40 +221,41 @@ impl SecretsKey {
     /// Nonce (random: a section is sealed a handful of times per key)
     /// followed by the AES-256-GCM ciphertext of `plain`.
     pub fn seal(&self, plain: &[u8]) -> Vec<u8> {
-        let nonce: [u8; NONCE_LEN] = random_array();
-        let sealed = Aes256Gcm::new((&self.0).into())
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: SECRETS_AAD,
-                },
-            )
-            .expect("AES-GCM encryption of a bounded section cannot fail");
-        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        out
+        seal_with_random_nonce(&Aes256Gcm::new((&self.0).into()), SECRETS_AAD, plain)
     }
 
     /// The plaintext of a section `seal` made, or None if it was not made
     /// under this key or was changed.
     pub fn open(&self, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-        if sealed.len() < NONCE_LEN {
-            return None;
-        }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        Aes256Gcm::new((&self.0).into())
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: SECRETS_AAD,
-                },
-            )
-            .ok()
-            .map(Zeroizing::new)
+        open_with_nonce(&Aes256Gcm::new((&self.0).into()), SECRETS_AAD, sealed)
     }
+}
+
+/// A random nonce followed by the AES-256-GCM ciphertext of `plain`: for
+/// what is sealed a bounded number of times under one key (a secrets
+/// section, a blob under its id's key).
+fn seal_with_random_nonce(cipher: &Aes256Gcm, aad: &[u8], plain: &[u8]) -> Vec<u8> {
+    let nonce: [u8; NONCE_LEN] = random_array();
+    let sealed = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
+        .expect("AES-GCM encryption of a bounded input cannot fail");
+    let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    out
+}
+
+/// The plaintext of what `seal_with_random_nonce` made, or None if it was
+/// not made under this key and associated data, or was changed.
+fn open_with_nonce(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if sealed.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad })
+        .ok()
+        .map(Zeroizing::new)
 }
 
 /// Argon2id(password, salt) -> key-encryption key. The parameters must have

@@ -596,14 +596,7 @@ pub fn restore_generation(
             "it was kept before the vault's key changed (`vault passwd`/`rekey`), or it was modified",
         )
     })?;
-    if old.header().generation != expected {
-        return Err(Error::damaged(format!(
-            "{} is generation {}, not the generation {expected} that was recorded",
-            earlier.display(),
-            old.header().generation
-        ))
-        .with_hint("it was replaced since; nothing was changed"));
-    }
+    expect_generation(&old, expected, "it was replaced since; nothing was changed")?;
     // The current file: trusted only if it authenticates. Missing, not a
     // vault, or failing its check with the key: set aside below (never
     // unlinked). Any other failure to read it (I/O, a signal) stops here.
@@ -841,6 +834,20 @@ enum Storage {
     Inline,
 }
 
+/// Refuses `file` (authenticated) unless its header says generation
+/// `expected`: the one a record names.
+fn expect_generation(file: &VaultFile, expected: u64, hint: &str) -> Result<()> {
+    let generation = file.header().generation;
+    if generation != expected {
+        return Err(Error::damaged(format!(
+            "{} is generation {generation}, not the generation {expected} that was recorded",
+            file.path.display()
+        ))
+        .with_hint(hint));
+    }
+    Ok(())
+}
+
 /// Copies the vault file `src` (authenticated with `key`, at generation
 /// `expected`) to `dest` as a file that stands alone: every file of the
 /// state inline, none in a blob store, which `dest`'s directory does not
@@ -850,14 +857,11 @@ enum Storage {
 pub fn copy_standalone(src: &Path, key: &DataKey, expected: u64, dest: &Path) -> Result<()> {
     let from = VaultFile::open(src)?;
     from.authenticate(key)?;
-    if from.header().generation != expected {
-        return Err(Error::damaged(format!(
-            "{} is generation {}, not {expected}",
-            src.display(),
-            from.header().generation
-        ))
-        .with_hint("it was replaced meanwhile; nothing was copied"));
-    }
+    expect_generation(
+        &from,
+        expected,
+        "it was replaced meanwhile; nothing was copied",
+    )?;
     let header = Header {
         payload_salt: crypto::random_array(),
         ..from.header().clone()

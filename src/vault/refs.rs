@@ -171,10 +171,12 @@ enum Reading {
     Header,
     /// Bytes of an ordinary entry's content and padding still to copy.
     Copy(u64),
-    /// A reference being read back: file bytes left, then the file's
-    /// padding to write and the reference's padding to skip.
+    /// A reference being read back: file bytes left, of them the ones
+    /// whose block was not asked for yet, then the file's padding to write
+    /// and the reference's padding to skip.
     Blocks {
         left: u64,
+        unasked: u64,
         pad: u64,
         skip: u64,
     },
@@ -186,7 +188,7 @@ enum Reading {
 /// A version 4 payload as ordinary tar: references become regular files.
 pub struct Rehydrate<R> {
     input: R,
-    blobs: blobs::Reader,
+    blobs: Fetcher,
     out: Zeroizing<Vec<u8>>,
     pos: usize,
     state: Reading,
@@ -197,7 +199,7 @@ impl<R: Read> Rehydrate<R> {
     pub fn new(input: R, blobs: blobs::Reader) -> Self {
         Rehydrate {
             input,
-            blobs,
+            blobs: Fetcher::new(blobs),
             out: Zeroizing::new(Vec::new()),
             pos: 0,
             state: Reading::Header,
@@ -234,6 +236,7 @@ impl<R: Read> Rehydrate<R> {
                         ));
                         self.state = Reading::Blocks {
                             left: file,
+                            unasked: file,
                             pad: padding(file),
                             skip: padding(size),
                         };
@@ -264,13 +267,23 @@ impl<R: Read> Rehydrate<R> {
                     self.state = Reading::Copy(left - n as u64);
                     return Ok(());
                 }
-                Reading::Blocks { left, pad, skip } if left > 0 => {
-                    let mut id = [0u8; ID_LEN];
-                    self.input.read_exact(&mut id)?;
-                    let len = left.min(BLOCK as u64);
-                    self.out = self.blobs.read(&id, len as usize)?;
+                Reading::Blocks {
+                    left,
+                    mut unasked,
+                    pad,
+                    skip,
+                } if left > 0 => {
+                    while unasked > 0 && self.blobs.in_flight < AHEAD {
+                        let mut id = [0u8; ID_LEN];
+                        self.input.read_exact(&mut id)?;
+                        let len = unasked.min(BLOCK as u64);
+                        self.blobs.ask(id, len as usize)?;
+                        unasked -= len;
+                    }
+                    self.out = self.blobs.take()?;
                     self.state = Reading::Blocks {
-                        left: left - len,
+                        left: left - self.out.len() as u64,
+                        unasked,
                         pad,
                         skip,
                     };
@@ -286,6 +299,88 @@ impl<R: Read> Rehydrate<R> {
                 }
             }
         }
+    }
+}
+
+/// Blocks asked for ahead of the one being read back.
+const AHEAD: usize = 4;
+
+/// Reads blocks ahead, on threads of their own (one per core, two at
+/// most), in the order asked: the reader authenticates and decompresses
+/// the next blocks while the one before is written or checked.
+struct Fetcher {
+    /// Until the threads start (at the first block asked for).
+    blobs: Option<blobs::Reader>,
+    lanes: Vec<Lane>,
+    asked: usize,
+    taken: usize,
+    in_flight: usize,
+}
+
+/// One reading thread: asked in turn, answering in the order asked.
+struct Lane {
+    ask: std::sync::mpsc::SyncSender<(BlobId, usize)>,
+    answer: std::sync::mpsc::Receiver<io::Result<Zeroizing<Vec<u8>>>>,
+}
+
+impl Fetcher {
+    fn new(blobs: blobs::Reader) -> Self {
+        Fetcher {
+            blobs: Some(blobs),
+            lanes: Vec::new(),
+            asked: 0,
+            taken: 0,
+            in_flight: 0,
+        }
+    }
+
+    fn start(&mut self) -> io::Result<()> {
+        let Some(first) = self.blobs.take() else {
+            return Ok(());
+        };
+        let count = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+        let mut readers = vec![first];
+        while readers.len() < count {
+            readers.push(readers[0].another());
+        }
+        for mut reader in readers {
+            let (ask, asked) = std::sync::mpsc::sync_channel::<(BlobId, usize)>(AHEAD);
+            let (answered, answer) = std::sync::mpsc::sync_channel(AHEAD);
+            // Ends when the reader is dropped (no more asks) or gone.
+            std::thread::Builder::new()
+                .name("blob-reader".into())
+                .spawn(move || {
+                    while let Ok((id, len)) = asked.recv() {
+                        if answered.send(reader.read(&id, len)).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            self.lanes.push(Lane { ask, answer });
+        }
+        Ok(())
+    }
+
+    fn ask(&mut self, id: BlobId, len: usize) -> io::Result<()> {
+        self.start()?;
+        let lane = &self.lanes[self.asked % self.lanes.len()];
+        lane.ask
+            .send((id, len))
+            .map_err(|_| io::Error::other("a blob reader stopped"))?;
+        self.asked += 1;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    fn take(&mut self) -> io::Result<Zeroizing<Vec<u8>>> {
+        let lane = &self.lanes[self.taken % self.lanes.len()];
+        let block = lane
+            .answer
+            .recv()
+            .map_err(|_| io::Error::other("a blob reader stopped"))?;
+        self.taken += 1;
+        self.in_flight -= 1;
+        block
     }
 }
 

@@ -873,3 +873,16 @@ pub fn placeholder_of(listed: &serde_json::Value, name: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// `safeclaw --json vault generations VAULT`, parsed.
+pub fn generations_json(vault: &Path) -> serde_json::Value {
+    let out = safeclaw()
+        .args(["--json", "vault", "generations"])
+        .arg(vault)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
