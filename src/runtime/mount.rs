@@ -91,15 +91,6 @@ fn container_user(vault_dir: &Path, vault: &Path) -> Result<(u32, u32)> {
     // The blob stores and their blobs (docs/vault-format.md, "Blobs"):
     // the guard reads them and adds to them. Anything but a directory and
     // regular files of one name in it is skipped, never followed.
-    for store in crate::vault::blobs::stores_in(&vault_dir) {
-        if private_fs::chown_nofollow(&store.path, Kind::Dir, id, id)? {
-            for blob in
-                std::fs::read_dir(&store.path).map_err(|e| Error::io("reading", &store.path, e))?
-            {
-                let blob = blob.map_err(|e| Error::io("reading", &store.path, e))?;
-                private_fs::chown_nofollow(&blob.path(), Kind::File, id, id)?;
-            }
-        }
-    }
+    crate::vault::blobs::hand_over(&vault_dir, id, id)?;
     Ok((id, id))
 }

@@ -808,6 +808,9 @@ pub fn classify_read_error(e: io::Error, context: &str) -> Error {
             return Error::damaged(format!("the vault is damaged or was modified: {s}"))
                 .with_hint("restore the vault from a backup; this file cannot be trusted");
         }
+        if let Some(f) = inner.downcast_ref::<super::blobs::ThreadFailure>() {
+            return Error::failure(format!("the vault could not be read or written: {f}"));
+        }
         if let Some(b) = inner.downcast_ref::<super::blobs::BlobError>() {
             return Error::damaged(format!("the vault is damaged or was modified: {b}"))
                 .with_hint(super::blobs::DAMAGE_HINT);

@@ -74,6 +74,24 @@ fn damaged(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, BlobError(what))
 }
 
+/// A failure of this machine while blocks were sealed or read on threads
+/// of their own (no thread, a full disk, a panic): never damage, so no
+/// caller takes the file for damaged (`vault rekey` deletes those).
+#[derive(Debug)]
+pub struct ThreadFailure(pub String);
+
+impl std::fmt::Display for ThreadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ThreadFailure {}
+
+pub(crate) fn thread_failure(what: impl std::fmt::Display) -> io::Error {
+    io::Error::other(ThreadFailure(what.to_string()))
+}
+
 /// The hint of every error about a blob or the store, which `vault
 /// passwd`/`rekey` tell apart from damage to a file itself (a missing
 /// store is no reason to delete a kept generation).
@@ -169,7 +187,16 @@ fn read_blob(
     if plain.len() != len {
         return Err(damaged(format!("blob {name} does not hold its size")));
     }
-    trust(id, Stamp::of(&st));
+    // A change time this close to now may be shared by a later write in
+    // the same clock tick (coarse timestamps): such a file is read again
+    // next time rather than trusted.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    #[allow(clippy::unnecessary_cast)]
+    if (st.st_ctime as i64) < now - 2 {
+        trust(id, Stamp::of(&st));
+    }
     Ok(plain)
 }
 
@@ -385,16 +412,17 @@ impl Writer {
     /// store's directory: before the archive that references them is
     /// renamed into place.
     pub fn commit(&mut self) -> Result<()> {
-        self.committed = true;
         if let Some(sealers) = self.sealers.take() {
             sealers
                 .finish()
                 .map_err(|e| Error::io("writing the blob store", &self.path, e))?;
         }
         let Some(dir) = self.dir.as_deref() else {
+            self.committed = true;
             return Ok(());
         };
         if self.pending.is_empty() {
+            self.committed = true;
             return Ok(());
         }
         let io_err =
@@ -402,14 +430,14 @@ impl Writer {
         rustix::fs::syncfs(dir).map_err(io_err)?;
         for (temp, id) in std::mem::take(&mut self.pending) {
             let name = crate::private_fs::hex(&id);
+            // Not trusted from here: the container could have rewritten the
+            // temporary meanwhile. The next seal authenticates it once.
             rustix::fs::renameat(dir, temp.as_str(), dir, name.as_str()).map_err(io_err)?;
-            // After the rename, which changes the change time.
-            let st = rustix::fs::statat(dir, name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(io_err)?;
-            trust(&id, Stamp::of(&st));
         }
         rustix::fs::fsync(dir).map_err(io_err)?;
-        crate::private_fs::sync_dir(&self.vault_dir)
+        crate::private_fs::sync_dir(&self.vault_dir)?;
+        self.committed = true;
+        Ok(())
     }
 }
 
@@ -440,11 +468,13 @@ struct Job {
 
 /// Threads that compress, encrypt and write new blocks (one per core, two
 /// at most), fed over a short channel, so memory stays at a few blocks.
-/// The first error any of them meets is kept and stops the seal.
+/// The first error any of them meets is kept and stops the seal. Without
+/// a thread (a process limit), blocks are sealed on the caller's.
 struct Sealers {
     jobs: Option<std::sync::mpsc::SyncSender<Job>>,
     threads: Vec<std::thread::JoinHandle<()>>,
     failed: Arc<Mutex<Option<io::Error>>>,
+    inline: Option<(Arc<OwnedFd>, BlobKeys, zstd::bulk::Compressor<'static>)>,
 }
 
 impl Sealers {
@@ -453,38 +483,61 @@ impl Sealers {
         let rx = Arc::new(Mutex::new(rx));
         let failed = Arc::new(Mutex::new(None));
         let count = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
-        let threads = (0..count)
+        let threads: Vec<_> = (0..count)
             .filter_map(|_| {
                 let (rx, dir, keys, failed) =
                     (rx.clone(), dir.clone(), keys.clone(), failed.clone());
                 std::thread::Builder::new()
                     .name("blob-sealer".into())
-                    .spawn(move || loop {
-                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok(job) = job else { return };
-                        if let Err(e) = seal_blob(&dir, &keys, &job) {
-                            failed
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .get_or_insert(e);
+                    .spawn(move || {
+                        let mut zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+                        loop {
+                            let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                            let Ok(job) = job else { return };
+                            let sealed = match zstd.as_mut() {
+                                Some(zstd) => seal_blob(&dir, &keys, zstd, &job),
+                                None => Err(thread_failure("zstd could not start")),
+                            };
+                            if let Err(e) = sealed {
+                                failed
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .get_or_insert(e);
+                            }
                         }
                     })
                     .ok()
             })
             .collect();
+        let inline = match threads.is_empty() {
+            true => zstd::bulk::Compressor::new(ZSTD_LEVEL)
+                .ok()
+                .map(|zstd| (dir, keys.clone(), zstd)),
+            false => None,
+        };
         Sealers {
             jobs: Some(tx),
             threads,
             failed,
+            inline,
         }
     }
 
     fn send(&mut self, job: Job) -> io::Result<()> {
-        if let Some(e) = self.failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            return Err(e);
+        if let Some((dir, keys, zstd)) = self.inline.as_mut() {
+            return seal_blob(dir, keys, zstd, &job);
+        }
+        // The error stays for `finish`: a caller that retries still fails.
+        if let Some(e) = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            return Err(thread_failure(format!("sealing a block: {e}")));
         }
         let sent = self.jobs.as_ref().and_then(|tx| tx.send(job).ok());
-        sent.ok_or_else(|| io::Error::other("the blob sealers stopped"))
+        sent.ok_or_else(|| thread_failure("the threads that seal blocks stopped"))
     }
 
     /// Waits for every block sent to be written; the first error, if any.
@@ -498,15 +551,20 @@ impl Sealers {
             .fold(false, |a, p| a | p);
         match self.failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
             Some(e) => Err(e),
-            None if panicked => Err(io::Error::other("a blob sealer failed")),
+            None if panicked => Err(thread_failure("a thread that seals blocks failed")),
             None => Ok(()),
         }
     }
 }
 
 /// Compresses, encrypts and writes one new block to its temporary.
-fn seal_blob(dir: &OwnedFd, keys: &BlobKeys, job: &Job) -> io::Result<()> {
-    let compressed = Zeroizing::new(zstd::bulk::compress(&job.block, ZSTD_LEVEL)?);
+fn seal_blob(
+    dir: &OwnedFd,
+    keys: &BlobKeys,
+    zstd: &mut zstd::bulk::Compressor<'static>,
+    job: &Job,
+) -> io::Result<()> {
+    let compressed = Zeroizing::new(zstd.compress(&job.block)?);
     let sealed = keys.seal(&job.id, &compressed);
     let fd = rustix::fs::openat(
         dir,
@@ -515,6 +573,53 @@ fn seal_blob(dir: &OwnedFd, keys: &BlobKeys, job: &Job) -> io::Result<()> {
         Mode::from_raw_mode(0o600),
     )?;
     io::Write::write_all(&mut std::fs::File::from(fd), &sealed)
+}
+
+/// Hands every blob store in `vault_dir` and the blobs in it to
+/// `uid:gid` (a root `start`, for the container's user), through
+/// descriptors only: each store opened without following a link, each
+/// blob opened relative to it without following one, and given only if
+/// it is a regular file with one name. Nothing is looked up by path below
+/// `vault_dir`, which the container can write.
+pub fn hand_over(vault_dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    let err = |e: io::Error| Error::io("handing over the blob store in", vault_dir, e);
+    let entries = std::fs::read_dir(vault_dir).map_err(err)?;
+    for entry in entries {
+        let name = entry
+            .map_err(err)?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if !is_store_name(&name) {
+            continue;
+        }
+        let Ok(store) = open_store_dir(vault_dir, &name) else {
+            continue;
+        };
+        let chown =
+            |fd: OwnedFd| std::os::unix::fs::fchown(std::fs::File::from(fd), Some(uid), Some(gid));
+        chown(store.try_clone().map_err(err)?).map_err(err)?;
+        each_entry(&store, &mut |blob, is_file| {
+            if !is_file {
+                return Ok(());
+            }
+            let fd = rustix::fs::openat(
+                &store,
+                blob,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let st = rustix::fs::fstat(&fd)?;
+            let regular = rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::RegularFile;
+            if regular && st.st_nlink == 1 {
+                chown(fd)?;
+            }
+            Ok(())
+        })
+        .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Moves the store of `keys` from `from` (a staging directory) to `to`,
@@ -675,7 +780,6 @@ pub struct Collected {
 /// With no file left under `key` (after `vault rekey`, called with the old
 /// key), the whole store goes.
 pub fn collect_garbage(vault_dir: &Path, key: &DataKey) -> Result<Collected> {
-    use std::os::unix::fs::MetadataExt;
     let keys = key.blob_keys();
     let store = store_path(vault_dir, &keys);
     let name = keys.store_name();
@@ -707,10 +811,8 @@ pub fn collect_garbage(vault_dir: &Path, key: &DataKey) -> Result<Collected> {
         if vault.authenticate(key).is_err() {
             continue;
         }
-        let meta = entry
-            .metadata()
-            .map_err(|e| Error::io("reading", &entry.path(), e))?;
-        if !read.insert((meta.dev(), meta.ino())) {
+        // The file opened, not the name: it may have been swapped since.
+        if !read.insert(vault.identity()?) {
             continue;
         }
         files += 1;

@@ -138,6 +138,17 @@ impl VaultFile {
         &self.parsed.header
     }
 
+    /// The device and inode of the file opened (not of what its path names
+    /// now).
+    pub fn identity(&self) -> Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("reading", &self.path, e))?;
+        Ok((meta.dev(), meta.ino()))
+    }
+
     /// Encrypted payload bytes (tags included).
     pub fn payload_len(&self) -> u64 {
         self.file_len.saturating_sub(self.parsed.len as u64)

@@ -193,6 +193,9 @@ pub struct Rehydrate<R> {
     pos: usize,
     state: Reading,
     budget: Budget,
+    /// Set by an error: what was read no longer lines up, so every later
+    /// read fails too.
+    failed: bool,
 }
 
 impl<R: Read> Rehydrate<R> {
@@ -204,6 +207,7 @@ impl<R: Read> Rehydrate<R> {
             pos: 0,
             state: Reading::Header,
             budget: Budget::default(),
+            failed: false,
         }
     }
 
@@ -312,6 +316,9 @@ struct Fetcher {
     /// Until the threads start (at the first block asked for).
     blobs: Option<blobs::Reader>,
     lanes: Vec<Lane>,
+    /// Without a thread (a process limit): blocks read on the caller's,
+    /// in the order asked.
+    inline: Option<(blobs::Reader, std::collections::VecDeque<(BlobId, usize)>)>,
     asked: usize,
     taken: usize,
     in_flight: usize,
@@ -328,6 +335,7 @@ impl Fetcher {
         Fetcher {
             blobs: Some(blobs),
             lanes: Vec::new(),
+            inline: None,
             asked: 0,
             taken: 0,
             in_flight: 0,
@@ -339,15 +347,12 @@ impl Fetcher {
             return Ok(());
         };
         let count = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
-        let mut readers = vec![first];
-        while readers.len() < count {
-            readers.push(readers[0].another());
-        }
-        for mut reader in readers {
+        for _ in 0..count {
+            let mut reader = first.another();
             let (ask, asked) = std::sync::mpsc::sync_channel::<(BlobId, usize)>(AHEAD);
             let (answered, answer) = std::sync::mpsc::sync_channel(AHEAD);
             // Ends when the reader is dropped (no more asks) or gone.
-            std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name("blob-reader".into())
                 .spawn(move || {
                     while let Ok((id, len)) = asked.recv() {
@@ -355,29 +360,50 @@ impl Fetcher {
                             return;
                         }
                     }
-                })?;
-            self.lanes.push(Lane { ask, answer });
+                });
+            if spawned.is_ok() {
+                self.lanes.push(Lane { ask, answer });
+            }
+        }
+        if self.lanes.is_empty() {
+            self.inline = Some((first, std::collections::VecDeque::new()));
         }
         Ok(())
     }
 
     fn ask(&mut self, id: BlobId, len: usize) -> io::Result<()> {
         self.start()?;
-        let lane = &self.lanes[self.asked % self.lanes.len()];
-        lane.ask
-            .send((id, len))
-            .map_err(|_| io::Error::other("a blob reader stopped"))?;
+        if let Some((_, queue)) = self.inline.as_mut() {
+            queue.push_back((id, len));
+        } else {
+            let lane = &self.lanes[self.asked % self.lanes.len()];
+            lane.ask
+                .send((id, len))
+                .map_err(|_| blobs::thread_failure("a thread that reads blocks stopped"))?;
+        }
         self.asked += 1;
         self.in_flight += 1;
         Ok(())
     }
 
     fn take(&mut self) -> io::Result<Zeroizing<Vec<u8>>> {
-        let lane = &self.lanes[self.taken % self.lanes.len()];
-        let block = lane
-            .answer
-            .recv()
-            .map_err(|_| io::Error::other("a blob reader stopped"))?;
+        let block = match self.inline.as_mut() {
+            Some((reader, queue)) => {
+                let (id, len) = queue
+                    .pop_front()
+                    .ok_or_else(|| blobs::thread_failure("no block was asked for"))?;
+                reader.read(&id, len)
+            }
+            None => {
+                let lane = self
+                    .lanes
+                    .get(self.taken % self.lanes.len().max(1))
+                    .ok_or_else(|| blobs::thread_failure("no block was asked for"))?;
+                lane.answer
+                    .recv()
+                    .map_err(|_| blobs::thread_failure("a thread that reads blocks stopped"))?
+            }
+        };
         self.taken += 1;
         self.in_flight -= 1;
         block
@@ -386,8 +412,17 @@ impl Fetcher {
 
 impl<R: Read> Read for Rehydrate<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the payload failed to read before",
+            ));
+        }
         if self.pos == self.out.len() {
-            self.step()?;
+            if let Err(e) = self.step() {
+                self.failed = true;
+                return Err(e);
+            }
         }
         let n = buf.len().min(self.out.len() - self.pos);
         buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
