@@ -192,9 +192,10 @@ fn read_blob(
     // next time rather than trusted.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+        .map_or(0, |d| d.as_nanos() as i128);
     #[allow(clippy::unnecessary_cast)]
-    if (st.st_ctime as i64) < now - 2 {
+    let changed = st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128;
+    if now - changed > 2_000_000_000 {
         trust(id, Stamp::of(&st));
     }
     Ok(plain)
