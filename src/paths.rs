@@ -202,9 +202,21 @@ fn exists(path: &Path) -> bool {
 /// if it is a link, not a directory, or readable by others.
 fn private_dir(dir: &Path) -> Result<()> {
     match fs::symlink_metadata(dir) {
+        // Another safeclaw (two starts at once) may make it between the
+        // look and the creation: then it is checked as found.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            crate::private_fs::create_private_dir(dir)
+            match crate::private_fs::create_private_dir(dir) {
+                Err(_) if fs::symlink_metadata(dir).is_ok() => existing_private_dir(dir),
+                made => made,
+            }
         }
+        _ => existing_private_dir(dir),
+    }
+}
+
+/// Checks a directory that exists: a directory, not a link, private.
+fn existing_private_dir(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
         Err(e) => Err(Error::io("reading", dir, e)),
         Ok(meta) if !meta.is_dir() => Err(Error::failure(format!(
             "{} is not a directory",
