@@ -449,6 +449,14 @@ fn drain(payload: &mut impl Read) -> Result<()> {
         .map_err(|e| archive::classify_read_error(e, "payload"))
 }
 
+/// Copies a payload as it is into a new one (re-sealed under another
+/// key or salt), its read errors classified.
+fn copy_payload(payload: &mut dyn Read, w: &mut dyn Write) -> Result<()> {
+    io::copy(payload, w)
+        .map(|_| ())
+        .map_err(|e| archive::classify_read_error(e, "payload"))
+}
+
 /// Header bytes including the MAC.
 fn encode_header(key: &DataKey, header: &Header) -> Result<Vec<u8>> {
     let mut bytes = format::serialize_mac_input(header)
@@ -721,11 +729,7 @@ pub fn rewrite_secrets(
     old.slots.retain(|s| !matches!(s, Slot::Secrets(_)));
     old.slots.extend(section.map(Slot::Secrets));
     let mut payload = current.payload(key, |_| {})?;
-    write_next_generation(path, key, old, keep, |w| {
-        io::copy(&mut payload, w)
-            .map(|_| ())
-            .map_err(|e| archive::classify_read_error(e, "payload"))
-    })
+    write_next_generation(path, key, old, keep, |w| copy_payload(&mut payload, w))
 }
 
 /// The version a new payload of a file at `version` is written as: with
@@ -824,11 +828,7 @@ pub fn reseal(
         new_key,
         &shape,
         || Ok(header),
-        |w| {
-            io::copy(&mut payload, w)
-                .map(|_| ())
-                .map_err(|e| archive::classify_read_error(e, "payload"))
-        },
+        |w| copy_payload(&mut payload, w),
     )?;
     Ok(Resealed {
         file,
@@ -884,11 +884,7 @@ pub fn copy_standalone(src: &Path, key: &DataKey, expected: u64, dest: &Path) ->
         key,
         &header.clone(),
         || Ok(header),
-        |w| {
-            io::copy(&mut payload, w)
-                .map(|_| ())
-                .map_err(|e| archive::classify_read_error(e, "payload"))
-        },
+        |w| copy_payload(&mut payload, w),
     )?;
     out.commit()
 }
