@@ -271,18 +271,9 @@ pub fn move_legacy_vault() -> Result<PathBuf> {
         fs::rename(&from, &to).map_err(|e| Error::io("moving", &from, e))?;
     }
     // Blob stores before the files that need them.
-    for entry in fs::read_dir(&home).map_err(|e| Error::io("reading", &home, e))? {
-        let entry = entry.map_err(|e| Error::io("reading", &home, e))?;
-        let store = entry.file_name();
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir
-            && store
-                .to_string_lossy()
-                .starts_with(crate::vault::blobs::STORE_PREFIX)
-        {
-            let to = home.join(VAULT_DIR).join(&store);
-            fs::rename(entry.path(), &to).map_err(|e| Error::io("moving", &to, e))?;
-        }
+    for store in crate::vault::blobs::store_names_in(&home) {
+        let to = home.join(VAULT_DIR).join(&store);
+        fs::rename(home.join(&store), &to).map_err(|e| Error::io("moving", &to, e))?;
     }
     fs::rename(&old, &new).map_err(|e| Error::io("moving", &old, e))?;
     crate::private_fs::sync_dir(&home.join(VAULT_DIR))?;
@@ -323,16 +314,16 @@ pub fn check_dedicated_dir_of(vault: &Path, home: Option<&Path>) -> Result<()> {
     let is_home = home
         .and_then(|h| fs::canonicalize(h).ok())
         .is_some_and(|h| h == canonical);
-    let stores = if crate::vault::blobs::stores_in(&dir).is_empty() {
-        String::new()
-    } else {
-        format!(
-            " {}",
-            dir.join(format!("{}*", crate::vault::blobs::STORE_PREFIX))
-                .display()
-        )
-    };
+    // Looked for only when there is something to say: not at every start.
     let hint = || {
+        let stores = match crate::vault::blobs::store_names_in(&dir).is_empty() {
+            true => String::new(),
+            false => format!(
+                " {}",
+                dir.join(format!("{}*", crate::vault::blobs::STORE_PREFIX))
+                    .display()
+            ),
+        };
         format!(
             "keep the vault in a directory of its own: mkdir -m 700 DIR && mv {v} {v}.g*{stores} DIR/",
             v = vault.display()

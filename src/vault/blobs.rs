@@ -651,20 +651,28 @@ pub fn is_store_name(name: &str) -> bool {
     })
 }
 
+/// The names of the blob stores in `dir`: directories (by the entry's own
+/// type, a link is not one) named as `is_store_name` says. None if `dir`
+/// cannot be read.
+pub fn store_names_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| is_store_name(name))
+        .collect()
+}
+
 /// The blob stores in `dir` and what they hold on disk, for `vault
 /// generations` and the hand-over to the container: directories named so,
 /// opened without following a link, their regular files counted (by
 /// `fstatat` without following). Read without a key, so not authenticated.
 pub fn stores_in(dir: &Path) -> Vec<StoreUsage> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
     let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !is_store_name(&name) {
-            continue;
-        }
+    for name in store_names_in(dir) {
         let Ok(store) = open_store_dir(dir, &name) else {
             continue;
         };
@@ -679,7 +687,7 @@ pub fn stores_in(dir: &Path) -> Vec<StoreUsage> {
         });
         if counted.is_ok() {
             found.push(StoreUsage {
-                path: entry.path(),
+                path: dir.join(&name),
                 blocks,
                 bytes,
             });
@@ -691,15 +699,9 @@ pub fn stores_in(dir: &Path) -> Vec<StoreUsage> {
 
 /// Removes every blob store in `dir` (a staging directory being dropped).
 pub fn remove_stores_in(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir && is_store_name(&entry.file_name().to_string_lossy()) {
-            // std's remove_dir_all does not follow links inside.
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
+    for name in store_names_in(dir) {
+        // std's remove_dir_all does not follow links inside.
+        let _ = std::fs::remove_dir_all(dir.join(name));
     }
 }
 
